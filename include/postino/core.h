@@ -1,0 +1,28 @@
+// Shard runtime primitives shared by every component that submits work to a
+// shard's io_uring ring. The shard owns the ring; a component that submits an
+// SQE owns the `completion` object whose address it stores in user_data, and
+// must keep it alive until its CQE has been dispatched.
+#pragma once
+
+#include <cstdint>
+
+struct io_uring;
+
+namespace postino::core {
+
+// Every SQE's user_data is a pointer to one of these (or 0 for ignored CQEs).
+class completion {
+ public:
+  virtual void on_complete(int result, std::uint32_t cqe_flags) = 0;
+
+ protected:
+  ~completion() = default;
+};
+
+// Dispatches one CQE to its completion. Shards call this for each CQE they reap.
+void dispatch(io_uring& ring, struct io_uring_cqe* cqe);
+
+// Returns an SQE, submitting queued ones first when the SQ ring is full.
+struct io_uring_sqe* get_sqe(io_uring& ring);
+
+}  // namespace postino::core

@@ -1,0 +1,129 @@
+// The SMTP session: a pure state machine that consumes bytes and produces
+// reply bytes and requests. It does no I/O, no hashing, no disk: whatever is
+// slow or belongs to another shard is a request the owner resolves, at once or
+// later. Buffers: the input view passed to feed() is owned by the caller and is
+// only read during the call (command lines are parsed in place; DATA text is
+// copied once, unstuffed, into the transaction's body). Output and the
+// transaction belong to the session; the owner may move the body out while
+// a commit is pending.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "postino/account.h"
+
+namespace postino::smtp {
+
+// Per-listener settings; the session keeps a reference, so it must outlive it.
+struct session_config {
+  std::string hostname = "localhost";
+  std::uint64_t max_message_size = 10485760;  // advertised as SIZE
+  bool tls_available = false;                 // advertise STARTTLS (TLS issue)
+  bare_newline_policy bare_newline = bare_newline_policy::normalize;
+  unsigned max_errors = 10;         // unknown verbs + syntax errors, then 421
+  unsigned max_auth_failures = 3;   // per connection, then 421
+};
+
+struct connection_info {
+  std::uint64_t number = 0;  // connections since start, unique across shards
+  std::string peer_ip;       // textual, as shown in the greeting
+};
+
+enum class request_kind : std::uint8_t { none, authenticate, credit_check, commit };
+
+struct auth_request {
+  std::string username;
+  std::string password;
+};
+
+struct auth_result {
+  enum class outcome : std::uint8_t { ok, invalid, temporary_failure } result;
+  account_settings account;     // valid when ok
+  credit_units available = 0;   // credit still available, for the 235 line
+};
+
+struct credit_check_request {
+  account_id account = 0;
+  credit_units amount = 0;      // price of one segment to this recipient
+};
+
+struct credit_check_result {
+  credit_units available = 0;   // the account's available credit now
+};
+
+enum class originator_kind : std::uint8_t { alphanumeric, numeric, numeric_long };
+
+// One mail transaction. The session fills it; at end of DATA it is handed to
+// the owner through the commit request.
+struct transaction {
+  account_id account = 0;
+  std::string originator;               // the sender that goes out
+  originator_kind originator_type = originator_kind::numeric;
+  std::vector<std::string> recipients;  // E.164 with '+', distinct, in order
+  std::string body;                     // unstuffed text, CRLF line ends, no terminator
+  credit_units price = 0;               // what the commit must debit, all or nothing
+  std::uint32_t segments = 1;
+};
+
+struct commit_result {
+  enum class outcome : std::uint8_t { accepted, insufficient_credit, local_error } result;
+  std::string queue_id;         // when accepted
+  credit_units need = 0;        // when insufficient_credit
+  credit_units available = 0;   // when insufficient_credit
+};
+
+enum class timer_kind : std::uint8_t { command, data };
+
+class session {
+ public:
+  // `preauthenticated` is set for an `auth = "none"` listener's account.
+  session(const session_config& config, connection_info conn,
+          const account_settings* preauthenticated = nullptr);
+  ~session();
+  session(const session&) = delete;
+  session& operator=(const session&) = delete;
+
+  // Writes the 220 greeting to output().
+  void start();
+
+  // Consumes bytes from `input` and returns how many it took. It stops early
+  // when a request becomes pending or the session is closing; the caller
+  // keeps the rest and feeds it again after resolving the request.
+  std::size_t feed(std::string_view input);
+
+  request_kind pending() const;
+  const auth_request& pending_auth() const;
+  const credit_check_request& pending_credit_check() const;
+  transaction& pending_commit();
+
+  void resolve(const auth_result& r);
+  void resolve(const credit_check_result& r);
+  void resolve(const commit_result& r);
+
+  // Replies produced so far, in order. The owner sends them and clears it.
+  std::string& output();
+  // True once the session wants the connection closed after output is sent.
+  bool closing() const;
+
+  // The timer that applies now, and what to do when it fires.
+  timer_kind current_timer() const;
+  void on_timeout();
+  // Server shutdown: idle sessions get 421 4.3.2 now; a transaction in DATA
+  // or waiting for its commit finishes first and then gets the 421.
+  void on_shutdown();
+
+  // Counters the owner may export.
+  bool authenticated() const;
+  std::uint64_t messages_accepted() const;
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace postino::smtp

@@ -1,0 +1,90 @@
+// The journal: each shard's append-only, group-committed log of accepted
+// messages (with their debit) and, later, top-ups, refunds and account changes.
+// Files live in <data_dir>/journal-<shard>/segment-<first sequence, hex>.log,
+// preallocated. Buffers: append() takes the transaction by move and keeps it
+// (its body is written straight from it with writev, never copied again) until
+// the group holding it completes; small header fields are encoded into a
+// per-group staging buffer owned by the journal.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "postino/account.h"
+#include "postino/smtp.h"
+
+struct io_uring;
+
+namespace postino::spool {
+
+enum class record_type : std::uint8_t {
+  message = 1,    // an accepted transaction and its debit
+  top_up = 2,     // credit added to an account
+  refund = 3,     // credit given back (delivery failure)
+  seal = 4,       // a segment ends at `offset`: nothing after it is valid
+};
+
+// One record as recovery sees it. For `message`, tx is filled; for top_up and
+// refund, account and amount; for seal, sealed_segment and offset.
+struct record {
+  record_type type = record_type::message;
+  std::uint64_t sequence = 0;
+  std::uint64_t unix_ms = 0;
+  smtp::transaction tx;
+  account_id account = 0;
+  credit_units amount = 0;
+  std::uint64_t sealed_segment = 0;
+  std::uint64_t offset = 0;
+};
+
+struct journal_options {
+  std::string dir;                         // this shard's journal directory
+  unsigned node_id = 0;                    // 0-255, part of queue ids
+  unsigned shard_id = 0;                   // 0-255, part of queue ids
+  std::uint64_t segment_bytes = 64u << 20; // preallocated size of a segment
+};
+
+// Told when the group holding a record completes. ok=false: the write or the
+// fdatasync failed, the record is not durable and must not be acknowledged.
+class append_waiter {
+ public:
+  virtual void on_durable(bool ok) = 0;
+
+ protected:
+  ~append_waiter() = default;
+};
+
+// "NNSSQQQQQQQQQQQQ": node, shard and the record's sequence, upper-case hex.
+std::string format_queue_id(unsigned node_id, unsigned shard_id, std::uint64_t sequence);
+
+class journal {
+ public:
+  // Opens (creating if needed) the directory and recovers: every complete
+  // record is passed to `visit` in order; a torn final record of the newest
+  // segment is cut; any other damage fails with the file and offset in `error`.
+  static std::unique_ptr<journal> open(const journal_options& options,
+                                       const std::function<void(const record&)>& visit,
+                                       std::string& error);
+  virtual ~journal() = default;
+
+  // Must be called once, on the owning shard's thread, before append().
+  virtual void attach(io_uring& ring) = 0;
+
+  // Queues a message record; returns its queue id now. `waiter` is told when
+  // the group holding it is durable or failed; it must stay alive until then.
+  virtual std::string append_message(smtp::transaction&& tx, append_waiter* waiter) = 0;
+  virtual void append_credit(record_type type, account_id account, credit_units amount,
+                             append_waiter* waiter) = 0;
+
+  // Records waiting or in flight; the shard waits for zero before exiting.
+  virtual std::size_t pending() const = 0;
+
+  // Counters for metrics and tests.
+  virtual std::uint64_t groups_committed() const = 0;
+  virtual std::uint64_t durable_offset() const = 0;  // of the current segment
+};
+
+}  // namespace postino::spool
