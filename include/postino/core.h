@@ -7,6 +7,8 @@
 #include <cstdint>
 
 struct io_uring;
+struct io_uring_cqe;
+struct io_uring_sqe;
 
 namespace postino::core {
 
@@ -20,9 +22,9 @@ class completion {
 };
 
 // Dispatches one CQE to its completion. Shards call this for each CQE they reap.
-void dispatch(io_uring& ring, struct io_uring_cqe* cqe);
+void dispatch(io_uring& ring, io_uring_cqe* cqe);
 
 // Returns an SQE, submitting queued ones first when the SQ ring is full.
-struct io_uring_sqe* get_sqe(io_uring& ring);
+io_uring_sqe* get_sqe(io_uring& ring);
 
 }  // namespace postino::core

@@ -53,6 +53,10 @@ class account_store {
   bool update_settings(const account_settings& settings);
 
   int schema_version();
+  // Why the last call failed (SQLite's text, or the refused value); empty
+  // after a success, so a nullopt from find_* with an empty error means
+  // "no such account" rather than "the database failed".
+  const std::string& last_error() const;
 
  private:
   struct impl;
@@ -68,6 +72,9 @@ bool verify_password(std::string_view encoded, std::string_view password);
 // postino-ctl refuses to write the database while another process holds it.
 class database_lock {
  public:
+  database_lock() = default;
+  database_lock(const database_lock&) = delete;
+  database_lock& operator=(const database_lock&) = delete;
   // Tries to take the lock on `db_path` + ".lock"; false if another holds it.
   bool try_acquire(const std::string& db_path);
   bool held() const { return fd_ >= 0; }

@@ -1,0 +1,397 @@
+// postino-ctl: the offline administration tool for postino's account store
+// (accounts, passwords, status, credit). It opens postino.db directly; every
+// write first takes the database lock the gateway holds for its lifetime, so
+// it refuses to write under a running gateway (live changes belong to the
+// admin endpoint), while reads work alongside it thanks to SQLite's WAL mode.
+// Exit codes: 0 done, 1 usage or operational error, 2 no such account or a
+// conflict (duplicate name, credit out of range), 3 the gateway holds the lock.
+// Everything it touches is its own: command-line strings and account copies.
+#include <sys/stat.h>
+
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "postino/config.h"
+#include "postino/credit.h"
+
+namespace {
+
+using postino::account_settings;
+using postino::account_status;
+using postino::credit::account_store;
+using postino::credit::database_lock;
+using postino::credit::stored_account;
+
+constexpr int exit_ok = 0;
+constexpr int exit_usage = 1;
+constexpr int exit_not_found = 2;
+constexpr int exit_locked = 3;
+
+// Thrown with the exit code and message; caught only in main.
+struct ctl_error {
+  int code;
+  std::string message;
+};
+
+[[noreturn]] void fail(int code, std::string message) { throw ctl_error{code, std::move(message)}; }
+
+enum class command {
+  none,
+  account_add,
+  account_list,
+  account_show,
+  account_password,
+  account_suspend,
+  account_resume,
+  credit_add
+};
+
+struct options {
+  command cmd = command::none;
+  std::string database, data_dir, config;
+  std::string account;   // <user|id>
+  std::string password;
+  long long credit = 0;
+  long long amount = 0;
+  std::string default_originator;
+  std::string allowed_originators;
+  unsigned max_recipients = 1000;
+  std::string default_country;
+  long long unit_price = 1;
+};
+
+bool file_exists(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+std::string read_text_file(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) fail(exit_usage, "cannot read " + path + ": " + std::strerror(errno));
+  std::string text;
+  char buf[8192];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
+  std::fclose(f);
+  return text;
+}
+
+// The same default as the gateway: <data_dir>/postino.db, data_dir
+// ./postino-data; a gateway config file (-c) supplies both when given.
+std::string database_path(const options& o) {
+  if (!o.database.empty()) return o.database;
+  std::string data_dir = "./postino-data";
+  std::string database;
+  if (!o.config.empty()) {
+    std::string error;
+    auto cfg = postino::parse_config_text(read_text_file(o.config), o.config, error);
+    if (!cfg) fail(exit_usage, error);
+    data_dir = cfg->data_dir;
+    database = cfg->database;
+  }
+  if (!o.data_dir.empty()) return o.data_dir + (o.data_dir.ends_with('/') ? "" : "/") + "postino.db";
+  if (!database.empty()) return database;
+  return data_dir + "/postino.db";
+}
+
+std::unique_ptr<account_store> open_store(const std::string& db, bool create) {
+  if (!create && !file_exists(db))
+    fail(exit_usage, "no database at " + db + " (use --database, --data-dir or -c)");
+  std::string error;
+  auto store = account_store::open(db, error);
+  if (!store) fail(exit_usage, error);
+  return store;
+}
+
+void take_lock(database_lock& lock, const std::string& db) {
+  if (lock.try_acquire(db)) return;
+  if (errno == EWOULDBLOCK)
+    fail(exit_locked, "the gateway is running and holds " + db +
+                          ".lock; stop it first (live changes come with the admin endpoint)");
+  fail(exit_usage, "cannot lock " + db + ".lock: " + std::strerror(errno));
+}
+
+bool all_digits(const std::string& s) {
+  return !s.empty() && s.size() <= 19 && std::all_of(s.begin(), s.end(), [](unsigned char c) {
+    return c >= '0' && c <= '9';
+  });
+}
+
+// A username first; only when none matches, a number is taken as an id.
+stored_account resolve(account_store& store, const std::string& who) {
+  auto a = store.find_by_username(who);
+  if (!a && store.last_error().empty() && all_digits(who))
+    a = store.find_by_id(std::stoull(who));
+  if (a) return *a;
+  if (!store.last_error().empty()) fail(exit_usage, store.last_error());
+  fail(exit_not_found, "no account '" + who + "'");
+}
+
+std::string password_argument(const std::string& p) {
+  if (p != "-") {
+    if (p.empty()) fail(exit_usage, "the password must not be empty");
+    return p;
+  }
+  std::string line;
+  if (!std::getline(std::cin, line)) fail(exit_usage, "no password on standard input");
+  while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
+  if (line.empty()) fail(exit_usage, "the password must not be empty");
+  return line;
+}
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    auto comma = text.find(',', start);
+    auto item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (item.empty()) fail(exit_usage, "--allowed-originators: empty item in '" + text + "'");
+    out.push_back(item);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
+std::string join(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& s : items) out += (out.empty() ? "" : ",") + s;
+  return out;
+}
+
+int account_add(const options& o) {
+  account_settings s;
+  s.username = o.account;
+  if (!o.default_originator.empty()) s.default_originator = o.default_originator;
+  if (!o.allowed_originators.empty()) s.allowed_originators = split_list(o.allowed_originators);
+  if (!s.default_originator.empty() && !s.allowed_originators.empty() &&
+      std::find(s.allowed_originators.begin(), s.allowed_originators.end(),
+                s.default_originator) == s.allowed_originators.end())
+    fail(exit_usage, "the default originator '" + s.default_originator +
+                         "' is not among the allowed originators");
+  s.max_recipients = o.max_recipients;
+  if (!o.default_country.empty()) {
+    std::string c = o.default_country;
+    if (c.size() != 2 || !std::isalpha(static_cast<unsigned char>(c[0])) ||
+        !std::isalpha(static_cast<unsigned char>(c[1])))
+      fail(exit_usage, "--default-country: '" + c + "' is not an ISO 3166 alpha-2 code");
+    for (auto& ch : c) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    s.default_country = c;
+  }
+  s.unit_price = o.unit_price;
+  const std::string password = password_argument(o.password);
+
+  const std::string db = database_path(o);
+  std::error_code ec;
+  auto parent = std::filesystem::path(db).parent_path();
+  if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+  if (ec) fail(exit_usage, "cannot create " + parent.string() + ": " + ec.message());
+  database_lock lock;
+  take_lock(lock, db);
+  auto store = open_store(db, true);
+  std::string error;
+  auto id = store->add(s, password, o.credit, error);
+  if (id == 0) {
+    bool exists = store->find_by_username(s.username).has_value();
+    fail(exists ? exit_not_found : exit_usage, error);
+  }
+  std::printf("account %s added with id %llu\n", s.username.c_str(),
+              static_cast<unsigned long long>(id));
+  return exit_ok;
+}
+
+int account_list(const options& o) {
+  auto store = open_store(database_path(o), false);
+  auto accounts = store->list();
+  if (!store->last_error().empty()) fail(exit_usage, store->last_error());
+  std::vector<std::vector<std::string>> rows = {
+      {"ID", "USERNAME", "STATUS", "CREDIT", "UNIT PRICE", "DEFAULT ORIGINATOR"}};
+  for (const auto& a : accounts)
+    rows.push_back({std::to_string(a.settings.id), a.settings.username,
+                    postino::status_name(a.settings.status), std::to_string(a.credit_checkpoint),
+                    std::to_string(a.settings.unit_price), a.settings.default_originator});
+  std::vector<std::size_t> width(rows[0].size(), 0);
+  for (const auto& r : rows)
+    for (std::size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], r[i].size());
+  const bool numeric[] = {true, false, false, true, true, false};
+  for (const auto& r : rows) {
+    std::string line;
+    for (std::size_t i = 0; i < r.size(); ++i) {
+      std::string pad(width[i] - r[i].size(), ' ');
+      if (i > 0) line += "  ";
+      line += numeric[i] ? pad + r[i] : r[i] + pad;
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    std::printf("%s\n", line.c_str());
+  }
+  return exit_ok;
+}
+
+int account_show(const options& o) {
+  auto store = open_store(database_path(o), false);
+  auto a = resolve(*store, o.account);
+  const auto& s = a.settings;
+  std::printf("id: %llu\n", static_cast<unsigned long long>(s.id));
+  std::printf("username: %s\n", s.username.c_str());
+  std::printf("status: %s\n", postino::status_name(s.status));
+  std::printf("credit: %lld\n", static_cast<long long>(a.credit_checkpoint));
+  std::printf("default originator: %s\n",
+              s.default_originator.empty() ? "(none)" : s.default_originator.c_str());
+  std::printf("allowed originators: %s\n",
+              s.allowed_originators.empty() ? "(any)" : join(s.allowed_originators).c_str());
+  std::printf("max recipients: %u\n", s.max_recipients);
+  std::printf("default country: %s\n",
+              s.default_country.empty() ? "(none)" : s.default_country.c_str());
+  std::printf("unit price: %lld\n", static_cast<long long>(s.unit_price));
+  return exit_ok;
+}
+
+// Lock, open an existing database, find the account: the start of every
+// write but `account add`.
+struct write_context {
+  database_lock lock;
+  std::unique_ptr<account_store> store;
+  stored_account account;
+};
+
+void begin_write(write_context& w, const options& o) {
+  const std::string db = database_path(o);
+  if (!file_exists(db)) fail(exit_usage, "no database at " + db + " (use --database, --data-dir or -c)");
+  take_lock(w.lock, db);
+  w.store = open_store(db, false);
+  w.account = resolve(*w.store, o.account);
+}
+
+int account_password(const options& o) {
+  const std::string password = password_argument(o.password);
+  write_context w;
+  begin_write(w, o);
+  if (!w.store->set_password(w.account.settings.id, password))
+    fail(exit_usage, "cannot change the password: " + w.store->last_error());
+  std::printf("password of %s changed\n", w.account.settings.username.c_str());
+  return exit_ok;
+}
+
+int account_set_status(const options& o, account_status status) {
+  write_context w;
+  begin_write(w, o);
+  if (!w.store->set_status(w.account.settings.id, status))
+    fail(exit_usage, "cannot change the status: " + w.store->last_error());
+  std::printf("account %s %s\n", w.account.settings.username.c_str(),
+              status == account_status::active ? "resumed" : "suspended");
+  return exit_ok;
+}
+
+int credit_add(const options& o) {
+  if (o.amount <= 0) fail(exit_usage, "the amount must be a positive number");
+  write_context w;
+  begin_write(w, o);
+  if (!w.store->add_credit(w.account.settings.id, o.amount))
+    fail(exit_not_found, "cannot add credit to " + w.account.settings.username + ": " +
+                             w.store->last_error());
+  auto after = w.store->find_by_id(w.account.settings.id);
+  std::printf("credit of %s is now %lld\n", w.account.settings.username.c_str(),
+              static_cast<long long>(after ? after->credit_checkpoint : 0));
+  return exit_ok;
+}
+
+int run(const options& o) {
+  switch (o.cmd) {
+    case command::account_add: return account_add(o);
+    case command::account_list: return account_list(o);
+    case command::account_show: return account_show(o);
+    case command::account_password: return account_password(o);
+    case command::account_suspend: return account_set_status(o, account_status::suspended);
+    case command::account_resume: return account_set_status(o, account_status::active);
+    case command::credit_add: return credit_add(o);
+    case command::none: break;
+  }
+  fail(exit_usage, "no command given (try --help)");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  options o;
+  CLI::App app{"postino-ctl: manage postino accounts and credit", "postino-ctl"};
+  app.require_subcommand(1);
+  app.fallthrough();
+  auto* o_db = app.add_option("--database", o.database,
+                              "SQLite database (default ./postino-data/postino.db)");
+  auto* o_dir = app.add_option("--data-dir", o.data_dir, "gateway data directory (uses DIR/postino.db)");
+  o_db->excludes(o_dir);
+  app.add_option("-c,--config", o.config, "read data_dir/database from the gateway's TOML file");
+
+  auto* account = app.add_subcommand("account", "add, list, show and change accounts");
+  account->require_subcommand(1);
+  auto* credit = app.add_subcommand("credit", "change an account's credit");
+  credit->require_subcommand(1);
+
+  auto set = [&o](command c) { return [&o, c] { o.cmd = c; }; };
+
+  auto* add = account->add_subcommand("add", "create an account");
+  add->add_option("user", o.account, "username")->required();
+  add->add_option("--password", o.password, "password ('-' reads one line from stdin)")->required();
+  add->add_option("--credit", o.credit, "initial credit")->check(CLI::NonNegativeNumber);
+  add->add_option("--default-originator", o.default_originator,
+                  "sender used when the message names none");
+  add->add_option("--allowed-originators", o.allowed_originators,
+                  "comma-separated senders the account may use (default: any)");
+  add->add_option("--max-recipients", o.max_recipients, "recipients per message (default 1000)")
+      ->check(CLI::Range(1u, 1000000u));
+  add->add_option("--default-country", o.default_country,
+                  "ISO 3166 alpha-2 country for national numbers, e.g. IT");
+  add->add_option("--unit-price", o.unit_price, "credit per SMS segment (default 1)")
+      ->check(CLI::NonNegativeNumber);
+  add->callback(set(command::account_add));
+
+  account->add_subcommand("list", "list accounts")->callback(set(command::account_list));
+
+  auto* show = account->add_subcommand("show", "show one account");
+  show->add_option("account", o.account, "username or id")->required();
+  show->callback(set(command::account_show));
+
+  auto* password = account->add_subcommand("password", "change an account's password");
+  password->add_option("account", o.account, "username or id")->required();
+  password->add_option("--password", o.password, "new password ('-' reads one line from stdin)")
+      ->required();
+  password->callback(set(command::account_password));
+
+  auto* suspend = account->add_subcommand("suspend", "suspend an account");
+  suspend->add_option("account", o.account, "username or id")->required();
+  suspend->callback(set(command::account_suspend));
+
+  auto* resume = account->add_subcommand("resume", "resume a suspended account");
+  resume->add_option("account", o.account, "username or id")->required();
+  resume->callback(set(command::account_resume));
+
+  auto* credit_add_cmd = credit->add_subcommand("add", "add credit to an account");
+  credit_add_cmd->add_option("account", o.account, "username or id")->required();
+  credit_add_cmd->add_option("amount", o.amount, "credit to add (positive)")->required();
+  credit_add_cmd->callback(set(command::credit_add));
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "postino-ctl: %s\nRun with --help for more information.\n", e.what());
+    return exit_usage;
+  }
+  try {
+    return run(o);
+  } catch (const ctl_error& e) {
+    std::fprintf(stderr, "postino-ctl: %s\n", e.message.c_str());
+    return e.code;
+  }
+}

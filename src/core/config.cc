@@ -1,0 +1,443 @@
+// Loads the gateway configuration: a TOML file read with toml++, then the
+// command-line flags (CLI11) on top. Runs once on the main thread before any
+// shard starts; the gateway_config it returns is owned by the caller and only
+// read afterwards. The file is strict: an unknown key, a wrong type or an
+// out-of-range value is an error naming the file, the line and the key, since
+// a typo silently ignored ("max_mesage_size") is worse than a refusal.
+// Exceptions are used inside this file for the first error found and never
+// leave it: the public functions return nullopt with the message.
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <toml++/toml.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <set>
+#include <string_view>
+
+#include "postino/config.h"
+
+namespace postino {
+namespace {
+
+struct config_error {
+  std::string message;
+};
+
+// What the file said about a listener's hostname, kept until the global
+// hostname is final (a --hostname flag must reach listeners without their own).
+struct parse_state {
+  gateway_config config;
+  bool hostname_set = false;
+  std::vector<std::optional<std::string>> listener_hostnames;
+};
+
+const char* type_name(toml::node_type t) {
+  switch (t) {
+    case toml::node_type::table: return "a table";
+    case toml::node_type::array: return "an array";
+    case toml::node_type::string: return "a string";
+    case toml::node_type::integer: return "an integer";
+    case toml::node_type::floating_point: return "a float";
+    case toml::node_type::boolean: return "a boolean";
+    case toml::node_type::date: return "a date";
+    case toml::node_type::time: return "a time";
+    case toml::node_type::date_time: return "a date-time";
+    default: return "nothing";
+  }
+}
+
+// Textual form of an IP literal, canonicalised, or nullopt when it is not one.
+std::optional<std::string> canonical_ip(const std::string& text) {
+  unsigned char buf[sizeof(in6_addr)];
+  char out[INET6_ADDRSTRLEN];
+  if (inet_pton(AF_INET, text.c_str(), buf) == 1)
+    return std::string(inet_ntop(AF_INET, buf, out, sizeof out));
+  if (inet_pton(AF_INET6, text.c_str(), buf) == 1)
+    return std::string(inet_ntop(AF_INET6, buf, out, sizeof out));
+  return std::nullopt;
+}
+
+bool is_loopback(const std::string& text) {
+  in_addr v4;
+  in6_addr v6;
+  if (inet_pton(AF_INET, text.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  if (inet_pton(AF_INET6, text.c_str(), &v6) == 1) return IN6_IS_ADDR_LOOPBACK(&v6);
+  return false;
+}
+
+// The hostname goes into the 220 greeting and the EHLO reply verbatim.
+bool valid_hostname(std::string_view h) {
+  if (h.empty() || h.size() > 255) return false;
+  for (unsigned char c : h)
+    if (c <= 0x20 || c >= 0x7f) return false;
+  return true;
+}
+
+std::string system_hostname() {
+  char buf[HOST_NAME_MAX + 1] = {};
+  if (gethostname(buf, sizeof buf - 1) != 0 || !valid_hostname(buf)) return "localhost";
+  return buf;
+}
+
+// Reads one table of the file against a fixed set of keys.
+class toml_reader {
+ public:
+  explicit toml_reader(std::string source) : source_(std::move(source)) {}
+
+  [[noreturn]] void fail(const toml::source_region& where, std::string_view path,
+                         const std::string& what) const {
+    throw config_error{source_ + ":" + std::to_string(where.begin.line) + ": " +
+                       std::string(path) + ": " + what};
+  }
+
+  // Refuses the first key (by line) that `known` does not list.
+  void check_keys(const toml::table& t, std::string_view prefix,
+                  std::initializer_list<std::string_view> known) const {
+    const toml::key* first = nullptr;
+    for (const auto& [k, v] : t) {
+      bool ok = false;
+      for (auto name : known) ok = ok || k.str() == name;
+      if (!ok && (first == nullptr || k.source().begin.line < first->source().begin.line))
+        first = &k;
+    }
+    if (first != nullptr)
+      throw config_error{source_ + ":" + std::to_string(first->source().begin.line) +
+                         ": unknown key '" + std::string(prefix) + std::string(first->str()) +
+                         "'"};
+  }
+
+  std::int64_t integer(const toml::node& n, std::string_view path, std::int64_t lo,
+                       std::int64_t hi) const {
+    if (!n.is_integer())
+      fail(n.source(), path, std::string("expected an integer, got ") + type_name(n.type()));
+    std::int64_t v = n.as_integer()->get();
+    if (v < lo || v > hi)
+      fail(n.source(), path,
+           std::to_string(v) + " is out of range " + std::to_string(lo) + ".." +
+               std::to_string(hi));
+    return v;
+  }
+
+  std::string string(const toml::node& n, std::string_view path) const {
+    if (!n.is_string())
+      fail(n.source(), path, std::string("expected a string, got ") + type_name(n.type()));
+    return n.as_string()->get();
+  }
+
+  bool boolean(const toml::node& n, std::string_view path) const {
+    if (!n.is_boolean())
+      fail(n.source(), path, std::string("expected a boolean, got ") + type_name(n.type()));
+    return n.as_boolean()->get();
+  }
+
+  const toml::table& table(const toml::node& n, std::string_view path) const {
+    if (!n.is_table())
+      fail(n.source(), path, std::string("expected a table, got ") + type_name(n.type()));
+    return *n.as_table();
+  }
+
+  std::string address(const toml::node& n, std::string_view path) const {
+    std::string a = string(n, path);
+    if (!canonical_ip(a)) fail(n.source(), path, "'" + a + "' is not an IPv4 or IPv6 address");
+    return a;
+  }
+
+  std::string hostname(const toml::node& n, std::string_view path) const {
+    std::string h = string(n, path);
+    if (!valid_hostname(h))
+      fail(n.source(), path, "'" + h + "' is not a usable hostname (1-255 printable characters, no spaces)");
+    return h;
+  }
+
+  std::string nonempty(const toml::node& n, std::string_view path) const {
+    std::string s = string(n, path);
+    if (s.empty()) fail(n.source(), path, "must not be empty");
+    return s;
+  }
+
+ private:
+  std::string source_;
+};
+
+void read_listener(const toml_reader& r, const toml::table& t, std::size_t index,
+                   parse_state& st) {
+  const std::string prefix = "listener[" + std::to_string(index) + "].";
+  r.check_keys(t, prefix,
+               {"address", "port", "auth", "account", "max_message_size", "bare_newline",
+                "max_errors", "max_auth_failures", "hostname"});
+  listener_config l;
+  std::optional<std::string> hostname;
+  const toml::node* auth_node = nullptr;
+  for (const auto& [k, v] : t) {
+    const std::string path = prefix + std::string(k.str());
+    const auto& key = k.str();
+    if (key == "address") {
+      l.address = r.address(v, path);
+    } else if (key == "port") {
+      l.port = static_cast<std::uint16_t>(r.integer(v, path, 0, 65535));
+    } else if (key == "auth") {
+      std::string a = r.string(v, path);
+      if (a != "required" && a != "none")
+        r.fail(v.source(), path, "'" + a + "' is not one of \"required\", \"none\"");
+      l.auth_required = a == "required";
+      auth_node = &v;
+    } else if (key == "account") {
+      l.account = r.nonempty(v, path);
+    } else if (key == "max_message_size") {
+      l.session.max_message_size = static_cast<std::uint64_t>(r.integer(v, path, 1, UINT32_MAX));
+    } else if (key == "bare_newline") {
+      std::string b = r.string(v, path);
+      if (b != "normalize" && b != "reject")
+        r.fail(v.source(), path, "'" + b + "' is not one of \"normalize\", \"reject\"");
+      l.session.bare_newline =
+          b == "reject" ? bare_newline_policy::reject : bare_newline_policy::normalize;
+    } else if (key == "max_errors") {
+      l.session.max_errors = static_cast<unsigned>(r.integer(v, path, 1, 1000));
+    } else if (key == "max_auth_failures") {
+      l.session.max_auth_failures = static_cast<unsigned>(r.integer(v, path, 1, 100));
+    } else if (key == "hostname") {
+      hostname = r.hostname(v, path);
+    }
+  }
+  if (!l.auth_required) {
+    // An unauthenticated listener spends an account's credit for anyone who
+    // can connect, so it is only allowed where only this machine can.
+    const auto& where = auth_node->source();
+    if (l.account.empty())
+      r.fail(where, prefix + "auth", "auth = \"none\" needs `account` (the account to charge)");
+    if (!is_loopback(l.address))
+      r.fail(where, prefix + "auth",
+             "auth = \"none\" is only allowed on a loopback address (127.0.0.0/8 or ::1), not " +
+                 l.address);
+  }
+  st.config.listeners.push_back(std::move(l));
+  st.listener_hostnames.push_back(std::move(hostname));
+}
+
+void read_document(const toml_reader& r, const toml::table& doc, parse_state& st) {
+  r.check_keys(doc, "",
+               {"hostname", "shards", "node_id", "data_dir", "database", "idle_timeout",
+                "data_timeout", "shutdown_grace", "auth_workers", "auth_queue",
+                "create_demo_account", "ports_file", "admin", "journal", "listener"});
+  gateway_config& c = st.config;
+  for (const auto& [k, v] : doc) {
+    const std::string key(k.str());
+    if (key == "hostname") {
+      c.hostname = r.hostname(v, key);
+      st.hostname_set = true;
+    } else if (key == "shards") {
+      c.shards = static_cast<unsigned>(r.integer(v, key, 0, 256));
+    } else if (key == "node_id") {
+      c.node_id = static_cast<unsigned>(r.integer(v, key, 0, 255));
+    } else if (key == "data_dir") {
+      c.data_dir = r.nonempty(v, key);
+    } else if (key == "database") {
+      c.database = r.string(v, key);
+    } else if (key == "idle_timeout") {
+      c.idle_timeout_s = static_cast<unsigned>(r.integer(v, key, 1, 86400));
+    } else if (key == "data_timeout") {
+      c.data_timeout_s = static_cast<unsigned>(r.integer(v, key, 1, 86400));
+    } else if (key == "shutdown_grace") {
+      c.shutdown_grace_s = static_cast<unsigned>(r.integer(v, key, 0, 3600));
+    } else if (key == "auth_workers") {
+      c.auth_workers = static_cast<unsigned>(r.integer(v, key, 1, 64));
+    } else if (key == "auth_queue") {
+      c.auth_queue = static_cast<std::size_t>(r.integer(v, key, 1, 1 << 24));
+    } else if (key == "create_demo_account") {
+      c.create_demo_account = r.boolean(v, key);
+    } else if (key == "ports_file") {
+      c.ports_file = r.string(v, key);
+    } else if (key == "admin") {
+      const auto& t = r.table(v, key);
+      r.check_keys(t, "admin.", {"address", "port"});
+      if (auto* n = t.get("address")) c.admin_address = r.address(*n, "admin.address");
+      if (auto* n = t.get("port"))
+        c.admin_port = static_cast<std::uint16_t>(r.integer(*n, "admin.port", 0, 65535));
+    } else if (key == "journal") {
+      const auto& t = r.table(v, key);
+      r.check_keys(t, "journal.", {"segment_bytes"});
+      if (auto* n = t.get("segment_bytes"))
+        c.journal_segment_bytes =
+            static_cast<std::uint64_t>(r.integer(*n, "journal.segment_bytes", 1 << 20, 1ll << 40));
+    } else if (key == "listener") {
+      const toml::array* arr = v.as_array();
+      if (arr == nullptr || !arr->is_array_of_tables())
+        r.fail(v.source(), key, "expected an array of tables ([[listener]])");
+      for (std::size_t i = 0; i < arr->size(); ++i)
+        read_listener(r, *arr->get(i)->as_table(), i, st);
+    }
+  }
+}
+
+void parse_text_into(const std::string& text, const std::string& source, parse_state& st) {
+  toml::table doc;
+  try {
+    doc = toml::parse(text, source);
+  } catch (const toml::parse_error& e) {
+    throw config_error{source + ":" + std::to_string(e.source().begin.line) + ":" +
+                       std::to_string(e.source().begin.column) + ": " +
+                       std::string(e.description())};
+  }
+  read_document(toml_reader(source), doc, st);
+}
+
+std::string read_file(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr)
+    throw config_error{"cannot read configuration " + path + ": " + std::strerror(errno)};
+  std::string text;
+  char buf[8192];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
+  int err = std::ferror(f) ? errno : 0;
+  std::fclose(f);
+  if (err != 0)
+    throw config_error{"cannot read configuration " + path + ": " + std::strerror(err)};
+  return text;
+}
+
+// Fills what depends on other settings, once the file and flags are both in.
+void finalize(parse_state& st) {
+  gateway_config& c = st.config;
+  if (!st.hostname_set) c.hostname = system_hostname();
+  if (c.database.empty())
+    c.database = c.data_dir + (c.data_dir.ends_with('/') ? "" : "/") + "postino.db";
+  if (c.listeners.empty()) {
+    c.listeners.emplace_back();
+    st.listener_hostnames.assign(1, std::nullopt);
+  }
+  std::set<std::pair<std::string, std::uint16_t>> seen;
+  for (std::size_t i = 0; i < c.listeners.size(); ++i) {
+    auto& l = c.listeners[i];
+    l.session.hostname = st.listener_hostnames[i].value_or(c.hostname);
+    // Port 0 asks for an ephemeral port, so several of those never collide.
+    if (l.port != 0 && !seen.emplace(*canonical_ip(l.address), l.port).second)
+      throw config_error{"listener[" + std::to_string(i) + "]: " + l.address + " port " +
+                         std::to_string(l.port) + " is configured twice"};
+  }
+}
+
+// "ADDR:PORT", with IPv6 written "[ADDR]:PORT".
+listener_config parse_listen_flag(const std::string& text) {
+  auto bad = [&](const std::string& why) {
+    return config_error{"--listen " + text + ": " + why};
+  };
+  std::string addr, port;
+  if (!text.empty() && text.front() == '[') {
+    auto close = text.find("]:");
+    if (close == std::string::npos) throw bad("expected [IPV6]:PORT");
+    addr = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+  } else {
+    auto colon = text.rfind(':');
+    if (colon == std::string::npos) throw bad("expected ADDR:PORT");
+    addr = text.substr(0, colon);
+    port = text.substr(colon + 1);
+    if (addr.find(':') != std::string::npos) throw bad("write an IPv6 address as [ADDR]:PORT");
+  }
+  if (!canonical_ip(addr)) throw bad("'" + addr + "' is not an IPv4 or IPv6 address");
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoul(port) > 65535)
+    throw bad("the port must be a number 0..65535");
+  listener_config l;
+  l.address = addr;
+  l.port = static_cast<std::uint16_t>(std::stoul(port));
+  return l;
+}
+
+}  // namespace
+
+std::optional<gateway_config> parse_config_text(const std::string& toml_text,
+                                                const std::string& source_name,
+                                                std::string& error) {
+  parse_state st;
+  try {
+    parse_text_into(toml_text, source_name, st);
+    finalize(st);
+  } catch (const config_error& e) {
+    error = e.message;
+    return std::nullopt;
+  }
+  return std::move(st.config);
+}
+
+// On --help the help text goes to stdout here, `error` stays empty and
+// exit_code is 0. Bad flags and bad files both give exit_code 2.
+std::optional<gateway_config> load_config(int argc, char** argv, std::string& error,
+                                          int& exit_code) {
+  CLI::App app{"postino: SMTP-to-SMS/MMS gateway", "postino"};
+  std::string config_path, data_dir, database, hostname, ports_file;
+  std::vector<std::string> listen;
+  unsigned shards = 0, node_id = 0;
+  std::uint16_t admin_port = 0;
+  app.add_option("-c,--config", config_path, "TOML configuration file");
+  auto* o_data_dir = app.add_option("--data-dir", data_dir, "data directory (journals, database)");
+  auto* o_database = app.add_option("--database", database, "SQLite database (default <data-dir>/postino.db)");
+  auto* o_shards = app.add_option("--shards", shards, "shard threads (0: one per core)")
+                       ->check(CLI::Range(0u, 256u));
+  auto* o_hostname = app.add_option("--hostname", hostname, "name in the greeting and EHLO reply");
+  auto* o_listen = app.add_option("--listen", listen,
+                                  "ADDR:PORT of an auth-required listener ([ADDR]:PORT for IPv6); "
+                                  "repeatable; replaces the configured listeners")
+                       ->allow_extra_args(false);
+  auto* o_ports_file = app.add_option("--ports-file", ports_file, "write the bound ports here");
+  auto* o_admin_port = app.add_option("--admin-port", admin_port, "admin endpoint port (0: none)")
+                           ->check(CLI::Range(0, 65535));
+  auto* o_node_id = app.add_option("--node-id", node_id, "node number 0..255, unique per cluster")
+                        ->check(CLI::Range(0u, 255u));
+  exit_code = 0;
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    std::cout << app.help();
+    error.clear();
+    return std::nullopt;
+  } catch (const CLI::ParseError& e) {
+    error = e.what();
+    exit_code = 2;
+    return std::nullopt;
+  }
+
+  parse_state st;
+  try {
+    if (!config_path.empty()) parse_text_into(read_file(config_path), config_path, st);
+    gateway_config& c = st.config;
+    if (o_data_dir->count() > 0) {
+      if (data_dir.empty()) throw config_error{"--data-dir: must not be empty"};
+      c.data_dir = data_dir;
+    }
+    if (o_database->count() > 0) c.database = database;
+    if (o_shards->count() > 0) c.shards = shards;
+    if (o_hostname->count() > 0) {
+      if (!valid_hostname(hostname))
+        throw config_error{"--hostname: '" + hostname + "' is not a usable hostname"};
+      c.hostname = hostname;
+      st.hostname_set = true;
+    }
+    if (o_listen->count() > 0) {
+      c.listeners.clear();
+      st.listener_hostnames.clear();
+      for (const auto& text : listen) {
+        c.listeners.push_back(parse_listen_flag(text));
+        st.listener_hostnames.emplace_back();
+      }
+    }
+    if (o_ports_file->count() > 0) c.ports_file = ports_file;
+    if (o_admin_port->count() > 0) c.admin_port = admin_port;
+    if (o_node_id->count() > 0) c.node_id = node_id;
+    finalize(st);
+  } catch (const config_error& e) {
+    error = e.message;
+    exit_code = 2;
+    return std::nullopt;
+  }
+  return std::move(st.config);
+}
+
+}  // namespace postino

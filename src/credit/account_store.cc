@@ -1,0 +1,531 @@
+// The SQLite account store (postino.db): accounts with their Argon2id hashes,
+// settings, and the credit checkpoint column. One sqlite3 connection per
+// object, used by one thread at a time; its prepared statements are prepared
+// once on open and reset after every use. The schema is versioned by the
+// schema_version table and migrated forward on open, each migration in its
+// own IMMEDIATE transaction so that two processes opening a fresh database do
+// not both apply it. Strings passed in are read only; rows are copied out
+// into stored_account values owned by the caller.
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <array>
+#include <climits>
+#include <cstdio>
+#include <exception>
+#include <limits>
+
+#include "postino/credit.h"
+
+namespace postino::credit {
+namespace {
+
+// Forward migrations, applied in order. A new schema change is one more entry
+// here with the next version; never edit an entry that has shipped.
+struct migration {
+  int version;
+  const char* sql;
+};
+
+constexpr migration migrations[] = {
+    {1, R"sql(
+CREATE TABLE accounts (
+  id                    INTEGER PRIMARY KEY,
+  username              TEXT    NOT NULL UNIQUE,
+  password_hash         TEXT    NOT NULL,
+  status                TEXT    NOT NULL DEFAULT 'active'
+                                CHECK (status IN ('active', 'suspended')),
+  default_originator    TEXT    NOT NULL DEFAULT '',
+  allowed_originators   TEXT    NOT NULL DEFAULT '',   -- comma-separated
+  max_recipients        INTEGER NOT NULL DEFAULT 1000 CHECK (max_recipients > 0),
+  default_country       TEXT    NOT NULL DEFAULT '',
+  unit_price            INTEGER NOT NULL DEFAULT 1 CHECK (unit_price >= 0),
+  credit                INTEGER NOT NULL DEFAULT 0,    -- checkpoint; the journal is the truth
+  credential_generation INTEGER NOT NULL DEFAULT 0,
+  created_at            TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
+);
+CREATE TABLE settings (
+  key   TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+) WITHOUT ROWID;
+)sql"},
+};
+
+constexpr int latest_version = migrations[std::size(migrations) - 1].version;
+
+constexpr const char* account_columns =
+    "id, username, password_hash, status, default_originator, allowed_originators, "
+    "max_recipients, default_country, unit_price, credit, credential_generation";
+
+enum stmt_id : std::size_t {
+  s_by_username,
+  s_by_id,
+  s_list,
+  s_insert,
+  s_set_password,
+  s_set_status,
+  s_get_credit,
+  s_set_credit,
+  s_update,
+  s_begin,
+  s_commit,
+  s_rollback,
+  s_count
+};
+
+std::string select_sql(const char* where) {
+  return std::string("SELECT ") + account_columns + " FROM accounts " + where;
+}
+
+const char* status_text(account_status s) {
+  return s == account_status::active ? "active" : "suspended";
+}
+
+std::string join(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& s : items) {
+    if (!out.empty()) out += ',';
+    out += s;
+  }
+  return out;
+}
+
+std::vector<std::string> split(std::string_view text) {
+  std::vector<std::string> out;
+  while (!text.empty()) {
+    auto comma = text.find(',');
+    auto item = text.substr(0, comma);
+    if (!item.empty()) out.emplace_back(item);
+    if (comma == std::string_view::npos) break;
+    text.remove_prefix(comma + 1);
+  }
+  return out;
+}
+
+std::string column_text(sqlite3_stmt* s, int col) {
+  auto* p = sqlite3_column_text(s, col);
+  return p == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(p),
+                                                    sqlite3_column_bytes(s, col));
+}
+
+stored_account read_row(sqlite3_stmt* s) {
+  stored_account a;
+  a.settings.id = static_cast<account_id>(sqlite3_column_int64(s, 0));
+  a.settings.username = column_text(s, 1);
+  a.password_hash = column_text(s, 2);
+  // Anything but 'active' is treated as suspended: fail closed.
+  a.settings.status =
+      column_text(s, 3) == "active" ? account_status::active : account_status::suspended;
+  a.settings.default_originator = column_text(s, 4);
+  a.settings.allowed_originators = split(column_text(s, 5));
+  a.settings.max_recipients = static_cast<std::uint32_t>(sqlite3_column_int64(s, 6));
+  a.settings.default_country = column_text(s, 7);
+  a.settings.unit_price = sqlite3_column_int64(s, 8);
+  a.credit_checkpoint = sqlite3_column_int64(s, 9);
+  a.credential_generation = static_cast<std::uint64_t>(sqlite3_column_int64(s, 10));
+  return a;
+}
+
+// Resets a cached statement however the call that used it returns.
+class stmt_use {
+ public:
+  explicit stmt_use(sqlite3_stmt* s) : s_(s) {}
+  ~stmt_use() {
+    sqlite3_reset(s_);
+    sqlite3_clear_bindings(s_);
+  }
+  stmt_use(const stmt_use&) = delete;
+  stmt_use& operator=(const stmt_use&) = delete;
+  sqlite3_stmt* get() const { return s_; }
+  void text(int i, std::string_view v) {
+    sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+  }
+  void int64(int i, std::int64_t v) { sqlite3_bind_int64(s_, i, v); }
+
+ private:
+  sqlite3_stmt* s_;
+};
+
+// Usernames arrive in SMTP AUTH: bytes, but no control characters, and the
+// '\0' of AUTH PLAIN and of the credential cache key can never be part of one.
+bool valid_username(std::string_view u) {
+  if (u.empty() || u.size() > 255) return false;
+  for (unsigned char c : u)
+    if (c < 0x20 || c == 0x7f) return false;
+  return true;
+}
+
+bool valid_originator_list(const std::vector<std::string>& list) {
+  for (const auto& o : list)
+    if (o.empty() || o.find(',') != std::string::npos) return false;
+  return true;
+}
+
+}  // namespace
+
+struct account_store::impl {
+  sqlite3* db = nullptr;
+  std::string path;
+  std::string last_error;
+  std::array<sqlite3_stmt*, s_count> stmts{};
+
+  ~impl() {
+    for (auto* s : stmts) sqlite3_finalize(s);
+    if (db != nullptr) sqlite3_close_v2(db);
+  }
+
+  bool fail(const std::string& what) {
+    last_error = what + ": " + sqlite3_errmsg(db);
+    return false;
+  }
+
+  bool exec(const char* sql) {
+    char* msg = nullptr;
+    if (sqlite3_exec(db, sql, nullptr, nullptr, &msg) != SQLITE_OK) {
+      last_error = msg != nullptr ? msg : sqlite3_errmsg(db);
+      sqlite3_free(msg);
+      return false;
+    }
+    return true;
+  }
+
+  // Runs a statement that returns at most one integer; nullopt on error.
+  std::optional<std::int64_t> query_int(const char* sql) {
+    sqlite3_stmt* s = nullptr;
+    if (sqlite3_prepare_v2(db, sql, -1, &s, nullptr) != SQLITE_OK) {
+      fail(sql);
+      return std::nullopt;
+    }
+    std::optional<std::int64_t> out;
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+      out = sqlite3_column_int64(s, 0);
+    else if (rc == SQLITE_DONE)
+      out = 0;
+    else
+      fail(sql);
+    sqlite3_finalize(s);
+    return out;
+  }
+
+  std::optional<int> current_version() {
+    auto exists = query_int(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'");
+    if (!exists) return std::nullopt;
+    if (*exists == 0) return 0;
+    auto v = query_int("SELECT coalesce(max(version), 0) FROM schema_version");
+    if (!v) return std::nullopt;
+    return static_cast<int>(*v);
+  }
+
+  bool migrate() {
+    auto version = current_version();
+    if (!version) return false;
+    if (*version > latest_version) {
+      last_error = "database schema version " + std::to_string(*version) +
+                   " is newer than this program knows (" + std::to_string(latest_version) + ")";
+      return false;
+    }
+    if (*version == latest_version) return true;  // the common case writes nothing
+    for (const auto& m : migrations) {
+      if (!exec("BEGIN IMMEDIATE")) return false;
+      // Re-read inside the write lock: another process may have migrated.
+      bool ok = exec(
+          "CREATE TABLE IF NOT EXISTS schema_version ("
+          " version INTEGER PRIMARY KEY,"
+          " applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')))");
+      auto now = ok ? current_version() : std::nullopt;
+      ok = ok && now.has_value();
+      if (ok && *now < m.version) {
+        ok = exec(m.sql) &&
+             exec(("INSERT INTO schema_version (version) VALUES (" + std::to_string(m.version) +
+                   ")").c_str());
+        if (!ok) last_error = "migration " + std::to_string(m.version) + ": " + last_error;
+      }
+      if (!ok) {
+        std::string saved = last_error;
+        exec("ROLLBACK");
+        last_error = saved;
+        return false;
+      }
+      if (!exec("COMMIT")) return false;
+    }
+    return true;
+  }
+
+  bool prepare_all() {
+    const std::string sqls[s_count] = {
+        select_sql("WHERE username = ?1"),
+        select_sql("WHERE id = ?1"),
+        select_sql("ORDER BY id"),
+        "INSERT INTO accounts (username, password_hash, status, default_originator, "
+        "allowed_originators, max_recipients, default_country, unit_price, credit) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "UPDATE accounts SET password_hash = ?1, "
+        "credential_generation = credential_generation + 1 WHERE id = ?2",
+        // Any change of status drops cached credentials: suspend must stop
+        // cached logins, and resume must not leave 'suspended' snapshots.
+        "UPDATE accounts SET credential_generation = credential_generation + (status <> ?1), "
+        "status = ?1 WHERE id = ?2",
+        "SELECT credit FROM accounts WHERE id = ?1",
+        "UPDATE accounts SET credit = ?1 WHERE id = ?2",
+        "UPDATE accounts SET "
+        "credential_generation = credential_generation + (username <> ?1 OR status <> ?2), "
+        "username = ?1, status = ?2, default_originator = ?3, allowed_originators = ?4, "
+        "max_recipients = ?5, default_country = ?6, unit_price = ?7 WHERE id = ?8",
+        "BEGIN IMMEDIATE",
+        "COMMIT",
+        "ROLLBACK",
+    };
+    for (std::size_t i = 0; i < s_count; ++i) {
+      if (sqlite3_prepare_v3(db, sqls[i].c_str(), -1, SQLITE_PREPARE_PERSISTENT, &stmts[i],
+                             nullptr) != SQLITE_OK)
+        return fail("preparing \"" + sqls[i] + "\"");
+    }
+    return true;
+  }
+
+  bool step_done(stmt_use& s, const char* what) {
+    int rc = sqlite3_step(s.get());
+    if (rc != SQLITE_DONE) return fail(what);
+    last_error.clear();
+    return true;
+  }
+
+  std::optional<stored_account> find_one(stmt_use& s) {
+    int rc = sqlite3_step(s.get());
+    if (rc == SQLITE_ROW) {
+      last_error.clear();
+      return read_row(s.get());
+    }
+    if (rc == SQLITE_DONE)
+      last_error.clear();
+    else
+      fail("account look-up");
+    return std::nullopt;
+  }
+
+  void run(stmt_id id) {
+    stmt_use s(stmts[id]);
+    sqlite3_step(s.get());
+  }
+};
+
+account_store::account_store(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
+account_store::~account_store() = default;
+
+std::unique_ptr<account_store> account_store::open(const std::string& path, std::string& error) {
+  auto p = std::make_unique<impl>();
+  p->path = path;
+  // The file holds password hashes: create it private. SQLite gives its -wal
+  // and -shm files the database's permissions.
+  if (!path.empty() && path != ":memory:" && !path.starts_with("file:")) {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) ::close(fd);
+  }
+  int rc = sqlite3_open_v2(path.c_str(), &p->db,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                           nullptr);
+  if (rc != SQLITE_OK) {
+    error = "cannot open database " + path + ": " +
+            (p->db != nullptr ? sqlite3_errmsg(p->db) : sqlite3_errstr(rc));
+    return nullptr;
+  }
+  sqlite3_extended_result_codes(p->db, 1);
+  // A gateway checkpoint and a postino-ctl read may meet; wait, don't fail.
+  sqlite3_busy_timeout(p->db, 5000);
+
+  auto bad = [&](const std::string& what) {
+    error = "database " + path + ": " + what + ": " + p->last_error;
+    return nullptr;
+  };
+  sqlite3_stmt* s = nullptr;
+  std::string mode;
+  if (sqlite3_prepare_v2(p->db, "PRAGMA journal_mode = WAL", -1, &s, nullptr) == SQLITE_OK &&
+      sqlite3_step(s) == SQLITE_ROW)
+    mode = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
+  else
+    p->last_error = sqlite3_errmsg(p->db);
+  sqlite3_finalize(s);
+  if (mode != "wal" && !(path == ":memory:" && mode == "memory")) {
+    if (!mode.empty()) p->last_error = "journal_mode is '" + mode + "'";
+    return bad("cannot enable WAL mode");
+  }
+  if (!p->exec("PRAGMA synchronous = FULL") || !p->exec("PRAGMA foreign_keys = ON"))
+    return bad("setting pragmas");
+  if (!p->migrate()) return bad("schema migration failed");
+  if (!p->prepare_all()) return bad("preparing statements");
+  p->last_error.clear();
+  return std::unique_ptr<account_store>(new account_store(std::move(p)));
+}
+
+const std::string& account_store::last_error() const { return impl_->last_error; }
+
+std::optional<stored_account> account_store::find_by_username(std::string_view username) {
+  stmt_use s(impl_->stmts[s_by_username]);
+  s.text(1, username);
+  return impl_->find_one(s);
+}
+
+std::optional<stored_account> account_store::find_by_id(account_id id) {
+  if (id > static_cast<account_id>(std::numeric_limits<std::int64_t>::max())) {
+    impl_->last_error.clear();
+    return std::nullopt;
+  }
+  stmt_use s(impl_->stmts[s_by_id]);
+  s.int64(1, static_cast<std::int64_t>(id));
+  return impl_->find_one(s);
+}
+
+std::vector<stored_account> account_store::list() {
+  std::vector<stored_account> out;
+  stmt_use s(impl_->stmts[s_list]);
+  int rc;
+  while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) out.push_back(read_row(s.get()));
+  if (rc != SQLITE_DONE)
+    impl_->fail("listing accounts");
+  else
+    impl_->last_error.clear();
+  return out;
+}
+
+account_id account_store::add(const account_settings& settings, std::string_view password,
+                              credit_units credit, std::string& error) {
+  auto refuse = [&](std::string why) {
+    error = std::move(why);
+    impl_->last_error = error;
+    return account_id{0};
+  };
+  if (!valid_username(settings.username))
+    return refuse("invalid username (1 to 255 bytes, no control characters)");
+  if (password.empty()) return refuse("the password must not be empty");
+  if (credit < 0) return refuse("initial credit must not be negative");
+  if (settings.unit_price < 0) return refuse("unit price must not be negative");
+  if (settings.max_recipients == 0) return refuse("max recipients must be at least 1");
+  if (settings.default_originator.find(',') != std::string::npos ||
+      !valid_originator_list(settings.allowed_originators))
+    return refuse("originators must be non-empty and contain no comma");
+
+  std::string hash;
+  try {
+    hash = hash_password(password);
+  } catch (const std::exception& e) {
+    return refuse(e.what());
+  }
+  stmt_use s(impl_->stmts[s_insert]);
+  s.text(1, settings.username);
+  s.text(2, hash);
+  s.text(3, status_text(settings.status));
+  s.text(4, settings.default_originator);
+  s.text(5, join(settings.allowed_originators));
+  s.int64(6, settings.max_recipients);
+  s.text(7, settings.default_country);
+  s.int64(8, settings.unit_price);
+  s.int64(9, credit);
+  int rc = sqlite3_step(s.get());
+  if (rc == SQLITE_CONSTRAINT_UNIQUE)
+    return refuse("account '" + settings.username + "' already exists");
+  if (rc != SQLITE_DONE) {
+    impl_->fail("adding account '" + settings.username + "'");
+    return refuse(impl_->last_error);
+  }
+  impl_->last_error.clear();
+  return static_cast<account_id>(sqlite3_last_insert_rowid(impl_->db));
+}
+
+bool account_store::set_password(account_id id, std::string_view password) {
+  if (password.empty()) {
+    impl_->last_error = "the password must not be empty";
+    return false;
+  }
+  std::string hash;
+  try {
+    hash = hash_password(password);
+  } catch (const std::exception& e) {
+    impl_->last_error = e.what();
+    return false;
+  }
+  stmt_use s(impl_->stmts[s_set_password]);
+  s.text(1, hash);
+  s.int64(2, static_cast<std::int64_t>(id));
+  return impl_->step_done(s, "setting password") && sqlite3_changes(impl_->db) == 1;
+}
+
+bool account_store::set_status(account_id id, account_status status) {
+  stmt_use s(impl_->stmts[s_set_status]);
+  s.text(1, status_text(status));
+  s.int64(2, static_cast<std::int64_t>(id));
+  return impl_->step_done(s, "setting status") && sqlite3_changes(impl_->db) == 1;
+}
+
+// Read, check and write in one IMMEDIATE transaction: the balance must stay
+// within [0, INT64_MAX], which SQLite's own arithmetic would not guarantee
+// (it turns an overflowing sum into a REAL).
+bool account_store::add_credit(account_id id, credit_units amount) {
+  {
+    stmt_use begin(impl_->stmts[s_begin]);
+    if (!impl_->step_done(begin, "beginning credit transaction")) return false;
+  }
+  bool ok = false;
+  {
+    stmt_use get(impl_->stmts[s_get_credit]);
+    get.int64(1, static_cast<std::int64_t>(id));
+    int rc = sqlite3_step(get.get());
+    credit_units balance = 0;
+    if (rc == SQLITE_ROW) {
+      balance = sqlite3_column_int64(get.get(), 0);
+      if (__builtin_add_overflow(balance, amount, &balance) || balance < 0) {
+        impl_->last_error = "credit would leave the range 0.." +
+                            std::to_string(std::numeric_limits<credit_units>::max());
+      } else {
+        stmt_use set(impl_->stmts[s_set_credit]);
+        set.int64(1, balance);
+        set.int64(2, static_cast<std::int64_t>(id));
+        ok = impl_->step_done(set, "updating credit");
+      }
+    } else if (rc == SQLITE_DONE) {
+      impl_->last_error = "no account with id " + std::to_string(id);
+    } else {
+      impl_->fail("reading credit");
+    }
+  }
+  if (ok) {
+    stmt_use commit(impl_->stmts[s_commit]);
+    if (impl_->step_done(commit, "committing credit")) return true;
+  }
+  std::string saved = impl_->last_error;
+  impl_->run(s_rollback);
+  impl_->last_error = saved;
+  return false;
+}
+
+bool account_store::update_settings(const account_settings& settings) {
+  if (!valid_username(settings.username)) {
+    impl_->last_error = "invalid username";
+    return false;
+  }
+  if (settings.unit_price < 0 || settings.max_recipients == 0 ||
+      settings.default_originator.find(',') != std::string::npos ||
+      !valid_originator_list(settings.allowed_originators)) {
+    impl_->last_error = "invalid account settings";
+    return false;
+  }
+  stmt_use s(impl_->stmts[s_update]);
+  s.text(1, settings.username);
+  s.text(2, status_text(settings.status));
+  s.text(3, settings.default_originator);
+  s.text(4, join(settings.allowed_originators));
+  s.int64(5, settings.max_recipients);
+  s.text(6, settings.default_country);
+  s.int64(7, settings.unit_price);
+  s.int64(8, static_cast<std::int64_t>(settings.id));
+  return impl_->step_done(s, "updating account settings") && sqlite3_changes(impl_->db) == 1;
+}
+
+int account_store::schema_version() {
+  auto v = impl_->current_version();
+  return v ? *v : -1;
+}
+
+}  // namespace postino::credit
