@@ -5,6 +5,22 @@
 // (its body is written straight from it with writev, never copied again) until
 // the group holding it completes; small header fields are encoded into a
 // per-group staging buffer owned by the journal.
+// A segment's name is the journal's next sequence number when the segment was
+// created (16 hex digits), so names sort in creation order; records queued
+// before a rotation may carry lower sequences than the name.
+//
+// Test builds (POSTINO_TEST_HOOKS) read these environment variables:
+//   POSTINO_FAIL_FSYNC=<n>[@<k>]  after <k> (default 0) more successful group
+//                                 fdatasyncs in this process, the next <n>
+//                                 report EIO (the group gets on_durable(false)
+//                                 and the journal seals its segment);
+//   POSTINO_FAIL_WRITE=<n>[@<k>]  the same for the group writes;
+//   POSTINO_FSYNC_LOG=<file>      after every successful fdatasync (and when a
+//                                 segment is created or sealed) a line
+//                                 "<segment path> <durable offset>" is appended
+//                                 to <file>: a power-cut test may drop every
+//                                 byte of that segment after the last offset.
+// test_hooks::fail_next_syncs / fail_next_writes below arm the same failpoints.
 #pragma once
 
 #include <cstdint>
@@ -86,5 +102,14 @@ class journal {
   virtual std::uint64_t groups_committed() const = 0;
   virtual std::uint64_t durable_offset() const = 0;  // of the current segment
 };
+
+#ifdef POSTINO_TEST_HOOKS
+namespace test_hooks {
+// The next `count` group fdatasyncs (writes) of any journal in this process
+// report EIO, after `after` more successful ones.
+void fail_next_syncs(unsigned count, unsigned after = 0);
+void fail_next_writes(unsigned count, unsigned after = 0);
+}  // namespace test_hooks
+#endif
 
 }  // namespace postino::spool

@@ -1,0 +1,275 @@
+// Encoding, checking and decoding of journal records (format in
+// record_codec.h) and the SSE4.2 CRC32C they are protected by. Encoders only
+// append to the caller's staging string and read the transaction (its body is
+// read for the CRC, never copied); decoders only read the caller's bytes and
+// copy what they return into the caller's record.
+#include "record_codec.h"
+
+#include <nmmintrin.h>
+
+#include <bit>
+#include <cstring>
+
+namespace postino::spool::codec {
+namespace {
+
+static_assert(std::endian::native == std::endian::little,
+              "the journal format is little-endian and written with memcpy");
+
+constexpr std::size_t crc_field = 12;
+constexpr std::size_t crc_covered_after = 16;
+
+template <typename T>
+void put(std::string& out, T value) {
+  char bytes[sizeof(T)];
+  std::memcpy(bytes, &value, sizeof(T));
+  out.append(bytes, sizeof(T));
+}
+
+void put_string(std::string& out, std::string_view s) {
+  put<std::uint32_t>(out, static_cast<std::uint32_t>(s.size()));
+  out.append(s);
+}
+
+template <typename T>
+T get(const std::uint8_t* p) {
+  T value;
+  std::memcpy(&value, p, sizeof(T));
+  return value;
+}
+
+// Writes the header for a payload of `length` bytes, leaving the CRC zero;
+// returns the header's position in `out`.
+std::size_t put_header(std::string& out, record_type type, std::uint32_t length,
+                       std::uint64_t sequence, std::uint64_t unix_ms, std::uint64_t group_offset) {
+  std::size_t start = out.size();
+  put<std::uint32_t>(out, record_magic);
+  put<std::uint8_t>(out, record_version);
+  put<std::uint8_t>(out, static_cast<std::uint8_t>(type));
+  put<std::uint16_t>(out, 0);
+  put<std::uint32_t>(out, length);
+  put<std::uint32_t>(out, 0);
+  put<std::uint64_t>(out, sequence);
+  put<std::uint64_t>(out, unix_ms);
+  put<std::uint64_t>(out, group_offset);
+  return start;
+}
+
+// CRC over the covered header bytes and `tail` more bytes of `out` after the
+// header, extended by `extra` (the body kept outside the staging buffer).
+void seal_crc(std::string& out, std::size_t start, std::string_view extra) {
+  const char* h = out.data() + start;
+  std::uint32_t crc = crc32c_extend(0, h + 4, crc_field - 4);
+  crc = crc32c_extend(crc, h + crc_covered_after, out.size() - start - crc_covered_after);
+  crc = crc32c_extend(crc, extra.data(), extra.size());
+  std::memcpy(out.data() + start + crc_field, &crc, sizeof crc);
+}
+
+std::size_t message_payload_prefix(const smtp::transaction& tx) {
+  std::size_t n = 8 + 8 + 4 + 1 + 4 + tx.originator.size() + 4;
+  for (const auto& r : tx.recipients) n += 4 + r.size();
+  return n + 4;  // body length
+}
+
+bool valid_type(std::uint8_t t) {
+  return t >= static_cast<std::uint8_t>(record_type::message) &&
+         t <= static_cast<std::uint8_t>(record_type::seal);
+}
+
+// Bounded reader over a payload.
+struct reader {
+  const std::uint8_t* p;
+  std::size_t left;
+  bool ok = true;
+
+  template <typename T>
+  T take() {
+    if (left < sizeof(T)) {
+      ok = false;
+      return T{};
+    }
+    T v = get<T>(p);
+    p += sizeof(T);
+    left -= sizeof(T);
+    return v;
+  }
+  std::string take_string() {
+    auto n = take<std::uint32_t>();
+    if (!ok || left < n) {
+      ok = false;
+      return {};
+    }
+    std::string s(reinterpret_cast<const char*>(p), n);
+    p += n;
+    left -= n;
+    return s;
+  }
+};
+
+}  // namespace
+
+std::uint32_t crc32c_extend(std::uint32_t crc, const void* data, std::size_t size) {
+  auto p = static_cast<const std::uint8_t*>(data);
+  std::uint64_t c = ~crc;
+  while (size >= 8) {
+    c = _mm_crc32_u64(c, get<std::uint64_t>(p));
+    p += 8;
+    size -= 8;
+  }
+  auto c32 = static_cast<std::uint32_t>(c);
+  while (size > 0) {
+    c32 = _mm_crc32_u8(c32, *p++);
+    --size;
+  }
+  return ~c32;
+}
+
+std::size_t message_size(const smtp::transaction& tx) {
+  return header_size + message_payload_prefix(tx) + tx.body.size();
+}
+
+void encode_message(std::string& out, std::uint64_t sequence, std::uint64_t unix_ms,
+                    std::uint64_t group_offset, const smtp::transaction& tx) {
+  auto length = static_cast<std::uint32_t>(message_payload_prefix(tx) + tx.body.size());
+  std::size_t start =
+      put_header(out, record_type::message, length, sequence, unix_ms, group_offset);
+  put<std::uint64_t>(out, tx.account);
+  put<std::int64_t>(out, tx.price);
+  put<std::uint32_t>(out, tx.segments);
+  put<std::uint8_t>(out, static_cast<std::uint8_t>(tx.originator_type));
+  put_string(out, tx.originator);
+  put<std::uint32_t>(out, static_cast<std::uint32_t>(tx.recipients.size()));
+  for (const auto& r : tx.recipients) put_string(out, r);
+  put<std::uint32_t>(out, static_cast<std::uint32_t>(tx.body.size()));
+  seal_crc(out, start, tx.body);
+}
+
+void encode_credit(std::string& out, record_type type, std::uint64_t sequence,
+                   std::uint64_t unix_ms, std::uint64_t group_offset, account_id account,
+                   credit_units amount) {
+  std::size_t start = put_header(out, type, 16, sequence, unix_ms, group_offset);
+  put<std::uint64_t>(out, account);
+  put<std::int64_t>(out, amount);
+  seal_crc(out, start, {});
+}
+
+void encode_seal(std::string& out, std::uint64_t sequence, std::uint64_t unix_ms,
+                 std::uint64_t group_offset, std::uint64_t sealed_segment, std::uint64_t offset) {
+  std::size_t start = put_header(out, record_type::seal, 16, sequence, unix_ms, group_offset);
+  put<std::uint64_t>(out, sealed_segment);
+  put<std::uint64_t>(out, offset);
+  seal_crc(out, start, {});
+}
+
+std::string encode_record(const record& r, std::uint64_t group_offset) {
+  std::string out;
+  switch (r.type) {
+    case record_type::message:
+      encode_message(out, r.sequence, r.unix_ms, group_offset, r.tx);
+      out.append(r.tx.body);
+      break;
+    case record_type::top_up:
+    case record_type::refund:
+      encode_credit(out, r.type, r.sequence, r.unix_ms, group_offset, r.account, r.amount);
+      break;
+    case record_type::seal:
+      encode_seal(out, r.sequence, r.unix_ms, group_offset, r.sealed_segment, r.offset);
+      break;
+  }
+  return out;
+}
+
+const char* describe(check_result r) {
+  switch (r) {
+    case check_result::ok: return "ok";
+    case check_result::zero: return "zero header";
+    case check_result::truncated: return "record runs past the end of the segment";
+    case check_result::bad_magic: return "bad magic";
+    case check_result::bad_version: return "unsupported record version";
+    case check_result::bad_type: return "unknown record type";
+    case check_result::bad_crc: return "checksum mismatch";
+  }
+  return "?";
+}
+
+check_result check_record(const std::uint8_t* data, std::size_t available, header& h) {
+  if (available < header_size) {
+    for (std::size_t i = 0; i < available; ++i)
+      if (data[i] != 0) return check_result::truncated;
+    return check_result::zero;
+  }
+  h.magic = get<std::uint32_t>(data);
+  h.version = data[4];
+  h.type = data[5];
+  h.flags = get<std::uint16_t>(data + 6);
+  h.length = get<std::uint32_t>(data + 8);
+  h.crc = get<std::uint32_t>(data + crc_field);
+  h.sequence = get<std::uint64_t>(data + 16);
+  h.unix_ms = get<std::uint64_t>(data + 24);
+  h.group_offset = get<std::uint64_t>(data + 32);
+  if (h.magic != record_magic) {
+    for (std::size_t i = 0; i < header_size; ++i)
+      if (data[i] != 0) return check_result::bad_magic;
+    return check_result::zero;
+  }
+  if (h.version != record_version) return check_result::bad_version;
+  if (!valid_type(h.type)) return check_result::bad_type;
+  if (h.length > available - header_size) return check_result::truncated;
+  std::uint32_t crc = crc32c_extend(0, data + 4, crc_field - 4);
+  crc = crc32c_extend(crc, data + crc_covered_after,
+                      header_size - crc_covered_after + static_cast<std::size_t>(h.length));
+  return crc == h.crc ? check_result::ok : check_result::bad_crc;
+}
+
+bool decode_record(const header& h, const std::uint8_t* payload, record& out, std::string& what) {
+  out = record{};
+  out.type = static_cast<record_type>(h.type);
+  out.sequence = h.sequence;
+  out.unix_ms = h.unix_ms;
+  reader in{payload, h.length};
+  switch (out.type) {
+    case record_type::message: {
+      out.tx.account = in.take<std::uint64_t>();
+      out.tx.price = in.take<std::int64_t>();
+      out.tx.segments = in.take<std::uint32_t>();
+      auto kind = in.take<std::uint8_t>();
+      if (kind > static_cast<std::uint8_t>(smtp::originator_kind::numeric_long)) {
+        what = "unknown originator kind";
+        return false;
+      }
+      out.tx.originator_type = static_cast<smtp::originator_kind>(kind);
+      out.tx.originator = in.take_string();
+      auto count = in.take<std::uint32_t>();
+      // Each recipient takes at least its 4-byte length: bounds the reserve.
+      if (in.ok && count <= in.left / 4) {
+        out.tx.recipients.reserve(count);
+        for (std::uint32_t i = 0; i < count && in.ok; ++i)
+          out.tx.recipients.push_back(in.take_string());
+      } else {
+        in.ok = false;
+      }
+      out.tx.body = in.take_string();
+      break;
+    }
+    case record_type::top_up:
+    case record_type::refund:
+      out.account = in.take<std::uint64_t>();
+      out.amount = in.take<std::int64_t>();
+      break;
+    case record_type::seal:
+      out.sealed_segment = in.take<std::uint64_t>();
+      out.offset = in.take<std::uint64_t>();
+      break;
+  }
+  if (!in.ok) {
+    what = "payload shorter than its fields";
+    return false;
+  }
+  if (in.left != 0) {
+    what = "payload longer than its fields";
+    return false;
+  }
+  return true;
+}
+
+}  // namespace postino::spool::codec

@@ -1,0 +1,97 @@
+// The journal's on-disk record format (version 1) and its CRC32C: encoders
+// that append a record's fixed header and payload to a caller-owned staging
+// string (a message's body is NOT copied: the caller writes it from the
+// transaction right after the encoded bytes, and the CRC already covers it),
+// and checkers/decoders that read records from a caller-owned byte range.
+//
+// Layout, little-endian, no padding:
+//   0 magic u32 "PSJ1"   4 version u8   5 type u8   6 flags u16 (0)
+//   8 length u32 (payload bytes)        12 crc32c u32
+//  16 sequence u64      24 unix_ms u64  32 group_offset u64
+//  40 payload
+// The CRC covers bytes 4..11, 16..39 and the payload: everything but the
+// magic and the CRC itself. group_offset is the segment offset at which the
+// write group holding the record starts; recovery uses it to tell a torn
+// final group (cut) from damage to an earlier, acknowledged one (fatal).
+// Payloads:
+//   message: account u64, price i64, segments u32, originator kind u8,
+//            originator (u32 length + bytes), recipient count u32, each
+//            (u32 length + bytes), body length u32, body bytes (last)
+//   top_up, refund: account u64, amount i64
+//   seal: sealed segment (its name) u64, offset u64
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "postino/spool.h"
+
+namespace postino::spool::codec {
+
+inline constexpr std::uint32_t record_magic = 0x314A5350;  // bytes "PSJ1"
+inline constexpr std::uint8_t record_version = 1;
+inline constexpr std::size_t header_size = 40;
+
+// CRC32C (Castagnoli) with the SSE4.2 instruction. `crc` is a finished CRC
+// of earlier bytes (0 for none), so extend(extend(0, a), b) == crc of a+b.
+std::uint32_t crc32c_extend(std::uint32_t crc, const void* data, std::size_t size);
+inline std::uint32_t crc32c(const void* data, std::size_t size) {
+  return crc32c_extend(0, data, size);
+}
+
+struct header {
+  std::uint32_t magic = 0;
+  std::uint8_t version = 0;
+  std::uint8_t type = 0;
+  std::uint16_t flags = 0;
+  std::uint32_t length = 0;  // payload bytes
+  std::uint32_t crc = 0;
+  std::uint64_t sequence = 0;
+  std::uint64_t unix_ms = 0;
+  std::uint64_t group_offset = 0;
+};
+
+// Bytes a message record occupies on disk (header, payload, body).
+std::size_t message_size(const smtp::transaction& tx);
+inline constexpr std::size_t credit_size = header_size + 16;
+inline constexpr std::size_t seal_size = header_size + 16;
+// Largest payload the u32 length field (and the body length) can carry.
+inline constexpr std::size_t max_payload = 0xFFFFFFFFu;
+
+// Append header + payload to `out`; for a message everything but the body,
+// which the caller writes next (from tx.body). The payload must not exceed
+// max_payload (callers check message_size first).
+void encode_message(std::string& out, std::uint64_t sequence, std::uint64_t unix_ms,
+                    std::uint64_t group_offset, const smtp::transaction& tx);
+void encode_credit(std::string& out, record_type type, std::uint64_t sequence,
+                   std::uint64_t unix_ms, std::uint64_t group_offset, account_id account,
+                   credit_units amount);
+void encode_seal(std::string& out, std::uint64_t sequence, std::uint64_t unix_ms,
+                 std::uint64_t group_offset, std::uint64_t sealed_segment, std::uint64_t offset);
+
+// A whole record (body included) as one string: for tests and tools.
+std::string encode_record(const record& r, std::uint64_t group_offset = 0);
+
+enum class check_result : std::uint8_t {
+  ok,
+  zero,          // an all-zero header: preallocated space, the segment's end
+  truncated,     // the header or payload runs past the available bytes
+  bad_magic,
+  bad_version,
+  bad_type,
+  bad_crc,
+};
+const char* describe(check_result r);
+
+// Checks the record starting at data[0] with `available` bytes readable:
+// header fields, length and CRC. On ok, `h` is filled and the record is
+// header_size + h.length bytes long.
+check_result check_record(const std::uint8_t* data, std::size_t available, header& h);
+
+// Decodes a checked record's payload into `out` (sequence and time from the
+// header). False, with `what`, when the payload does not match its type.
+bool decode_record(const header& h, const std::uint8_t* payload, record& out, std::string& what);
+
+}  // namespace postino::spool::codec

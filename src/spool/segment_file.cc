@@ -1,0 +1,125 @@
+// Journal segment file helpers (see segment_file.h). These are synchronous
+// system calls used only on rare paths: start-up, rotation, sealing. No
+// buffers are kept; the zero-fill fallback uses a small local block.
+#include "segment_file.h"
+
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <vector>
+
+namespace postino::spool::files {
+namespace {
+
+constexpr std::string_view prefix = "segment-";
+constexpr std::string_view suffix = ".log";
+constexpr std::size_t hex_digits = 16;
+
+bool write_zeros(int fd, std::uint64_t from, std::uint64_t to) {
+  std::vector<char> zeros(64 * 1024, 0);
+  while (from < to) {
+    auto n = static_cast<std::size_t>(std::min<std::uint64_t>(zeros.size(), to - from));
+    ssize_t w = pwrite(fd, zeros.data(), n, static_cast<off_t>(from));
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return false;
+    from += static_cast<std::uint64_t>(w);
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string segment_path(const std::string& dir, std::uint64_t name) {
+  char file[64];
+  std::snprintf(file, sizeof file, "segment-%016" PRIx64 ".log", name);
+  return dir + "/" + file;
+}
+
+std::optional<std::uint64_t> parse_segment_name(std::string_view filename) {
+  if (filename.size() != prefix.size() + hex_digits + suffix.size()) return std::nullopt;
+  if (filename.substr(0, prefix.size()) != prefix) return std::nullopt;
+  if (filename.substr(prefix.size() + hex_digits) != suffix) return std::nullopt;
+  std::uint64_t value = 0;
+  for (char c : filename.substr(prefix.size(), hex_digits)) {
+    int digit;
+    if (c >= '0' && c <= '9') digit = c - '0';
+    else if (c >= 'a' && c <= 'f') digit = c - 'a' + 10;
+    else if (c >= 'A' && c <= 'F') digit = c - 'A' + 10;
+    else return std::nullopt;
+    value = value << 4 | static_cast<std::uint64_t>(digit);
+  }
+  return value;
+}
+
+std::string errno_text(std::string_view what, int err) {
+  return std::string(what) + ": " + std::strerror(err);
+}
+
+int create_segment(int dir_fd, const std::string& dir, std::uint64_t name, std::uint64_t bytes,
+                   std::string& error) {
+  std::string path = segment_path(dir, name);
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    error = errno_text(path + ": create", errno);
+    return -1;
+  }
+  if (!ensure_size(fd, bytes, error)) {
+    error = path + ": " + error;
+    ::close(fd);
+    return -1;
+  }
+  if (fsync(dir_fd) != 0) {
+    error = errno_text(dir + ": fsync", errno);
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+bool zero_range(int fd, std::uint64_t from, std::uint64_t to, std::string& error) {
+  if (to <= from) return true;
+  int rc = fallocate(fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(from),
+                     static_cast<off_t>(to - from));
+  if (rc != 0 && (errno == EOPNOTSUPP || errno == ENOSYS)) {
+    if (!write_zeros(fd, from, to)) {
+      error = errno_text("zero torn tail", errno);
+      return false;
+    }
+  } else if (rc != 0) {
+    error = errno_text("zero torn tail", errno);
+    return false;
+  }
+  if (fdatasync(fd) != 0) {
+    error = errno_text("fdatasync", errno);
+    return false;
+  }
+  return true;
+}
+
+bool ensure_size(int fd, std::uint64_t bytes, std::string& error) {
+  struct stat st {};
+  if (fstat(fd, &st) != 0) {
+    error = errno_text("fstat", errno);
+    return false;
+  }
+  if (static_cast<std::uint64_t>(st.st_size) >= bytes) return true;
+  // Mode 0 allocates and extends the size; the new range reads as zeros.
+  if (fallocate(fd, 0, 0, static_cast<off_t>(bytes)) != 0) {
+    error = errno_text("fallocate", errno);
+    return false;
+  }
+  if (fsync(fd) != 0) {
+    error = errno_text("fsync", errno);
+    return false;
+  }
+  return true;
+}
+
+}  // namespace postino::spool::files

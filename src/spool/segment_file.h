@@ -1,0 +1,34 @@
+// File-level helpers for journal segments: names, creation (preallocated,
+// fsynced, directory fsynced), zeroing a torn tail, and errno text. They own
+// no buffers; descriptors they return belong to the caller.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace postino::spool::files {
+
+// "<dir>/segment-<16 hex digits>.log"
+std::string segment_path(const std::string& dir, std::uint64_t name);
+// The name encoded in a directory entry, or nothing for other files.
+std::optional<std::uint64_t> parse_segment_name(std::string_view filename);
+
+// "<what>: <strerror(err)>"
+std::string errno_text(std::string_view what, int err);
+
+// Creates segment `name` in `dir` (whose descriptor is dir_fd), preallocated
+// to `bytes`, fsyncs it and the directory. Returns the read-write descriptor,
+// or -1 with `error` set.
+int create_segment(int dir_fd, const std::string& dir, std::uint64_t name, std::uint64_t bytes,
+                   std::string& error);
+
+// Makes [from, to) of fd read as zeros and fdatasyncs it, so bytes after a
+// recovery cut can never be read back as records.
+bool zero_range(int fd, std::uint64_t from, std::uint64_t to, std::string& error);
+
+// Grows fd to at least `bytes` of allocated, zero-filled space and fsyncs it.
+bool ensure_size(int fd, std::uint64_t bytes, std::string& error);
+
+}  // namespace postino::spool::files
