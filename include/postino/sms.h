@@ -4,8 +4,10 @@
 // metadata (country code exists, length allowed for that country).
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "postino/smtp.h"
 
@@ -43,5 +45,71 @@ struct recipient_result {
 // `default_country` (ISO alpha-2, may be empty) lets a number valid only as a
 // national number of that country be read that way.
 recipient_result normalize_recipient(std::string_view path, std::string_view default_country);
+
+// ---- Message text (PROTOCOL.md section 3): raw-mode clean-up, GSM 03.38 /
+// UCS-2 encoding and segmentation. Pure functions over caller-owned views;
+// results are owned. Implemented in src/sms/text.cc and src/sms/gsm.cc.
+
+// Raw mode: `body` is the DATA body as the session stores it (unstuffed, CRLF
+// line ends, no terminator). Strictly valid UTF-8 (no overlongs, surrogates or
+// code points above U+10FFFF) is taken as is, minus a leading BOM; anything
+// else is read as Windows-1252 as a whole (0x81 0x8D 0x8F 0x90 0x9D, undefined
+// there, become U+FFFD). Then tidy_text_lines. `empty` means nothing is left
+// (the reply is 554 5.6.0 Empty message).
+struct text_result {
+  std::string utf8;
+  bool empty = true;
+  bool was_windows1252 = false;
+};
+text_result clean_raw_text(std::string_view body);
+
+// Line clean-up shared by raw and e-mail mode, for text already in UTF-8:
+// CRLF, bare CR and bare LF each become one LF; trailing line breaks and
+// trailing blank lines (empty or only spaces and tabs) are removed; interior
+// and leading ones, and trailing spaces of the last non-blank line, are kept.
+std::string tidy_text_lines(std::string_view utf8);
+
+bool is_valid_utf8(std::string_view bytes) noexcept;
+std::string windows1252_to_utf8(std::string_view bytes);
+
+enum class sms_encoding : std::uint8_t { gsm7, ucs2 };
+
+// SMPP data_coding for the short_message encode_sms produces.
+constexpr std::uint8_t smpp_data_coding(sms_encoding e) { return e == sms_encoding::gsm7 ? 0x00 : 0x08; }
+
+inline constexpr std::uint32_t gsm7_single_septets = 160;
+inline constexpr std::uint32_t gsm7_concat_septets = 153;   // after the 6-octet UDH
+inline constexpr std::uint32_t ucs2_single_units = 70;
+inline constexpr std::uint32_t ucs2_concat_units = 67;
+inline constexpr std::uint32_t max_concat_segments = 255;   // 8-bit total in the UDH
+
+// GSM 03.38 default alphabet plus extension table (form feed ^ { } \ [ ~ ] | €
+// cost two septets) when every character fits, else UTF-16 code units (two
+// for a character outside the BMP). `units` is septets or code units, without
+// UDH. An empty text has 0 segments. Invalid UTF-8 counts as U+FFFD per bad
+// byte. No allocation: this is on the pricing path.
+// `transliterate` (an account setting, off by default) first maps characters
+// GSM lacks to near GSM ones (curly quotes, dashes, ellipsis, odd spaces,
+// accented letters, Greek capitals that look Latin) but only when that makes
+// the whole text GSM; otherwise the original text goes as UCS-2.
+struct segment_count {
+  sms_encoding encoding = sms_encoding::gsm7;
+  std::uint32_t segments = 0;
+  std::uint32_t units = 0;
+};
+segment_count count_segments(std::string_view utf8, bool transliterate = false) noexcept;
+
+// Each element is one segment's exact SMPP short_message: for gsm7 unpacked
+// septets (one per octet, data_coding 0), for ucs2 UTF-16 big-endian; when
+// there is more than one segment each starts with the UDH
+// 05 00 03 <concat_ref> <total> <seq from 1> (then esm_class needs 0x40).
+// A boundary never splits an escape pair or a surrogate pair. `segments` has
+// count_segments(...).segments elements, or none when that is above
+// max_concat_segments (or the text is empty).
+struct encoded_sms {
+  sms_encoding encoding = sms_encoding::gsm7;
+  std::vector<std::string> segments;
+};
+encoded_sms encode_sms(std::string_view utf8, std::uint8_t concat_ref, bool transliterate = false);
 
 }  // namespace postino::sms
