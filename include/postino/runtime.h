@@ -1,0 +1,425 @@
+// The thread-per-core runtime: shards (one thread, one io_uring ring, one
+// provided-buffer ring, one fixed-file table, its own listeners, connections,
+// timers and journal each), the SPSC mailboxes that are the only way shards
+// talk to each other (woken with IORING_OP_MSG_RING), and the timer wheel that
+// lets 100k connections share one IORING_OP_TIMEOUT. Buffers: a mailbox owns
+// the messages queued in it until the receiver pops them; a message carries
+// plain values and pointers whose targets the sender keeps alive until the
+// answer comes back. Timer nodes are owned by whoever embeds them; the wheel
+// only links them.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "postino/account.h"
+#include "postino/core.h"
+
+struct io_uring;
+
+namespace postino::smtp {
+struct session_config;
+}
+namespace postino::spool {
+class journal;
+}
+namespace postino::io {
+class connection;
+class buffer_ring;
+class acceptor;
+}  // namespace postino::io
+
+namespace postino::core {
+
+inline constexpr std::size_t cache_line = 64;
+
+// ---------------------------------------------------------------------------
+// Single-producer single-consumer queue, unbounded, made of fixed-size chunks
+// so that a busy receiver never makes a sender block or drop. The producer
+// only touches the tail chunk, the consumer only the head chunk; a chunk is
+// freed by the consumer once the producer has linked its successor (after
+// which the producer never touches it again).
+template <class T, std::size_t ChunkItems = 256>
+class spsc_queue {
+ public:
+  spsc_queue() {
+    head_ = tail_ = new chunk;
+  }
+  ~spsc_queue() {
+    T item;
+    while (pop(item)) {
+    }
+    delete head_;
+  }
+  spsc_queue(const spsc_queue&) = delete;
+  spsc_queue& operator=(const spsc_queue&) = delete;
+
+  // Producer thread only.
+  void push(T value) {
+    std::uint32_t w = tail_->written.load(std::memory_order_relaxed);
+    if (w == ChunkItems) {
+      chunk* next = new chunk;
+      tail_->next.store(next, std::memory_order_release);
+      tail_ = next;
+      w = 0;
+    }
+    new (tail_->slot(w)) T(std::move(value));
+    tail_->written.store(w + 1, std::memory_order_release);
+  }
+
+  // Consumer thread only.
+  bool pop(T& out) {
+    for (;;) {
+      std::uint32_t n = head_->written.load(std::memory_order_acquire);
+      if (read_ < n) {
+        T* item = head_->slot(read_++);
+        out = std::move(*item);
+        item->~T();
+        return true;
+      }
+      if (read_ < ChunkItems) return false;
+      chunk* next = head_->next.load(std::memory_order_acquire);
+      if (next == nullptr) return false;
+      delete head_;
+      head_ = next;
+      read_ = 0;
+    }
+  }
+
+  // Consumer thread only: true when nothing is visible yet.
+  bool empty() const {
+    std::uint32_t n = head_->written.load(std::memory_order_acquire);
+    if (read_ < n) return false;
+    if (read_ < ChunkItems) return true;
+    chunk* next = head_->next.load(std::memory_order_acquire);
+    return next == nullptr || next->written.load(std::memory_order_acquire) == 0;
+  }
+
+ private:
+  struct chunk {
+    alignas(T) unsigned char storage[sizeof(T) * ChunkItems];
+    std::atomic<std::uint32_t> written{0};
+    std::atomic<chunk*> next{nullptr};
+    T* slot(std::uint32_t i) { return reinterpret_cast<T*>(storage) + i; }
+  };
+
+  alignas(cache_line) chunk* head_;  // consumer
+  std::uint32_t read_ = 0;           // consumer
+  alignas(cache_line) chunk* tail_;  // producer
+};
+
+// ---------------------------------------------------------------------------
+// Hashed timing wheel. Deadlines are rounded up to the tick; a node sits in
+// the slot of its due tick, and nodes of later revolutions are skipped when
+// their slot comes round. Arming, re-arming and cancelling are O(1), which is
+// what a connection does on every command.
+class timer_node {
+ public:
+  timer_node() = default;
+  timer_node(const timer_node&) = delete;
+  timer_node& operator=(const timer_node&) = delete;
+  bool armed() const { return next_ != nullptr; }
+  virtual void on_timer() = 0;
+
+ protected:
+  ~timer_node() = default;
+
+ private:
+  friend class timer_wheel;
+  timer_node* prev_ = nullptr;
+  timer_node* next_ = nullptr;
+  std::uint64_t due_ = 0;  // tick
+};
+
+class timer_wheel {
+ public:
+  // `tick_ms` is the resolution; `slots` is rounded up to a power of two.
+  timer_wheel(std::uint64_t now_ms, std::uint32_t tick_ms = 50, std::uint32_t slots = 4096);
+  ~timer_wheel();
+  timer_wheel(const timer_wheel&) = delete;
+  timer_wheel& operator=(const timer_wheel&) = delete;
+
+  // (Re)arms `node` to fire `delay_ms` after `now_ms` (never earlier).
+  void schedule(timer_node& node, std::uint64_t now_ms, std::uint64_t delay_ms);
+  void cancel(timer_node& node);
+  // Fires, in deadline order (per tick), every node due at or before now_ms.
+  // A callback may arm or cancel any node, itself included.
+  void advance(std::uint64_t now_ms);
+  // The earliest time (ms) at which advance() may have something to fire, or
+  // 0 when nothing is armed. May be early (a later revolution), never late.
+  std::uint64_t next_deadline_ms() const;
+  std::size_t size() const { return size_; }
+  std::uint32_t tick_ms() const { return tick_ms_; }
+
+ private:
+  struct sentinel final : timer_node {
+    void on_timer() override {}
+  };
+  void link_before(timer_node& anchor, timer_node& node);
+  static void unlink(timer_node& node);
+  void fire_slot(std::uint64_t tick);
+
+  std::uint32_t tick_ms_;
+  std::uint32_t mask_;
+  std::uint64_t current_;  // last tick processed
+  std::size_t size_ = 0;
+  std::unique_ptr<sentinel[]> slots_;
+};
+
+// Milliseconds of CLOCK_MONOTONIC: the time base of every timer.
+std::uint64_t monotonic_ms();
+
+// ---------------------------------------------------------------------------
+class shard;
+
+// A mailbox message: a function run on the receiving shard's thread, with a
+// few plain words. `target` points to an object whose owner keeps it alive
+// until the exchange finishes (typically a connection waiting for an answer).
+struct message {
+  void (*run)(shard& at, const message& m) = nullptr;
+  void* target = nullptr;
+  std::uint64_t a = 0;
+  std::uint64_t b = 0;
+  std::int64_t c = 0;
+};
+
+// Answers a session's pending requests (AUTH, credit, commit). One per shard,
+// created on the shard's thread, used only there.
+class request_handler {
+ public:
+  virtual ~request_handler() = default;
+  // The session of `c` has a pending request. Resolve it (c.session().resolve)
+  // now or later and then call c.complete(); if c.gone(), skip the resolve but
+  // still call complete(), which releases the connection.
+  virtual void handle(io::connection& c) = 0;
+};
+
+// Counters a shard publishes for the admin thread: relaxed atomics, written
+// only by the owning shard, one cache line per shard so they never bounce.
+struct alignas(cache_line) shard_metrics {
+  std::atomic<std::uint64_t> sessions_active{0};
+  std::atomic<std::uint64_t> connections_total{0};
+  std::atomic<std::uint64_t> messages_accepted{0};
+  std::atomic<std::uint64_t> journal_groups{0};
+
+  static void bump(std::atomic<std::uint64_t>& counter, std::int64_t delta = 1) {
+    // Single writer: a load and a store are enough and skip the locked RMW.
+    counter.store(counter.load(std::memory_order_relaxed) + delta, std::memory_order_relaxed);
+  }
+};
+
+struct listener_spec {
+  std::string address = "127.0.0.1";
+  std::uint16_t port = 0;                                // 0: ephemeral
+  const smtp::session_config* session = nullptr;         // outlives the runtime
+  const account_settings* preauthenticated = nullptr;    // auth = "none"
+};
+
+struct runtime_options {
+  unsigned shards = 0;                 // 0: std::thread::hardware_concurrency()
+  unsigned sq_entries = 4096;
+  unsigned cq_entries = 16384;
+  unsigned buffer_count = 4096;        // provided buffers per shard (power of two)
+  unsigned buffer_size = 4096;         // bytes each
+  unsigned fixed_files = 0;            // direct-descriptor table per ring; 0: RLIMIT_NOFILE
+  unsigned listen_backlog = 4096;
+  std::size_t spill_limit = 64 * 1024; // read-ahead kept while a request waits
+  std::chrono::milliseconds idle_timeout{300'000};
+  std::chrono::milliseconds data_timeout{180'000};
+  std::chrono::milliseconds shutdown_grace{30'000};
+  bool pin_threads = true;
+};
+
+class runtime;
+
+// One shard. Everything here runs on the shard's own thread except
+// post_from_any_thread() and the atomics in metrics().
+class shard {
+ public:
+  shard(runtime& rt, unsigned id);
+  ~shard();
+  shard(const shard&) = delete;
+  shard& operator=(const shard&) = delete;
+
+  unsigned id() const { return id_; }
+  unsigned count() const;
+  runtime& owner() { return rt_; }
+  io_uring& ring() { return *ring_; }
+  io::buffer_ring& buffers() { return *buffers_; }
+  timer_wheel& timers() { return *timers_; }
+  std::uint64_t now_ms() const { return now_ms_; }
+  request_handler& handler() { return *handler_; }
+  spool::journal* journal() { return journal_; }
+  shard_metrics& metrics();
+  const runtime_options& options() const;
+  bool stopping() const { return stopping_; }
+
+  // Queues `m` for shard `to` (which may be this one); it runs there soon.
+  void post(unsigned to, const message& m);
+  // From any thread (hash pool workers, main): `fn` runs on this shard.
+  void post_from_any_thread(std::function<void()> fn);
+
+  // Connection bookkeeping (io::connection and io::acceptor use these).
+  void adopt(io::connection* c);
+  void retire(io::connection* c);  // deleted at the end of the current batch
+  std::uint64_t next_connection_number();
+  // Fixed-file slots: a multishot accept that finds the table full takes the
+  // connection off the backlog and then drops it, so acceptors keep count and
+  // stop before the table fills (the backlog then holds the next clients).
+  unsigned free_slots() const { return slots_total_ - slots_used_; }
+  unsigned slot_margin() const { return slot_margin_; }
+  void slot_taken() { ++slots_used_; }
+  void slot_released();
+
+  // Thread body; returns when every shard has drained after stop().
+  void run(std::function<void(bool ok, const std::string& error)> started);
+
+ private:
+  struct wake_op final : completion {
+    shard* self = nullptr;
+    void on_complete(int result, std::uint32_t flags) override;
+  };
+  struct inbox_op final : completion {
+    shard* self = nullptr;
+    void on_complete(int result, std::uint32_t flags) override;
+  };
+  struct tick_op final : completion {
+    shard* self = nullptr;
+    void on_complete(int result, std::uint32_t flags) override;
+  };
+  struct grace_timer final : timer_node {
+    shard* self = nullptr;
+    void on_timer() override;
+  };
+
+  bool setup(std::string& error);
+  void teardown_ring();
+  void drain_mailboxes();
+  void arm_inbox_read();
+  void run_inbox();
+  void after_batch();
+  void arm_tick();
+  void send_wakes();
+  void begin_shutdown();
+  void force_close_all();
+  bool drained() const;
+
+  friend class runtime;
+
+  runtime& rt_;
+  unsigned id_;
+  std::unique_ptr<io_uring> ring_;
+  bool ring_ready_ = false;
+  std::unique_ptr<io::buffer_ring> buffers_;
+  std::unique_ptr<timer_wheel> timers_;
+  std::unique_ptr<request_handler> handler_;
+  spool::journal* journal_ = nullptr;
+  std::vector<std::unique_ptr<io::acceptor>> acceptors_;
+  std::uint64_t now_ms_ = 0;
+  unsigned slots_total_ = 0;
+  unsigned slots_used_ = 0;
+  unsigned slot_margin_ = 1;
+
+  // Connections: an intrusive list would save a pointer per connection, but
+  // the vector keeps the connection itself free of list hooks; index kept in
+  // the connection for O(1) removal.
+  std::vector<io::connection*> connections_;
+  std::vector<io::connection*> graveyard_;
+
+  wake_op wake_;
+  inbox_op inbox_read_;
+  tick_op tick_;
+  // Read by the kernel at submission, so they cannot live on the stack.
+  struct { long long tv_sec, tv_nsec; } tick_ts_[2] = {};
+  grace_timer grace_;
+  bool tick_armed_ = false;
+  std::uint64_t tick_deadline_ms_ = 0;
+
+  // Who this shard must wake with MSG_RING after the current batch.
+  std::vector<unsigned char> wake_needed_;
+  bool self_posted_ = false;
+  // Set by a sender before its MSG_RING, cleared by this shard before draining.
+  alignas(cache_line) std::atomic<bool> notified_{false};
+
+  // Non-shard threads post closures here and write the eventfd.
+  alignas(cache_line) std::mutex inbox_mutex_;
+  std::vector<std::function<void()>> inbox_work_;
+  int inbox_fd_ = -1;
+  std::uint64_t inbox_counter_ = 0;
+
+  bool stopping_ = false;
+  bool forced_ = false;
+  bool reported_drained_ = false;
+};
+
+// The runtime: binds the listeners, starts one thread per shard, stops them.
+class runtime {
+ public:
+  using handler_factory = std::function<std::unique_ptr<request_handler>(shard&)>;
+
+  // `journals` is empty (no durable commits: tests) or holds one per shard,
+  // owned by the caller, kept alive until after join().
+  runtime(runtime_options options, std::vector<listener_spec> listeners,
+          std::vector<spool::journal*> journals, handler_factory factory);
+  ~runtime();
+  runtime(const runtime&) = delete;
+  runtime& operator=(const runtime&) = delete;
+
+  // Creates every shard's listening socket (SO_REUSEPORT); port 0 is resolved
+  // once and shared by all shards. Main thread, before start().
+  bool bind(std::string& error);
+  std::uint16_t bound_port(std::size_t listener) const { return ports_.at(listener); }
+
+  // Starts the shard threads; returns once all are accepting or one failed.
+  bool start(std::string& error);
+  // Asks every shard to stop accepting and wind its sessions down (any thread).
+  void stop();
+  // Waits for the shard threads (after stop(), once every shard has drained).
+  void join();
+
+  unsigned shard_count() const { return static_cast<unsigned>(shards_.size()); }
+  const runtime_options& options() const { return options_; }
+  const std::vector<listener_spec>& listeners() const { return listeners_; }
+  shard_metrics& metrics(unsigned shard) { return metrics_[shard]; }
+  shard& shard_at(unsigned i) { return *shards_[i]; }
+
+ private:
+  friend class shard;
+  friend class io::acceptor;
+
+  spsc_queue<message>& queue(unsigned from, unsigned to) {
+    return *queues_[from * shards_.size() + to];
+  }
+  int listen_fd(unsigned shard, std::size_t listener) const {
+    return listen_fds_[shard * listeners_.size() + listener];
+  }
+  void shard_drained();
+
+  runtime_options options_;
+  std::vector<listener_spec> listeners_;
+  std::vector<spool::journal*> journals_;
+  handler_factory factory_;
+  std::vector<std::unique_ptr<shard>> shards_;
+  std::unique_ptr<shard_metrics[]> metrics_;
+  std::vector<std::unique_ptr<spsc_queue<message>>> queues_;
+  std::vector<int> listen_fds_;  // [shard][listener]
+  std::vector<std::uint16_t> ports_;
+  std::vector<std::thread> threads_;
+  alignas(cache_line) std::atomic<std::uint64_t> connection_numbers_{0};
+  alignas(cache_line) std::atomic<unsigned> drained_{0};
+  std::atomic<unsigned> set_up_{0};  // shards past setup (ok or not)
+  std::atomic<bool> stop_requested_{false};
+  bool joined_ = false;
+};
+
+}  // namespace postino::core

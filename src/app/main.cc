@@ -1,0 +1,283 @@
+// The gateway program: loads the configuration, takes the database lock,
+// opens the account store (creating the demo account on an empty database),
+// replays every shard journal to rebuild balances, binds the listeners, starts
+// the shards, the hash pool and the admin endpoint, writes the ports file, and
+// waits for SIGTERM/SIGINT to shut down in order. Runs on the main thread; the
+// only buffers it owns are start-up strings (configuration, password file).
+#include <fcntl.h>
+#include <openssl/rand.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "admin.h"
+#include "gateway.h"
+#include "postino/config.h"
+#include "postino/credit.h"
+#include "postino/io.h"
+#include "postino/runtime.h"
+#include "postino/spool.h"
+
+namespace fs = std::filesystem;
+using namespace postino;
+
+namespace {
+
+void say(const std::string& line) {
+  std::fprintf(stdout, "postino: %s\n", line.c_str());
+  std::fflush(stdout);
+}
+
+int fail(int code, const std::string& line) {
+  std::fprintf(stderr, "postino: %s\n", line.c_str());
+  return code;
+}
+
+void raise_fd_limit() {
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+    lim.rlim_cur = lim.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &lim);
+  }
+}
+
+std::string random_password() {
+  static const char alphabet[] = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+  unsigned char bytes[16];
+  if (RAND_bytes(bytes, sizeof bytes) != 1) return {};
+  std::string out;
+  for (unsigned char b : bytes) out += alphabet[b % (sizeof alphabet - 1)];
+  return out;
+}
+
+// Writes `text` to `path` with mode 0600 via a temporary file and rename, so
+// a reader never sees half a file.
+bool write_file_atomically(const std::string& path, const std::string& text, mode_t mode, std::string& error) {
+  std::string tmp = path + ".tmp";
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  if (fd < 0) {
+    error = tmp + ": " + std::strerror(errno);
+    return false;
+  }
+  std::size_t off = 0;
+  while (off < text.size()) {
+    ssize_t n = write(fd, text.data() + off, text.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      error = tmp + ": " + std::strerror(errno);
+      close(fd);
+      return false;
+    }
+    off += static_cast<std::size_t>(n);
+  }
+  if (fsync(fd) != 0 || close(fd) != 0 || rename(tmp.c_str(), path.c_str()) != 0) {
+    error = path + ": " + std::strerror(errno);
+    return false;
+  }
+  return true;
+}
+
+std::string read_first_line(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  if (in) std::getline(in, line);
+  return line;
+}
+
+// Per account: what the journals say happened since the store's checkpoint.
+struct journal_totals {
+  std::map<account_id, credit_units> debits;
+  std::map<account_id, credit_units> credits;
+  void visit(const spool::record& r) {
+    switch (r.type) {
+      case spool::record_type::message: debits[r.tx.account] += r.tx.price; break;
+      case spool::record_type::top_up:
+      case spool::record_type::refund: credits[r.account] += r.amount; break;
+      case spool::record_type::seal: break;
+    }
+  }
+};
+
+std::string join_path(const std::string& dir, const std::string& name) {
+  return (fs::path(dir) / name).string();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  signal(SIGPIPE, SIG_IGN);
+  // Every thread inherits this mask; only sigwait() below takes the signals.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  std::string error;
+  int exit_code = 0;
+  std::optional<gateway_config> loaded = load_config(argc, argv, error, exit_code);
+  if (!loaded) {
+    if (!error.empty()) std::fprintf(stderr, "postino: %s\n", error.c_str());
+    return exit_code;
+  }
+  const gateway_config& config = *loaded;
+  raise_fd_limit();
+
+  std::error_code ec;
+  fs::create_directories(config.data_dir, ec);
+  if (ec) return fail(1, "cannot create data directory " + config.data_dir + ": " + ec.message());
+
+  credit::database_lock lock;
+  if (!lock.try_acquire(config.database)) {
+    if (errno == EWOULDBLOCK) return fail(1, "another gateway holds " + config.database + ".lock");
+    return fail(1, "cannot lock " + config.database + ".lock: " + std::strerror(errno));
+  }
+  std::unique_ptr<credit::account_store> store = credit::account_store::open(config.database, error);
+  if (!store) return fail(1, "cannot open " + config.database + ": " + error);
+
+  // The demo account, on an empty database only.
+  const std::string demo_password_path = join_path(config.data_dir, "demo-password");
+  if (config.create_demo_account && store->list().empty()) {
+    std::string password = random_password();
+    if (password.empty()) return fail(1, "cannot draw a random password");
+    account_settings demo;
+    demo.username = "demo";
+    if (store->add(demo, password, 1000, error) == 0) return fail(1, "cannot create the demo account: " + error);
+    if (!write_file_atomically(demo_password_path, password + "\n", 0600, error))
+      return fail(1, "cannot store the demo password: " + error);
+  }
+
+  const unsigned shards = config.shards != 0 ? config.shards : std::max(1u, std::thread::hardware_concurrency());
+
+  // Journals: one per shard, replayed now. Directories of shards beyond the
+  // current count (the count was lowered) are replayed for balances too.
+  journal_totals totals;
+  std::vector<std::unique_ptr<spool::journal>> journals;
+  auto open_journal = [&](unsigned index) -> std::unique_ptr<spool::journal> {
+    spool::journal_options options;
+    options.dir = join_path(config.data_dir, "journal-" + std::to_string(index));
+    options.node_id = config.node_id;
+    options.shard_id = index;
+    options.segment_bytes = config.journal_segment_bytes;
+    return spool::journal::open(options, [&](const spool::record& r) { totals.visit(r); }, error);
+  };
+  for (unsigned i = 0; i < shards; ++i) {
+    journals.push_back(open_journal(i));
+    if (!journals.back()) return fail(1, "journal-" + std::to_string(i) + ": " + error);
+  }
+  for (const auto& entry : fs::directory_iterator(config.data_dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (!entry.is_directory() || name.rfind("journal-", 0) != 0) continue;
+    const std::string digits = name.substr(8);
+    if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) continue;
+    unsigned index = static_cast<unsigned>(std::stoul(digits));
+    if (index < shards) continue;
+    if (!open_journal(index)) return fail(1, name + ": " + error);
+  }
+
+  auto services = std::make_shared<app::gateway_services>();
+  services->database = config.database;
+  services->balances.resize(shards);
+  credit_units demo_credit = -1;
+  for (const auto& account : store->list()) {
+    account_id id = account.settings.id;
+    credit_units balance = account.credit_checkpoint - totals.debits[id] + totals.credits[id];
+    services->balances[credit::home_shard(id, shards)].emplace_back(id, balance);
+    if (account.settings.username == "demo") demo_credit = balance;
+  }
+  if (!store->last_error().empty()) return fail(1, "cannot list accounts: " + store->last_error());
+
+  // Listeners; an auth = "none" listener's account is resolved once, now.
+  std::vector<account_settings> preauth;
+  preauth.reserve(config.listeners.size());  // the specs point into it
+  std::vector<core::listener_spec> specs;
+  for (std::size_t i = 0; i < config.listeners.size(); ++i) {
+    const listener_config& l = config.listeners[i];
+    core::listener_spec spec;
+    spec.address = l.address;
+    spec.port = l.port;
+    spec.session = &l.session;
+    if (!l.auth_required) {
+      auto account = store->find_by_username(l.account);
+      if (!account)
+        return fail(2, "listener[" + std::to_string(i) + "]: account '" + l.account + "' does not exist" +
+                           (store->last_error().empty() ? "" : ": " + store->last_error()));
+      preauth.push_back(account->settings);
+      spec.preauthenticated = &preauth.back();
+    }
+    specs.push_back(spec);
+  }
+  store.reset();  // workers open their own connections
+
+  auto pool = std::make_unique<credit::hash_pool>(config.auth_workers, config.auth_queue);
+  services->pool = pool.get();
+
+  core::runtime_options options;
+  options.shards = shards;
+  options.idle_timeout = std::chrono::seconds(config.idle_timeout_s);
+  options.data_timeout = std::chrono::seconds(config.data_timeout_s);
+  options.shutdown_grace = std::chrono::seconds(config.shutdown_grace_s);
+  std::vector<spool::journal*> journal_ptrs;
+  for (auto& j : journals) journal_ptrs.push_back(j.get());
+  auto rt = std::make_unique<core::runtime>(options, specs, journal_ptrs, app::make_gateway_handlers(services));
+  if (!rt->bind(error)) return fail(1, error);
+  if (!rt->start(error)) return fail(1, error);
+
+  // The admin endpoint. admin_port 0 means none, except that with a ports
+  // file (tests, supervisors) it listens on an ephemeral port and says where.
+  auto admin = std::make_unique<app::admin_server>(*rt);
+  const bool want_admin = config.admin_port != 0 || !config.ports_file.empty();
+  if (want_admin && !admin->start(config.admin_address, config.admin_port, error)) {
+    rt->stop();
+    rt->join();
+    return fail(1, "admin endpoint: " + error);
+  }
+
+  std::string ports;
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    std::string endpoint = io::format_endpoint(specs[i].address, rt->bound_port(i));
+    ports += "smtp " + std::to_string(i) + " " + endpoint + "\n";
+    say("listening on " + endpoint + " (" + std::to_string(shards) + " shards)");
+  }
+  if (want_admin) {
+    std::string endpoint = io::format_endpoint(config.admin_address, admin->port());
+    ports += "admin " + endpoint + "\n";
+    say("admin endpoint on " + endpoint);
+  }
+  if (demo_credit >= 0) {
+    std::string password = read_first_line(demo_password_path);
+    if (!password.empty())
+      say("demo account: user demo, password " + password + ", credit " + std::to_string(demo_credit));
+  }
+  if (!config.ports_file.empty() && !write_file_atomically(config.ports_file, ports, 0644, error)) {
+    std::fprintf(stderr, "postino: ports file: %s\n", error.c_str());
+    rt->stop();
+    rt->join();
+    return 1;
+  }
+
+  int signal_number = 0;
+  while (sigwait(&stop_signals, &signal_number) != 0) {
+  }
+  say(std::string("shutting down (") + strsignal(signal_number) + ")");
+  rt->stop();
+  rt->join();  // every shard drained: sessions closed, journals at pending() == 0
+  admin->stop();
+  pool.reset();
+  rt.reset();
+  journals.clear();
+  say("stopped");
+  return 0;
+}

@@ -1,0 +1,282 @@
+// A connection: a direct descriptor, its SMTP session, and the little state
+// that moves bytes between them. Buffers: a received buffer belongs to the
+// shard's buffer ring and is only read during ingest(); bytes the session
+// cannot take yet (a request is pending) are copied into spill_, which the
+// connection owns and frees once drained. out_ holds the replies of one batch
+// (swapped out of the session's output string) and stays untouched while its
+// send is in flight; at most one send per connection is in flight.
+// Lifetime: the object outlives its socket until every SQE that points at it
+// has completed and any request it handed out has come back (waiting_), so a
+// late CQE, credit answer or journal waiter never touches freed memory.
+#include <liburing.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+
+#include "postino/io.h"
+
+namespace postino::io {
+
+struct connection::peer_probe final : core::completion {
+  connection* self = nullptr;
+  sockaddr_storage addr{};
+  void on_complete(int result, std::uint32_t) override {
+    self->on_peer(result, addr);
+    delete this;
+  }
+};
+
+connection::connection(core::shard& shard, std::size_t listener, int fixed_fd)
+    : shard_(shard),
+      recv_op_(this),
+      send_op_(this),
+      fd_(fixed_fd),
+      listener_(static_cast<std::uint16_t>(listener)) {}
+
+connection::~connection() = default;
+
+void connection::begin() {
+  auto& m = shard_.metrics();
+  core::shard_metrics::bump(m.connections_total);
+  core::shard_metrics::bump(m.sessions_active);
+  const auto& spec = shard_.owner().listeners()[listener_];
+  const bool v6 = spec.address.find(':') != std::string::npos;
+  auto* probe = new peer_probe;
+  probe->self = this;
+  io_uring_sqe* sqe = core::get_sqe(shard_.ring());
+  prep_peer_name(sqe, fd_, &probe->addr, v6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in));
+  io_uring_sqe_set_data(sqe, static_cast<core::completion*>(probe));
+  probe_inflight_ = true;
+}
+
+void connection::on_peer(int result, const sockaddr_storage& addr) {
+  probe_inflight_ = false;
+  if (closed_) {
+    maybe_retire();
+    return;
+  }
+  const auto& spec = shard_.owner().listeners()[listener_];
+  smtp::connection_info info;
+  info.number = shard_.next_connection_number();
+  info.peer_ip = result >= 0 ? format_ip(addr) : "unknown";
+  session_.emplace(*spec.session, std::move(info), spec.preauthenticated);
+  session_->start();
+  // Accepted just as the shutdown began: greet, then say goodbye.
+  if (shard_.stopping()) session_->on_shutdown();
+  arm_recv();
+  flush();
+  arm_idle_timer();
+}
+
+void connection::arm_recv() {
+  if (recv_armed_ || recv_paused_ || peer_eof_ || closed_) return;
+  io_uring_sqe* sqe = core::get_sqe(shard_.ring());
+  io_uring_prep_recv_multishot(sqe, fd_, nullptr, 0, 0);
+  sqe->flags |= IOSQE_FIXED_FILE | IOSQE_BUFFER_SELECT;
+  sqe->buf_group = shard_.buffers().group();
+  io_uring_sqe_set_data(sqe, static_cast<core::completion*>(&recv_op_));
+  recv_armed_ = true;
+}
+
+// Backpressure: a client that keeps sending while its request waits is left
+// to TCP's window instead of growing spill_ without bound.
+void connection::pause_recv() {
+  if (recv_paused_) return;
+  recv_paused_ = true;
+  if (!recv_armed_) return;
+  io_uring_sqe* sqe = core::get_sqe(shard_.ring());
+  io_uring_prep_cancel64(sqe, reinterpret_cast<std::uint64_t>(static_cast<core::completion*>(&recv_op_)), 0);
+  sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+  io_uring_sqe_set_data64(sqe, 0);
+}
+
+void connection::on_recv(int result, std::uint32_t flags) {
+  if ((flags & IORING_CQE_F_MORE) == 0) recv_armed_ = false;
+  if (flags & IORING_CQE_F_BUFFER) {
+    auto id = static_cast<std::uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);
+    if (result > 0 && !closed_)
+      ingest(std::string_view(shard_.buffers().data(id), static_cast<std::size_t>(result)));
+    shard_.buffers().recycle(id);
+  }
+  if (closed_) {
+    maybe_retire();
+    return;
+  }
+  if (result == 0) {
+    // The peer finished sending; what it sent still gets its replies.
+    peer_eof_ = true;
+    recv_armed_ = false;
+    flush();
+    return;
+  }
+  if (result < 0 && result != -ENOBUFS && result != -ECANCELED) {
+    teardown();
+    return;
+  }
+  arm_recv();  // after ENOBUFS, a cancel, or any CQE without F_MORE
+}
+
+void connection::ingest(std::string_view bytes) {
+  if (!session_ || session_->closing()) return;  // nobody will read it
+  timed_out_ = false;
+  if (waiting_ || !spill_.empty()) {
+    spill_.append(bytes);
+    if (spill_.size() >= shard_.options().spill_limit) pause_recv();
+    return;
+  }
+  std::size_t used = process(bytes);
+  if (used < bytes.size() && waiting_ && !session_->closing()) {
+    spill_.assign(bytes.substr(used));
+    if (spill_.size() >= shard_.options().spill_limit) pause_recv();
+  }
+  flush();
+  if (!waiting_) arm_idle_timer();
+}
+
+// Feeds `input` until it is used up, the session closes, or a request has to
+// wait. Requests answered synchronously (a local credit check) keep the loop
+// going without leaving it.
+std::size_t connection::process(std::string_view input) {
+  std::size_t pos = 0;
+  in_process_ = true;
+  while (!waiting_ && !session_->closing()) {
+    if (session_->pending() != smtp::request_kind::none) {
+      start_request();
+      continue;
+    }
+    if (pos >= input.size()) break;
+    std::size_t n = session_->feed(input.substr(pos));
+    pos += n;
+    if (n == 0 && session_->pending() == smtp::request_kind::none) break;
+  }
+  in_process_ = false;
+  return pos;
+}
+
+void connection::start_request() {
+  waiting_ = true;
+  shard_.timers().cancel(*this);  // our slowness is not the client's idleness
+  shard_.handler().handle(*this);
+}
+
+void connection::complete() {
+  waiting_ = false;
+  if (in_process_) return;  // process() carries on
+  if (closed_) {
+    maybe_retire();
+    return;
+  }
+  resume();
+}
+
+void connection::resume() {
+  if (!spill_.empty()) {
+    // Nothing is received while this runs, so spill_ stays empty meanwhile.
+    std::string input;
+    input.swap(spill_);
+    std::size_t used = process(input);
+    if (used < input.size() && waiting_ && !session_->closing()) {
+      input.erase(0, used);
+      spill_.swap(input);
+    }
+  }
+  flush();
+  if (closed_) return;
+  if (!waiting_) arm_idle_timer();
+  if (recv_paused_ && !waiting_ && spill_.size() < shard_.options().spill_limit / 2) {
+    recv_paused_ = false;
+    arm_recv();
+  }
+}
+
+void connection::flush() {
+  if (closed_ || send_inflight_) return;
+  if (out_off_ >= out_.size()) {
+    out_.clear();
+    out_off_ = 0;
+    if (session_ && !session_->output().empty()) out_.swap(session_->output());
+  }
+  if (out_off_ < out_.size()) {
+    io_uring_sqe* sqe = core::get_sqe(shard_.ring());
+    io_uring_prep_send(sqe, fd_, out_.data() + out_off_, out_.size() - out_off_, MSG_NOSIGNAL);
+    sqe->flags |= IOSQE_FIXED_FILE;
+    io_uring_sqe_set_data(sqe, static_cast<core::completion*>(&send_op_));
+    send_inflight_ = true;
+    return;
+  }
+  // Everything is out. Idle connections keep no reply buffer.
+  if (out_.capacity() > 256) std::string().swap(out_);
+  if (!session_) return;
+  if (session_->closing() || (peer_eof_ && !waiting_)) teardown();
+}
+
+void connection::on_send(int result, std::uint32_t) {
+  send_inflight_ = false;
+  if (closed_) {
+    maybe_retire();
+    return;
+  }
+  if (result < 0) {
+    teardown();
+    return;
+  }
+  out_off_ += static_cast<std::uint32_t>(result);  // a short send resumes here
+  flush();
+}
+
+void connection::arm_idle_timer() {
+  if (closed_ || !session_ || session_->closing()) return;
+  const auto& o = shard_.options();
+  auto delay = session_->current_timer() == smtp::timer_kind::data ? o.data_timeout : o.idle_timeout;
+  shard_.timers().schedule(*this, shard_.now_ms(), static_cast<std::uint64_t>(delay.count()));
+}
+
+void connection::on_timer() {
+  if (closed_) return;
+  if (!session_ || timed_out_ || session_->closing()) {
+    teardown();  // the 421 could not be delivered in a whole period
+    return;
+  }
+  timed_out_ = true;
+  session_->on_timeout();
+  flush();
+  if (!closed_)
+    shard_.timers().schedule(*this, shard_.now_ms(),
+                             static_cast<std::uint64_t>(shard_.options().idle_timeout.count()));
+}
+
+void connection::server_shutdown() {
+  if (closed_ || !session_) return;  // a session still being set up sees stopping() itself
+  session_->on_shutdown();
+  flush();
+}
+
+void connection::force_close() { teardown(); }
+
+void connection::teardown() {
+  if (closed_) return;
+  closed_ = true;
+  shard_.timers().cancel(*this);
+  core::shard_metrics::bump(shard_.metrics().sessions_active, -1);
+  std::string().swap(spill_);
+  // Cancel everything on the descriptor (multishot recv, a send), then close
+  // it; the final CQEs of the cancelled requests release this object.
+  io_uring_sqe* sqe = core::get_sqe(shard_.ring());
+  io_uring_prep_cancel_fd(sqe, fd_, IORING_ASYNC_CANCEL_ALL | IORING_ASYNC_CANCEL_FD_FIXED);
+  sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+  io_uring_sqe_set_data64(sqe, 0);
+  sqe = core::get_sqe(shard_.ring());
+  io_uring_prep_close_direct(sqe, static_cast<unsigned>(fd_));
+  sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+  io_uring_sqe_set_data64(sqe, 0);
+  shard_.slot_released();  // queued after the close, so an accept finds it free
+  maybe_retire();
+}
+
+void connection::maybe_retire() {
+  if (!closed_ || retired_ || recv_armed_ || send_inflight_ || probe_inflight_ || waiting_) return;
+  retired_ = true;
+  shard_.retire(this);
+}
+
+}  // namespace postino::io

@@ -1,0 +1,429 @@
+// Integration-test harness (see harness.h). Child processes get their own
+// process group so a timeout kills the whole tree; pipes are drained with
+// poll() so a chatty child never blocks on a full pipe.
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <algorithm>
+#include <filesystem>
+#include <functional>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+extern char** environ;
+
+namespace postino::test {
+namespace fs = std::filesystem;
+using clock_type = std::chrono::steady_clock;
+
+std::string binary_path(const std::string& name) { return std::string(POSTINO_BINARY_DIR) + "/" + name; }
+std::string source_path(const std::string& rel) { return std::string(POSTINO_SOURCE_DIR) + "/" + rel; }
+
+bool have_program(const std::string& name) {
+  return run_command({"/bin/sh", "-c", "command -v " + name}, "", std::chrono::seconds(10)).exit_code == 0;
+}
+
+namespace {
+
+pid_t spawn(const std::vector<std::string>& argv, int in_fd, int out_fd, int err_fd) {
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  if (in_fd >= 0) posix_spawn_file_actions_adddup2(&actions, in_fd, 0);
+  if (out_fd >= 0) posix_spawn_file_actions_adddup2(&actions, out_fd, 1);
+  if (err_fd >= 0) posix_spawn_file_actions_adddup2(&actions, err_fd, 2);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  posix_spawnattr_setpgroup(&attr, 0);
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &all);
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = -1;
+  int rc = posix_spawnp(&pid, args[0], &actions, &attr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  return rc == 0 ? pid : -1;
+}
+
+int wait_exit(pid_t pid, std::chrono::milliseconds timeout, bool* timed_out) {
+  auto deadline = clock_type::now() + timeout;
+  int status = 0;
+  for (;;) {
+    pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid) break;
+    if (r < 0 && errno != EINTR) return -1;
+    if (clock_type::now() >= deadline) {
+      if (timed_out) *timed_out = true;
+      kill(-pid, SIGKILL);
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      return -1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+}  // namespace
+
+command_result run_command(const std::vector<std::string>& argv, const std::string& input,
+                           std::chrono::seconds timeout) {
+  command_result result;
+  int in[2], out[2], err[2];
+  if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC)) return result;
+  pid_t pid = spawn(argv, in[0], out[1], err[1]);
+  close(in[0]);
+  close(out[1]);
+  close(err[1]);
+  if (pid < 0) {
+    close(in[1]);
+    close(out[0]);
+    close(err[0]);
+    result.err = "cannot start " + argv[0];
+    return result;
+  }
+  fcntl(in[1], F_SETFL, O_NONBLOCK);
+  std::size_t written = 0;
+  if (input.empty()) {
+    close(in[1]);
+    in[1] = -1;
+  }
+  auto deadline = clock_type::now() + timeout;
+  bool out_open = true, err_open = true;
+  while ((out_open || err_open) && clock_type::now() < deadline) {
+    pollfd fds[3] = {{out_open ? out[0] : -1, POLLIN, 0},
+                     {err_open ? err[0] : -1, POLLIN, 0},
+                     {in[1], POLLOUT, 0}};
+    if (poll(fds, 3, 100) < 0 && errno != EINTR) break;
+    char buf[65536];
+    if (fds[0].revents) {
+      ssize_t n = read(out[0], buf, sizeof buf);
+      if (n > 0) result.out.append(buf, n);
+      else out_open = false;
+    }
+    if (fds[1].revents) {
+      ssize_t n = read(err[0], buf, sizeof buf);
+      if (n > 0) result.err.append(buf, n);
+      else err_open = false;
+    }
+    if (in[1] >= 0 && fds[2].revents) {
+      ssize_t n = write(in[1], input.data() + written, input.size() - written);
+      if (n > 0) written += n;
+      if (n < 0 || written == input.size()) {
+        close(in[1]);
+        in[1] = -1;
+      }
+    }
+  }
+  if (in[1] >= 0) close(in[1]);
+  close(out[0]);
+  close(err[0]);
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now());
+  result.exit_code = wait_exit(pid, std::max(left, std::chrono::milliseconds(100)), &result.timed_out);
+  return result;
+}
+
+temp_dir::temp_dir() {
+  char tmpl[] = "/tmp/postino-test-XXXXXX";
+  path_ = mkdtemp(tmpl);
+}
+
+temp_dir::~temp_dir() {
+  std::error_code ec;
+  if (!path_.empty() && !getenv("POSTINO_KEEP_TEST_DIRS")) fs::remove_all(path_, ec);
+}
+
+gateway::gateway(const std::vector<account_spec>& accounts, const std::string& extra_toml,
+                 unsigned shards) {
+  config_path_ = dir_.path() + "/postino.toml";
+  ports_path_ = dir_.path() + "/ports";
+  log_path_ = dir_.path() + "/postino.log";
+  for (const auto& a : accounts) {
+    std::vector<std::string> args = {"account", "add", a.username, "--password", a.password,
+                                     "--credit", std::to_string(a.credit)};
+    args.insert(args.end(), a.extra_flags.begin(), a.extra_flags.end());
+    auto r = ctl(args);
+    EXPECT_EQ(r.exit_code, 0) << "postino-ctl account add " << a.username << ": " << r.out << r.err;
+  }
+  std::ofstream cfg(config_path_);
+  cfg << "hostname = \"postino.test\"\n"
+      << "shards = " << shards << "\n"
+      << "data_dir = \"" << dir_.path() << "\"\n"
+      << "ports_file = \"" << ports_path_ << "\"\n"
+      << "create_demo_account = false\n";
+  // Top-level keys must precede tables, so split the caller's TOML.
+  std::string tables = extra_toml;
+  if (tables.find("[[listener]]") == std::string::npos)
+    tables += "\n[[listener]]\naddress = \"127.0.0.1\"\nport = 0\n";
+  cfg << tables << "\n";
+}
+
+gateway::~gateway() {
+  if (pid_ > 0) kill_hard();
+}
+
+bool gateway::start() {
+  std::error_code ec;
+  fs::remove(ports_path_, ec);
+  int log_fd = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  pid_ = spawn({binary_path("postino"), "--config", config_path_}, null_fd, log_fd, log_fd);
+  close(log_fd);
+  close(null_fd);
+  if (pid_ < 0) return false;
+  auto deadline = clock_type::now() + std::chrono::seconds(30);
+  while (clock_type::now() < deadline) {
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return false;
+    }
+    std::ifstream ports(ports_path_);
+    if (ports) {
+      smtp_ports_.clear();
+      std::string kind, line;
+      while (std::getline(ports, line)) {
+        std::istringstream ls(line);
+        ls >> kind;
+        std::string addr;
+        if (kind == "smtp") {
+          unsigned index;
+          ls >> index >> addr;
+        } else {
+          ls >> addr;
+        }
+        auto colon = addr.rfind(':');
+        if (colon == std::string::npos) continue;
+        auto port = static_cast<std::uint16_t>(std::stoi(addr.substr(colon + 1)));
+        if (kind == "smtp") smtp_ports_.push_back(port);
+        else if (kind == "admin") admin_port_ = port;
+      }
+      if (!smtp_ports_.empty()) return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+int gateway::stop(std::chrono::seconds grace) {
+  if (pid_ <= 0) return -1;
+  kill(pid_, SIGTERM);
+  bool timed_out = false;
+  int code = wait_exit(pid_, grace, &timed_out);
+  pid_ = -1;
+  return timed_out ? -2 : code;
+}
+
+void gateway::kill_hard() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGKILL);
+  int status;
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+}
+
+std::uint16_t gateway::smtp_port(unsigned listener) const {
+  return listener < smtp_ports_.size() ? smtp_ports_[listener] : 0;
+}
+
+std::string gateway::last_log() const {
+  std::ifstream in(log_path_);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::map<std::string, double> gateway::metrics() const {
+  std::map<std::string, double> values;
+  if (admin_port_ == 0) return values;
+  raw_client c(admin_port_);
+  if (!c.connected()) return values;
+  c.send("GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n");
+  std::string body = c.until_close();
+  auto start = body.find("\r\n\r\n");
+  std::istringstream lines(start == std::string::npos ? body : body.substr(start + 4));
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    auto space = line.rfind(' ');
+    if (space == std::string::npos) continue;
+    values[line.substr(0, space)] = std::stod(line.substr(space + 1));
+  }
+  return values;
+}
+
+command_result gateway::ctl(const std::vector<std::string>& args) const {
+  std::vector<std::string> argv = {binary_path("postino-ctl"), "--database", database()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run_command(argv, "", std::chrono::seconds(60));
+}
+
+namespace {
+
+std::vector<fs::path> journal_dirs(const std::string& data_dir) {
+  std::vector<fs::path> dirs;
+  for (const auto& entry : fs::directory_iterator(data_dir))
+    if (entry.is_directory() && entry.path().filename().string().rfind("journal-", 0) == 0)
+      dirs.push_back(entry.path());
+  std::sort(dirs.begin(), dirs.end());
+  return dirs;
+}
+
+void read_journal(const fs::path& dir, const std::function<void(const spool::record&)>& visit) {
+  spool::journal_options options;
+  options.dir = dir.string();
+  std::string error;
+  auto j = spool::journal::open(options, visit, error);
+  EXPECT_TRUE(j) << error;
+}
+
+}  // namespace
+
+std::vector<spool::record> read_journals(const std::string& data_dir) {
+  std::vector<spool::record> records;
+  for (const auto& dir : journal_dirs(data_dir))
+    read_journal(dir, [&](const spool::record& r) { records.push_back(r); });
+  return records;
+}
+
+std::vector<std::string> journal_queue_ids(const std::string& data_dir) {
+  std::vector<std::string> ids;
+  for (const auto& dir : journal_dirs(data_dir)) {
+    unsigned shard = std::stoul(dir.filename().string().substr(std::strlen("journal-")));
+    read_journal(dir, [&](const spool::record& r) {
+      if (r.type == spool::record_type::message) ids.push_back(spool::format_queue_id(0, shard, r.sequence));
+    });
+  }
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+std::vector<spool::record> messages_in(const std::vector<spool::record>& records) {
+  std::vector<spool::record> out;
+  for (const auto& r : records)
+    if (r.type == spool::record_type::message) out.push_back(r);
+  return out;
+}
+
+raw_client::raw_client(std::uint16_t port) {
+  fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    close(fd_);
+    fd_ = -1;
+  }
+  int one = 1;
+  if (fd_ >= 0) setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+raw_client::~raw_client() {
+  if (fd_ >= 0) close(fd_);
+}
+
+void raw_client::send(const std::string& bytes) {
+  std::size_t off = 0;
+  while (fd_ >= 0 && off < bytes.size()) {
+    ssize_t n = ::send(fd_, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
+    if (n <= 0) return;
+    off += n;
+  }
+}
+
+namespace {
+
+// A reply is complete when its last line has a space (or nothing) after the code.
+bool complete_reply(const std::string& buf, std::size_t* end) {
+  std::size_t pos = 0;
+  while (true) {
+    auto lf = buf.find('\n', pos);
+    if (lf == std::string::npos) return false;
+    if (lf - pos < 4 || buf[pos + 3] != '-') {
+      *end = lf + 1;
+      return true;
+    }
+    pos = lf + 1;
+  }
+}
+
+}  // namespace
+
+std::string raw_client::reply(std::chrono::milliseconds timeout) {
+  auto deadline = clock_type::now() + timeout;
+  std::size_t end = 0;
+  while (!complete_reply(buffer_, &end)) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now());
+    if (left.count() <= 0 || fd_ < 0) return "";
+    pollfd p{fd_, POLLIN, 0};
+    if (poll(&p, 1, static_cast<int>(left.count())) <= 0) return "";
+    char buf[16384];
+    ssize_t n = recv(fd_, buf, sizeof buf, 0);
+    if (n <= 0) return "";
+    buffer_.append(buf, n);
+  }
+  std::string r = buffer_.substr(0, end);
+  buffer_.erase(0, end);
+  return r;
+}
+
+std::string raw_client::until_close(std::chrono::milliseconds timeout) {
+  auto deadline = clock_type::now() + timeout;
+  while (fd_ >= 0) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now());
+    if (left.count() <= 0) break;
+    pollfd p{fd_, POLLIN, 0};
+    if (poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
+    char buf[16384];
+    ssize_t n = recv(fd_, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    buffer_.append(buf, n);
+  }
+  std::string r;
+  r.swap(buffer_);
+  return r;
+}
+
+std::string base64(const std::string& in) {
+  static const char* table = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  std::size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    unsigned v = (unsigned char)in[i] << 16 | (unsigned char)in[i + 1] << 8 | (unsigned char)in[i + 2];
+    out += table[v >> 18];
+    out += table[(v >> 12) & 63];
+    out += table[(v >> 6) & 63];
+    out += table[v & 63];
+  }
+  if (i < in.size()) {
+    unsigned v = (unsigned char)in[i] << 16;
+    if (i + 1 < in.size()) v |= (unsigned char)in[i + 1] << 8;
+    out += table[v >> 18];
+    out += table[(v >> 12) & 63];
+    out += i + 1 < in.size() ? table[(v >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+}  // namespace postino::test
