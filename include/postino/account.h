@@ -1,10 +1,15 @@
 // What a session and a shard know about an authenticated account: a small
 // value snapshot copied out of the account store (src/credit). Owned by value
-// by whoever holds it; refreshed when the store changes it.
+// by whoever holds it; refreshed when the store changes it. The price table is
+// shared, immutable, behind a shared_ptr: sessions copy the snapshot, and a
+// global table copied into every parked session would cost kilobytes each.
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace postino {
@@ -16,6 +21,26 @@ enum class account_status : std::uint8_t { active = 0, suspended = 1 };
 
 enum class bare_newline_policy : std::uint8_t { normalize = 0, reject = 1 };
 
+// How a DATA body is read (PROTOCOL.md section 3): detected per message
+// (`automatic`), or forced to raw text or to e-mail (MIME).
+enum class content_mode : std::uint8_t { automatic = 0, raw = 1, email = 2 };
+
+// One destination-prefix price: `prefix` is the leading digits of the E.164
+// number without '+' ("39", "393"); `price` is per SMS segment.
+struct price_rule {
+  std::string prefix;
+  credit_units price = 0;
+  bool global = false;  // from the global table, not the account's own
+};
+
+// In precedence order, as the account store builds it: the account's own rules
+// (longest prefix first), then the global ones (longest first). The first rule
+// whose prefix matches gives the price, so an account rule wins whenever one
+// of the account's prefixes matches, and the global table fills the rest.
+using price_table = std::vector<price_rule>;
+
+inline constexpr std::uint64_t default_max_mms_bytes = 1048576;  // 1 MiB of raw MIME body
+
 struct account_settings {
   account_id id = 0;
   std::string username;
@@ -24,11 +49,42 @@ struct account_settings {
   std::vector<std::string> allowed_originators;  // empty: any valid originator
   std::uint32_t max_recipients = 1000;
   std::string default_country;                   // ISO 3166 alpha-2, empty: none
-  credit_units unit_price = 1;                   // per SMS segment
+  credit_units unit_price = 1;                   // per SMS segment, when no prefix rule matches
+  // Message content (issue 4).
+  content_mode content = content_mode::automatic;
+  std::uint32_t max_segments = 1;                // 1..255; above: 554 5.3.4
+  bool subject_prefix = false;                   // e-mail mode: "<subject>\n<text>"
+  bool strip_signature = false;                  // e-mail mode: cut the "-- " line and after
+  bool transliterate = false;                    // map curly quotes etc. to GSM when that avoids UCS-2
+  bool mms_enabled = false;
+  std::uint64_t max_mms_bytes = default_max_mms_bytes;
+  credit_units mms_price = 3;                    // per MMS recipient
+  std::shared_ptr<const price_table> prices;     // may be null: no rules
 };
 
 inline const char* status_name(account_status s) {
   return s == account_status::active ? "ACTIVE" : "SUSPENDED";
 }
+
+inline const char* content_mode_name(content_mode m) {
+  return m == content_mode::raw ? "raw" : m == content_mode::email ? "email" : "auto";
+}
+
+inline std::optional<content_mode> parse_content_mode(std::string_view name) {
+  if (name == "auto") return content_mode::automatic;
+  if (name == "raw") return content_mode::raw;
+  if (name == "email") return content_mode::email;
+  return std::nullopt;
+}
+
+// Pricing (src/sms/pricing.cc). The price of one SMS segment to `e164`
+// ("+<digits>"): the first matching rule of account.prices, else unit_price.
+credit_units segment_price(const account_settings& account, std::string_view e164) noexcept;
+
+// What a whole message costs: for an SMS, segments x the segment price of each
+// recipient; for an MMS, mms_price per recipient. Saturates at the largest
+// credit_units value (which no balance covers) instead of overflowing.
+credit_units message_price(const account_settings& account, const std::vector<std::string>& recipients,
+                           std::uint32_t segments, bool mms) noexcept;
 
 }  // namespace postino

@@ -32,6 +32,7 @@ struct gateway_config {
   unsigned auth_workers = 2;
   std::size_t auth_queue = 4096;
   std::uint64_t journal_segment_bytes = 64u << 20;
+  unsigned checkpoint_interval_s = 30;  // 0: no periodic checkpoint
   bool create_demo_account = true;    // on an empty database
   std::string admin_address = "127.0.0.1";
   std::uint16_t admin_port = 0;        // 0: no admin endpoint

@@ -1,10 +1,12 @@
 // Accounts and credit. The account store is the SQLite database (postino.db):
-// accounts, password hashes, settings, and the credit checkpoint column. The
-// ledger is a home shard's in-memory table of balances (the journal is the
-// truth; the column is only a checkpoint). Passwords are Argon2id, verified on
-// a small worker pool so shard threads never hash. Every object here is owned
-// by one thread at a time except hash_pool, which is built for handing work
-// across threads.
+// accounts, password hashes, settings, and the credit column (initial credit
+// plus offline top-ups). Balances live in memory on each account's home shard
+// (lease_authority) and are spent through per-shard leases (lease_wallet);
+// the journal is the truth and checkpoint_store its periodic fold in SQLite.
+// ledger is the simple single-shard table the first version used. Passwords
+// are Argon2id, verified on a small worker pool so shard threads never hash.
+// Every object here is owned by one thread at a time except hash_pool, which
+// is built for handing work across threads.
 #pragma once
 
 #include <condition_variable>
@@ -18,6 +20,7 @@
 #include <string_view>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "postino/account.h"
@@ -51,6 +54,15 @@ class account_store {
   bool set_status(account_id id, account_status status);
   bool add_credit(account_id id, credit_units amount);
   bool update_settings(const account_settings& settings);
+
+  // Destination price tables (issue 4). `account` 0 is the global table.
+  // A prefix is 1 to 15 digits (the E.164 number without '+'). set_price
+  // adds or replaces; delete_price is false with an empty last_error() when
+  // there was no such rule; list_prices gives one table, by prefix. The
+  // tables reach sessions through find_by_*: settings.prices.
+  bool set_price(account_id account, std::string_view prefix, credit_units price);
+  bool delete_price(account_id account, std::string_view prefix);
+  std::vector<price_rule> list_prices(account_id account);
 
   int schema_version();
   // Why the last call failed (SQLite's text, or the refused value); empty
@@ -134,9 +146,244 @@ class ledger {
   std::unordered_map<account_id, credit_units> balances_;
 };
 
+// ---------------------------------------------------------------------------
+// The periodic checkpoint (src/credit/checkpoint.cc). A shard folds each of
+// its durable journal records into a journal_delta; a background thread
+// collects every shard's delta and writes them to SQLite in one transaction:
+// per account the sum of journal effects folded so far, per shard the
+// journal sequence folded up to, and one row per accepted message. Start-up
+// is then: accounts.credit (initial credit plus offline top-ups, the store's
+// column) + the checkpoint's delta + the records after each shard's position.
+// Tables (created here with CREATE TABLE IF NOT EXISTS, beside the account
+// store's own schema, which this file does not touch):
+//   checkpoint_journal(shard PK, sequence, updated_ms)
+//   checkpoint_balance(account PK, journal_delta, messages)
+//   checkpoint_message(queue_id PK, account, shard, sequence, price,
+//                      recipients, accepted_ms, state)
+// `state` is 'queued' until delivery exists; final states are 'delivered',
+// 'expired', 'undeliverable', 'rejected'.
+struct journal_delta {
+  struct message {
+    std::string queue_id;
+    account_id account = 0;
+    std::uint64_t sequence = 0;
+    credit_units price = 0;
+    std::uint32_t recipients = 0;
+    std::uint64_t accepted_ms = 0;
+  };
+  unsigned shard = 0;
+  std::uint64_t sequence = 0;  // every durable record up to here is folded in
+  std::unordered_map<account_id, credit_units> balance;  // credits minus debits
+  std::unordered_map<account_id, std::uint64_t> messages;
+  std::vector<message> accepted;
+
+  bool empty() const { return balance.empty() && accepted.empty(); }
+  // Appends a later delta of the same shard (a write that failed is retried
+  // with what came after it).
+  void merge(journal_delta&& later);
+};
+
+class checkpoint_store {
+ public:
+  struct loaded {
+    std::unordered_map<unsigned, std::uint64_t> sequence;   // per shard
+    std::unordered_map<account_id, credit_units> balance;   // journal delta per account
+    std::uint64_t messages_to_deliver = 0;                  // not in a final state
+  };
+
+  static std::unique_ptr<checkpoint_store> open(const std::string& path, std::string& error);
+  ~checkpoint_store();
+  checkpoint_store(const checkpoint_store&) = delete;
+  checkpoint_store& operator=(const checkpoint_store&) = delete;
+
+  bool load(loaded& out, std::string& error);
+  // One transaction for every delta; on failure nothing is written.
+  bool write(const std::vector<journal_delta>& deltas, std::string& error);
+
+ private:
+  struct impl;
+  explicit checkpoint_store(std::unique_ptr<impl> p);
+  std::unique_ptr<impl> impl_;
+};
+
 // Which shard owns an account's balance.
 inline unsigned home_shard(account_id id, unsigned shards) {
   return static_cast<unsigned>(id % shards);
 }
+
+// ---------------------------------------------------------------------------
+// Credit leases (src/credit/lease.cc; DESIGN.md "Durability and credit").
+// The home shard's lease_authority owns an account's balance and grants other
+// shards (itself included) slices of it; every shard's lease_wallet debits
+// within its slice with no lock and no atomic, reports durable debits back in
+// batches, returns an idle slice, and gives it up when the home recalls it.
+// Before any refusal the home recalls every other slice, so a refusal means
+// the account as a whole cannot pay. Both classes are pure, single-threaded
+// logic: they never send anything themselves but fill an outbox that the
+// owner delivers through the shard mailboxes (per-pair FIFO order is all
+// they rely on), so they are tested without threads.
+
+// Shard -> home: credit for the head of the shard's wait queue.
+struct lease_request {
+  enum class kind : std::uint8_t {
+    grant,  // a debit waits: add at least `need` to my lease
+    check,  // a RCPT check waits: is `need` more than my lease available?
+  };
+  account_id account = 0;
+  unsigned shard = 0;
+  kind what = kind::grant;
+  credit_units need = 0;  // what the waiter lacks beyond the asker's lease
+  credit_units want = 0;  // grant only: what the recent spend rate asks for (>= need)
+};
+
+// Home -> shard: the answer to the shard's one outstanding request.
+struct lease_answer {
+  account_id account = 0;
+  bool refused = false;       // `need` exceeds the account's unleased credit,
+                              // after every other lease was recalled
+  credit_units granted = 0;   // added to the asker's lease (grant requests)
+  credit_units unleased = 0;  // the home's unleased credit when it answered
+};
+
+// Shard -> home: durable debits and returned credit, batched; also the
+// answer to a recall (which carries the shard's outstanding need, if any,
+// restated now that its lease is gone).
+struct lease_report {
+  account_id account = 0;
+  unsigned shard = 0;
+  credit_units spent = 0;       // durable debits since the last report
+  credit_units returned = 0;    // unspent lease handed back
+  std::uint64_t messages = 0;   // durable messages since the last report
+  bool recall_answer = false;
+  credit_units need = 0;        // recall answers: the pending request's need now
+};
+
+class lease_authority {
+ public:
+  struct outbox {
+    std::vector<std::pair<unsigned, lease_answer>> answers;  // (to shard, answer)
+    std::vector<std::pair<unsigned, account_id>> recalls;    // (to shard, account)
+  };
+  struct account_view {
+    credit_units balance = 0;    // balance minus every reported debit
+    credit_units leased = 0;     // granted and not yet reported spent or returned
+    unsigned lease_holders = 0;  // shards holding some of it
+    std::uint64_t messages = 0;  // durable messages reported since start
+    bool recalling = false;
+  };
+
+  explicit lease_authority(unsigned shards) : shards_(shards == 0 ? 1 : shards) {}
+
+  void set_balance(account_id id, credit_units balance);
+  // A top-up or refund that is durable: it is unleased credit at once.
+  void credit(account_id id, credit_units amount, outbox& out);
+  credit_units balance(account_id id) const;
+  credit_units unleased(account_id id) const;
+  account_view view(account_id id) const;
+
+  void on_request(const lease_request& r, outbox& out);
+  void on_report(const lease_report& r, outbox& out);
+
+ private:
+  struct account_state {
+    credit_units balance = 0;
+    credit_units leased = 0;
+    std::vector<credit_units> granted;  // per shard
+    std::uint64_t messages = 0;
+    unsigned recalls_pending = 0;
+    std::vector<lease_request> queued;  // requests that arrived during a recall
+  };
+  account_state& state(account_id id);
+  void decide(account_state& a, const lease_request& r, bool after_recall, outbox& out);
+  void answer(account_state& a, const lease_request& r, credit_units granted, bool refused,
+              outbox& out);
+
+  unsigned shards_;
+  std::unordered_map<account_id, account_state> accounts_;
+};
+
+class lease_wallet {
+ public:
+  enum class use : std::uint8_t {
+    check,  // RCPT: is `amount` available? Nothing is taken.
+    debit,  // end of DATA: take `amount` (it stays in flight until settle())
+  };
+  struct waiter {
+    void* token = nullptr;  // the owner's handle, returned in the result
+    use kind = use::debit;
+    credit_units amount = 0;
+  };
+  struct result {
+    void* token = nullptr;
+    use kind = use::debit;
+    bool ok = false;
+    credit_units amount = 0;
+    credit_units available = 0;  // ok: at least amount; refused: the account's available credit
+  };
+  struct outbox {
+    std::vector<lease_request> requests;  // to the account's home
+    std::vector<lease_report> reports;    // to the account's home
+    std::vector<result> results;          // to the waiters, in order
+    bool empty() const { return requests.empty() && reports.empty() && results.empty(); }
+  };
+  struct tuning {
+    std::uint64_t horizon_ms = 250;  // a grant aims to last this long at the recent rate
+    std::uint64_t idle_ms = 1000;    // a lease unused this long goes home
+  };
+
+  explicit lease_wallet(unsigned shard) : lease_wallet(shard, tuning{}) {}
+  lease_wallet(unsigned shard, tuning t) : shard_(shard), tuning_(t) {}
+
+  // The per-message path. True when the lease answers at once (a debit is
+  // then taken); false means the caller must wait().
+  bool try_take(account_id id, use kind, credit_units amount, std::uint64_t now_ms,
+                credit_units& available);
+  // Queues a waiter (after try_take said no); its result comes from a later
+  // on_answer/on_recall/settle, never from this call.
+  void wait(account_id id, const waiter& w, std::uint64_t now_ms, outbox& out);
+  void on_answer(const lease_answer& a, std::uint64_t now_ms, outbox& out);
+  void on_recall(account_id id, outbox& out);
+  // The journal's verdict on a debit taken earlier: durable debits are
+  // reported home, failed ones go back into the lease.
+  void settle(account_id id, credit_units amount, bool durable, std::uint64_t now_ms,
+              outbox& out);
+  // Reports of durable debits (cheap: only accounts that changed). Called at
+  // the end of every batch, so a debit is reported before its 250 is sent.
+  void flush(outbox& out);
+  // Returns idle leases and ages the spend rates. Called from a timer.
+  void tick(std::uint64_t now_ms, outbox& out);
+  // Nothing leased, in flight, unreported or waiting: the timer may stop.
+  bool idle() const { return accounts_.empty(); }
+
+  credit_units lease(account_id id) const;
+  credit_units in_flight(account_id id) const;
+
+ private:
+  struct account_state {
+    credit_units lease = 0;
+    credit_units in_flight = 0;
+    credit_units spent = 0;            // durable, not yet reported
+    std::uint64_t messages = 0;        // durable, not yet reported
+    std::vector<waiter> waiting;       // FIFO; head first
+    std::size_t head = 0;              // index of the head in `waiting`
+    bool requesting = false;           // one request outstanding at a time
+    void* asked_for = nullptr;         // the head waiter that request was for
+    bool dirty = false;                // listed in dirty_
+    std::uint64_t last_take_ms = 0;
+    std::uint64_t last_request_ms = 0;
+    credit_units taken_since_request = 0;
+    double rate = 0;                   // units per second, smoothed
+  };
+  bool has_waiters(const account_state& a) const { return a.head < a.waiting.size(); }
+  void serve(account_id id, account_state& a, std::uint64_t now_ms, outbox& out);
+  void request(account_id id, account_state& a, std::uint64_t now_ms, outbox& out);
+  void take(account_state& a, credit_units amount, std::uint64_t now_ms);
+  void mark_dirty(account_id id, account_state& a);
+
+  unsigned shard_;
+  tuning tuning_;
+  std::unordered_map<account_id, account_state> accounts_;
+  std::vector<account_id> dirty_;
+};
 
 }  // namespace postino::credit

@@ -191,6 +191,8 @@ struct message {
   std::uint64_t a = 0;
   std::uint64_t b = 0;
   std::int64_t c = 0;
+  std::int64_t d = 0;  // credit leases carry two amounts besides c
+  std::int64_t e = 0;
 };
 
 // Answers a session's pending requests (AUTH, credit, commit). One per shard,
@@ -202,6 +204,10 @@ class request_handler {
   // now or later and then call c.complete(); if c.gone(), skip the resolve but
   // still call complete(), which releases the connection.
   virtual void handle(io::connection& c) = 0;
+  // Called once per event-loop batch, after the shard has drained its
+  // mailboxes and before it wakes its peers: where a handler flushes what it
+  // batched (credit reports) and answers what had to wait for the drain.
+  virtual void after_batch() {}
 };
 
 // Counters a shard publishes for the admin thread: relaxed atomics, written
@@ -211,6 +217,8 @@ struct alignas(cache_line) shard_metrics {
   std::atomic<std::uint64_t> connections_total{0};
   std::atomic<std::uint64_t> messages_accepted{0};
   std::atomic<std::uint64_t> journal_groups{0};
+  std::atomic<std::uint64_t> credit_requests{0};  // lease requests sent to a home shard
+  std::atomic<std::uint64_t> credit_recalls{0};   // leases recalled from this shard
 
   static void bump(std::atomic<std::uint64_t>& counter, std::int64_t delta = 1) {
     // Single writer: a load and a store are enough and skip the locked RMW.

@@ -99,6 +99,12 @@ struct segment_count {
 };
 segment_count count_segments(std::string_view utf8, bool transliterate = false) noexcept;
 
+// The text as `transliterate` in count_segments would send it: every character
+// GSM lacks replaced by its near GSM form, when that makes the whole text GSM;
+// otherwise the text unchanged. The content step stores this, so the journal
+// holds exactly the text that goes out and delivery needs no account setting.
+std::string transliterate_to_gsm(std::string_view utf8);
+
 // Each element is one segment's exact SMPP short_message: for gsm7 unpacked
 // septets (one per octet, data_coding 0), for ucs2 UTF-16 big-endian; when
 // there is more than one segment each starts with the UDH

@@ -65,10 +65,25 @@ struct transaction {
   std::string originator;               // the sender that goes out
   originator_kind originator_type = originator_kind::numeric;
   std::vector<std::string> recipients;  // E.164 with '+', distinct, in order
-  std::string body;                     // unstuffed text, CRLF line ends, no terminator
+  std::string body;                     // unstuffed text, CRLF line ends, no terminator (an
+                                        // MMS keeps its whole MIME body here)
   credit_units price = 0;               // what the commit must debit, all or nothing
-  std::uint32_t segments = 1;
+  std::uint32_t segments = 1;           // SMS segments per recipient; 1 for an MMS
+  // Filled by the content step at the terminator (src/mime, PROTOCOL.md 3).
+  std::string sms_text;                 // the SMS text, UTF-8 (an MMS: its text part, may be empty)
+  std::uint8_t data_coding = 0;         // SMPP data_coding of sms_text: 0x00 GSM 03.38, 0x08 UCS-2
+  bool is_mms = false;
+  bool mm4_ack_owed = false;            // X-Mms-Ack-Request: Yes: an MM4_forward.RES is owed
+  std::string mm4_message_id;           // X-Mms-Message-ID, else Message-ID (MMS only)
+  std::string mm4_transaction_id;       // X-Mms-Transaction-ID, echoed in the MM4_forward.RES
+  std::string mm4_originator_system;    // X-Mms-Originator-System: where the RES goes
 };
+
+// What the journal gets from a transaction being committed: the body is moved
+// out (the large part), every other field copied, because the session still
+// needs its recipients for the 250 line. Owners use this rather than copying
+// fields one by one, so fields added later reach the record too.
+transaction take_for_journal(transaction& tx);
 
 struct commit_result {
   enum class outcome : std::uint8_t { accepted, insufficient_credit, local_error } result;

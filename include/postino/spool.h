@@ -16,7 +16,7 @@
 //                                 and the journal seals its segment);
 //   POSTINO_FAIL_WRITE=<n>[@<k>]  the same for the group writes;
 //   POSTINO_FSYNC_LOG=<file>      after every successful fdatasync (and when a
-//                                 segment is created or sealed) a line
+//                                 segment is created, sealed or opened) a line
 //                                 "<segment path> <durable offset>" is appended
 //                                 to <file>: a power-cut test may drop every
 //                                 byte of that segment after the last offset.
@@ -101,6 +101,10 @@ class journal {
   // Counters for metrics and tests.
   virtual std::uint64_t groups_committed() const = 0;
   virtual std::uint64_t durable_offset() const = 0;  // of the current segment
+  // The highest sequence known durable (every durable record's sequence is
+  // at most this; records of failed groups are never replayed): a
+  // checkpoint's position in this journal.
+  virtual std::uint64_t durable_sequence() const = 0;
 };
 
 #ifdef POSTINO_TEST_HOOKS

@@ -1,7 +1,10 @@
 // Admin endpoint (see admin.h): HTTP/1.0, one connection at a time, each
 // bounded by a short read deadline so a silent client cannot hold it. Reads
-// the shards' counters (relaxed atomics they alone write); owns only its
-// request buffer and the response string it builds.
+// the shards' counters (relaxed atomics they alone write); live operations
+// are closures posted to shards, answered through a promise this thread
+// waits on with a deadline (a late answer lands in the shared state and is
+// dropped). Owns its request buffer, the response it builds, and its own
+// account_store connection.
 #include "admin.h"
 
 #include <poll.h>
@@ -11,8 +14,15 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
+#include <functional>
+#include <future>
+#include <memory>
+#include <optional>
 
+#include "gateway.h"
+#include "postino/credit.h"
 #include "postino/io.h"
 
 namespace postino::app {
@@ -28,9 +38,44 @@ void write_all(int fd, const std::string& bytes) {
   }
 }
 
-std::string response(const char* status, const std::string& body) {
-  return std::string("HTTP/1.0 ") + status + "\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: " +
+std::string response(const char* status, const std::string& body,
+                     const char* type = "text/plain; version=0.0.4") {
+  return std::string("HTTP/1.0 ") + status + "\r\nContent-Type: " + type + "\r\nContent-Length: " +
          std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+}
+
+std::string json_string(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+      continue;
+    }
+    out += c;
+  }
+  return out + "\"";
+}
+
+std::string error_json(const std::string& what) { return "{\"error\": " + json_string(what) + "}\n"; }
+
+bool all_digits(std::string_view s) {
+  return !s.empty() && s.size() <= 19 && s.find_first_not_of("0123456789") == std::string_view::npos;
+}
+
+// Runs `fn` on `shard` and waits (bounded) for the value it produces.
+template <class T>
+std::optional<T> ask_shard(core::shard& shard, std::function<void(std::function<void(T)>)> fn,
+                           std::chrono::seconds timeout = std::chrono::seconds(10)) {
+  auto promise = std::make_shared<std::promise<T>>();
+  std::future<T> future = promise->get_future();
+  shard.post_from_any_thread([fn = std::move(fn), promise] {
+    fn([promise](T value) { promise->set_value(std::move(value)); });
+  });
+  if (future.wait_for(timeout) != std::future_status::ready) return std::nullopt;
+  return future.get();
 }
 
 }  // namespace
@@ -95,17 +140,102 @@ void admin_server::serve(int fd) {
   }
   auto line_end = request.find_first_of("\r\n");
   std::string line = request.substr(0, line_end);
-  if (line.rfind("GET /metrics ", 0) == 0 || line == "GET /metrics") {
-    write_all(fd, response("200 OK", render_metrics(rt_)));
-  } else if (line.rfind("GET ", 0) == 0) {
-    write_all(fd, response("404 Not Found", "not found\n"));
-  } else {
-    write_all(fd, response("405 Method Not Allowed", "only GET\n"));
+  std::string method = line.substr(0, line.find(' '));
+  std::string target;
+  if (auto sp = line.find(' '); sp != std::string::npos) {
+    auto end = line.find(' ', sp + 1);
+    target = line.substr(sp + 1, end == std::string::npos ? std::string::npos : end - sp - 1);
   }
+  if (target == "/metrics") {
+    if (method != "GET") return write_all(fd, response("405 Method Not Allowed", "only GET\n"));
+    return write_all(fd, response("200 OK", render_metrics(rt_)));
+  }
+  if (target.rfind("/accounts/", 0) == 0 && !database_.empty()) {
+    answer a = accounts(method, target);
+    return write_all(fd, response(a.status, a.body, "application/json"));
+  }
+  write_all(fd, response("404 Not Found", "not found\n"));
+}
+
+admin_server::answer admin_server::accounts(const std::string& method, const std::string& target) {
+  // /accounts/<who>[/<verb>][?amount=<n>]
+  std::string path = target, query;
+  if (auto q = target.find('?'); q != std::string::npos) {
+    path = target.substr(0, q);
+    query = target.substr(q + 1);
+  }
+  std::string rest = path.substr(std::strlen("/accounts/"));
+  std::string who = rest.substr(0, rest.find('/'));
+  std::string verb = rest.find('/') == std::string::npos ? "" : rest.substr(rest.find('/') + 1);
+  if (who.empty()) return {"404 Not Found", error_json("no account named")};
+  if ((verb.empty() && method != "GET") || (!verb.empty() && method != "POST"))
+    return {"405 Method Not Allowed", error_json(verb.empty() ? "GET only" : "POST only")};
+
+  std::string error;
+  if (!store_) store_ = credit::account_store::open(database_, error);
+  if (!store_) return {"503 Service Unavailable", error_json("database: " + error)};
+  auto account = all_digits(who) ? store_->find_by_id(std::stoull(who)) : store_->find_by_username(who);
+  if (!account) {
+    std::string why = store_->last_error();
+    store_.reset();  // reopen next time if the connection is what failed
+    return why.empty() ? answer{"404 Not Found", error_json("no such account: " + who)}
+                       : answer{"503 Service Unavailable", error_json("database: " + why)};
+  }
+  const account_id id = account->settings.id;
+  core::shard& home = rt_.shard_at(credit::home_shard(id, rt_.shard_count()));
+  const std::string id_field = "{\"id\": " + std::to_string(id) + ", \"username\": " +
+                               json_string(account->settings.username);
+
+  if (verb.empty()) {
+    auto view = ask_shard<credit::lease_authority::account_view>(
+        home, [&home, id](auto reply) { reply(app::account_view(home, id)); });
+    if (!view) return {"503 Service Unavailable", error_json("the home shard did not answer")};
+    return {"200 OK", id_field + ", \"status\": \"" + status_name(account->settings.status) +
+                          "\", \"balance\": " + std::to_string(view->balance) +
+                          ", \"leased\": " + std::to_string(view->leased) +
+                          ", \"lease_holders\": " + std::to_string(view->lease_holders) +
+                          ", \"recalling\": " + (view->recalling ? "true" : "false") +
+                          ", \"messages_since_start\": " + std::to_string(view->messages) + "}\n"};
+  }
+  if (verb == "credit") {
+    std::string amount_text = query.rfind("amount=", 0) == 0 ? query.substr(7) : "";
+    if (!all_digits(amount_text) || std::stoll(amount_text) <= 0)
+      return {"400 Bad Request", error_json("amount must be a positive integer: ?amount=<n>")};
+    const credit_units amount = std::stoll(amount_text);
+    struct result {
+      bool durable = false;
+      credit_units balance = 0;
+    };
+    auto r = ask_shard<result>(home, [&home, id, amount](auto reply) {
+      app::top_up(home, id, amount, [reply](bool durable, credit_units balance) { reply({durable, balance}); });
+    });
+    if (!r) return {"503 Service Unavailable", error_json("the home shard did not answer")};
+    if (!r->durable) return {"503 Service Unavailable", error_json("the journal could not store the top-up")};
+    return {"200 OK", id_field + ", \"added\": " + std::to_string(amount) +
+                          ", \"balance\": " + std::to_string(r->balance) + "}\n"};
+  }
+  if (verb == "suspend" || verb == "resume") {
+    const account_status status = verb == "suspend" ? account_status::suspended : account_status::active;
+    if (!store_->set_status(id, status)) {
+      std::string why = store_->last_error();
+      store_.reset();
+      return {"503 Service Unavailable", error_json("database: " + why)};
+    }
+    // Every shard drops its cached logins, so the next AUTH reads the status.
+    for (unsigned s = 0; s < rt_.shard_count(); ++s) {
+      core::shard& shard = rt_.shard_at(s);
+      ask_shard<bool>(shard, [&shard, id](auto reply) {
+        app::forget_credentials(shard, id);
+        reply(true);
+      });
+    }
+    return {"200 OK", id_field + ", \"status\": \"" + status_name(status) + "\"}\n"};
+  }
+  return {"404 Not Found", error_json("unknown operation: " + verb)};
 }
 
 std::string admin_server::render_metrics(core::runtime& rt) {
-  std::uint64_t active = 0, total = 0, accepted = 0, groups = 0;
+  std::uint64_t active = 0, total = 0, accepted = 0, groups = 0, requests = 0, recalls = 0;
   std::string per_shard;
   for (unsigned i = 0; i < rt.shard_count(); ++i) {
     auto& m = rt.metrics(i);
@@ -114,6 +244,8 @@ std::string admin_server::render_metrics(core::runtime& rt) {
     total += m.connections_total.load(std::memory_order_relaxed);
     accepted += m.messages_accepted.load(std::memory_order_relaxed);
     groups += m.journal_groups.load(std::memory_order_relaxed);
+    requests += m.credit_requests.load(std::memory_order_relaxed);
+    recalls += m.credit_recalls.load(std::memory_order_relaxed);
     per_shard += "postino_sessions_active{shard=\"" + std::to_string(i) + "\"} " + std::to_string(a) + "\n";
   }
   std::string out;
@@ -126,6 +258,10 @@ std::string admin_server::render_metrics(core::runtime& rt) {
   out += "postino_messages_accepted_total " + std::to_string(accepted) + "\n";
   out += "# TYPE postino_journal_groups_total counter\n";
   out += "postino_journal_groups_total " + std::to_string(groups) + "\n";
+  out += "# TYPE postino_credit_lease_requests_total counter\n";
+  out += "postino_credit_lease_requests_total " + std::to_string(requests) + "\n";
+  out += "# TYPE postino_credit_lease_recalls_total counter\n";
+  out += "postino_credit_lease_recalls_total " + std::to_string(recalls) + "\n";
   out += "# TYPE postino_shards gauge\n";
   out += "postino_shards " + std::to_string(rt.shard_count()) + "\n";
   return out;

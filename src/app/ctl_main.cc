@@ -1,5 +1,5 @@
 // postino-ctl: the offline administration tool for postino's account store
-// (accounts, passwords, status, credit). It opens postino.db directly; every
+// (accounts, passwords, status, settings, credit, destination price tables). It opens postino.db directly; every
 // write first takes the database lock the gateway holds for its lifetime, so
 // it refuses to write under a running gateway (live changes belong to the
 // admin endpoint), while reads work alongside it thanks to SQLite's WAL mode.
@@ -51,7 +51,11 @@ enum class command {
   account_password,
   account_suspend,
   account_resume,
-  credit_add
+  account_set,
+  credit_add,
+  price_set,
+  price_list,
+  price_delete
 };
 
 struct options {
@@ -66,7 +70,26 @@ struct options {
   unsigned max_recipients = 1000;
   std::string default_country;
   long long unit_price = 1;
+  // Message content settings (issue 4); defaults as in account_settings.
+  std::string content_mode = "auto";
+  unsigned max_segments = 1;
+  bool subject_prefix = false;
+  bool strip_signature = false;
+  bool transliterate = false;
+  bool mms_enabled = false;
+  unsigned long long max_mms_bytes = postino::default_max_mms_bytes;
+  long long mms_price = 3;
+  // Which of the settings options were given (account set changes only those).
+  std::vector<std::string> given;
+  // price set/list/delete
+  std::string price_account;  // empty: the global table
+  std::string prefix;
+  long long price = 0;
 };
+
+bool given(const options& o, const std::string& name) {
+  return std::find(o.given.begin(), o.given.end(), name) != o.given.end();
+}
 
 bool file_exists(const std::string& path) {
   struct stat st;
@@ -167,26 +190,50 @@ std::string join(const std::vector<std::string>& items) {
   return out;
 }
 
-int account_add(const options& o) {
-  account_settings s;
-  s.username = o.account;
-  if (!o.default_originator.empty()) s.default_originator = o.default_originator;
-  if (!o.allowed_originators.empty()) s.allowed_originators = split_list(o.allowed_originators);
+std::string country_code(const std::string& given_code) {
+  if (given_code.empty()) return {};
+  std::string c = given_code;
+  if (c.size() != 2 || !std::isalpha(static_cast<unsigned char>(c[0])) ||
+      !std::isalpha(static_cast<unsigned char>(c[1])))
+    fail(exit_usage, "--default-country: '" + c + "' is not an ISO 3166 alpha-2 code");
+  for (auto& ch : c) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  return c;
+}
+
+// Applies the settings options to `s`: every one for `account add` (their
+// defaults included), only the given ones for `account set`.
+void apply_settings(const options& o, account_settings& s, bool only_given) {
+  auto use = [&](const char* name) { return !only_given || given(o, name); };
+  if (use("default-originator")) s.default_originator = o.default_originator;
+  if (use("allowed-originators"))
+    s.allowed_originators = o.allowed_originators.empty() ? std::vector<std::string>{}
+                                                          : split_list(o.allowed_originators);
   if (!s.default_originator.empty() && !s.allowed_originators.empty() &&
       std::find(s.allowed_originators.begin(), s.allowed_originators.end(),
                 s.default_originator) == s.allowed_originators.end())
     fail(exit_usage, "the default originator '" + s.default_originator +
                          "' is not among the allowed originators");
-  s.max_recipients = o.max_recipients;
-  if (!o.default_country.empty()) {
-    std::string c = o.default_country;
-    if (c.size() != 2 || !std::isalpha(static_cast<unsigned char>(c[0])) ||
-        !std::isalpha(static_cast<unsigned char>(c[1])))
-      fail(exit_usage, "--default-country: '" + c + "' is not an ISO 3166 alpha-2 code");
-    for (auto& ch : c) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
-    s.default_country = c;
+  if (use("max-recipients")) s.max_recipients = o.max_recipients;
+  if (use("default-country")) s.default_country = country_code(o.default_country);
+  if (use("unit-price")) s.unit_price = o.unit_price;
+  if (use("content-mode")) {
+    auto mode = postino::parse_content_mode(o.content_mode);
+    if (!mode) fail(exit_usage, "--content-mode: '" + o.content_mode + "' is not auto, raw or email");
+    s.content = *mode;
   }
-  s.unit_price = o.unit_price;
+  if (use("max-segments")) s.max_segments = o.max_segments;
+  if (use("subject-prefix")) s.subject_prefix = o.subject_prefix;
+  if (use("strip-signature")) s.strip_signature = o.strip_signature;
+  if (use("transliterate")) s.transliterate = o.transliterate;
+  if (use("mms-enabled")) s.mms_enabled = o.mms_enabled;
+  if (use("max-mms-bytes")) s.max_mms_bytes = o.max_mms_bytes;
+  if (use("mms-price")) s.mms_price = o.mms_price;
+}
+
+int account_add(const options& o) {
+  account_settings s;
+  s.username = o.account;
+  apply_settings(o, s, false);
   const std::string password = password_argument(o.password);
 
   const std::string db = database_path(o);
@@ -251,6 +298,19 @@ int account_show(const options& o) {
   std::printf("default country: %s\n",
               s.default_country.empty() ? "(none)" : s.default_country.c_str());
   std::printf("unit price: %lld\n", static_cast<long long>(s.unit_price));
+  std::printf("content mode: %s\n", postino::content_mode_name(s.content));
+  std::printf("max segments: %u\n", s.max_segments);
+  std::printf("subject prefix: %s\n", s.subject_prefix ? "yes" : "no");
+  std::printf("strip signature: %s\n", s.strip_signature ? "yes" : "no");
+  std::printf("transliterate: %s\n", s.transliterate ? "yes" : "no");
+  std::printf("mms enabled: %s\n", s.mms_enabled ? "yes" : "no");
+  std::printf("max mms bytes: %llu\n", static_cast<unsigned long long>(s.max_mms_bytes));
+  std::printf("mms price: %lld\n", static_cast<long long>(s.mms_price));
+  if (s.prices) {
+    for (const auto& rule : *s.prices)
+      std::printf("price +%s: %lld%s\n", rule.prefix.c_str(), static_cast<long long>(rule.price),
+                  rule.global ? " (global)" : "");
+  }
   return exit_ok;
 }
 
@@ -290,6 +350,77 @@ int account_set_status(const options& o, account_status status) {
   return exit_ok;
 }
 
+int account_set(const options& o) {
+  if (o.given.empty()) fail(exit_usage, "account set: no setting given (try --help)");
+  write_context w;
+  begin_write(w, o);
+  account_settings s = w.account.settings;
+  apply_settings(o, s, true);
+  if (!w.store->update_settings(s))
+    fail(exit_usage, "cannot change the settings: " + w.store->last_error());
+  std::printf("settings of %s changed\n", s.username.c_str());
+  return exit_ok;
+}
+
+// The E.164 prefix as the store keeps it: digits, without a leading '+'.
+std::string prefix_argument(const std::string& p) {
+  std::string digits = p.starts_with('+') ? p.substr(1) : p;
+  if (digits.empty() || digits.size() > 15 ||
+      !std::all_of(digits.begin(), digits.end(), [](unsigned char c) { return c >= '0' && c <= '9'; }))
+    fail(exit_usage, "'" + p + "' is not a destination prefix (1 to 15 digits, '+' allowed)");
+  return digits;
+}
+
+// The table a price command works on: an account's, or the global one (0).
+postino::account_id price_table_of(account_store& store, const options& o) {
+  return o.price_account.empty() ? 0 : resolve(store, o.price_account).settings.id;
+}
+
+std::string table_name(const options& o) {
+  return o.price_account.empty() ? std::string("the global table") : "the table of " + o.price_account;
+}
+
+int price_set(const options& o) {
+  const std::string prefix = prefix_argument(o.prefix);
+  if (o.price < 0) fail(exit_usage, "the price must not be negative");
+  const std::string db = database_path(o);
+  if (!file_exists(db)) fail(exit_usage, "no database at " + db + " (use --database, --data-dir or -c)");
+  database_lock lock;
+  take_lock(lock, db);
+  auto store = open_store(db, false);
+  const auto table = price_table_of(*store, o);
+  if (!store->set_price(table, prefix, o.price))
+    fail(exit_usage, "cannot set the price: " + store->last_error());
+  std::printf("price of +%s in %s is now %lld\n", prefix.c_str(), table_name(o).c_str(), o.price);
+  return exit_ok;
+}
+
+int price_delete(const options& o) {
+  const std::string prefix = prefix_argument(o.prefix);
+  const std::string db = database_path(o);
+  if (!file_exists(db)) fail(exit_usage, "no database at " + db + " (use --database, --data-dir or -c)");
+  database_lock lock;
+  take_lock(lock, db);
+  auto store = open_store(db, false);
+  const auto table = price_table_of(*store, o);
+  if (!store->delete_price(table, prefix)) {
+    if (!store->last_error().empty()) fail(exit_usage, store->last_error());
+    fail(exit_not_found, "no price for +" + prefix + " in " + table_name(o));
+  }
+  std::printf("price of +%s deleted from %s\n", prefix.c_str(), table_name(o).c_str());
+  return exit_ok;
+}
+
+int price_list(const options& o) {
+  auto store = open_store(database_path(o), false);
+  const auto table = price_table_of(*store, o);
+  auto rules = store->list_prices(table);
+  if (!store->last_error().empty()) fail(exit_usage, store->last_error());
+  std::printf("PREFIX  PRICE\n");
+  for (const auto& r : rules) std::printf("+%s  %lld\n", r.prefix.c_str(), static_cast<long long>(r.price));
+  return exit_ok;
+}
+
 int credit_add(const options& o) {
   if (o.amount <= 0) fail(exit_usage, "the amount must be a positive number");
   write_context w;
@@ -311,7 +442,11 @@ int run(const options& o) {
     case command::account_password: return account_password(o);
     case command::account_suspend: return account_set_status(o, account_status::suspended);
     case command::account_resume: return account_set_status(o, account_status::active);
+    case command::account_set: return account_set(o);
     case command::credit_add: return credit_add(o);
+    case command::price_set: return price_set(o);
+    case command::price_list: return price_list(o);
+    case command::price_delete: return price_delete(o);
     case command::none: break;
   }
   fail(exit_usage, "no command given (try --help)");
@@ -334,24 +469,69 @@ int main(int argc, char** argv) {
   account->require_subcommand(1);
   auto* credit = app.add_subcommand("credit", "change an account's credit");
   credit->require_subcommand(1);
+  auto* price = app.add_subcommand("price", "destination prefix prices (per account, else global)");
+  price->require_subcommand(1);
 
   auto set = [&o](command c) { return [&o, c] { o.cmd = c; }; };
+
+  // The account settings, shared by `account add` and `account set`; each
+  // records that it was given, so `set` changes only those.
+  auto settings_options = [&o](CLI::App* cmd) {
+    auto mark = [&o](const char* name) {
+      return [&o, name](const auto&) { o.given.emplace_back(name); };
+    };
+    cmd->add_option_function<std::string>("--default-originator",
+        [&o, m = mark("default-originator")](const std::string& v) { o.default_originator = v; m(v); },
+        "sender used when the message names none ('' for none)");
+    cmd->add_option_function<std::string>("--allowed-originators",
+        [&o, m = mark("allowed-originators")](const std::string& v) { o.allowed_originators = v; m(v); },
+        "comma-separated senders the account may use ('' for any)");
+    cmd->add_option_function<unsigned>("--max-recipients",
+        [&o, m = mark("max-recipients")](unsigned v) { o.max_recipients = v; m(v); },
+        "recipients per message (default 1000)")->check(CLI::Range(1u, 1000000u));
+    cmd->add_option_function<std::string>("--default-country",
+        [&o, m = mark("default-country")](const std::string& v) { o.default_country = v; m(v); },
+        "ISO 3166 alpha-2 country for national numbers, e.g. IT ('' for none)");
+    cmd->add_option_function<long long>("--unit-price",
+        [&o, m = mark("unit-price")](long long v) { o.unit_price = v; m(v); },
+        "credit per SMS segment where no prefix price applies (default 1)")->check(CLI::NonNegativeNumber);
+    cmd->add_option_function<std::string>("--content-mode",
+        [&o, m = mark("content-mode")](const std::string& v) { o.content_mode = v; m(v); },
+        "how DATA is read: auto (detect e-mail), raw, email (default auto)");
+    cmd->add_option_function<unsigned>("--max-segments",
+        [&o, m = mark("max-segments")](unsigned v) { o.max_segments = v; m(v); },
+        "most SMS segments per message, 1-255 (default 1)")->check(CLI::Range(1u, 255u));
+    cmd->add_option_function<bool>("--subject-prefix",
+        [&o, m = mark("subject-prefix")](bool v) { o.subject_prefix = v; m(v); },
+        "yes|no: e-mail Subject starts the SMS (default no)");
+    cmd->add_option_function<bool>("--strip-signature",
+        [&o, m = mark("strip-signature")](bool v) { o.strip_signature = v; m(v); },
+        "yes|no: cut an e-mail's '-- ' signature (default no)");
+    cmd->add_option_function<bool>("--transliterate",
+        [&o, m = mark("transliterate")](bool v) { o.transliterate = v; m(v); },
+        "yes|no: map curly quotes, dashes... to GSM when that avoids UCS-2 (default no)");
+    cmd->add_option_function<bool>("--mms-enabled",
+        [&o, m = mark("mms-enabled")](bool v) { o.mms_enabled = v; m(v); },
+        "yes|no: accept MMS (MM4 and mails with media) (default no)");
+    cmd->add_option_function<unsigned long long>("--max-mms-bytes",
+        [&o, m = mark("max-mms-bytes")](unsigned long long v) { o.max_mms_bytes = v; m(v); },
+        "largest MMS, raw MIME bytes (default 1048576)")->check(CLI::Range(1ull, 1ull << 40));
+    cmd->add_option_function<long long>("--mms-price",
+        [&o, m = mark("mms-price")](long long v) { o.mms_price = v; m(v); },
+        "credit per MMS recipient (default 3)")->check(CLI::NonNegativeNumber);
+  };
 
   auto* add = account->add_subcommand("add", "create an account");
   add->add_option("user", o.account, "username")->required();
   add->add_option("--password", o.password, "password ('-' reads one line from stdin)")->required();
   add->add_option("--credit", o.credit, "initial credit")->check(CLI::NonNegativeNumber);
-  add->add_option("--default-originator", o.default_originator,
-                  "sender used when the message names none");
-  add->add_option("--allowed-originators", o.allowed_originators,
-                  "comma-separated senders the account may use (default: any)");
-  add->add_option("--max-recipients", o.max_recipients, "recipients per message (default 1000)")
-      ->check(CLI::Range(1u, 1000000u));
-  add->add_option("--default-country", o.default_country,
-                  "ISO 3166 alpha-2 country for national numbers, e.g. IT");
-  add->add_option("--unit-price", o.unit_price, "credit per SMS segment (default 1)")
-      ->check(CLI::NonNegativeNumber);
+  settings_options(add);
   add->callback(set(command::account_add));
+
+  auto* set_cmd = account->add_subcommand("set", "change an account's settings (only those given)");
+  set_cmd->add_option("account", o.account, "username or id")->required();
+  settings_options(set_cmd);
+  set_cmd->callback(set(command::account_set));
 
   account->add_subcommand("list", "list accounts")->callback(set(command::account_list));
 
@@ -377,6 +557,21 @@ int main(int argc, char** argv) {
   credit_add_cmd->add_option("account", o.account, "username or id")->required();
   credit_add_cmd->add_option("amount", o.amount, "credit to add (positive)")->required();
   credit_add_cmd->callback(set(command::credit_add));
+
+  auto* price_set_cmd = price->add_subcommand("set", "set the price per segment for a destination prefix");
+  price_set_cmd->add_option("--account", o.price_account, "the account's table (default: the global one)");
+  price_set_cmd->add_option("prefix", o.prefix, "destination prefix, e.g. +39 or +39333")->required();
+  price_set_cmd->add_option("price", o.price, "credit per SMS segment")->required()->check(CLI::NonNegativeNumber);
+  price_set_cmd->callback(set(command::price_set));
+
+  auto* price_list_cmd = price->add_subcommand("list", "list a price table");
+  price_list_cmd->add_option("--account", o.price_account, "the account's table (default: the global one)");
+  price_list_cmd->callback(set(command::price_list));
+
+  auto* price_delete_cmd = price->add_subcommand("delete", "delete a destination prefix price");
+  price_delete_cmd->add_option("--account", o.price_account, "the account's table (default: the global one)");
+  price_delete_cmd->add_option("prefix", o.prefix, "destination prefix")->required();
+  price_delete_cmd->callback(set(command::price_delete));
 
   try {
     app.parse(argc, argv);

@@ -1,14 +1,20 @@
 // Resolves session requests on a shard (see gateway.h). Everything runs on the
 // shard's thread except the body of an AUTH job, which runs on a hash-pool
 // worker with its own account_store and hands its result back through the
-// shard's inbox. Buffers: the username and password are copied out of the
-// session into the job (the session may be gone when it finishes); a commit's
-// transaction is moved from the session into the journal, which keeps it
-// until its group is durable. Cross-shard messages carry a connection pointer
-// that stays valid because the connection lives until complete() is called.
+// shard's inbox. Credit: every shard debits from its own lease of an account
+// (credit::lease_wallet, no lock, no atomic); the account's home shard holds
+// the balance (credit::lease_authority) and grants, recalls and takes reports
+// through the mailboxes, whose messages this file encodes. Buffers: the
+// username and password are copied out of the session into the job (the
+// session may be gone when it finishes); a commit's transaction is moved from
+// the session into the journal, which keeps it until its group is durable.
+// A waiting connection is a wallet waiter's token; it stays valid because the
+// connection lives until complete() is called.
 #include "gateway.h"
 
+#include <chrono>
 #include <cstdio>
+#include <functional>
 #include <unordered_map>
 
 #include "postino/io.h"
@@ -19,6 +25,12 @@ namespace postino::app {
 namespace {
 
 using outcome = smtp::auth_result::outcome;
+
+std::uint64_t wall_ms() {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        std::chrono::system_clock::now().time_since_epoch())
+                                        .count());
+}
 
 struct verified {
   outcome result = outcome::temporary_failure;
@@ -67,6 +79,7 @@ struct commit_waiter final : spool::append_waiter {
   io::connection* conn = nullptr;
   account_id account = 0;
   credit_units price = 0;
+  std::uint32_t recipients = 0;
   std::string queue_id;
   bool in_append = true;  // on_durable may come before append_message returns
   bool done = false;
@@ -74,18 +87,37 @@ struct commit_waiter final : spool::append_waiter {
   void on_durable(bool durable) override;
 };
 
-// An AUTH that succeeded and now needs the 235 line's credit from a remote home.
+// Kept by the journal until a top-up record is durable or failed.
+struct top_up_waiter final : spool::append_waiter {
+  gateway_handler* handler = nullptr;
+  account_id account = 0;
+  credit_units amount = 0;
+  std::function<void(bool, credit_units)> done;
+  void on_durable(bool durable) override;
+};
+
+// An AUTH that succeeded and now needs the 235 line's credit from the home.
 struct pending_auth_credit {
   io::connection* conn = nullptr;
   account_settings account;
 };
 
+using lease_use = credit::lease_wallet::use;
+
 class gateway_handler final : public core::request_handler {
  public:
   gateway_handler(core::shard& shard, std::shared_ptr<const gateway_services> services)
-      : shard_(shard), services_(std::move(services)) {
+      : shard_(shard),
+        services_(std::move(services)),
+        authority_(shard.count()),
+        wallet_(shard.id()) {
     if (shard_.id() < services_->balances.size())
-      for (const auto& [id, balance] : services_->balances[shard_.id()]) ledger_.set_balance(id, balance);
+      for (const auto& [id, balance] : services_->balances[shard_.id()]) authority_.set_balance(id, balance);
+    tick_.self = this;
+  }
+  ~gateway_handler() override {
+    // The shard's timer wheel outlives its handler: leave it no dangling node.
+    if (tick_.armed()) shard_.timers().cancel(tick_);
   }
 
   void handle(io::connection& c) override {
@@ -97,7 +129,55 @@ class gateway_handler final : public core::request_handler {
     }
   }
 
+  void after_batch() override {
+    // Durable debits go home before this batch's replies are sent, so a
+    // client that saw its 250 finds the debit in any later 235 line.
+    credit::lease_wallet::outbox out;
+    wallet_.flush(out);
+    dispatch(out);
+    answer_balance_queries();
+    arm_tick();
+  }
+
   void commit_durable(commit_waiter* w);
+
+  // --- live operations (admin endpoint), on this shard's thread -------------
+  credit::lease_authority::account_view view(account_id id) const { return authority_.view(id); }
+
+  // A top-up is a journal record on the home shard; the credit exists only
+  // once it is durable, and then it is unleased credit at once.
+  void top_up(account_id id, credit_units amount, std::function<void(bool, credit_units)> done) {
+    spool::journal* journal = shard_.journal();
+    if (journal == nullptr) return done(false, authority_.balance(id));
+    auto* w = new top_up_waiter;
+    w->handler = this;
+    w->account = id;
+    w->amount = amount;
+    w->done = std::move(done);
+    journal->append_credit(spool::record_type::top_up, id, amount, w);
+  }
+
+  void top_up_durable(account_id id, credit_units amount, bool ok, std::function<void(bool, credit_units)>& done) {
+    if (ok) {
+      credit::lease_authority::outbox out;
+      authority_.credit(id, amount, out);
+      dispatch(out);
+      delta_.balance[id] += amount;
+    }
+    done(ok, authority_.balance(id));
+  }
+
+  void forget_credentials(account_id id) { cache_.invalidate(id); }
+
+  // The checkpoint thread's share of this shard: everything folded since the
+  // last call, and the journal position it reaches.
+  credit::journal_delta take_delta() {
+    credit::journal_delta d = std::move(delta_);
+    delta_ = credit::journal_delta{};
+    d.shard = shard_.id();
+    d.sequence = shard_.journal() != nullptr ? shard_.journal()->durable_sequence() : 0;
+    return d;
+  }
 
  private:
   static gateway_handler& at(core::shard& s) { return static_cast<gateway_handler&>(s.handler()); }
@@ -142,111 +222,211 @@ class gateway_handler final : public core::request_handler {
     }
   }
 
+  // The 235 line's CREDIT is the home's balance: every reported debit is in
+  // it, leases handed out are not. The query waits for the home's end of
+  // batch, after its mailbox drain, so a debit reported before the client
+  // could have seen its 250 is never missed.
   void auth_ok(io::connection& c, account_settings account) {
-    unsigned home = home_of(account.id);
-    if (home == shard_.id()) {
-      credit_units available = ledger_.available(account.id);
-      smtp::auth_result r{outcome::ok, std::move(account), available};
-      c.session().resolve(r);
-      return c.complete();
-    }
     auto* p = new pending_auth_credit{&c, std::move(account)};
     core::message m;
-    m.run = &gateway_handler::available_at_home;
+    m.run = &gateway_handler::balance_query_at_home;
     m.target = p;
     m.a = p->account.id;
-    m.b = encode_origin(kind_auth);
-    shard_.post(home, m);
+    m.b = shard_.id();
+    post(home_of(p->account.id), m);
   }
 
-  // --- credit check -----------------------------------------------------------
+  struct balance_query {
+    unsigned origin = 0;
+    void* target = nullptr;
+    account_id account = 0;
+  };
+
+  static void balance_query_at_home(core::shard& home, const core::message& m) {
+    at(home).balance_queries_.push_back({static_cast<unsigned>(m.b), m.target, m.a});
+  }
+
+  void answer_balance_queries() {
+    if (balance_queries_.empty()) return;
+    std::vector<balance_query> queries;
+    queries.swap(balance_queries_);
+    for (const auto& q : queries) {
+      core::message reply;
+      reply.run = &gateway_handler::balance_answer;
+      reply.target = q.target;
+      reply.c = authority_.balance(q.account);
+      post(q.origin, reply);
+    }
+  }
+
+  static void balance_answer(core::shard&, const core::message& m) {
+    std::unique_ptr<pending_auth_credit> p(static_cast<pending_auth_credit*>(m.target));
+    if (!p->conn->gone()) {
+      smtp::auth_result r{outcome::ok, std::move(p->account), m.c};
+      p->conn->session().resolve(r);
+    }
+    p->conn->complete();
+  }
+
+  // --- credit: the per-message path -----------------------------------------
   void credit_check(io::connection& c) {
-    account_id id = c.session().pending_credit_check().account;
-    unsigned home = home_of(id);
-    if (home == shard_.id()) {
-      c.session().resolve(smtp::credit_check_result{ledger_.available(id)});
+    const auto& req = c.session().pending_credit_check();
+    credit_units available = 0;
+    if (wallet_.try_take(req.account, lease_use::check, req.amount, shard_.now_ms(), available)) {
+      c.session().resolve(smtp::credit_check_result{available});
       return c.complete();
     }
-    core::message m;
-    m.run = &gateway_handler::available_at_home;
-    m.target = &c;
-    m.a = id;
-    m.b = encode_origin(kind_check);
-    shard_.post(home, m);
+    credit::lease_wallet::outbox out;
+    wallet_.wait(req.account, {&c, lease_use::check, req.amount}, shard_.now_ms(), out);
+    dispatch(out);
   }
 
-  // Message b: origin shard in the low 32 bits, what to do with the answer above.
-  enum : std::uint64_t { kind_check = 0, kind_auth = 1 };
-  std::uint64_t encode_origin(std::uint64_t kind) const { return shard_.id() | (kind << 32); }
-
-  static void available_at_home(core::shard& home, const core::message& m) {
-    core::message reply;
-    reply.run = &gateway_handler::available_answer;
-    reply.target = m.target;
-    reply.b = m.b;
-    reply.c = at(home).ledger_.available(m.a);
-    home.post(static_cast<unsigned>(m.b & 0xffffffffu), reply);
-  }
-
-  static void available_answer(core::shard&, const core::message& m) {
-    if ((m.b >> 32) == kind_auth) {
-      std::unique_ptr<pending_auth_credit> p(static_cast<pending_auth_credit*>(m.target));
-      if (!p->conn->gone()) {
-        smtp::auth_result r{outcome::ok, std::move(p->account), m.c};
-        p->conn->session().resolve(r);
-      }
-      return p->conn->complete();
-    }
-    auto* c = static_cast<io::connection*>(m.target);
-    if (!c->gone()) c->session().resolve(smtp::credit_check_result{m.c});
-    c->complete();
-  }
-
-  // --- commit -----------------------------------------------------------------
   void commit(io::connection& c) {
     const smtp::transaction& tx = c.session().pending_commit();
-    unsigned home = home_of(tx.account);
-    if (home == shard_.id()) {
-      if (!ledger_.try_debit(tx.account, tx.price)) {
-        return refuse(c, tx.price, ledger_.available(tx.account));
-      }
-      return append(c);
+    credit_units available = 0;
+    if (wallet_.try_take(tx.account, lease_use::debit, tx.price, shard_.now_ms(), available)) return append(c);
+    credit::lease_wallet::outbox out;
+    wallet_.wait(tx.account, {&c, lease_use::debit, tx.price}, shard_.now_ms(), out);
+    dispatch(out);
+  }
+
+  // Delivers what the wallet produced: results to their sessions, requests
+  // and reports to the accounts' homes. Results may start new requests on
+  // this shard (a resumed session pipelines on), which dispatch again.
+  void dispatch(credit::lease_wallet::outbox& out) {
+    if (!out.requests.empty())
+      core::shard_metrics::bump(shard_.metrics().credit_requests, static_cast<std::int64_t>(out.requests.size()));
+    for (const auto& r : out.requests) {
+      core::message m;
+      m.run = &gateway_handler::request_at_home;
+      m.a = r.account;
+      m.b = r.shard | (static_cast<std::uint64_t>(r.what) << 32);
+      m.c = r.need;
+      m.d = r.want;
+      post(home_of(r.account), m);
     }
-    core::message m;
-    m.run = &gateway_handler::debit_at_home;
-    m.target = &c;
-    m.a = tx.account;
-    m.b = shard_.id();
-    m.c = tx.price;
-    shard_.post(home, m);
+    for (const auto& r : out.reports) {
+      core::message m;
+      m.run = &gateway_handler::report_at_home;
+      m.a = r.account;
+      m.b = (r.shard & 0xffffu) | (r.recall_answer ? 1ull << 16 : 0) | (r.messages << 32);
+      m.c = r.spent;
+      m.d = r.returned;
+      m.e = r.need;
+      post(home_of(r.account), m);
+    }
+    for (const auto& r : out.results) deliver(r);
   }
 
-  static void debit_at_home(core::shard& home, const core::message& m) {
-    auto& ledger = at(home).ledger_;
-    core::message reply;
-    reply.run = &gateway_handler::debit_answer;
-    reply.target = m.target;
-    reply.a = ledger.try_debit(m.a, m.c) ? 1 : 0;
-    reply.c = ledger.available(m.a);
-    home.post(static_cast<unsigned>(m.b), reply);
-  }
-
-  static void debit_answer(core::shard& here, const core::message& m) {
-    auto* c = static_cast<io::connection*>(m.target);
-    auto& self = at(here);
+  void deliver(const credit::lease_wallet::result& r) {
+    auto* c = static_cast<io::connection*>(r.token);
+    if (r.kind == lease_use::check) {
+      if (!c->gone()) c->session().resolve(smtp::credit_check_result{r.available});
+      return c->complete();
+    }
     if (c->gone()) {
       // Nobody will hear the 250: do not store a message the client never
       // saw accepted, and give the debit back.
-      if (m.a == 1) {
-        const smtp::transaction& tx = c->session().pending_commit();
-        self.give_back(tx.account, tx.price);
-      }
+      if (r.ok) settle(c->session().pending_commit().account, r.amount, false);
       return c->complete();
     }
-    const smtp::transaction& tx = c->session().pending_commit();
-    if (m.a != 1) return self.refuse(*c, tx.price, m.c);
-    self.append(*c);
+    if (!r.ok) return refuse(*c, r.amount, r.available);
+    append(*c);
   }
+
+  void settle(account_id account, credit_units amount, bool durable) {
+    credit::lease_wallet::outbox out;
+    wallet_.settle(account, amount, durable, shard_.now_ms(), out);
+    dispatch(out);
+  }
+
+  // Home side of the lease protocol.
+  static void request_at_home(core::shard& home, const core::message& m) {
+    credit::lease_request r;
+    r.account = m.a;
+    r.shard = static_cast<unsigned>(m.b & 0xffffffffu);
+    r.what = static_cast<credit::lease_request::kind>(m.b >> 32);
+    r.need = m.c;
+    r.want = m.d;
+    auto& self = at(home);
+    credit::lease_authority::outbox out;
+    self.authority_.on_request(r, out);
+    self.dispatch(out);
+  }
+
+  static void report_at_home(core::shard& home, const core::message& m) {
+    credit::lease_report r;
+    r.account = m.a;
+    r.shard = static_cast<unsigned>(m.b & 0xffffu);
+    r.recall_answer = (m.b >> 16 & 1) != 0;
+    r.messages = m.b >> 32;
+    r.spent = m.c;
+    r.returned = m.d;
+    r.need = m.e;
+    auto& self = at(home);
+    credit::lease_authority::outbox out;
+    self.authority_.on_report(r, out);
+    self.dispatch(out);
+  }
+
+  void dispatch(credit::lease_authority::outbox& out) {
+    for (const auto& [to, a] : out.answers) {
+      core::message m;
+      m.run = &gateway_handler::answer_at_shard;
+      m.a = a.account;
+      m.b = a.refused ? 1 : 0;
+      m.c = a.granted;
+      m.d = a.unleased;
+      post(to, m);
+    }
+    for (const auto& [to, account] : out.recalls) {
+      core::message m;
+      m.run = &gateway_handler::recall_at_shard;
+      m.a = account;
+      post(to, m);
+    }
+  }
+
+  static void answer_at_shard(core::shard& here, const core::message& m) {
+    credit::lease_answer a;
+    a.account = m.a;
+    a.refused = m.b != 0;
+    a.granted = m.c;
+    a.unleased = m.d;
+    auto& self = at(here);
+    credit::lease_wallet::outbox out;
+    self.wallet_.on_answer(a, here.now_ms(), out);
+    self.dispatch(out);
+  }
+
+  static void recall_at_shard(core::shard& here, const core::message& m) {
+    auto& self = at(here);
+    core::shard_metrics::bump(here.metrics().credit_recalls);
+    credit::lease_wallet::outbox out;
+    self.wallet_.on_recall(m.a, out);
+    self.dispatch(out);
+  }
+
+  // Idle leases go home and spend rates age on a timer that runs only while
+  // this shard holds something of some account.
+  struct lease_tick final : core::timer_node {
+    gateway_handler* self = nullptr;
+    void on_timer() override {
+      credit::lease_wallet::outbox out;
+      self->wallet_.tick(self->shard_.now_ms(), out);
+      self->dispatch(out);
+      self->arm_tick();
+    }
+  };
+  static constexpr std::uint64_t tick_ms = 200;
+
+  void arm_tick() {
+    if (tick_.armed() || wallet_.idle()) return;
+    shard_.timers().schedule(tick_, shard_.now_ms(), tick_ms);
+  }
+
+  void post(unsigned to, const core::message& m) { shard_.post(to, m); }
+  void fold_message(const commit_waiter& w);
 
   void refuse(io::connection& c, credit_units need, credit_units available) {
     smtp::commit_result r;
@@ -262,7 +442,7 @@ class gateway_handler final : public core::request_handler {
     smtp::transaction& tx = c.session().pending_commit();
     spool::journal* journal = shard_.journal();
     if (journal == nullptr) {
-      give_back(tx.account, tx.price);
+      settle(tx.account, tx.price, false);
       smtp::commit_result r;
       r.result = smtp::commit_result::outcome::local_error;
       c.session().resolve(r);
@@ -273,38 +453,45 @@ class gateway_handler final : public core::request_handler {
     w->conn = &c;
     w->account = tx.account;
     w->price = tx.price;
+    w->recipients = static_cast<std::uint32_t>(tx.recipients.size());
     // The session still needs the recipients for its 250 line; only the body
-    // (the large part) may leave it, so the record gets copies of the rest.
-    smtp::transaction record;
-    record.account = tx.account;
-    record.originator = tx.originator;
-    record.originator_type = tx.originator_type;
-    record.recipients = tx.recipients;
-    record.body = std::move(tx.body);
-    record.price = tx.price;
-    record.segments = tx.segments;
-    w->queue_id = journal->append_message(std::move(record), w);
+    // (the large part) leaves it, every other field is copied.
+    w->queue_id = journal->append_message(smtp::take_for_journal(tx), w);
     w->in_append = false;
     if (w->done) commit_durable(w);
   }
 
-  void give_back(account_id account, credit_units amount) {
-    if (amount == 0) return;
-    unsigned home = home_of(account);
-    if (home == shard_.id()) return ledger_.credit(account, amount);
-    core::message m;
-    m.run = [](core::shard& h, const core::message& msg) { at(h).ledger_.credit(msg.a, msg.c); };
-    m.a = account;
-    m.c = amount;
-    shard_.post(home, m);
-  }
-
   core::shard& shard_;
   std::shared_ptr<const gateway_services> services_;
-  credit::ledger ledger_;
+  credit::lease_authority authority_;  // the accounts whose home is this shard
+  credit::lease_wallet wallet_;        // this shard's leases of every account
+  lease_tick tick_;
+  credit::journal_delta delta_;  // durable records since the last checkpoint
+  std::vector<balance_query> balance_queries_;
   credit::credential_cache cache_;
   std::unordered_map<credit::credential_cache::key, std::vector<io::connection*>> auth_waiters_;
 };
+
+// "NNSSQQQQQQQQQQQQ": the record's sequence is the last twelve hex digits.
+std::uint64_t sequence_of(const std::string& queue_id) {
+  std::uint64_t v = 0;
+  for (std::size_t i = queue_id.size() >= 12 ? queue_id.size() - 12 : 0; i < queue_id.size(); ++i) {
+    char c = queue_id[i];
+    v = v << 4 | static_cast<std::uint64_t>(c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
+  }
+  return v;
+}
+
+void gateway_handler::fold_message(const commit_waiter& w) {
+  delta_.balance[w.account] -= w.price;
+  ++delta_.messages[w.account];
+  delta_.accepted.push_back({w.queue_id, w.account, sequence_of(w.queue_id), w.price, w.recipients, wall_ms()});
+}
+
+void top_up_waiter::on_durable(bool durable) {
+  std::unique_ptr<top_up_waiter> owned(this);
+  handler->top_up_durable(account, amount, durable, done);
+}
 
 void commit_waiter::on_durable(bool durable) {
   done = true;
@@ -316,13 +503,16 @@ void gateway_handler::commit_durable(commit_waiter* w) {
   std::unique_ptr<commit_waiter> owned(w);
   io::connection& c = *w->conn;
   smtp::commit_result r;
+  // Durable: the debit is reported home at the end of this batch. Not
+  // durable, so not charged: the debit goes back into the lease and the
+  // client retries.
+  settle(w->account, w->price, w->ok);
   if (w->ok) {
     core::shard_metrics::bump(shard_.metrics().messages_accepted);
+    fold_message(*w);
     r.result = smtp::commit_result::outcome::accepted;
     r.queue_id = std::move(w->queue_id);
   } else {
-    // Not durable, so not charged: the debit goes back and the client retries.
-    give_back(w->account, w->price);
     r.result = smtp::commit_result::outcome::local_error;
   }
   if (!c.gone()) c.session().resolve(r);
@@ -330,6 +520,23 @@ void gateway_handler::commit_durable(commit_waiter* w) {
 }
 
 }  // namespace
+
+credit::journal_delta take_journal_delta(core::shard& shard) {
+  return static_cast<gateway_handler&>(shard.handler()).take_delta();
+}
+
+credit::lease_authority::account_view account_view(core::shard& home, account_id id) {
+  return static_cast<gateway_handler&>(home.handler()).view(id);
+}
+
+void top_up(core::shard& home, account_id id, credit_units amount,
+            std::function<void(bool durable, credit_units balance)> done) {
+  static_cast<gateway_handler&>(home.handler()).top_up(id, amount, std::move(done));
+}
+
+void forget_credentials(core::shard& shard, account_id id) {
+  static_cast<gateway_handler&>(shard.handler()).forget_credentials(id);
+}
 
 core::runtime::handler_factory make_gateway_handlers(std::shared_ptr<const gateway_services> services) {
   return [services](core::shard& shard) -> std::unique_ptr<core::request_handler> {

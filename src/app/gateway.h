@@ -1,10 +1,13 @@
 // The gateway's answer to session requests, wired to the real components:
 // AUTH through the per-shard credential cache and the Argon2id hash pool,
-// credit at each account's home shard (mailbox round trip when that is
-// another shard), commits debited at home and made durable in this shard's
-// journal. Also used by the io tests, which run a real runtime.
+// credit checks and debits from this shard's lease of the account (refilled,
+// recalled and reported through the account's home shard, see
+// src/credit/README.md), commits made durable in this shard's journal, and
+// the hooks the checkpoint thread and the admin endpoint use. Also used by
+// the io tests, which run a real runtime.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -24,5 +27,19 @@ struct gateway_services {
 };
 
 core::runtime::handler_factory make_gateway_handlers(std::shared_ptr<const gateway_services> services);
+
+// On `shard`'s own thread: what its journal made durable since the last call
+// (for the checkpoint), and the journal position that covers it.
+credit::journal_delta take_journal_delta(core::shard& shard);
+
+// Live operations for the admin endpoint, each to be run on the named
+// shard's own thread (post_from_any_thread). `home` is the account's home.
+credit::lease_authority::account_view account_view(core::shard& home, account_id id);
+// Journals a top-up on the home's journal; `done` runs there once the record
+// is durable (the credit is then available) or failed (nothing changed).
+void top_up(core::shard& home, account_id id, credit_units amount,
+            std::function<void(bool durable, credit_units balance)> done);
+// Drops `id`'s cached credentials on `shard` (suspend, resume, password change).
+void forget_credentials(core::shard& shard, account_id id);
 
 }  // namespace postino::app

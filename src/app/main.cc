@@ -1,8 +1,9 @@
 // The gateway program: loads the configuration, takes the database lock,
 // opens the account store (creating the demo account on an empty database),
-// replays every shard journal to rebuild balances, binds the listeners, starts
-// the shards, the hash pool and the admin endpoint, writes the ports file, and
-// waits for SIGTERM/SIGINT to shut down in order. Runs on the main thread; the
+// loads the last checkpoint and replays every shard journal after its
+// position to rebuild balances, binds the listeners, starts the shards, the
+// checkpoint thread, the hash pool and the admin endpoint, writes the ports
+// file, and waits for SIGTERM/SIGINT to shut down in order. Runs on the main thread; the
 // only buffers it owns are start-up strings (configuration, password file).
 #include <fcntl.h>
 #include <openssl/rand.h>
@@ -23,6 +24,7 @@
 #include <vector>
 
 #include "admin.h"
+#include "checkpointer.h"
 #include "gateway.h"
 #include "postino/config.h"
 #include "postino/credit.h"
@@ -110,6 +112,21 @@ struct journal_totals {
   }
 };
 
+// Folds a replayed record into its journal's start-up checkpoint delta.
+void fold(credit::journal_delta& d, const spool::record& r, unsigned node_id, unsigned shard) {
+  switch (r.type) {
+    case spool::record_type::message:
+      d.balance[r.tx.account] -= r.tx.price;
+      ++d.messages[r.tx.account];
+      d.accepted.push_back({spool::format_queue_id(node_id, shard, r.sequence), r.tx.account, r.sequence, r.tx.price,
+                            static_cast<std::uint32_t>(r.tx.recipients.size()), r.unix_ms});
+      break;
+    case spool::record_type::top_up:
+    case spool::record_type::refund: d.balance[r.account] += r.amount; break;
+    case spool::record_type::seal: break;
+  }
+}
+
 std::string join_path(const std::string& dir, const std::string& name) {
   return (fs::path(dir) / name).string();
 }
@@ -161,9 +178,21 @@ int main(int argc, char** argv) {
 
   const unsigned shards = config.shards != 0 ? config.shards : std::max(1u, std::thread::hardware_concurrency());
 
+  // The last checkpoint: per account the journal effects folded so far, per
+  // shard the sequence they reach. Start-up replays only what comes after.
+  std::unique_ptr<credit::checkpoint_store> checkpoints = credit::checkpoint_store::open(config.database, error);
+  if (!checkpoints) return fail(1, "checkpoint: " + error);
+  credit::checkpoint_store::loaded checkpoint;
+  if (!checkpoints->load(checkpoint, error)) return fail(1, "checkpoint: " + error);
+
   // Journals: one per shard, replayed now. Directories of shards beyond the
   // current count (the count was lowered) are replayed for balances too.
   journal_totals totals;
+  std::uint64_t replayed_messages = 0;
+  // What the replay found after each position goes into a checkpoint before
+  // any shard starts: a shard's first periodic checkpoint moves the position
+  // to its journal's end, so records replayed now must be folded by then.
+  std::vector<credit::journal_delta> replayed;
   std::vector<std::unique_ptr<spool::journal>> journals;
   auto open_journal = [&](unsigned index) -> std::unique_ptr<spool::journal> {
     spool::journal_options options;
@@ -171,7 +200,30 @@ int main(int argc, char** argv) {
     options.node_id = config.node_id;
     options.shard_id = index;
     options.segment_bytes = config.journal_segment_bytes;
-    return spool::journal::open(options, [&](const spool::record& r) { totals.visit(r); }, error);
+    const std::uint64_t after = checkpoint.sequence.count(index) ? checkpoint.sequence[index] : 0;
+    credit::journal_delta delta;
+    delta.shard = index;
+    auto j = spool::journal::open(
+        options,
+        [&](const spool::record& r) {
+          if (r.sequence <= after) return;  // in the checkpoint already
+          totals.visit(r);
+          fold(delta, r, config.node_id, index);
+          replayed_messages += r.type == spool::record_type::message ? 1 : 0;
+        },
+        error);
+    // A journal that ends before the checkpoint's position was replaced or
+    // cut short: replaying it would silently mis-state every balance.
+    if (j && j->durable_sequence() < after) {
+      error = options.dir + ": ends at sequence " + std::to_string(j->durable_sequence()) +
+              " but the checkpoint covers it up to " + std::to_string(after);
+      return nullptr;
+    }
+    if (j) {
+      delta.sequence = j->durable_sequence();
+      replayed.push_back(std::move(delta));
+    }
+    return j;
   };
   for (unsigned i = 0; i < shards; ++i) {
     journals.push_back(open_journal(i));
@@ -193,11 +245,15 @@ int main(int argc, char** argv) {
   credit_units demo_credit = -1;
   for (const auto& account : store->list()) {
     account_id id = account.settings.id;
-    credit_units balance = account.credit_checkpoint - totals.debits[id] + totals.credits[id];
+    credit_units balance = account.credit_checkpoint + checkpoint.balance[id] - totals.debits[id] + totals.credits[id];
     services->balances[credit::home_shard(id, shards)].emplace_back(id, balance);
     if (account.settings.username == "demo") demo_credit = balance;
   }
   if (!store->last_error().empty()) return fail(1, "cannot list accounts: " + store->last_error());
+  if (!checkpoints->write(replayed, error)) return fail(1, "cannot write the start-up checkpoint: " + error);
+  replayed.clear();
+  say("recovered: " + std::to_string(checkpoint.messages_to_deliver) + " message(s) in the checkpoint and " +
+      std::to_string(replayed_messages) + " replayed from the journals after it still to deliver");
 
   // Listeners; an auth = "none" listener's account is resolved once, now.
   std::vector<account_settings> preauth;
@@ -234,10 +290,16 @@ int main(int argc, char** argv) {
   auto rt = std::make_unique<core::runtime>(options, specs, journal_ptrs, app::make_gateway_handlers(services));
   if (!rt->bind(error)) return fail(1, error);
   if (!rt->start(error)) return fail(1, error);
+  std::unique_ptr<app::checkpointer> checkpointer;
+  if (config.checkpoint_interval_s > 0) {
+    checkpointer = std::make_unique<app::checkpointer>(*rt, std::move(checkpoints),
+                                                       std::chrono::seconds(config.checkpoint_interval_s));
+    checkpointer->start();
+  }
 
   // The admin endpoint. admin_port 0 means none, except that with a ports
   // file (tests, supervisors) it listens on an ephemeral port and says where.
-  auto admin = std::make_unique<app::admin_server>(*rt);
+  auto admin = std::make_unique<app::admin_server>(*rt, config.database);
   const bool want_admin = config.admin_port != 0 || !config.ports_file.empty();
   if (want_admin && !admin->start(config.admin_address, config.admin_port, error)) {
     rt->stop();
@@ -272,6 +334,7 @@ int main(int argc, char** argv) {
   while (sigwait(&stop_signals, &signal_number) != 0) {
   }
   say(std::string("shutting down (") + strsignal(signal_number) + ")");
+  if (checkpointer) checkpointer->stop();
   rt->stop();
   rt->join();  // every shard drained: sessions closed, journals at pending() == 0
   admin->stop();

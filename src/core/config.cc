@@ -224,7 +224,8 @@ void read_document(const toml_reader& r, const toml::table& doc, parse_state& st
   r.check_keys(doc, "",
                {"hostname", "shards", "node_id", "data_dir", "database", "idle_timeout",
                 "data_timeout", "shutdown_grace", "auth_workers", "auth_queue",
-                "create_demo_account", "ports_file", "admin", "journal", "listener"});
+                "create_demo_account", "ports_file", "admin", "journal", "listener",
+                "checkpoint_interval"});
   gateway_config& c = st.config;
   for (const auto& [k, v] : doc) {
     const std::string key(k.str());
@@ -249,6 +250,8 @@ void read_document(const toml_reader& r, const toml::table& doc, parse_state& st
       c.auth_workers = static_cast<unsigned>(r.integer(v, key, 1, 64));
     } else if (key == "auth_queue") {
       c.auth_queue = static_cast<std::size_t>(r.integer(v, key, 1, 1 << 24));
+    } else if (key == "checkpoint_interval") {
+      c.checkpoint_interval_s = static_cast<unsigned>(r.integer(v, key, 0, 86400));
     } else if (key == "create_demo_account") {
       c.create_demo_account = r.boolean(v, key);
     } else if (key == "ports_file") {

@@ -144,6 +144,11 @@ void shard::run(std::function<void(bool, const std::string&)> started) {
 
 void shard::after_batch() {
   buffers_->commit();
+  // Messages that arrived during the batch (their wake CQE may still be on
+  // its way) run now, so the handler's end-of-batch answers see them. Extra
+  // drains are harmless: a set notified_ flag always has a wake in flight.
+  drain_mailboxes();
+  handler_->after_batch();
   while (self_posted_) {
     self_posted_ = false;
     message m;

@@ -1,5 +1,8 @@
 // The SQLite account store (postino.db): accounts with their Argon2id hashes,
-// settings, and the credit checkpoint column. One sqlite3 connection per
+// settings (migration 2 adds the message-content ones of issue 4), the
+// destination price tables, and the credit checkpoint column. A look-up
+// returns the account with its price table resolved: its own rules, then the
+// global ones, longest prefix first, shared immutably by every copy. One sqlite3 connection per
 // object, used by one thread at a time; its prepared statements are prepared
 // once on open and reset after every use. The schema is versioned by the
 // schema_version table and migrated forward on open, each migration in its
@@ -50,13 +53,36 @@ CREATE TABLE settings (
   value TEXT NOT NULL
 ) WITHOUT ROWID;
 )sql"},
+    // Issue 4: message content settings and the destination price tables.
+    // account_id NULL is the global table; coalesce(account_id, 0) in the key
+    // makes one global rule per prefix (NULLs are distinct in a UNIQUE index).
+    {2, R"sql(
+ALTER TABLE accounts ADD COLUMN content_mode TEXT NOT NULL DEFAULT 'auto'
+  CHECK (content_mode IN ('auto', 'raw', 'email'));
+ALTER TABLE accounts ADD COLUMN max_segments INTEGER NOT NULL DEFAULT 1
+  CHECK (max_segments BETWEEN 1 AND 255);
+ALTER TABLE accounts ADD COLUMN subject_prefix INTEGER NOT NULL DEFAULT 0 CHECK (subject_prefix IN (0, 1));
+ALTER TABLE accounts ADD COLUMN strip_signature INTEGER NOT NULL DEFAULT 0 CHECK (strip_signature IN (0, 1));
+ALTER TABLE accounts ADD COLUMN transliterate INTEGER NOT NULL DEFAULT 0 CHECK (transliterate IN (0, 1));
+ALTER TABLE accounts ADD COLUMN mms_enabled INTEGER NOT NULL DEFAULT 0 CHECK (mms_enabled IN (0, 1));
+ALTER TABLE accounts ADD COLUMN max_mms_bytes INTEGER NOT NULL DEFAULT 1048576 CHECK (max_mms_bytes > 0);
+ALTER TABLE accounts ADD COLUMN mms_price INTEGER NOT NULL DEFAULT 3 CHECK (mms_price >= 0);
+CREATE TABLE prices (
+  account_id INTEGER REFERENCES accounts(id) ON DELETE CASCADE,
+  prefix     TEXT    NOT NULL CHECK (length(prefix) BETWEEN 1 AND 15 AND prefix NOT GLOB '*[^0-9]*'),
+  price      INTEGER NOT NULL CHECK (price >= 0)
+);
+CREATE UNIQUE INDEX prices_key ON prices (coalesce(account_id, 0), prefix);
+)sql"},
 };
 
 constexpr int latest_version = migrations[std::size(migrations) - 1].version;
 
 constexpr const char* account_columns =
     "id, username, password_hash, status, default_originator, allowed_originators, "
-    "max_recipients, default_country, unit_price, credit, credential_generation";
+    "max_recipients, default_country, unit_price, credit, credential_generation, "
+    "content_mode, max_segments, subject_prefix, strip_signature, transliterate, mms_enabled, "
+    "max_mms_bytes, mms_price";
 
 enum stmt_id : std::size_t {
   s_by_username,
@@ -68,6 +94,10 @@ enum stmt_id : std::size_t {
   s_get_credit,
   s_set_credit,
   s_update,
+  s_prices_for,
+  s_prices_of,
+  s_price_set,
+  s_price_delete,
   s_begin,
   s_commit,
   s_rollback,
@@ -124,6 +154,14 @@ stored_account read_row(sqlite3_stmt* s) {
   a.settings.unit_price = sqlite3_column_int64(s, 8);
   a.credit_checkpoint = sqlite3_column_int64(s, 9);
   a.credential_generation = static_cast<std::uint64_t>(sqlite3_column_int64(s, 10));
+  a.settings.content = parse_content_mode(column_text(s, 11)).value_or(content_mode::automatic);
+  a.settings.max_segments = static_cast<std::uint32_t>(sqlite3_column_int64(s, 12));
+  a.settings.subject_prefix = sqlite3_column_int64(s, 13) != 0;
+  a.settings.strip_signature = sqlite3_column_int64(s, 14) != 0;
+  a.settings.transliterate = sqlite3_column_int64(s, 15) != 0;
+  a.settings.mms_enabled = sqlite3_column_int64(s, 16) != 0;
+  a.settings.max_mms_bytes = static_cast<std::uint64_t>(sqlite3_column_int64(s, 17));
+  a.settings.mms_price = sqlite3_column_int64(s, 18);
   return a;
 }
 
@@ -147,6 +185,17 @@ class stmt_use {
   sqlite3_stmt* s_;
 };
 
+void bind_content_settings(stmt_use& s, int first, const account_settings& a) {
+  s.text(first, content_mode_name(a.content));
+  s.int64(first + 1, a.max_segments);
+  s.int64(first + 2, a.subject_prefix ? 1 : 0);
+  s.int64(first + 3, a.strip_signature ? 1 : 0);
+  s.int64(first + 4, a.transliterate ? 1 : 0);
+  s.int64(first + 5, a.mms_enabled ? 1 : 0);
+  s.int64(first + 6, static_cast<std::int64_t>(a.max_mms_bytes));
+  s.int64(first + 7, a.mms_price);
+}
+
 // Usernames arrive in SMTP AUTH: bytes, but no control characters, and the
 // '\0' of AUTH PLAIN and of the credential cache key can never be part of one.
 bool valid_username(std::string_view u) {
@@ -160,6 +209,31 @@ bool valid_originator_list(const std::vector<std::string>& list) {
   for (const auto& o : list)
     if (o.empty() || o.find(',') != std::string::npos) return false;
   return true;
+}
+
+// The content settings the schema's CHECKs also enforce, checked first so
+// the caller gets a sentence rather than "CHECK constraint failed".
+const char* content_settings_problem(const account_settings& s) {
+  if (s.max_segments < 1 || s.max_segments > 255) return "max segments must be 1 to 255";
+  if (s.mms_price < 0) return "MMS price must not be negative";
+  if (s.max_mms_bytes == 0 || s.max_mms_bytes > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+    return "max MMS bytes must be positive";
+  return nullptr;
+}
+
+bool valid_prefix(std::string_view p) {
+  if (p.empty() || p.size() > 15) return false;
+  for (char c : p)
+    if (c < '0' || c > '9') return false;
+  return true;
+}
+
+// Rows of (prefix, price, is_global) in precedence order.
+std::vector<price_rule> read_prices(sqlite3_stmt* s, int& rc) {
+  std::vector<price_rule> out;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+    out.push_back({column_text(s, 0), sqlite3_column_int64(s, 1), sqlite3_column_int64(s, 2) != 0});
+  return out;
 }
 
 }  // namespace
@@ -260,8 +334,9 @@ struct account_store::impl {
         select_sql("WHERE id = ?1"),
         select_sql("ORDER BY id"),
         "INSERT INTO accounts (username, password_hash, status, default_originator, "
-        "allowed_originators, max_recipients, default_country, unit_price, credit) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "allowed_originators, max_recipients, default_country, unit_price, credit, content_mode, "
+        "max_segments, subject_prefix, strip_signature, transliterate, mms_enabled, max_mms_bytes, "
+        "mms_price) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
         "UPDATE accounts SET password_hash = ?1, "
         "credential_generation = credential_generation + 1 WHERE id = ?2",
         // Any change of status drops cached credentials: suspend must stop
@@ -273,7 +348,17 @@ struct account_store::impl {
         "UPDATE accounts SET "
         "credential_generation = credential_generation + (username <> ?1 OR status <> ?2), "
         "username = ?1, status = ?2, default_originator = ?3, allowed_originators = ?4, "
-        "max_recipients = ?5, default_country = ?6, unit_price = ?7 WHERE id = ?8",
+        "max_recipients = ?5, default_country = ?6, unit_price = ?7, content_mode = ?9, "
+        "max_segments = ?10, subject_prefix = ?11, strip_signature = ?12, transliterate = ?13, "
+        "mms_enabled = ?14, max_mms_bytes = ?15, mms_price = ?16 WHERE id = ?8",
+        // The account's rules, then the global ones; longest prefix first.
+        "SELECT prefix, price, account_id IS NULL FROM prices WHERE account_id = ?1 OR account_id IS NULL "
+        "ORDER BY account_id IS NULL, length(prefix) DESC, prefix",
+        // One table only (?1 NULL: the global one), for listing.
+        "SELECT prefix, price, account_id IS NULL FROM prices WHERE account_id IS ?1 ORDER BY prefix",
+        "INSERT INTO prices (account_id, prefix, price) VALUES (?1, ?2, ?3) "
+        "ON CONFLICT (coalesce(account_id, 0), prefix) DO UPDATE SET price = excluded.price",
+        "DELETE FROM prices WHERE account_id IS ?1 AND prefix = ?2",
         "BEGIN IMMEDIATE",
         "COMMIT",
         "ROLLBACK",
@@ -293,11 +378,25 @@ struct account_store::impl {
     return true;
   }
 
+  // The account's resolved price table; false when the database failed.
+  bool attach_prices(stored_account& a) {
+    stmt_use s(stmts[s_prices_for]);
+    s.int64(1, static_cast<std::int64_t>(a.settings.id));
+    int rc = SQLITE_DONE;
+    auto rules = read_prices(s.get(), rc);
+    if (rc != SQLITE_DONE) return fail("reading the price table");
+    if (!rules.empty()) a.settings.prices = std::make_shared<const price_table>(std::move(rules));
+    return true;
+  }
+
   std::optional<stored_account> find_one(stmt_use& s) {
     int rc = sqlite3_step(s.get());
     if (rc == SQLITE_ROW) {
+      stored_account a = read_row(s.get());
+      sqlite3_reset(s.get());
+      if (!attach_prices(a)) return std::nullopt;
       last_error.clear();
-      return read_row(s.get());
+      return a;
     }
     if (rc == SQLITE_DONE)
       last_error.clear();
@@ -406,6 +505,7 @@ account_id account_store::add(const account_settings& settings, std::string_view
   if (settings.default_originator.find(',') != std::string::npos ||
       !valid_originator_list(settings.allowed_originators))
     return refuse("originators must be non-empty and contain no comma");
+  if (const char* problem = content_settings_problem(settings)) return refuse(problem);
 
   std::string hash;
   try {
@@ -423,6 +523,7 @@ account_id account_store::add(const account_settings& settings, std::string_view
   s.text(7, settings.default_country);
   s.int64(8, settings.unit_price);
   s.int64(9, credit);
+  bind_content_settings(s, 10, settings);
   int rc = sqlite3_step(s.get());
   if (rc == SQLITE_CONSTRAINT_UNIQUE)
     return refuse("account '" + settings.username + "' already exists");
@@ -511,6 +612,10 @@ bool account_store::update_settings(const account_settings& settings) {
     impl_->last_error = "invalid account settings";
     return false;
   }
+  if (const char* problem = content_settings_problem(settings)) {
+    impl_->last_error = problem;
+    return false;
+  }
   stmt_use s(impl_->stmts[s_update]);
   s.text(1, settings.username);
   s.text(2, status_text(settings.status));
@@ -520,7 +625,56 @@ bool account_store::update_settings(const account_settings& settings) {
   s.text(6, settings.default_country);
   s.int64(7, settings.unit_price);
   s.int64(8, static_cast<std::int64_t>(settings.id));
+  bind_content_settings(s, 9, settings);
   return impl_->step_done(s, "updating account settings") && sqlite3_changes(impl_->db) == 1;
+}
+
+namespace {
+// Binds the account id of a price table: 0 means the global one (NULL).
+void bind_table(stmt_use& s, int i, account_id account) {
+  if (account == 0) sqlite3_bind_null(s.get(), i);
+  else s.int64(i, static_cast<std::int64_t>(account));
+}
+}  // namespace
+
+bool account_store::set_price(account_id account, std::string_view prefix, credit_units price) {
+  if (!valid_prefix(prefix)) {
+    impl_->last_error = "a prefix is 1 to 15 digits (the E.164 number's start, without '+')";
+    return false;
+  }
+  if (price < 0) {
+    impl_->last_error = "a price must not be negative";
+    return false;
+  }
+  stmt_use s(impl_->stmts[s_price_set]);
+  bind_table(s, 1, account);
+  s.text(2, prefix);
+  s.int64(3, price);
+  int rc = sqlite3_step(s.get());
+  if (rc == SQLITE_CONSTRAINT_FOREIGNKEY) {
+    impl_->last_error = "no account with id " + std::to_string(account);
+    return false;
+  }
+  if (rc != SQLITE_DONE) return impl_->fail("setting a price");
+  impl_->last_error.clear();
+  return true;
+}
+
+bool account_store::delete_price(account_id account, std::string_view prefix) {
+  stmt_use s(impl_->stmts[s_price_delete]);
+  bind_table(s, 1, account);
+  s.text(2, prefix);
+  return impl_->step_done(s, "deleting a price") && sqlite3_changes(impl_->db) == 1;
+}
+
+std::vector<price_rule> account_store::list_prices(account_id account) {
+  stmt_use s(impl_->stmts[s_prices_of]);
+  bind_table(s, 1, account);
+  int rc = SQLITE_DONE;
+  auto rules = read_prices(s.get(), rc);
+  if (rc != SQLITE_DONE) impl_->fail("listing prices");
+  else impl_->last_error.clear();
+  return rules;
 }
 
 int account_store::schema_version() {

@@ -308,6 +308,24 @@ segment_count count_segments(std::string_view utf8, bool transliterate) noexcept
   return {sms_encoding::ucs2, segments_for(units, ucs2_single_units, ucs2_pack), units};
 }
 
+std::string transliterate_to_gsm(std::string_view utf8) {
+  std::string out;
+  out.reserve(utf8.size());
+  for (std::size_t i = 0; i < utf8.size();) {
+    const detail::decoded d = detail::next_code_point(utf8, i);
+    if (gsm_lookup(d.cp) != no_gsm) {
+      out.append(utf8.substr(i, d.len));
+    } else if (const transliteration* t = find_transliteration(d.cp)) {
+      for (char32_t c : t->to)
+        if (c != 0) detail::append_utf8(out, c);
+    } else {
+      return std::string(utf8);  // some character stays outside GSM: UCS-2 as written
+    }
+    i += d.len;
+  }
+  return out;
+}
+
 encoded_sms encode_sms(std::string_view utf8, std::uint8_t concat_ref, bool transliterate) {
   const segment_count count = count_segments(utf8, transliterate);
   encoded_sms out;

@@ -2,10 +2,12 @@
 // 5 for per-session limits). It consumes the caller's input views in place,
 // appends replies to its own output string, and turns whatever is slow or
 // belongs to another component (password check, credit, journal commit) into
-// a request the owner resolves. Buffers: the input view is the caller's and
-// is only read during feed(); the line scanner's carry buffer, the output, the
-// transaction (with the message body, copied once from the input) and the
-// pending requests belong to the session. The owner may move the body out of
+// a request the owner resolves. At the terminator the content step
+// (src/mime) turns the body into the SMS text, or a refusal, and prices it.
+// Buffers: the input view is the caller's and is only read during feed(); the
+// line scanner's carry buffer, the output, the transaction (with the message
+// body, copied once from the input) and the pending requests belong to the
+// session. The owner may move the body out of
 // pending_commit() while the commit is pending.
 #include "postino/smtp.h"
 
@@ -16,6 +18,7 @@
 #include <optional>
 
 #include "command.h"
+#include "postino/mime.h"
 #include "postino/sms.h"
 #include "base64.h"
 #include "replies.h"
@@ -522,7 +525,8 @@ struct session::impl {
       send(reply::too_many_recipients);
       return false;
     }
-    const credit_units price = account.unit_price;  // one segment to this recipient
+    // One segment at this destination's price; the whole price is the commit's.
+    const credit_units price = segment_price(account, rr.e164);
     if (has_cached_credit && cached_credit >= price) {
       add_recipient(std::move(rr.e164));
       return true;
@@ -603,9 +607,23 @@ struct session::impl {
       finish_transaction();
       return;
     }
-    tx.segments = 1;
-    tx.price = static_cast<credit_units>(tx.recipients.size()) * account.unit_price *
-               static_cast<credit_units>(tx.segments);
+    // The content step (src/mime): raw or e-mail text, MMS, encoding,
+    // segments, or the refusal. The body stays as received; the text is apart.
+    mime::content_result content = mime::read_content(tx.body, account);
+    if (!content.ok) {
+      send(content.refusal);
+      finish_transaction();
+      return;
+    }
+    tx.sms_text = std::move(content.text);
+    tx.data_coding = sms::smpp_data_coding(content.encoding);
+    tx.segments = content.segments;
+    tx.is_mms = content.mms;
+    tx.mm4_ack_owed = content.ack_owed;
+    tx.mm4_message_id = std::move(content.mm4_message_id);
+    tx.mm4_transaction_id = std::move(content.mm4_transaction_id);
+    tx.mm4_originator_system = std::move(content.mm4_originator_system);
+    tx.price = message_price(account, tx.recipients, tx.segments, tx.is_mms);
     pending = request_kind::commit;
   }
 
@@ -660,6 +678,13 @@ struct session::impl {
     }
     tx.body.clear();
     if (tx.body.capacity() > keep_body_capacity) std::string().swap(tx.body);
+    std::string().swap(tx.sms_text);
+    tx.data_coding = 0;
+    tx.is_mms = false;
+    tx.mm4_ack_owed = false;
+    std::string().swap(tx.mm4_message_id);
+    std::string().swap(tx.mm4_transaction_id);
+    std::string().swap(tx.mm4_originator_system);
   }
 
   // ------------------------------------------------------------- events
@@ -681,6 +706,13 @@ struct session::impl {
     close_with(reply::shutting_down);
   }
 };
+
+transaction take_for_journal(transaction& tx) {
+  std::string body = std::move(tx.body);
+  transaction record = tx;
+  record.body = std::move(body);
+  return record;
+}
 
 session::session(const session_config& config, connection_info conn, const account_settings* preauthenticated)
     : impl_(std::make_unique<impl>(config, std::move(conn), preauthenticated)) {}

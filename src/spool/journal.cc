@@ -15,8 +15,10 @@
 // on_durable(false) and the journal seals: a new segment whose first record
 // names the old segment and its last durable offset, written and fdatasynced
 // synchronously (a rare path). If sealing fails the journal is failed and
-// every later append fails. Failures that are not the result of a CQE (a
-// failed journal, a record larger than a segment) are reported from a NOP
+// every later append fails. A new segment that cannot be created (disk
+// full) fails only the records waiting for it; the next append retries.
+// Failures that are not the result of a CQE (a failed journal, a record
+// larger than a segment) are reported from a NOP
 // completion, so a waiter is never called back from inside append.
 #include <liburing.h>
 #include <sys/uio.h>
@@ -92,7 +94,8 @@ class journal_impl final : public journal {
         capacity_(state.capacity),
         write_offset_(state.offset),
         durable_offset_(state.offset),
-        next_sequence_(state.next_sequence) {}
+        next_sequence_(state.next_sequence),
+        durable_sequence_(state.next_sequence - 1) {}
 
   ~journal_impl() override {
     // The shard waits for pending() == 0 before destroying a journal; an
@@ -137,6 +140,7 @@ class journal_impl final : public journal {
   }
   std::uint64_t groups_committed() const override { return groups_committed_; }
   std::uint64_t durable_offset() const override { return durable_offset_; }
+  std::uint64_t durable_sequence() const override { return durable_sequence_; }
 
   void on_op(journal_op::kind k, int result);
 
@@ -164,6 +168,7 @@ class journal_impl final : public journal {
   bool rotate();
   bool seal();
   void fail_journal();
+  void report_failure(const group& g, std::size_t records);
   std::uint64_t new_segment_name() const {
     return std::max(next_sequence_, segment_name_ + 1);
   }
@@ -178,8 +183,10 @@ class journal_impl final : public journal {
   std::uint64_t write_offset_;   // end of the group in flight
   std::uint64_t durable_offset_; // end of the last fdatasynced group
   std::uint64_t next_sequence_;
+  std::uint64_t durable_sequence_;
   std::uint64_t groups_committed_ = 0;
   bool failed_ = false;
+  bool rotate_failing_ = false;
 
   std::deque<pending_record> queued_;
   group flight_;
@@ -346,10 +353,12 @@ void journal_impl::finish_group() {
   g.iov.clear();
   if (ok) {
     durable_offset_ = write_offset_;
+    for (const auto& p : done) durable_sequence_ = std::max(durable_sequence_, p.sequence);
     ++groups_committed_;
     failpoint::log_durable(segment_path_, durable_offset_);
-  } else if (!seal()) {
-    fail_journal();
+  } else {
+    report_failure(g, done.size());
+    if (!seal()) fail_journal();
   }
   // Waiters may append from their callback; the state is settled by now.
   for (auto& p : done)
@@ -357,15 +366,42 @@ void journal_impl::finish_group() {
   maybe_submit();
 }
 
+// One line per failed group, naming the segment, the offset and the errno.
+void journal_impl::report_failure(const group& g, std::size_t records) {
+  std::string what;
+  if (g.write_result < 0)
+    what = files::errno_text("write", -g.write_result);
+  else if (static_cast<std::uint64_t>(g.write_result) != g.bytes)
+    what = "short write (" + std::to_string(g.write_result) + " of " + std::to_string(g.bytes) + " bytes)";
+  else
+    what = files::errno_text("fdatasync", -g.sync_result);
+  std::fprintf(stderr, "postino: journal %s: offset %llu: %s; %zu record(s) refused with 451, sealing\n",
+               segment_path_.c_str(), static_cast<unsigned long long>(g.offset), what.c_str(), records);
+}
+
+// A segment that cannot be created (a full disk: ENOSPC from fallocate)
+// costs only the records waiting for it: nothing was written, the full
+// segment stays intact, and the next append tries again, so the gateway
+// accepts again as soon as space is back. Logged once per outage.
 bool journal_impl::rotate() {
   std::uint64_t name = new_segment_name();
   std::string error;
   int fd = files::create_segment(dir_fd_, options_.dir, name, options_.segment_bytes, error);
   if (fd < 0) {
-    std::fprintf(stderr, "postino: journal %s: %s\n", options_.dir.c_str(), error.c_str());
-    fail_journal();
+    if (!rotate_failing_)
+      std::fprintf(stderr, "postino: journal %s: cannot start a new segment: %s; refusing with 451 until it can\n",
+                   options_.dir.c_str(), error.c_str());
+    rotate_failing_ = true;
+    while (!queued_.empty()) {
+      fail_later(std::move(queued_.front()));
+      queued_.pop_front();
+    }
     return false;
   }
+  if (rotate_failing_)
+    std::fprintf(stderr, "postino: journal %s: new segment %s created, accepting again\n", options_.dir.c_str(),
+                 files::segment_path(options_.dir, name).c_str());
+  rotate_failing_ = false;
   ::close(segment_fd_);
   segment_fd_ = fd;
   segment_name_ = name;
@@ -407,6 +443,7 @@ bool journal_impl::seal() {
   capacity_ = options_.segment_bytes;
   write_offset_ = durable_offset_ = bytes.size();
   next_sequence_ = name + 1;
+  durable_sequence_ = std::max(durable_sequence_, name);
   failpoint::log_durable(segment_path_, durable_offset_);
   return true;
 }
@@ -437,6 +474,8 @@ std::unique_ptr<journal> journal::open(const journal_options& options,
     if (state.dir_fd >= 0) ::close(state.dir_fd);
     return nullptr;
   }
+  // A power-cut test may drop whatever this process writes after this point.
+  failpoint::log_durable(files::segment_path(options.dir, state.segment_name), state.offset);
   return std::make_unique<journal_impl>(options, state);
 }
 

@@ -10,6 +10,8 @@
 #include <bit>
 #include <cstring>
 
+#include "postino/sms.h"
+
 namespace postino::spool::codec {
 namespace {
 
@@ -65,9 +67,14 @@ void seal_crc(std::string& out, std::size_t start, std::string_view extra) {
   std::memcpy(out.data() + start + crc_field, &crc, sizeof crc);
 }
 
+constexpr std::uint8_t flag_mms = 0x01;
+constexpr std::uint8_t flag_ack_owed = 0x02;
+
 std::size_t message_payload_prefix(const smtp::transaction& tx) {
   std::size_t n = 8 + 8 + 4 + 1 + 4 + tx.originator.size() + 4;
   for (const auto& r : tx.recipients) n += 4 + r.size();
+  n += 1 + 1 + 4 + tx.sms_text.size() + 4 + tx.mm4_message_id.size() + 4 + tx.mm4_transaction_id.size() + 4 +
+       tx.mm4_originator_system.size();
   return n + 4;  // body length
 }
 
@@ -140,6 +147,12 @@ void encode_message(std::string& out, std::uint64_t sequence, std::uint64_t unix
   put_string(out, tx.originator);
   put<std::uint32_t>(out, static_cast<std::uint32_t>(tx.recipients.size()));
   for (const auto& r : tx.recipients) put_string(out, r);
+  put<std::uint8_t>(out, static_cast<std::uint8_t>((tx.is_mms ? flag_mms : 0) | (tx.mm4_ack_owed ? flag_ack_owed : 0)));
+  put<std::uint8_t>(out, tx.data_coding);
+  put_string(out, tx.sms_text);
+  put_string(out, tx.mm4_message_id);
+  put_string(out, tx.mm4_transaction_id);
+  put_string(out, tx.mm4_originator_system);
   put<std::uint32_t>(out, static_cast<std::uint32_t>(tx.body.size()));
   seal_crc(out, start, tx.body);
 }
@@ -212,7 +225,7 @@ check_result check_record(const std::uint8_t* data, std::size_t available, heade
       if (data[i] != 0) return check_result::bad_magic;
     return check_result::zero;
   }
-  if (h.version != record_version) return check_result::bad_version;
+  if (h.version < oldest_record_version || h.version > record_version) return check_result::bad_version;
   if (!valid_type(h.type)) return check_result::bad_type;
   if (h.length > available - header_size) return check_result::truncated;
   std::uint32_t crc = crc32c_extend(0, data + 4, crc_field - 4);
@@ -248,7 +261,25 @@ bool decode_record(const header& h, const std::uint8_t* payload, record& out, st
       } else {
         in.ok = false;
       }
+      if (h.version >= 2) {
+        const auto flags = in.take<std::uint8_t>();
+        if (in.ok && (flags & ~(flag_mms | flag_ack_owed)) != 0) {
+          what = "unknown content flags";
+          return false;
+        }
+        out.tx.is_mms = (flags & flag_mms) != 0;
+        out.tx.mm4_ack_owed = (flags & flag_ack_owed) != 0;
+        out.tx.data_coding = in.take<std::uint8_t>();
+        out.tx.sms_text = in.take_string();
+        out.tx.mm4_message_id = in.take_string();
+        out.tx.mm4_transaction_id = in.take_string();
+        out.tx.mm4_originator_system = in.take_string();
+      }
       out.tx.body = in.take_string();
+      if (h.version == 1 && in.ok) {
+        out.tx.sms_text = sms::clean_raw_text(out.tx.body).utf8;
+        out.tx.data_coding = sms::smpp_data_coding(sms::count_segments(out.tx.sms_text).encoding);
+      }
       break;
     }
     case record_type::top_up:

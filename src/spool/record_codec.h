@@ -1,8 +1,9 @@
-// The journal's on-disk record format (version 1) and its CRC32C: encoders
-// that append a record's fixed header and payload to a caller-owned staging
-// string (a message's body is NOT copied: the caller writes it from the
-// transaction right after the encoded bytes, and the CRC already covers it),
-// and checkers/decoders that read records from a caller-owned byte range.
+// The journal's on-disk record format (version 2; version 1 is still read)
+// and its CRC32C: encoders that append a record's fixed header and payload to
+// a caller-owned staging string (a message's body is NOT copied: the caller
+// writes it from the transaction right after the encoded bytes, and the CRC
+// already covers it), and checkers/decoders that read records from a
+// caller-owned byte range.
 //
 // Layout, little-endian, no padding:
 //   0 magic u32 "PSJ1"   4 version u8   5 type u8   6 flags u16 (0)
@@ -14,9 +15,16 @@
 // write group holding the record starts; recovery uses it to tell a torn
 // final group (cut) from damage to an earlier, acknowledged one (fatal).
 // Payloads:
-//   message: account u64, price i64, segments u32, originator kind u8,
-//            originator (u32 length + bytes), recipient count u32, each
-//            (u32 length + bytes), body length u32, body bytes (last)
+//   message, version 2: account u64, price i64, segments u32, originator
+//            kind u8, originator (u32 length + bytes), recipient count u32,
+//            each (u32 length + bytes), content flags u8 (bit 0 MMS, bit 1
+//            MM4_forward.RES owed), data_coding u8, SMS text, MM4 message id,
+//            MM4 transaction id, MM4 originator system (each u32 length +
+//            bytes), body length u32, body bytes (last)
+//   message, version 1: the same without the fields from content flags to
+//            the originator system. Such records were accepted before the
+//            content step existed, as raw text: the decoder gives them the
+//            SMS text and data_coding the raw-mode rules give their body.
 //   top_up, refund: account u64, amount i64
 //   seal: sealed segment (its name) u64, offset u64
 #pragma once
@@ -31,7 +39,8 @@
 namespace postino::spool::codec {
 
 inline constexpr std::uint32_t record_magic = 0x314A5350;  // bytes "PSJ1"
-inline constexpr std::uint8_t record_version = 1;
+inline constexpr std::uint8_t record_version = 2;         // what encoders write
+inline constexpr std::uint8_t oldest_record_version = 1;  // what decoders still read
 inline constexpr std::size_t header_size = 40;
 
 // CRC32C (Castagnoli) with the SSE4.2 instruction. `crc` is a finished CRC

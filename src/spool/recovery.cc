@@ -24,6 +24,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -263,6 +264,29 @@ bool wipe_torn_tails(const std::vector<std::unique_ptr<segment>>& segments, std:
   return true;
 }
 
+// Records the last process wrote but had not fdatasynced yet (in flight at a
+// kill -9) are still in the page cache and are replayed as accepted; they
+// must reach the disk before anything (a checkpoint, a new group) relies on
+// them. Only the tail segments can hold such records.
+bool sync_tails(const std::vector<std::unique_ptr<segment>>& segments, std::string& error) {
+  std::size_t first = segments.size() >= 2 ? segments.size() - 2 : 0;
+  for (std::size_t i = first; i < segments.size(); ++i) {
+    int fd = ::open(segments[i]->path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      error = files::errno_text(segments[i]->path + ": open", errno);
+      return false;
+    }
+    int rc = fdatasync(fd);
+    int err = errno;
+    ::close(fd);
+    if (rc != 0) {
+      error = files::errno_text(segments[i]->path + ": fdatasync", err);
+      return false;
+    }
+  }
+  return true;
+}
+
 void visit_all(const std::vector<std::unique_ptr<segment>>& segments,
                const std::function<void(const record&)>& visit) {
   for (const auto& s : segments) {
@@ -323,8 +347,18 @@ bool open_newest(const journal_options& options, const segment& newest, recovere
     return false;
   }
   if (!files::ensure_size(state.segment_fd, options.segment_bytes, error)) {
-    error = newest.path + ": " + error;
-    return false;
+    // A full disk must not stop start-up (or a reader): the segment's own
+    // preallocated size is enough to go on, and the next rotation will say
+    // whether space is back.
+    if (errno != ENOSPC && errno != EDQUOT) {
+      error = newest.path + ": " + error;
+      return false;
+    }
+    std::fprintf(stderr, "postino: %s: %s; continuing within its %zu bytes\n", newest.path.c_str(),
+                 error.c_str(), newest.file.size());
+    error.clear();
+    state.capacity = newest.file.size();
+    return true;
   }
   state.capacity = std::max<std::uint64_t>(options.segment_bytes, newest.file.size());
   return true;
@@ -355,6 +389,7 @@ bool recover(const journal_options& options, const std::function<void(const reco
   }
   if (!judge(segments, error)) return false;
   if (!wipe_torn_tails(segments, error)) return false;
+  if (!sync_tails(segments, error)) return false;
 
   std::uint64_t next = std::max<std::uint64_t>(segments.back()->name, 1);
   for (const auto& s : segments)

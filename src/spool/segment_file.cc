@@ -70,14 +70,18 @@ int create_segment(int dir_fd, const std::string& dir, std::uint64_t name, std::
     error = errno_text(path + ": create", errno);
     return -1;
   }
+  // A half-made segment (no space to preallocate it) is removed, so the
+  // next attempt can create the same name and recovery never meets it.
   if (!ensure_size(fd, bytes, error)) {
     error = path + ": " + error;
     ::close(fd);
+    ::unlink(path.c_str());
     return -1;
   }
   if (fsync(dir_fd) != 0) {
     error = errno_text(dir + ": fsync", errno);
     ::close(fd);
+    ::unlink(path.c_str());
     return -1;
   }
   return fd;

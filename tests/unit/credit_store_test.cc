@@ -46,7 +46,7 @@ class store_test : public ::testing::Test {
 TEST_F(store_test, migrates_an_empty_database_and_sets_pragmas) {
   auto store = open_store();
   ASSERT_NE(store, nullptr);
-  EXPECT_EQ(store->schema_version(), 1);
+  EXPECT_EQ(store->schema_version(), 2);
   EXPECT_TRUE(store->list().empty());
   EXPECT_TRUE(store->last_error().empty());
 
@@ -54,7 +54,7 @@ TEST_F(store_test, migrates_an_empty_database_and_sets_pragmas) {
   ASSERT_EQ(::stat(path_.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u) << "the file holds password hashes";
 
-  // Looked at from outside: WAL mode, the tables of migration 1, one version row.
+  // Looked at from outside: WAL mode, the tables of migrations 1 and 2, a row per version.
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
   auto scalar = [&](const char* sql) {
@@ -66,8 +66,8 @@ TEST_F(store_test, migrates_an_empty_database_and_sets_pragmas) {
     return out;
   };
   EXPECT_EQ(scalar("PRAGMA journal_mode"), "wal");
-  EXPECT_EQ(scalar("SELECT count(*) FROM schema_version"), "1");
-  EXPECT_EQ(scalar("SELECT count(*) FROM sqlite_master WHERE name IN ('accounts', 'settings')"), "2");
+  EXPECT_EQ(scalar("SELECT count(*) FROM schema_version"), "2");
+  EXPECT_EQ(scalar("SELECT count(*) FROM sqlite_master WHERE name IN ('accounts', 'settings', 'prices')"), "3");
   sqlite3_close(db);
 }
 
@@ -75,7 +75,7 @@ TEST_F(store_test, reopening_does_not_migrate_again) {
   { ASSERT_NE(open_store(), nullptr); }
   auto store = open_store();
   ASSERT_NE(store, nullptr);
-  EXPECT_EQ(store->schema_version(), 1);
+  EXPECT_EQ(store->schema_version(), 2);
 }
 
 TEST_F(store_test, concurrent_first_opens_migrate_once) {
@@ -86,7 +86,7 @@ TEST_F(store_test, concurrent_first_opens_migrate_once) {
     threads.emplace_back([&] {
       std::string error;
       auto s = account_store::open(path_, error);
-      if (s && s->schema_version() == 1) ++opened;
+      if (s && s->schema_version() == 2) ++opened;
     });
   for (auto& t : threads) t.join();
   EXPECT_EQ(opened.load(), 4);
@@ -257,6 +257,121 @@ TEST_F(store_test, update_settings) {
   a.username = "alice2";
   ASSERT_TRUE(store->update_settings(a));
   EXPECT_EQ(store->find_by_id(id)->credential_generation, 1u) << "a rename drops cached logins";
+}
+
+TEST_F(store_test, content_settings_round_trip) {
+  auto store = open_store();
+  account_settings s = settings("mms");
+  s.content = content_mode::email;
+  s.max_segments = 4;
+  s.subject_prefix = true;
+  s.strip_signature = true;
+  s.transliterate = true;
+  s.mms_enabled = true;
+  s.max_mms_bytes = 300 * 1024;
+  s.mms_price = 5;
+  std::string error;
+  const account_id id = store->add(s, "pw", 0, error);
+  ASSERT_NE(id, 0u) << error;
+  auto a = store->find_by_id(id);
+  ASSERT_TRUE(a.has_value());
+  EXPECT_EQ(a->settings.content, content_mode::email);
+  EXPECT_EQ(a->settings.max_segments, 4u);
+  EXPECT_TRUE(a->settings.subject_prefix);
+  EXPECT_TRUE(a->settings.strip_signature);
+  EXPECT_TRUE(a->settings.transliterate);
+  EXPECT_TRUE(a->settings.mms_enabled);
+  EXPECT_EQ(a->settings.max_mms_bytes, 300u * 1024);
+  EXPECT_EQ(a->settings.mms_price, 5);
+  // Defaults for an account that says nothing.
+  ASSERT_NE(store->add(settings("plain"), "pw", 0, error), 0u) << error;
+  auto p = store->find_by_username("plain");
+  ASSERT_TRUE(p.has_value());
+  EXPECT_EQ(p->settings.content, content_mode::automatic);
+  EXPECT_EQ(p->settings.max_segments, 1u);
+  EXPECT_FALSE(p->settings.mms_enabled);
+  EXPECT_EQ(p->settings.max_mms_bytes, default_max_mms_bytes);
+  EXPECT_EQ(p->settings.prices, nullptr);
+  // update_settings writes them too, and refuses what the schema would.
+  a->settings.max_segments = 255;
+  a->settings.content = content_mode::raw;
+  EXPECT_TRUE(store->update_settings(a->settings)) << store->last_error();
+  EXPECT_EQ(store->find_by_id(id)->settings.content, content_mode::raw);
+  a->settings.max_segments = 256;
+  EXPECT_FALSE(store->update_settings(a->settings));
+  EXPECT_EQ(store->last_error(), "max segments must be 1 to 255");
+  s.username = "bad";
+  s.mms_price = -1;
+  EXPECT_EQ(store->add(s, "pw", 0, error), 0u);
+}
+
+TEST_F(store_test, price_tables_account_first_then_global_longest_first) {
+  auto store = open_store();
+  std::string error;
+  const account_id alice = store->add(settings("alice"), "pw", 0, error);
+  const account_id bob = store->add(settings("bob"), "pw", 0, error);
+  ASSERT_TRUE(store->set_price(0, "39", 2));
+  ASSERT_TRUE(store->set_price(0, "393", 3));
+  ASSERT_TRUE(store->set_price(0, "44", 4));
+  ASSERT_TRUE(store->set_price(alice, "39", 1));
+  ASSERT_TRUE(store->set_price(alice, "3934", 7));
+  ASSERT_TRUE(store->set_price(0, "44", 5)) << "set replaces";
+  EXPECT_FALSE(store->set_price(0, "+39", 1));
+  EXPECT_FALSE(store->set_price(0, "39", -1));
+  EXPECT_FALSE(store->set_price(999, "39", 1));
+  EXPECT_EQ(store->last_error(), "no account with id 999");
+
+  auto a = store->find_by_username("alice");
+  ASSERT_TRUE(a && a->settings.prices);
+  std::vector<std::pair<std::string, bool>> order;
+  for (const auto& r : *a->settings.prices) order.emplace_back(r.prefix, r.global);
+  const std::vector<std::pair<std::string, bool>> expected = {
+      {"3934", false}, {"39", false}, {"393", true}, {"39", true}, {"44", true}};
+  EXPECT_EQ(order, expected);
+  // The account's own rule wins where any matches; the global table fills the rest.
+  EXPECT_EQ(segment_price(a->settings, "+393471234567"), 7);
+  EXPECT_EQ(segment_price(a->settings, "+393331234567"), 1);
+  EXPECT_EQ(segment_price(a->settings, "+447911123456"), 5);
+  EXPECT_EQ(segment_price(a->settings, "+33612345678"), 1) << "unit price";
+  auto b = store->find_by_id(bob);
+  EXPECT_EQ(segment_price(b->settings, "+393331234567"), 3);
+  EXPECT_EQ(segment_price(b->settings, "+390612345678"), 2);
+
+  EXPECT_EQ(store->list_prices(0).size(), 3u);
+  EXPECT_EQ(store->list_prices(alice).size(), 2u);
+  EXPECT_TRUE(store->delete_price(alice, "3934"));
+  EXPECT_FALSE(store->delete_price(alice, "3934"));
+  EXPECT_TRUE(store->last_error().empty()) << "no such rule is not a failure";
+  EXPECT_EQ(store->list_prices(alice).size(), 1u);
+  EXPECT_EQ(store->list_prices(bob).size(), 0u);
+}
+
+TEST_F(store_test, migrates_a_version_1_database_keeping_its_accounts) {
+  // A database as the first schema left it, with one account.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  const char* v1 =
+      "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL DEFAULT '');"
+      "INSERT INTO schema_version (version) VALUES (1);"
+      "CREATE TABLE accounts (id INTEGER PRIMARY KEY, username TEXT NOT NULL UNIQUE,"
+      " password_hash TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'active',"
+      " default_originator TEXT NOT NULL DEFAULT '', allowed_originators TEXT NOT NULL DEFAULT '',"
+      " max_recipients INTEGER NOT NULL DEFAULT 1000, default_country TEXT NOT NULL DEFAULT '',"
+      " unit_price INTEGER NOT NULL DEFAULT 1, credit INTEGER NOT NULL DEFAULT 0,"
+      " credential_generation INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL DEFAULT '');"
+      "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
+      "INSERT INTO accounts (username, password_hash, unit_price, credit) VALUES ('old', 'x', 2, 50);";
+  ASSERT_EQ(sqlite3_exec(db, v1, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+  sqlite3_close(db);
+  auto store = open_store();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->schema_version(), 2);
+  auto a = store->find_by_username("old");
+  ASSERT_TRUE(a.has_value()) << store->last_error();
+  EXPECT_EQ(a->settings.unit_price, 2);
+  EXPECT_EQ(a->credit_checkpoint, 50);
+  EXPECT_EQ(a->settings.max_segments, 1u);
+  EXPECT_EQ(a->settings.mms_price, 3);
 }
 
 TEST_F(store_test, reopen_keeps_data) {

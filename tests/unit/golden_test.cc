@@ -38,6 +38,7 @@ struct golden_case {
   std::vector<fake_account> accounts;
   std::string preauth_user;
   bool whole_only = false;
+  bool show_content = false;
   std::vector<segment> segments;
   std::vector<std::string> expected;
   std::size_t total_bytes = 0;
@@ -170,7 +171,24 @@ fake_account parse_account(const std::vector<std::string>& w, const std::string&
     else if (key == "default_originator") a.settings.default_originator = underscores_to_spaces(value);
     else if (key == "country") a.settings.default_country = value;
     else if (key == "price") a.settings.unit_price = static_cast<credit_units>(std::stoll(value));
-    else if (key == "allowed") {
+    else if (key == "max_segments") a.settings.max_segments = static_cast<std::uint32_t>(to_u64(value));
+    else if (key == "content_mode") a.settings.content = parse_content_mode(value).value_or(content_mode::automatic);
+    else if (key == "subject_prefix") a.settings.subject_prefix = value == "yes";
+    else if (key == "strip_signature") a.settings.strip_signature = value == "yes";
+    else if (key == "transliterate") a.settings.transliterate = value == "yes";
+    else if (key == "mms") a.settings.mms_enabled = value == "yes";
+    else if (key == "mms_price") a.settings.mms_price = static_cast<credit_units>(std::stoll(value));
+    else if (key == "max_mms_bytes") a.settings.max_mms_bytes = to_u64(value);
+    else if (key == "prices" || key == "global_prices") {
+      // prefix:price,prefix:price in precedence order (as the store builds it).
+      auto table = a.settings.prices ? *a.settings.prices : price_table{};
+      std::istringstream in(value);
+      for (std::string one; std::getline(in, one, ',');) {
+        const auto colon = one.find(':');
+        table.push_back({one.substr(0, colon), std::stoll(one.substr(colon + 1)), key == "global_prices"});
+      }
+      a.settings.prices = std::make_shared<const price_table>(std::move(table));
+    } else if (key == "allowed") {
       std::istringstream in(value);
       for (std::string one; std::getline(in, one, ',');) a.settings.allowed_originators.push_back(underscores_to_spaces(one));
     } else ADD_FAILURE() << where << ": unknown account key " << key;
@@ -195,7 +213,7 @@ golden_case load(const fs::path& in_path) {
       const std::string d = w.size() > 1 ? w[1] : "";
       const bool setup = d == "hostname" || d == "max_size" || d == "tls" || d == "bare_newline" ||
                          d == "max_errors" || d == "max_auth_failures" || d == "connection" || d == "account" ||
-                         d == "preauth" || d == "whole";
+                         d == "preauth" || d == "whole" || d == "show_content";
       if (setup) {
         if (any_bytes) ADD_FAILURE() << where << ": set-up directive after client bytes";
         if (d == "hostname") gc.config.hostname = w.at(2);
@@ -208,6 +226,7 @@ golden_case load(const fs::path& in_path) {
         else if (d == "account") gc.accounts.push_back(parse_account(w, where));
         else if (d == "preauth") gc.preauth_user = w.at(2);
         else if (d == "whole") gc.whole_only = true;
+        else if (d == "show_content") gc.show_content = true;
       } else if (d == "pause" || d == "timeout" || d == "shutdown" || d == "topup" || d == "next_auth" ||
                  d == "next_commit") {
         current.event = line.substr(3);
@@ -246,7 +265,8 @@ golden_case load(const fs::path& in_path) {
 // (password match, credit balance, debit on commit).
 class fake_owner {
  public:
-  explicit fake_owner(std::vector<fake_account> accounts) : accounts_(std::move(accounts)) {}
+  fake_owner(std::vector<fake_account> accounts, bool show_content)
+      : accounts_(std::move(accounts)), show_content_(show_content) {}
 
   fake_account* find_user(std::string_view user) {
     for (auto& a : accounts_)
@@ -310,6 +330,13 @@ class fake_owner {
         t.push_back("= commit account=" + std::to_string(tx.account) + " from=" + escape(tx.originator) +
                     " kind=" + kind + " to=" + to + " price=" + std::to_string(tx.price) + " body=\"" +
                     escape(tx.body) + "\"");
+        if (show_content_) {
+          char coding[8];
+          std::snprintf(coding, sizeof coding, "%02X", tx.data_coding);
+          t.push_back(std::string("= content segments=") + std::to_string(tx.segments) + " coding=" + coding +
+                      " mms=" + (tx.is_mms ? "yes" : "no") + " ack=" + (tx.mm4_ack_owed ? "yes" : "no") +
+                      " mm4id=\"" + escape(tx.mm4_message_id) + "\" text=\"" + escape(tx.sms_text) + "\"");
+        }
         commit_result r{};
         fake_account* a = find_id(tx.account);
         const credit_units credit = a != nullptr ? a->credit : 0;
@@ -338,6 +365,7 @@ class fake_owner {
 
  private:
   std::vector<fake_account> accounts_;
+  bool show_content_ = false;
   bool temporary_auth_ = false;
   bool local_error_ = false;
   unsigned queue_ids_ = 0;
@@ -364,7 +392,7 @@ void drain(session& s, std::vector<std::string>& t) {
 
 std::vector<std::string> run(const golden_case& gc, std::size_t fragment) {
   std::vector<std::string> t;
-  fake_owner owner(gc.accounts);
+  fake_owner owner(gc.accounts, gc.show_content);
   const account_settings* pre = nullptr;
   if (!gc.preauth_user.empty()) {
     if (auto* a = owner.find_user(gc.preauth_user)) pre = &a->settings;

@@ -57,6 +57,14 @@ account_settings acme() {
   return a;
 }
 
+// A big DATA body that is still one SMS: an e-mail whose short text comes
+// with an attachment of `lines` lines of 98 `fill` characters.
+const std::string big_mail_head =
+    "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+    "--b\r\nContent-Type: text/plain\r\n\r\nsee the attachment\r\n"
+    "--b\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment\r\n\r\n";
+const std::string big_mail_tail = "--b--\r\n";
+
 // Resolves requests the way a well-behaved owner does: password "pw", plenty
 // of credit, every commit accepted with a counting queue id.
 struct owner {
@@ -77,16 +85,7 @@ struct owner {
       case request_kind::credit_check: s.resolve(credit_check_result{credit}); break;
       case request_kind::commit: {
         // The contract lets the owner move only the body out.
-        transaction& tx = s.pending_commit();
-        transaction copy;
-        copy.account = tx.account;
-        copy.originator = tx.originator;
-        copy.originator_type = tx.originator_type;
-        copy.recipients = tx.recipients;
-        copy.price = tx.price;
-        copy.segments = tx.segments;
-        copy.body = std::move(tx.body);
-        committed.push_back(std::move(copy));
+        committed.push_back(take_for_journal(s.pending_commit()));
         commit_result r{};
         r.result = commit_result::outcome::accepted;
         r.queue_id = "Q" + std::to_string(++commits);
@@ -378,9 +377,9 @@ TEST(smtp_session, an_idle_session_is_small_after_a_big_transaction) {
   const auto cfg = config();
   std::string big = "EHLO x\r\n" + plain_login + "MAIL FROM:<ACME>\r\n";
   for (int i = 0; i < 1000; ++i) big += "RCPT TO:<+39333" + std::to_string(1000000 + i) + ">\r\n";
-  big += "DATA\r\n";
+  big += "DATA\r\n" + big_mail_head;
   for (int i = 0; i < 2000; ++i) big += std::string(98, 'x') + "\r\n";
-  big += ".\r\n";
+  big += big_mail_tail + ".\r\n";
   const std::string mail_line = "MAIL FROM:<ACME>" + std::string(900, ' ');
 
   // The first run warms up what is process-wide (libphonenumber's metadata,
@@ -443,16 +442,145 @@ TEST(smtp_session, data_text_is_appended_without_per_line_allocations) {
   s.start();
   o.drive(s, "EHLO x\r\nMAIL FROM:<ACME>\r\nRCPT TO:<+393331234567>\r\nDATA\r\n");
   take(s);
-  std::string text;
+  std::string text = big_mail_head;
   for (int i = 0; i < 10000; ++i) text += std::string(98, 'y') + "\r\n";
+  text += big_mail_tail;
   const long long before = g_allocations.load();
   for (std::size_t pos = 0; pos < text.size(); pos += 65536) {
     ASSERT_EQ(s.feed(std::string_view(text).substr(pos, 65536)), std::min<std::size_t>(65536, text.size() - pos));
   }
   EXPECT_LT(g_allocations.load() - before, 40);
   s.feed(".\r\n");
-  ASSERT_EQ(s.pending(), request_kind::commit);
+  ASSERT_EQ(s.pending(), request_kind::commit) << take(s);
   EXPECT_EQ(s.pending_commit().body, text);
+  EXPECT_EQ(s.pending_commit().sms_text, "see the attachment");
+}
+
+}  // namespace
+}  // namespace postino::smtp
+
+namespace postino::smtp {
+namespace {
+
+// Issue 4: the content step at the terminator and per-destination prices.
+account_settings priced() {
+  account_settings a = acme();
+  a.unit_price = 2;
+  a.max_segments = 3;
+  a.prices = std::make_shared<const price_table>(price_table{{"3934", 5, false}, {"393", 3, true}});
+  return a;
+}
+
+TEST(smtp_session, rcpt_checks_one_segment_at_the_destination_price) {
+  const auto cfg = config();
+  const auto pre = priced();
+  session s(cfg, {1, "::1"}, &pre);
+  s.start();
+  s.feed("EHLO x\r\nMAIL FROM:<ACME>\r\nRCPT TO:<+393471234567>\r\n");
+  ASSERT_EQ(s.pending(), request_kind::credit_check);
+  EXPECT_EQ(s.pending_credit_check().amount, 5);
+  s.resolve(credit_check_result{4});
+  EXPECT_NE(take(s).find("452 4.2.2 Insufficient credit\r\n"), std::string::npos);
+  s.feed("RCPT TO:<+393331234567>\r\n");
+  ASSERT_EQ(s.pending(), request_kind::credit_check);
+  EXPECT_EQ(s.pending_credit_check().amount, 3);
+  s.resolve(credit_check_result{4});
+  s.feed("RCPT TO:<+447911123456>\r\n");  // the cached answer covers the unit price 2
+  EXPECT_EQ(s.pending(), request_kind::none);
+  EXPECT_NE(take(s).find("250 2.1.5 +447911123456 ...Recipient Ok\r\n"), std::string::npos);
+}
+
+TEST(smtp_session, the_commit_carries_text_encoding_segments_and_price) {
+  const auto cfg = config();
+  const auto pre = priced();
+  session s(cfg, {1, "::1"}, &pre);
+  owner o;
+  s.start();
+  std::string text(200, 'a');  // two GSM segments
+  std::string out = o.drive(s, "EHLO x\r\nMAIL FROM:<ACME>\r\nRCPT TO:<+393471234567>\r\n"
+                               "RCPT TO:<+393331234567>\r\nRCPT TO:<+447911123456>\r\nDATA\r\n" +
+                                   text + "\r\n.\r\n");
+  ASSERT_EQ(o.committed.size(), 1u) << out;
+  const transaction& tx = o.committed[0];
+  EXPECT_EQ(tx.body, text + "\r\n");
+  EXPECT_EQ(tx.sms_text, text);
+  EXPECT_EQ(tx.segments, 2u);
+  EXPECT_EQ(tx.data_coding, 0x00);
+  EXPECT_EQ(tx.price, 2 * (5 + 3 + 2));
+  EXPECT_FALSE(tx.is_mms);
+  // The next transaction starts clean: a UCS-2 text of one segment.
+  o.drive(s, "MAIL FROM:<ACME>\r\nRCPT TO:<+393331234567>\r\nDATA\r\n\xD0\x9F\xD1\x80\xD0\xB8\r\n.\r\n");
+  ASSERT_EQ(o.committed.size(), 2u);
+  EXPECT_EQ(o.committed[1].sms_text, "\xD0\x9F\xD1\x80\xD0\xB8");
+  EXPECT_EQ(o.committed[1].data_coding, 0x08);
+  EXPECT_EQ(o.committed[1].price, 3);
+}
+
+TEST(smtp_session, content_refusals_keep_the_session_in_sync) {
+  const auto cfg = config();
+  const auto pre = priced();
+  session s(cfg, {1, "::1"}, &pre);
+  owner o;
+  s.start();
+  std::string out = o.drive(s, "EHLO x\r\nMAIL FROM:<ACME>\r\nRCPT TO:<+393331234567>\r\nDATA\r\n"
+                               "\r\n\r\n.\r\n"
+                               "MAIL FROM:<ACME>\r\nRCPT TO:<+393331234567>\r\nDATA\r\n" +
+                                   std::string(460, 'z') + "\r\n.\r\n"
+                                   "MAIL FROM:<ACME>\r\nRCPT TO:<+393331234567>\r\nDATA\r\n"
+                                   "X-Mms-Message-Type: MM4_forward.REQ\r\nMIME-Version: 1.0\r\n"
+                                   "Content-Type: image/jpeg\r\n\r\n/9j/\r\n.\r\n"
+                                   "MAIL FROM:<ACME>\r\nRCPT TO:<+393331234567>\r\nDATA\r\nok\r\n.\r\n");
+  EXPECT_NE(out.find("354 Enter Text Message, end with <CRLF>.<CRLF>\r\n554 5.6.0 Empty message\r\n"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("\r\n554 5.3.4 Message too long for SMS (4 segments, max 3)\r\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("\r\n554 5.6.1 MMS not enabled for this account\r\n"), std::string::npos) << out;
+  ASSERT_EQ(o.committed.size(), 1u);
+  EXPECT_EQ(o.committed[0].sms_text, "ok");
+  EXPECT_EQ(s.messages_accepted(), 1u);
+}
+
+TEST(smtp_session, an_mms_is_priced_per_recipient_and_keeps_its_body) {
+  const auto cfg = config();
+  auto pre = priced();
+  pre.mms_enabled = true;
+  pre.mms_price = 7;
+  session s(cfg, {1, "::1"}, &pre);
+  owner o;
+  s.start();
+  const std::string mms =
+      "X-Mms-Message-Type: MM4_forward.REQ\r\nX-Mms-Message-ID: <m1@mmsc>\r\nX-Mms-Ack-Request: Yes\r\n"
+      "MIME-Version: 1.0\r\nContent-Type: multipart/related; boundary=q\r\n\r\n"
+      "--q\r\nContent-Type: text/plain\r\n\r\nFoto\r\n"
+      "--q\r\nContent-Type: image/jpeg\r\nContent-Transfer-Encoding: base64\r\n\r\n/9j/4AAQ\r\n--q--\r\n";
+  o.drive(s, "EHLO x\r\nMAIL FROM:<+393401234567/TYPE=PLMN@mmsc>\r\nRCPT TO:<+393331234567/TYPE=PLMN@mmsc>\r\n"
+             "RCPT TO:<+393471234567/TYPE=PLMN@mmsc>\r\nDATA\r\n" + mms + ".\r\n");
+  ASSERT_EQ(o.committed.size(), 1u);
+  const transaction& tx = o.committed[0];
+  EXPECT_TRUE(tx.is_mms);
+  EXPECT_TRUE(tx.mm4_ack_owed);
+  EXPECT_EQ(tx.mm4_message_id, "<m1@mmsc>");
+  EXPECT_EQ(tx.body, mms);
+  EXPECT_EQ(tx.sms_text, "Foto");
+  EXPECT_EQ(tx.segments, 1u);
+  EXPECT_EQ(tx.price, 14);
+}
+
+TEST(smtp_session, take_for_journal_moves_only_the_body) {
+  transaction tx;
+  tx.account = 3;
+  tx.recipients = {"+393331234567"};
+  tx.body = std::string(5000, 'b');
+  tx.sms_text = "text";
+  tx.is_mms = true;
+  tx.mm4_message_id = "<id>";
+  transaction record = take_for_journal(tx);
+  EXPECT_EQ(record.body.size(), 5000u);
+  EXPECT_TRUE(tx.body.empty());
+  EXPECT_EQ(tx.recipients, record.recipients) << "the session still needs them for its 250 line";
+  EXPECT_EQ(record.sms_text, "text");
+  EXPECT_TRUE(record.is_mms);
+  EXPECT_EQ(record.mm4_message_id, "<id>");
 }
 
 }  // namespace

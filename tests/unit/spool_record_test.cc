@@ -32,7 +32,58 @@ record sample_message() {
   r.tx.originator_type = smtp::originator_kind::alphanumeric;
   r.tx.recipients = {"+393331234567", "+393401234567", "+447911123456"};
   r.tx.body = "Test messaggio SMS via SMTP\r\nseconda riga \xe2\x82\xac";
+  r.tx.sms_text = "Test messaggio SMS via SMTP\nseconda riga \xe2\x82\xac";
+  r.tx.data_coding = 0x00;
   return r;
+}
+
+// An MM4 MMS as the content step leaves it (version 2 fields all set).
+record sample_mms() {
+  record r = sample_message();
+  r.tx.price = 9;
+  r.tx.segments = 1;
+  r.tx.body = "X-Mms-Message-Type: MM4_forward.REQ\r\nMIME-Version: 1.0\r\n\r\n...";
+  r.tx.sms_text = "Auguri! \xF0\x9F\x8E\x89";
+  r.tx.data_coding = 0x08;
+  r.tx.is_mms = true;
+  r.tx.mm4_ack_owed = true;
+  r.tx.mm4_message_id = "<MSG-42@mms.example.net>";
+  r.tx.mm4_transaction_id = "T0001";
+  r.tx.mm4_originator_system = "system-user@mms.example.net";
+  return r;
+}
+
+// A message record as version 1 wrote it (before the content fields).
+std::string version1_message(const smtp::transaction& tx, std::uint64_t sequence) {
+  std::string payload;
+  auto put = [&payload](const void* p, std::size_t n) { payload.append(static_cast<const char*>(p), n); };
+  auto put_str = [&](const std::string& v) {
+    std::uint32_t n = static_cast<std::uint32_t>(v.size());
+    put(&n, 4);
+    payload += v;
+  };
+  put(&tx.account, 8);
+  put(&tx.price, 8);
+  put(&tx.segments, 4);
+  const auto kind = static_cast<std::uint8_t>(tx.originator_type);
+  put(&kind, 1);
+  put_str(tx.originator);
+  const auto count = static_cast<std::uint32_t>(tx.recipients.size());
+  put(&count, 4);
+  for (const auto& r : tx.recipients) put_str(r);
+  put_str(tx.body);
+  std::string h(codec::header_size, '\0');
+  const std::uint32_t magic = codec::record_magic, length = static_cast<std::uint32_t>(payload.size());
+  std::memcpy(h.data(), &magic, 4);
+  h[4] = 1;
+  h[5] = static_cast<char>(record_type::message);
+  std::memcpy(h.data() + 8, &length, 4);
+  std::memcpy(h.data() + 16, &sequence, 8);
+  std::string all = h + payload;
+  std::uint32_t crc = codec::crc32c(all.data() + 4, 8);
+  crc = codec::crc32c_extend(crc, all.data() + 16, all.size() - 16);
+  std::memcpy(all.data() + 12, &crc, 4);
+  return all;
 }
 
 void expect_same(const record& a, const record& b) {
@@ -46,6 +97,13 @@ void expect_same(const record& a, const record& b) {
   EXPECT_EQ(a.tx.originator_type, b.tx.originator_type);
   EXPECT_EQ(a.tx.recipients, b.tx.recipients);
   EXPECT_EQ(a.tx.body, b.tx.body);
+  EXPECT_EQ(a.tx.sms_text, b.tx.sms_text);
+  EXPECT_EQ(a.tx.data_coding, b.tx.data_coding);
+  EXPECT_EQ(a.tx.is_mms, b.tx.is_mms);
+  EXPECT_EQ(a.tx.mm4_ack_owed, b.tx.mm4_ack_owed);
+  EXPECT_EQ(a.tx.mm4_message_id, b.tx.mm4_message_id);
+  EXPECT_EQ(a.tx.mm4_transaction_id, b.tx.mm4_transaction_id);
+  EXPECT_EQ(a.tx.mm4_originator_system, b.tx.mm4_originator_system);
   EXPECT_EQ(a.account, b.account);
   EXPECT_EQ(a.amount, b.amount);
   EXPECT_EQ(a.sealed_segment, b.sealed_segment);
@@ -94,7 +152,7 @@ TEST(SpoolRecord, HeaderLayoutIsLittleEndian) {
   std::string e = codec::encode_record(r, 0x2122232425262728ull);
   ASSERT_EQ(e.size(), codec::credit_size);
   EXPECT_EQ(e.substr(0, 4), "PSJ1");
-  EXPECT_EQ(e[4], 1);                                  // version
+  EXPECT_EQ(e[4], 2);                                  // version
   EXPECT_EQ(e[5], static_cast<char>(record_type::top_up));
   EXPECT_EQ(e[6], 0);
   EXPECT_EQ(e[7], 0);
@@ -123,6 +181,49 @@ TEST(SpoolRecord, MessageRoundTrip) {
   codec::header h;
   ASSERT_EQ(codec::check_record(bytes(e), e.size(), h), codec::check_result::ok);
   EXPECT_EQ(h.group_offset, 4096u);
+}
+
+TEST(SpoolRecord, MmsContentFieldsRoundTrip) {
+  const record r = sample_mms();
+  expect_same(round_trip(codec::encode_record(r)), r);
+}
+
+TEST(SpoolRecord, Version1MessagesAreStillRead) {
+  record r = sample_message();
+  const std::string v1 = version1_message(r.tx, 77);
+  codec::header h;
+  ASSERT_EQ(codec::check_record(bytes(v1), v1.size(), h), codec::check_result::ok);
+  EXPECT_EQ(h.version, 1);
+  record out;
+  std::string what;
+  ASSERT_TRUE(codec::decode_record(h, bytes(v1) + codec::header_size, out, what)) << what;
+  EXPECT_EQ(out.sequence, 77u);
+  EXPECT_EQ(out.tx.recipients, r.tx.recipients);
+  EXPECT_EQ(out.tx.body, r.tx.body);
+  EXPECT_EQ(out.tx.price, r.tx.price);
+  // Accepted before the content step: the body read as raw text.
+  EXPECT_EQ(out.tx.sms_text, "Test messaggio SMS via SMTP\nseconda riga \xe2\x82\xac");
+  EXPECT_EQ(out.tx.data_coding, 0x00);
+  EXPECT_FALSE(out.tx.is_mms);
+}
+
+TEST(SpoolRecord, UnknownContentFlagsAreRefused) {
+  record r = sample_mms();
+  std::string e = codec::encode_record(r);
+  // The flags byte follows the last recipient.
+  const std::string last = r.tx.recipients.back();
+  const std::size_t flags_at = e.find(last) + last.size();
+  ASSERT_EQ(e[flags_at], 0x03);
+  e[flags_at] = 0x07;
+  std::uint32_t crc = codec::crc32c(e.data() + 4, 8);
+  crc = codec::crc32c_extend(crc, e.data() + 16, e.size() - 16);
+  std::memcpy(e.data() + 12, &crc, 4);
+  codec::header h;
+  ASSERT_EQ(codec::check_record(bytes(e), e.size(), h), codec::check_result::ok);
+  record out;
+  std::string what;
+  EXPECT_FALSE(codec::decode_record(h, bytes(e) + codec::header_size, out, what));
+  EXPECT_EQ(what, "unknown content flags");
 }
 
 TEST(SpoolRecord, MessageBodyIsWrittenSeparately) {
@@ -200,8 +301,10 @@ TEST(SpoolRecord, ZeroHeaderEndsSegment) {
 TEST(SpoolRecord, VersionAndTypeChecked) {
   std::string e = codec::encode_record(sample_message());
   std::string v = e;
-  v[4] = 2;
+  v[4] = 3;
   codec::header h;
+  EXPECT_EQ(codec::check_record(bytes(v), v.size(), h), codec::check_result::bad_version);
+  v[4] = 0;
   EXPECT_EQ(codec::check_record(bytes(v), v.size(), h), codec::check_result::bad_version);
   std::string t = e;
   t[5] = 9;

@@ -1,0 +1,85 @@
+// Message content (PROTOCOL.md section 3): what a DATA body becomes. The
+// content step reads the body the session stored (raw text, an e-mail from a
+// mail client or library, or an MM4 MMS) with the account's settings and
+// returns the SMS text with its encoding and segment count, or the MMS facts,
+// or the refusal reply. Pure functions over caller-owned views: the body is
+// only read during the call; results are owned. E-mail parsing uses GMime 3,
+// HTML reduction libxml2's HTML parser; both are initialised once per process
+// on first use, and independent calls may run on different threads at once.
+// Implemented in src/mime/.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "postino/account.h"
+#include "postino/sms.h"
+
+namespace postino::mime {
+
+struct content_result {
+  bool ok = false;
+  std::string refusal;        // when !ok: the whole reply line, without CRLF
+  std::string text;           // the SMS text, UTF-8, cleaned up; an MMS: its text part
+  sms::sms_encoding encoding = sms::sms_encoding::gsm7;
+  std::uint32_t segments = 0; // SMS segments (may exceed max_segments when refused); 1 for an MMS
+  bool email = false;         // read as an e-mail (MIME), not as raw text
+  bool mms = false;
+  bool ack_owed = false;      // MM4_forward.REQ with X-Mms-Ack-Request: Yes
+  std::string mm4_message_id;         // X-Mms-Message-ID, else Message-ID
+  std::string mm4_transaction_id;     // X-Mms-Transaction-ID
+  std::string mm4_originator_system;  // X-Mms-Originator-System
+};
+
+// The content step the session runs at the terminator. `body` is the stored
+// DATA body (unstuffed, CRLF line ends). Refusals, in this order:
+//   554 5.6.1 MMS not enabled for this account
+//   552 5.3.4 Message too big                  (an MMS over max_mms_bytes)
+//   554 5.6.0 Empty message
+//   554 5.3.4 Message too long for SMS (<n> segments, max <m>)
+content_result read_content(std::string_view body, const account_settings& account);
+
+// PROTOCOL.md's e-mail rule: every line before the first empty line is an
+// RFC 5322 header field (folded lines included), and MIME-Version, or
+// Content-Type, or both From and Date are among them.
+bool looks_like_email(std::string_view body) noexcept;
+
+// True when the header block (as looks_like_email reads it) carries
+// X-Mms-Message-Type: MM4_forward.REQ, whatever else it holds.
+bool is_mm4_forward(std::string_view body) noexcept;
+
+struct email_options {
+  bool subject_prefix = false;
+  bool strip_signature = false;
+};
+
+// One e-mail, parsed with GMime: the chosen text (text/plain preferred, HTML
+// reduced), decoded to UTF-8, with the subject and signature rules applied but
+// not yet tidied (tidy_text_lines does that), and the MMS facts.
+struct email_content {
+  std::string text;
+  std::string subject;       // decoded (RFC 2047), UTF-8
+  bool from_html = false;    // the text came from a text/html part
+  bool has_media = false;    // some image/*, audio/* or video/* part
+  bool mm4_forward = false;  // X-Mms-Message-Type: MM4_forward.REQ
+  bool mm4_ack_requested = false;
+  std::string message_id;    // X-Mms-Message-ID, else Message-ID
+  std::string mm4_transaction_id;
+  std::string mm4_originator_system;
+};
+email_content parse_email(std::string_view body, const email_options& options);
+
+// Readable text from an HTML document given as UTF-8 (libxml2's HTML parser,
+// no network, errors ignored): block elements and <br> become line breaks,
+// a link keeps its target as "text (url)", scripts, styles and the head are
+// dropped, entities are decoded, no-break spaces become spaces.
+std::string html_to_text(std::string_view html_utf8);
+
+// Decodes `bytes` declared as `charset` (may be empty) to UTF-8: UTF-8 and
+// US-ASCII as they are when valid, ISO-8859-1 and Windows-1252 as
+// Windows-1252, others through GMime's iconv wrapper; whatever cannot be
+// decoded so is read as Windows-1252, the raw-mode rule.
+std::string to_utf8(std::string_view bytes, std::string_view charset);
+
+}  // namespace postino::mime

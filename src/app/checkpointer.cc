@@ -1,0 +1,105 @@
+// The checkpoint thread (see checkpointer.h). Deltas travel from the shards
+// by value through a mutex-guarded mailbox shared with the closures posted to
+// the shards (a shared_ptr, so a late answer never writes into freed memory);
+// the thread owns the unsaved deltas and the SQLite connection.
+#include "checkpointer.h"
+
+#include <cstdio>
+
+#include "gateway.h"
+
+namespace postino::app {
+
+checkpointer::checkpointer(core::runtime& rt, std::unique_ptr<credit::checkpoint_store> store,
+                           std::chrono::milliseconds interval)
+    : rt_(rt), store_(std::move(store)), interval_(interval) {
+  unsaved_.resize(rt_.shard_count());
+  for (unsigned i = 0; i < rt_.shard_count(); ++i) unsaved_[i].shard = i;
+  asked_.assign(rt_.shard_count(), false);
+}
+
+checkpointer::~checkpointer() { stop(); }
+
+void checkpointer::start() {
+  thread_ = std::thread([this] { run(); });
+}
+
+void checkpointer::stop() {
+  {
+    std::lock_guard lock(stop_mutex_);
+    stopping_ = true;
+  }
+  stop_cv_.notify_all();
+  mailbox_->arrived.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void checkpointer::run() {
+  for (;;) {
+    {
+      std::unique_lock lock(stop_mutex_);
+      if (stop_cv_.wait_for(lock, interval_, [this] { return stopping_; })) return;
+    }
+    once();
+  }
+}
+
+void checkpointer::once() {
+  const unsigned shards = rt_.shard_count();
+  for (unsigned i = 0; i < shards; ++i) {
+    if (asked_[i]) continue;  // the last question is still unanswered
+    asked_[i] = true;
+    core::shard* shard = &rt_.shard_at(i);
+    std::shared_ptr<mailbox> box = mailbox_;
+    shard->post_from_any_thread([shard, box] {
+      credit::journal_delta d = take_journal_delta(*shard);
+      {
+        std::lock_guard lock(box->mutex);
+        box->deltas.push_back(std::move(d));
+      }
+      box->arrived.notify_all();
+    });
+  }
+  // Collect the answers; a shard busy for more than a few seconds is left
+  // for the next round.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  std::vector<credit::journal_delta> answers;
+  {
+    std::unique_lock lock(mailbox_->mutex);
+    auto all_in = [&] {
+      for (const auto& d : mailbox_->deltas) asked_[d.shard] = false;
+      answers.insert(answers.end(), std::make_move_iterator(mailbox_->deltas.begin()),
+                     std::make_move_iterator(mailbox_->deltas.end()));
+      mailbox_->deltas.clear();
+      for (bool a : asked_)
+        if (a) return false;
+      return true;
+    };
+    while (!all_in()) {
+      if (mailbox_->arrived.wait_until(lock, deadline) == std::cv_status::timeout) {
+        all_in();
+        break;
+      }
+      std::lock_guard stop_lock(stop_mutex_);
+      if (stopping_) break;
+    }
+  }
+  for (auto& d : answers) unsaved_[d.shard].merge(std::move(d));
+  std::string error;
+  if (!store_->write(unsaved_, error)) {
+    if (!failing_) std::fprintf(stderr, "postino: checkpoint: %s (kept for the next one)\n", error.c_str());
+    failing_ = true;
+    return;
+  }
+  if (failing_) std::fprintf(stderr, "postino: checkpoint: written again\n");
+  failing_ = false;
+  for (unsigned i = 0; i < shards; ++i) {
+    std::uint64_t sequence = unsaved_[i].sequence;
+    unsaved_[i] = credit::journal_delta{};
+    unsaved_[i].shard = i;
+    unsaved_[i].sequence = sequence;
+  }
+  written_.fetch_add(1, std::memory_order_relaxed);
+}
+
+}  // namespace postino::app

@@ -1,0 +1,62 @@
+// The periodic checkpoint thread (DESIGN.md "Durability and credit"): every
+// interval it asks each shard, through the shard's inbox, for what its
+// journal made durable since the last time (credit::journal_delta, folded on
+// the shard's own thread, so the shard never waits for SQLite), and writes
+// all of it to postino.db in one transaction. A delta whose write fails is
+// kept and merged into the next attempt; a shard that does not answer in
+// time is asked again next round (its late answer is kept, never dropped).
+// Off the acknowledgement path: nothing a session waits for runs here.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "postino/credit.h"
+#include "postino/runtime.h"
+
+namespace postino::app {
+
+class checkpointer {
+ public:
+  checkpointer(core::runtime& rt, std::unique_ptr<credit::checkpoint_store> store,
+               std::chrono::milliseconds interval);
+  ~checkpointer();
+  checkpointer(const checkpointer&) = delete;
+  checkpointer& operator=(const checkpointer&) = delete;
+
+  void start();
+  // Stops the thread (after the checkpoint in progress, if any).
+  void stop();
+  std::uint64_t written() const { return written_.load(std::memory_order_relaxed); }
+
+ private:
+  struct mailbox {
+    std::mutex mutex;
+    std::condition_variable arrived;
+    std::vector<credit::journal_delta> deltas;  // answers not yet taken
+  };
+  void run();
+  void once();
+
+  core::runtime& rt_;
+  std::unique_ptr<credit::checkpoint_store> store_;
+  std::chrono::milliseconds interval_;
+  std::shared_ptr<mailbox> mailbox_ = std::make_shared<mailbox>();
+  std::vector<credit::journal_delta> unsaved_;  // per shard, in shard order
+  std::vector<bool> asked_;                     // an answer is still due
+  std::mutex stop_mutex_;
+  std::condition_variable stop_cv_;
+  bool stopping_ = false;
+  std::atomic<std::uint64_t> written_{0};
+  bool failing_ = false;
+  std::thread thread_;
+};
+
+}  // namespace postino::app

@@ -1,0 +1,90 @@
+// The content step (PROTOCOL.md section 3): what the session runs on a DATA
+// body at its terminator, before pricing. It chooses raw or e-mail mode,
+// recognises an MMS, cleans the text up, encodes and counts segments, and
+// turns every reason not to send into the exact refusal reply. Reads the
+// caller's body view and settings; the result is owned.
+//
+// Decisions where PROTOCOL.md leaves room:
+// - X-Mms-Message-Type: MM4_forward.REQ in a well-formed header block makes
+//   an MMS whatever the account's content_mode: it is a protocol marker, not a
+//   guess. Media parts make an MMS only in e-mail mode and only for an
+//   mms_enabled account; other accounts get the text of such mails.
+// - An MMS: "MMS not enabled" first, then its size (the raw MIME body stored
+//   whole, against max_mms_bytes), then emptiness (no media and no text).
+//   It counts as one segment; its text part, cleaned, goes with it.
+// - With transliterate on, the stored text is the transliterated one when
+//   that makes it GSM, so the journal holds exactly what goes out.
+// - max_segments is capped at 255, the most an 8-bit UDH can number.
+#include <algorithm>
+#include <string>
+
+#include "postino/mime.h"
+#include "postino/sms.h"
+
+namespace postino::mime {
+namespace {
+
+content_result refuse(std::string reply) {
+  content_result r;
+  r.ok = false;
+  r.refusal = std::move(reply);
+  return r;
+}
+
+// The SMS rules shared by both modes, on text already in UTF-8.
+content_result finish_sms(std::string text, bool email, const account_settings& account) {
+  if (text.empty()) return refuse("554 5.6.0 Empty message");
+  if (account.transliterate) text = sms::transliterate_to_gsm(text);
+  const sms::segment_count count = sms::count_segments(text);
+  const std::uint32_t max = std::clamp<std::uint32_t>(account.max_segments, 1, sms::max_concat_segments);
+  if (count.segments > max) {
+    content_result r = refuse("554 5.3.4 Message too long for SMS (" + std::to_string(count.segments) +
+                              " segments, max " + std::to_string(max) + ")");
+    r.segments = count.segments;
+    r.encoding = count.encoding;
+    r.email = email;
+    return r;
+  }
+  content_result r;
+  r.ok = true;
+  r.text = std::move(text);
+  r.encoding = count.encoding;
+  r.segments = count.segments;
+  r.email = email;
+  return r;
+}
+
+}  // namespace
+
+content_result read_content(std::string_view body, const account_settings& account) {
+  const bool mm4 = is_mm4_forward(body);
+  const bool email = mm4 || account.content == content_mode::email ||
+                     (account.content == content_mode::automatic && looks_like_email(body));
+  if (!email) {
+    sms::text_result raw = sms::clean_raw_text(body);
+    return finish_sms(std::move(raw.utf8), false, account);
+  }
+
+  email_content e = parse_email(body, {account.subject_prefix, account.strip_signature});
+  const bool mms = mm4 || e.mm4_forward || (account.mms_enabled && e.has_media);
+  if (!mms) return finish_sms(sms::tidy_text_lines(e.text), true, account);
+
+  if (!account.mms_enabled) return refuse("554 5.6.1 MMS not enabled for this account");
+  if (body.size() > account.max_mms_bytes) return refuse("552 5.3.4 Message too big");
+  std::string text = sms::tidy_text_lines(e.text);
+  if (text.empty() && !e.has_media) return refuse("554 5.6.0 Empty message");
+  content_result r;
+  r.ok = true;
+  r.email = true;
+  r.mms = true;
+  r.segments = 1;
+  r.encoding = sms::count_segments(text).encoding;
+  r.text = std::move(text);
+  r.ack_owed = (mm4 || e.mm4_forward) && e.mm4_ack_requested;
+  r.mm4_message_id = std::move(e.message_id);
+  r.mm4_transaction_id = std::move(e.mm4_transaction_id);
+  r.mm4_originator_system = std::move(e.mm4_originator_system);
+  return r;
+}
+
+}  // namespace postino::mime

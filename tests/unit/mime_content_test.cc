@@ -1,0 +1,352 @@
+// Unit tests for the content step (src/mime): e-mail detection, the GMime
+// e-mail reader (text choice, transfer encodings, charsets, encoded-word
+// subjects, format=flowed, signature and subject rules), the libxml2 HTML
+// reduction, MMS recognition and every refusal. The messages here are small
+// hand-made MIME texts that pin one rule each; mail produced by real composers
+// (Python's email, nodemailer) is tested end to end in
+// tests/integration/content_test.cc. All buffers are test-owned.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "postino/mime.h"
+
+namespace postino::mime {
+namespace {
+
+// Test messages are written with LF and sent as the session stores them: CRLF.
+std::string crlf(std::string_view lf) {
+  std::string out;
+  for (char c : lf) {
+    if (c == '\n') out += "\r\n";
+    else out += c;
+  }
+  return out;
+}
+
+account_settings account() {
+  account_settings a;
+  a.id = 7;
+  a.username = "acme";
+  return a;
+}
+
+// ---------------------------------------------------------------- detection
+
+TEST(mime_detect, the_protocol_rule) {
+  EXPECT_TRUE(looks_like_email(crlf("MIME-Version: 1.0\nSubject: x\n\nhello\n")));
+  EXPECT_TRUE(looks_like_email(crlf("Content-Type: text/plain\n\nhello\n")));
+  EXPECT_TRUE(looks_like_email(crlf("From: a@b.c\nDate: Mon, 1 Jan 2024 10:00:00 +0000\n\nhello\n")));
+  // From without Date (the seed's hand-typed session) is raw text.
+  EXPECT_FALSE(looks_like_email(crlf("From: a@b.c\nTo: d@e.f\nSubject: test\n\nHello,\npippo\n")));
+  // A bulk text that happens to look like one header field stays raw.
+  EXPECT_FALSE(looks_like_email(crlf("Nota: domani l'ufficio resta chiuso.\n")));
+  EXPECT_FALSE(looks_like_email(crlf("Nota: x\nMIME-Version: 1.0\nnot a header\n\nbody\n")));
+  EXPECT_FALSE(looks_like_email(crlf("Ciao a tutti\nMIME-Version: 1.0\n\nbody\n")));
+  EXPECT_FALSE(looks_like_email(""));
+  EXPECT_FALSE(looks_like_email(crlf("\nMIME-Version: 1.0\n")));
+}
+
+TEST(mime_detect, folding_and_obsolete_blanks) {
+  EXPECT_TRUE(looks_like_email(crlf("Subject: a long\n subject folded\nMIME-Version : 1.0\n\nx\n")));
+  // A folded line cannot come first; a space inside a field name is no name.
+  EXPECT_FALSE(looks_like_email(crlf(" Subject: x\nMIME-Version: 1.0\n\nx\n")));
+  EXPECT_FALSE(looks_like_email(crlf("Dear John: hello\nMIME-Version: 1.0\n\nx\n")));
+  // Bare LF line ends are read too.
+  EXPECT_TRUE(looks_like_email("MIME-Version: 1.0\n\nx\n"));
+}
+
+TEST(mime_detect, mm4_forward_request) {
+  EXPECT_TRUE(is_mm4_forward(crlf("X-Mms-3GPP-MMS-Version: 6.10.0\nX-Mms-Message-Type:  mm4_forward.req \n\nx\n")));
+  EXPECT_FALSE(is_mm4_forward(crlf("X-Mms-Message-Type: MM4_forward.RES\n\n")));
+  EXPECT_FALSE(is_mm4_forward(crlf("hello\nX-Mms-Message-Type: MM4_forward.REQ\n\n")));
+  EXPECT_FALSE(is_mm4_forward(crlf("Subject: x\n\nX-Mms-Message-Type: MM4_forward.REQ\n")));
+}
+
+// ---------------------------------------------------------------- raw mode
+
+TEST(mime_content, raw_text_is_cleaned_and_counted) {
+  auto r = read_content(crlf("Promo: 20% off today\n\n\n"), account());
+  ASSERT_TRUE(r.ok) << r.refusal;
+  EXPECT_FALSE(r.email);
+  EXPECT_EQ(r.text, "Promo: 20% off today");
+  EXPECT_EQ(r.segments, 1u);
+  EXPECT_EQ(r.encoding, sms::sms_encoding::gsm7);
+}
+
+TEST(mime_content, empty_and_too_long) {
+  EXPECT_EQ(read_content("", account()).refusal, "554 5.6.0 Empty message");
+  EXPECT_EQ(read_content(crlf("\n  \n\t\n"), account()).refusal, "554 5.6.0 Empty message");
+  EXPECT_TRUE(read_content(std::string(160, 'a'), account()).ok);
+  auto r = read_content(std::string(161, 'a'), account());
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.refusal, "554 5.3.4 Message too long for SMS (2 segments, max 1)");
+  auto a = account();
+  a.max_segments = 2;
+  EXPECT_TRUE(read_content(std::string(306, 'a'), a).ok);
+  EXPECT_EQ(read_content(std::string(307, 'a'), a).refusal, "554 5.3.4 Message too long for SMS (3 segments, max 2)");
+  // The cap is what an 8-bit UDH can number.
+  a.max_segments = 1000;
+  EXPECT_EQ(read_content(std::string(153 * 255 + 1, 'a'), a).refusal,
+            "554 5.3.4 Message too long for SMS (256 segments, max 255)");
+}
+
+TEST(mime_content, ucs2_counts_code_units) {
+  auto r = read_content("Ciao \xF0\x9F\x98\x80", account());  // an emoji: two UTF-16 units
+  ASSERT_TRUE(r.ok);
+  EXPECT_EQ(r.encoding, sms::sms_encoding::ucs2);
+  EXPECT_EQ(r.segments, 1u);
+}
+
+TEST(mime_content, transliteration_stores_the_gsm_text) {
+  auto a = account();
+  a.transliterate = true;
+  auto r = read_content("\xE2\x80\x9C" "Ciao\xE2\x80\x9D \xE2\x80\x94 a presto\xE2\x80\xA6", a);
+  ASSERT_TRUE(r.ok);
+  EXPECT_EQ(r.text, "\"Ciao\" - a presto...");
+  EXPECT_EQ(r.encoding, sms::sms_encoding::gsm7);
+  // Something transliteration cannot help leaves the text as written.
+  r = read_content("\xE2\x80\x9C\xD0\x9F\xD1\x80\xD0\xB8\xE2\x80\x9D", a);
+  EXPECT_EQ(r.text, "\xE2\x80\x9C\xD0\x9F\xD1\x80\xD0\xB8\xE2\x80\x9D");
+  EXPECT_EQ(r.encoding, sms::sms_encoding::ucs2);
+}
+
+TEST(mime_content, content_mode_forces_either_way) {
+  const std::string mail = crlf("MIME-Version: 1.0\nContent-Type: text/plain\n\nhello\n");
+  auto a = account();
+  EXPECT_EQ(read_content(mail, a).text, "hello");
+  a.content = content_mode::raw;
+  EXPECT_EQ(read_content(mail, a).text, "MIME-Version: 1.0\nContent-Type: text/plain\n\nhello");
+  a.content = content_mode::email;
+  auto r = read_content(crlf("Subject: only a subject line\n\nthe text\n"), a);
+  EXPECT_TRUE(r.email);
+  EXPECT_EQ(r.text, "the text");
+}
+
+// ---------------------------------------------------------------- e-mail mode
+
+TEST(mime_email, plain_quoted_printable_latin1) {
+  auto r = read_content(crlf("MIME-Version: 1.0\n"
+                             "Content-Type: text/plain; charset=\"iso-8859-1\"\n"
+                             "Content-Transfer-Encoding: quoted-printable\n"
+                             "Subject: ignored\n\n"
+                             "Caff=E8 pronto, costa 2=80 =\n"
+                             "(euro).\n\n-- \nMario\n"),
+                        account());
+  ASSERT_TRUE(r.ok) << r.refusal;
+  EXPECT_TRUE(r.email);
+  // ISO-8859-1 is read as Windows-1252, so 0x80 is the euro sign.
+  EXPECT_EQ(r.text, "Caff\xC3\xA8 pronto, costa 2\xE2\x82\xAC (euro).\n\n-- \nMario");
+}
+
+TEST(mime_email, signature_and_subject_rules) {
+  const std::string mail = crlf("MIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n"
+                                "Subject: =?UTF-8?B?Umlub3Zv?= =?UTF-8?Q?_=C3=A8_pronto?=\n\n"
+                                "Passa in negozio.\n-- \nMario Rossi\n");
+  auto a = account();
+  a.strip_signature = true;
+  EXPECT_EQ(read_content(mail, a).text, "Passa in negozio.");
+  a.subject_prefix = true;
+  EXPECT_EQ(read_content(mail, a).text, "Rinovo \xC3\xA8 pronto\nPassa in negozio.");
+  // A subject alone is a message.
+  auto r = read_content(crlf("MIME-Version: 1.0\nSubject: Solo oggetto\n\n"), a);
+  ASSERT_TRUE(r.ok) << r.refusal;
+  EXPECT_EQ(r.text, "Solo oggetto");
+  a.subject_prefix = false;
+  EXPECT_EQ(read_content(crlf("MIME-Version: 1.0\nSubject: Solo oggetto\n\n"), a).refusal, "554 5.6.0 Empty message");
+}
+
+TEST(mime_email, alternative_prefers_plain) {
+  auto r = read_content(crlf("MIME-Version: 1.0\n"
+                             "Content-Type: multipart/alternative; boundary=\"b1\"\n\n"
+                             "--b1\nContent-Type: text/html; charset=utf-8\n\n<p>HTML <b>version</b></p>\n"
+                             "--b1\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: base64\n\n"
+                             "UGxhaW4gdmVyc2lvbiDimLo=\n"
+                             "--b1--\n"),
+                        account());
+  ASSERT_TRUE(r.ok) << r.refusal;
+  EXPECT_EQ(r.text, "Plain version \xE2\x98\xBA");
+  EXPECT_EQ(r.encoding, sms::sms_encoding::ucs2);
+}
+
+TEST(mime_email, html_only_becomes_readable_text) {
+  auto r = read_content(crlf("MIME-Version: 1.0\nContent-Type: text/html; charset=UTF-8\n"
+                             "Content-Transfer-Encoding: 7bit\n\n"
+                             "<html><head><meta http-equiv=\"content-type\" content=\"text/html; charset=UTF-8\">"
+                             "<style>p{color:red}</style><title>T</title></head>\n<body>\n"
+                             "<p>Ciao&nbsp;Anna,</p>\n<p>il codice &egrave; <b>1234</b>.<br>\n"
+                             "Vedi <a href=\"https://example.com/x\">il sito</a> o "
+                             "<a href=\"https://example.com\">https://example.com</a>.</p>\n"
+                             "<script>alert(1)</script>\n"
+                             "<ul><li>uno</li><li>due</li></ul>\n"
+                             "<div class=\"moz-signature\">-- <br>\nAnna</div>\n</body></html>\n"),
+                        account());
+  ASSERT_TRUE(r.ok) << r.refusal;
+  EXPECT_EQ(r.text,
+            "Ciao Anna,\nil codice \xC3\xA8 1234.\nVedi il sito (https://example.com/x) o https://example.com.\n"
+            "- uno\n- due\n--\nAnna");
+  EXPECT_EQ(r.encoding, sms::sms_encoding::gsm7) << "no-break spaces do not force UCS-2";
+  auto a = account();
+  a.strip_signature = true;
+  EXPECT_EQ(read_content(crlf("MIME-Version: 1.0\nContent-Type: text/html\n\n"
+                              "<p>Testo</p><div class=\"moz-signature\">-- <br>Anna</div>\n"),
+                         a)
+                .text,
+            "Testo");
+}
+
+TEST(mime_email, format_flowed_is_unwrapped) {
+  auto r = read_content(crlf("MIME-Version: 1.0\nContent-Type: text/plain; charset=UTF-8; format=flowed\n\n"
+                             "Questo testo va a capo \ndove il client vuole, \nma e' una riga.\n"
+                             "Seconda riga.\n"),
+                        account());
+  ASSERT_TRUE(r.ok);
+  auto a = account();
+  a.max_segments = 2;
+  EXPECT_EQ(read_content(crlf("MIME-Version: 1.0\nContent-Type: text/plain; format=flowed; delsp=yes\n\n"
+                              "uno \ndue\n"),
+                         a)
+                .text,
+            "unodue");
+  EXPECT_EQ(r.text, "Questo testo va a capo dove il client vuole, ma e' una riga.\nSeconda riga.");
+}
+
+TEST(mime_email, mixed_with_attachment_takes_the_body) {
+  auto r = read_content(crlf("MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=zz\n\n"
+                             "--zz\nContent-Type: text/plain; charset=windows-1252\n"
+                             "Content-Transfer-Encoding: 8bit\n\nTotale: 10\x80\n"
+                             "--zz\nContent-Type: text/plain\nContent-Disposition: attachment; filename=a.txt\n\n"
+                             "not the text\n"
+                             "--zz--\n"),
+                        account());
+  ASSERT_TRUE(r.ok) << r.refusal;
+  EXPECT_EQ(r.text, "Totale: 10\xE2\x82\xAC");
+}
+
+TEST(mime_email, other_charsets_go_through_iconv) {
+  EXPECT_EQ(to_utf8("\xE0\xE8", "iso-8859-7"), "\xCE\xB0\xCE\xB8");  // Greek ΰθ
+  EXPECT_EQ(to_utf8("\xCF\xF0\xE8\xE2\xE5\xF2", "windows-1251"), "\xD0\x9F\xD1\x80\xD0\xB8\xD0\xB2\xD0\xB5\xD1\x82");
+  // An unknown charset, or bytes that are not UTF-8, fall back to Windows-1252.
+  EXPECT_EQ(to_utf8("caff\xE8", "x-unknown-charset"), "caff\xC3\xA8");
+  EXPECT_EQ(to_utf8("caff\xE8", "utf-8"), "caff\xC3\xA8");
+  EXPECT_EQ(to_utf8("\xEF\xBB\xBFok", ""), "ok");
+}
+
+TEST(mime_email, inline_image_without_mms_is_text) {
+  const std::string mail = crlf("MIME-Version: 1.0\nContent-Type: multipart/related; boundary=r\n\n"
+                                "--r\nContent-Type: text/html; charset=utf-8\n\n"
+                                "<p>Guarda <img src=\"cid:logo\" alt=\"logo\"> che bello</p>\n"
+                                "--r\nContent-Type: image/png\nContent-ID: <logo>\nContent-Transfer-Encoding: base64\n\n"
+                                "iVBORw0KGgo=\n--r--\n");
+  auto r = read_content(mail, account());
+  ASSERT_TRUE(r.ok) << r.refusal;
+  EXPECT_FALSE(r.mms);
+  EXPECT_EQ(r.text, "Guarda che bello");
+  auto a = account();
+  a.mms_enabled = true;
+  r = read_content(mail, a);
+  ASSERT_TRUE(r.ok) << r.refusal;
+  EXPECT_TRUE(r.mms);
+  EXPECT_FALSE(r.ack_owed);
+}
+
+// ---------------------------------------------------------------- MMS
+
+std::string mm4_request(bool ack) {
+  return crlf(std::string("X-Mms-3GPP-MMS-Version: 6.10.0\n"
+                          "X-Mms-Message-Type: MM4_forward.REQ\n"
+                          "X-Mms-Transaction-ID: T0001\n"
+                          "X-Mms-Message-ID: <MSG-42@mms.example.net>\n") +
+              (ack ? "X-Mms-Ack-Request: Yes\n" : "") +
+              "X-Mms-Originator-System: system-user@mms.example.net\n"
+              "From: +393401234567/TYPE=PLMN@mms.example.net\n"
+              "To: +393331234567/TYPE=PLMN@mms.example.net\n"
+              "Message-ID: <smtp-1@mms.example.net>\n"
+              "MIME-Version: 1.0\n"
+              "Content-Type: multipart/related; boundary=m; type=\"application/smil\"\n\n"
+              "--m\nContent-Type: application/smil\n\n<smil><body><par><img src=\"a.jpg\"/></par></body></smil>\n"
+              "--m\nContent-Type: text/plain; charset=utf-8\n\nAuguri!\n"
+              "--m\nContent-Type: image/jpeg\nContent-Transfer-Encoding: base64\n\n/9j/4AAQSkZJRgABAQ==\n"
+              "--m--\n");
+}
+
+TEST(mime_mms, mm4_forward_for_an_mms_account) {
+  auto a = account();
+  a.mms_enabled = true;
+  auto r = read_content(mm4_request(true), a);
+  ASSERT_TRUE(r.ok) << r.refusal;
+  EXPECT_TRUE(r.mms);
+  EXPECT_TRUE(r.ack_owed);
+  EXPECT_EQ(r.segments, 1u);
+  EXPECT_EQ(r.text, "Auguri!");
+  EXPECT_EQ(r.mm4_message_id, "<MSG-42@mms.example.net>");
+  EXPECT_EQ(r.mm4_transaction_id, "T0001");
+  EXPECT_EQ(r.mm4_originator_system, "system-user@mms.example.net");
+  EXPECT_FALSE(read_content(mm4_request(false), a).ack_owed);
+  // content_mode raw does not hide an MM4 request.
+  a.content = content_mode::raw;
+  EXPECT_TRUE(read_content(mm4_request(true), a).mms);
+}
+
+TEST(mime_mms, refusals) {
+  EXPECT_EQ(read_content(mm4_request(true), account()).refusal, "554 5.6.1 MMS not enabled for this account");
+  auto a = account();
+  a.mms_enabled = true;
+  a.max_mms_bytes = 200;
+  EXPECT_EQ(read_content(mm4_request(true), a).refusal, "552 5.3.4 Message too big");
+  a.max_mms_bytes = default_max_mms_bytes;
+  EXPECT_EQ(read_content(crlf("X-Mms-Message-Type: MM4_forward.REQ\nMIME-Version: 1.0\n\n"), a).refusal,
+            "554 5.6.0 Empty message");
+}
+
+// ---------------------------------------------------------------- HTML
+
+TEST(mime_html, blocks_links_tables_and_entities) {
+  EXPECT_EQ(html_to_text("<div>a</div><div>b</div><p>c<br><br>d</p>"), "a\nb\nc\n\nd");
+  EXPECT_EQ(html_to_text("<table><tr><td>Totale</td><td>10 &euro;</td></tr><tr><td>IVA</td><td>2</td></tr></table>"),
+            "Totale 10 \xE2\x82\xAC\nIVA 2");
+  EXPECT_EQ(html_to_text("<ol><li>uno</li><li>due</li></ol>"), "1. uno\n2. due");
+  EXPECT_EQ(html_to_text("<a href=\"mailto:a@b.it\">a@b.it</a> <a href=\"#top\">su</a> <a href=\"x\"></a>"),
+            "a@b.it su x");
+  EXPECT_EQ(html_to_text("<pre>a  b\n  c</pre>"), "a  b\n  c");
+  EXPECT_EQ(html_to_text("caf&eacute;&#8203; &lt;ok&gt;"), "caf\xC3\xA9 <ok>");
+  EXPECT_EQ(html_to_text(""), "");
+}
+
+TEST(mime_html, the_declared_meta_charset_does_not_override_utf8) {
+  // The part was already converted to UTF-8; a stale meta must not re-decode it.
+  EXPECT_EQ(html_to_text("<html><head><meta charset=\"iso-8859-1\"></head><body>caff\xC3\xA8</body></html>"),
+            "caff\xC3\xA8");
+}
+
+TEST(mime_html, deep_nesting_does_not_exhaust_the_stack) {
+  std::string html;
+  for (int i = 0; i < 200; ++i) html += "<span>";
+  EXPECT_EQ(html_to_text(html + "deep"), "deep");
+  // libxml2 stops at its own depth limit; what matters is that nothing breaks.
+  for (int i = 0; i < 100000; ++i) html += "<div>";
+  html_to_text(html + "deeper");
+}
+
+// ---------------------------------------------------------------- threads
+
+TEST(mime_email, independent_messages_parse_on_many_threads) {
+  const std::string mail = crlf("MIME-Version: 1.0\nContent-Type: multipart/alternative; boundary=b\n\n"
+                                "--b\nContent-Type: text/plain; charset=iso-8859-15\n"
+                                "Content-Transfer-Encoding: quoted-printable\n\nPrezzo 5=A4\n"
+                                "--b\nContent-Type: text/html\n\n<p>x</p>\n--b--\n");
+  std::vector<std::thread> threads;
+  std::vector<int> good(4, 0);
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 200; ++i)
+        if (read_content(mail, account()).text == "Prezzo 5\xE2\x82\xAC") ++good[t];
+    });
+  for (auto& th : threads) th.join();
+  for (int g : good) EXPECT_EQ(g, 200);
+}
+
+}  // namespace
+}  // namespace postino::mime
