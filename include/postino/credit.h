@@ -159,7 +159,9 @@ class ledger {
 //   checkpoint_journal(shard PK, sequence, updated_ms)
 //   checkpoint_balance(account PK, journal_delta, messages)
 //   checkpoint_message(queue_id PK, account, shard, sequence, price,
-//                      recipients, accepted_ms, state)
+//                      recipients, accepted_ms, state, mm4_message_id)
+// The message table is the message index: queue id -> state, and for an
+// MMS the MM4 message id (indexed, so an MM4 peer's id finds our queue id).
 // `state` is 'queued' until delivery exists; final states are 'delivered',
 // 'expired', 'undeliverable', 'rejected'.
 struct journal_delta {
@@ -170,6 +172,7 @@ struct journal_delta {
     credit_units price = 0;
     std::uint32_t recipients = 0;
     std::uint64_t accepted_ms = 0;
+    std::string mm4_message_id;  // MMS only: X-Mms-Message-ID, else Message-ID
   };
   unsigned shard = 0;
   std::uint64_t sequence = 0;  // every durable record up to here is folded in

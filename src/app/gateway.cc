@@ -80,6 +80,7 @@ struct commit_waiter final : spool::append_waiter {
   account_id account = 0;
   credit_units price = 0;
   std::uint32_t recipients = 0;
+  std::string mm4_message_id;  // for the message index
   std::string queue_id;
   bool in_append = true;  // on_durable may come before append_message returns
   bool done = false;
@@ -454,6 +455,7 @@ class gateway_handler final : public core::request_handler {
     w->account = tx.account;
     w->price = tx.price;
     w->recipients = static_cast<std::uint32_t>(tx.recipients.size());
+    if (tx.is_mms) w->mm4_message_id = tx.mm4_message_id;
     // The session still needs the recipients for its 250 line; only the body
     // (the large part) leaves it, every other field is copied.
     w->queue_id = journal->append_message(smtp::take_for_journal(tx), w);
@@ -485,7 +487,8 @@ std::uint64_t sequence_of(const std::string& queue_id) {
 void gateway_handler::fold_message(const commit_waiter& w) {
   delta_.balance[w.account] -= w.price;
   ++delta_.messages[w.account];
-  delta_.accepted.push_back({w.queue_id, w.account, sequence_of(w.queue_id), w.price, w.recipients, wall_ms()});
+  delta_.accepted.push_back({w.queue_id, w.account, sequence_of(w.queue_id), w.price, w.recipients, wall_ms(),
+                             w.mm4_message_id});
 }
 
 void top_up_waiter::on_durable(bool durable) {

@@ -119,7 +119,8 @@ void fold(credit::journal_delta& d, const spool::record& r, unsigned node_id, un
       d.balance[r.tx.account] -= r.tx.price;
       ++d.messages[r.tx.account];
       d.accepted.push_back({spool::format_queue_id(node_id, shard, r.sequence), r.tx.account, r.sequence, r.tx.price,
-                            static_cast<std::uint32_t>(r.tx.recipients.size()), r.unix_ms});
+                            static_cast<std::uint32_t>(r.tx.recipients.size()), r.unix_ms,
+                            r.tx.is_mms ? r.tx.mm4_message_id : std::string()});
       break;
     case spool::record_type::top_up:
     case spool::record_type::refund: d.balance[r.account] += r.amount; break;

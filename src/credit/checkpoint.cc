@@ -34,7 +34,10 @@ constexpr const char* schema =
     " price INTEGER NOT NULL,"
     " recipients INTEGER NOT NULL,"
     " accepted_ms INTEGER NOT NULL,"
-    " state TEXT NOT NULL DEFAULT 'queued');"
+    " state TEXT NOT NULL DEFAULT 'queued',"
+    " mm4_message_id TEXT);"
+    "CREATE INDEX IF NOT EXISTS checkpoint_message_mm4 ON checkpoint_message (mm4_message_id)"
+    " WHERE mm4_message_id IS NOT NULL;"
     "CREATE INDEX IF NOT EXISTS checkpoint_message_open ON checkpoint_message (state)"
     " WHERE state NOT IN ('delivered', 'expired', 'undeliverable', 'rejected');";
 
@@ -147,7 +150,7 @@ bool checkpoint_store::write(const std::vector<journal_delta>& deltas, std::stri
   // then (delivery may have moved its state on).
   statement message(db,
                     "INSERT OR IGNORE INTO checkpoint_message (queue_id, account, shard, sequence, price, "
-                    "recipients, accepted_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+                    "recipients, accepted_ms, mm4_message_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
   if (!journal.ok() || !balance.ok() || !message.ok()) {
     error = impl_->error();
     return false;
@@ -178,6 +181,11 @@ bool checkpoint_store::write(const std::vector<journal_delta>& deltas, std::stri
       sqlite3_bind_int64(message.get(), 5, m.price);
       sqlite3_bind_int64(message.get(), 6, m.recipients);
       sqlite3_bind_int64(message.get(), 7, static_cast<sqlite3_int64>(m.accepted_ms));
+      if (m.mm4_message_id.empty())
+        sqlite3_bind_null(message.get(), 8);
+      else
+        sqlite3_bind_text(message.get(), 8, m.mm4_message_id.data(), static_cast<int>(m.mm4_message_id.size()),
+                          SQLITE_STATIC);
       if (sqlite3_step(message.get()) != SQLITE_DONE) return fail();
     }
     journal.reset();

@@ -238,6 +238,17 @@ TEST_F(content_test, mm4_forward_is_an_mms_only_for_an_mms_account) {
   // The parts are kept whole: the body is what was sent.
   EXPECT_EQ(tx.body, read_file(file("MM4")));
   EXPECT_NE(tx.body.find("Content-Type: image/jpeg"), std::string::npos);
+
+  // The message index (the checkpoint's message table, written at start-up
+  // from the replayed journal) finds our queue id from the MM4 message id.
+  ASSERT_TRUE(gw_->start()) << gw_->last_log();
+  ASSERT_EQ(gw_->stop(), 0) << gw_->last_log();
+  auto q = run_command({"python3", "-c",
+                        "import sqlite3, sys; db = sqlite3.connect(sys.argv[1]); print(db.execute("
+                        "'SELECT queue_id FROM checkpoint_message WHERE mm4_message_id = ?', (sys.argv[2],))"
+                        ".fetchone()[0])",
+                        gw_->database(), "<20240101-0001@mms.example.net>"});
+  EXPECT_EQ(q.out, m[1].str() + "\n") << q.err;
 }
 
 }  // namespace
