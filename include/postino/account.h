@@ -59,6 +59,8 @@ struct account_settings {
   bool mms_enabled = false;
   std::uint64_t max_mms_bytes = default_max_mms_bytes;
   credit_units mms_price = 3;                    // per MMS recipient
+  // Issue 5: MAIL commands per second, account-wide (burst the same); 0 = unlimited.
+  std::uint32_t max_messages_per_second = 0;
   std::shared_ptr<const price_table> prices;     // may be null: no rules
 };
 

@@ -34,7 +34,7 @@ struct connection_info {
   std::string peer_ip;       // textual, as shown in the greeting
 };
 
-enum class request_kind : std::uint8_t { none, authenticate, credit_check, commit };
+enum class request_kind : std::uint8_t { none, authenticate, credit_check, commit, rate_check };
 
 struct auth_request {
   std::string username;
@@ -54,6 +54,17 @@ struct credit_check_request {
 
 struct credit_check_result {
   credit_units available = 0;   // the account's available credit now
+};
+
+// MAIL of an account with a rate limit (PROTOCOL.md 5): one message token.
+// Accounts without a limit never make this request.
+struct rate_check_request {
+  account_id account = 0;
+  std::uint32_t per_second = 0;  // the account's max_messages_per_second (> 0)
+};
+
+struct rate_check_result {
+  bool allowed = false;         // false: 451 4.7.1, the transaction does not start
 };
 
 enum class originator_kind : std::uint8_t { alphanumeric, numeric, numeric_long };
@@ -114,10 +125,12 @@ class session {
   request_kind pending() const;
   const auth_request& pending_auth() const;
   const credit_check_request& pending_credit_check() const;
+  const rate_check_request& pending_rate_check() const;
   transaction& pending_commit();
 
   void resolve(const auth_result& r);
   void resolve(const credit_check_result& r);
+  void resolve(const rate_check_result& r);
   void resolve(const commit_result& r);
 
   // Replies produced so far, in order. The owner sends them and clears it.

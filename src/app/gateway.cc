@@ -4,7 +4,11 @@
 // shard's inbox. Credit: every shard debits from its own lease of an account
 // (credit::lease_wallet, no lock, no atomic); the account's home shard holds
 // the balance (credit::lease_authority) and grants, recalls and takes reports
-// through the mailboxes, whose messages this file encodes. Buffers: the
+// through the mailboxes, whose messages this file encodes. The per-account
+// rate limit (MAIL) runs on the same lease code with a second authority and
+// wallet: the home's "balance" is a token bucket it refills from the clock,
+// shards spend tokens from leases, and a refusal comes only after a recall
+// round (see src/credit/README.md, "Rate limit"). Buffers: the
 // username and password are copied out of the session into the job (the
 // session may be gone when it finishes); a commit's transaction is moved from
 // the session into the journal, which keeps it until its group is durable.
@@ -12,6 +16,7 @@
 // connection lives until complete() is called.
 #include "gateway.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <functional>
@@ -111,7 +116,9 @@ class gateway_handler final : public core::request_handler {
       : shard_(shard),
         services_(std::move(services)),
         authority_(shard.count()),
-        wallet_(shard.id()) {
+        wallet_(shard.id()),
+        rate_authority_(shard.count()),
+        rate_wallet_(shard.id()) {
     if (shard_.id() < services_->balances.size())
       for (const auto& [id, balance] : services_->balances[shard_.id()]) authority_.set_balance(id, balance);
     tick_.self = this;
@@ -126,6 +133,7 @@ class gateway_handler final : public core::request_handler {
       case smtp::request_kind::authenticate: return authenticate(c);
       case smtp::request_kind::credit_check: return credit_check(c);
       case smtp::request_kind::commit: return commit(c);
+      case smtp::request_kind::rate_check: return rate_check(c);
       case smtp::request_kind::none: return c.complete();
     }
   }
@@ -136,6 +144,9 @@ class gateway_handler final : public core::request_handler {
     credit::lease_wallet::outbox out;
     wallet_.flush(out);
     dispatch(out);
+    credit::lease_wallet::outbox rate_out;
+    rate_wallet_.flush(rate_out);
+    dispatch(rate_out, true);
     answer_balance_queries();
     arm_tick();
   }
@@ -294,29 +305,32 @@ class gateway_handler final : public core::request_handler {
   // Delivers what the wallet produced: results to their sessions, requests
   // and reports to the accounts' homes. Results may start new requests on
   // this shard (a resumed session pipelines on), which dispatch again.
-  void dispatch(credit::lease_wallet::outbox& out) {
-    if (!out.requests.empty())
+  // `rate`: the outbox is the rate wallet's, and the messages carry a flag
+  // that sends them to the rate authority and back to the rate wallet.
+  void dispatch(credit::lease_wallet::outbox& out, bool rate = false) {
+    if (!out.requests.empty() && !rate)
       core::shard_metrics::bump(shard_.metrics().credit_requests, static_cast<std::int64_t>(out.requests.size()));
     for (const auto& r : out.requests) {
       core::message m;
       m.run = &gateway_handler::request_at_home;
       m.a = r.account;
-      m.b = r.shard | (static_cast<std::uint64_t>(r.what) << 32);
+      m.b = r.shard | (static_cast<std::uint64_t>(r.what) << 32) | (rate ? 1ull << 40 : 0);
       m.c = r.need;
       m.d = r.want;
+      if (rate) m.e = rate_of(r.account);
       post(home_of(r.account), m);
     }
     for (const auto& r : out.reports) {
       core::message m;
       m.run = &gateway_handler::report_at_home;
       m.a = r.account;
-      m.b = (r.shard & 0xffffu) | (r.recall_answer ? 1ull << 16 : 0) | (r.messages << 32);
+      m.b = (r.shard & 0xffffu) | (r.recall_answer ? 1ull << 16 : 0) | (rate ? 1ull << 17 : 0) | (r.messages << 32);
       m.c = r.spent;
       m.d = r.returned;
       m.e = r.need;
       post(home_of(r.account), m);
     }
-    for (const auto& r : out.results) deliver(r);
+    for (const auto& r : out.results) rate ? deliver_rate(r) : deliver(r);
   }
 
   void deliver(const credit::lease_wallet::result& r) {
@@ -346,13 +360,15 @@ class gateway_handler final : public core::request_handler {
     credit::lease_request r;
     r.account = m.a;
     r.shard = static_cast<unsigned>(m.b & 0xffffffffu);
-    r.what = static_cast<credit::lease_request::kind>(m.b >> 32);
+    r.what = static_cast<credit::lease_request::kind>(m.b >> 32 & 0xff);
     r.need = m.c;
     r.want = m.d;
+    const bool rate = (m.b >> 40 & 1) != 0;
     auto& self = at(home);
     credit::lease_authority::outbox out;
-    self.authority_.on_request(r, out);
-    self.dispatch(out);
+    if (rate) self.refill(r.account, static_cast<std::uint32_t>(m.e));
+    (rate ? self.rate_authority_ : self.authority_).on_request(r, out);
+    self.dispatch(out, rate);
   }
 
   static void report_at_home(core::shard& home, const core::message& m) {
@@ -364,18 +380,19 @@ class gateway_handler final : public core::request_handler {
     r.spent = m.c;
     r.returned = m.d;
     r.need = m.e;
+    const bool rate = (m.b >> 17 & 1) != 0;
     auto& self = at(home);
     credit::lease_authority::outbox out;
-    self.authority_.on_report(r, out);
-    self.dispatch(out);
+    (rate ? self.rate_authority_ : self.authority_).on_report(r, out);
+    self.dispatch(out, rate);
   }
 
-  void dispatch(credit::lease_authority::outbox& out) {
+  void dispatch(credit::lease_authority::outbox& out, bool rate = false) {
     for (const auto& [to, a] : out.answers) {
       core::message m;
       m.run = &gateway_handler::answer_at_shard;
       m.a = a.account;
-      m.b = a.refused ? 1 : 0;
+      m.b = (a.refused ? 1 : 0) | (rate ? 2 : 0);
       m.c = a.granted;
       m.d = a.unleased;
       post(to, m);
@@ -384,6 +401,7 @@ class gateway_handler final : public core::request_handler {
       core::message m;
       m.run = &gateway_handler::recall_at_shard;
       m.a = account;
+      m.b = rate ? 1 : 0;
       post(to, m);
     }
   }
@@ -391,21 +409,91 @@ class gateway_handler final : public core::request_handler {
   static void answer_at_shard(core::shard& here, const core::message& m) {
     credit::lease_answer a;
     a.account = m.a;
-    a.refused = m.b != 0;
+    a.refused = (m.b & 1) != 0;
     a.granted = m.c;
     a.unleased = m.d;
+    const bool rate = (m.b & 2) != 0;
     auto& self = at(here);
     credit::lease_wallet::outbox out;
-    self.wallet_.on_answer(a, here.now_ms(), out);
-    self.dispatch(out);
+    (rate ? self.rate_wallet_ : self.wallet_).on_answer(a, here.now_ms(), out);
+    self.dispatch(out, rate);
   }
 
   static void recall_at_shard(core::shard& here, const core::message& m) {
     auto& self = at(here);
-    core::shard_metrics::bump(here.metrics().credit_recalls);
+    const bool rate = m.b != 0;
+    if (!rate) core::shard_metrics::bump(here.metrics().credit_recalls);
     credit::lease_wallet::outbox out;
-    self.wallet_.on_recall(m.a, out);
-    self.dispatch(out);
+    (rate ? self.rate_wallet_ : self.wallet_).on_recall(m.a, out);
+    self.dispatch(out, rate);
+    self.arm_tick();
+  }
+
+  // --- rate limit: message tokens, leased like credit -----------------------
+  // One message is token_units; a bucket of R per second refills R units per
+  // millisecond and holds at most R x token_units (a burst of one second).
+  static constexpr credit_units token_units = 1000;
+
+  struct bucket {
+    std::uint32_t per_second = 0;
+    std::uint64_t refilled_ms = 0;
+  };
+
+  std::uint32_t rate_of(account_id id) const {
+    auto it = rate_seen_.find(id);
+    return it == rate_seen_.end() ? 1 : it->second;
+  }
+
+  void rate_check(io::connection& c) {
+    const auto& req = c.session().pending_rate_check();
+    rate_seen_[req.account] = req.per_second;
+    credit_units available = 0;
+    if (rate_wallet_.try_take(req.account, lease_use::debit, token_units, shard_.now_ms(), available)) {
+      spend_token(req.account, true);
+      c.session().resolve(smtp::rate_check_result{true});
+      c.complete();
+      return arm_tick();
+    }
+    credit::lease_wallet::outbox out;
+    rate_wallet_.wait(req.account, {&c, lease_use::debit, token_units}, shard_.now_ms(), out);
+    dispatch(out, true);
+  }
+
+  void deliver_rate(const credit::lease_wallet::result& r) {
+    auto* c = static_cast<io::connection*>(r.token);
+    const account_id id = c->session().pending_rate_check().account;
+    // A token taken for a client that left goes back into the lease.
+    if (r.ok) spend_token(id, !c->gone());
+    if (!c->gone()) c->session().resolve(smtp::rate_check_result{r.ok});
+    c->complete();
+  }
+
+  // A token is spent the moment it is taken: "settled durable" in the
+  // wallet's terms, so it is reported home at the end of the batch.
+  void spend_token(account_id id, bool spent) {
+    credit::lease_wallet::outbox out;
+    rate_wallet_.settle(id, token_units, spent, shard_.now_ms(), out);
+    dispatch(out, true);
+  }
+
+  // Home side: tops the bucket up for the time since the last refill, before
+  // a request is decided. The cap counts leased and unreported tokens too,
+  // so the account can never hold more than one second's burst anywhere.
+  void refill(account_id id, std::uint32_t per_second) {
+    if (per_second == 0) per_second = 1;
+    const std::uint64_t now = shard_.now_ms();
+    const credit_units burst = static_cast<credit_units>(per_second) * token_units;
+    auto [it, fresh] = buckets_.try_emplace(id, bucket{per_second, now});
+    if (fresh) return rate_authority_.set_balance(id, burst);
+    bucket& b = it->second;
+    const std::uint64_t elapsed = std::min<std::uint64_t>(now - b.refilled_ms, 1000);
+    b.refilled_ms = now;
+    b.per_second = per_second;  // a changed limit applies from now on
+    const credit_units room = burst - rate_authority_.balance(id);
+    const credit_units add = std::min(static_cast<credit_units>(elapsed) * per_second, room);
+    if (add <= 0) return;
+    credit::lease_authority::outbox unused;
+    rate_authority_.credit(id, add, unused);
   }
 
   // Idle leases go home and spend rates age on a timer that runs only while
@@ -416,13 +504,16 @@ class gateway_handler final : public core::request_handler {
       credit::lease_wallet::outbox out;
       self->wallet_.tick(self->shard_.now_ms(), out);
       self->dispatch(out);
+      credit::lease_wallet::outbox rate_out;
+      self->rate_wallet_.tick(self->shard_.now_ms(), rate_out);
+      self->dispatch(rate_out, true);
       self->arm_tick();
     }
   };
   static constexpr std::uint64_t tick_ms = 200;
 
   void arm_tick() {
-    if (tick_.armed() || wallet_.idle()) return;
+    if (tick_.armed() || (wallet_.idle() && rate_wallet_.idle())) return;
     shard_.timers().schedule(tick_, shard_.now_ms(), tick_ms);
   }
 
@@ -467,6 +558,10 @@ class gateway_handler final : public core::request_handler {
   std::shared_ptr<const gateway_services> services_;
   credit::lease_authority authority_;  // the accounts whose home is this shard
   credit::lease_wallet wallet_;        // this shard's leases of every account
+  credit::lease_authority rate_authority_;  // token buckets of the accounts whose home is this shard
+  credit::lease_wallet rate_wallet_;        // this shard's token leases
+  std::unordered_map<account_id, bucket> buckets_;           // home side, per limited account
+  std::unordered_map<account_id, std::uint32_t> rate_seen_;  // the limit sessions last asked with
   lease_tick tick_;
   credit::journal_delta delta_;  // durable records since the last checkpoint
   std::vector<balance_query> balance_queries_;

@@ -1,5 +1,6 @@
 // The SQLite account store (postino.db): accounts with their Argon2id hashes,
-// settings (migration 2 adds the message-content ones of issue 4), the
+// settings (migration 2 adds the message-content ones of issue 4, migration 3
+// the per-account rate limit of issue 5), the
 // destination price tables, and the credit checkpoint column. A look-up
 // returns the account with its price table resolved: its own rules, then the
 // global ones, longest prefix first, shared immutably by every copy. One sqlite3 connection per
@@ -74,6 +75,11 @@ CREATE TABLE prices (
 );
 CREATE UNIQUE INDEX prices_key ON prices (coalesce(account_id, 0), prefix);
 )sql"},
+    // Issue 5: MAIL commands per second per account; 0 is unlimited.
+    {3, R"sql(
+ALTER TABLE accounts ADD COLUMN max_messages_per_second INTEGER NOT NULL DEFAULT 0
+  CHECK (max_messages_per_second BETWEEN 0 AND 1000000);
+)sql"},
 };
 
 constexpr int latest_version = migrations[std::size(migrations) - 1].version;
@@ -82,7 +88,7 @@ constexpr const char* account_columns =
     "id, username, password_hash, status, default_originator, allowed_originators, "
     "max_recipients, default_country, unit_price, credit, credential_generation, "
     "content_mode, max_segments, subject_prefix, strip_signature, transliterate, mms_enabled, "
-    "max_mms_bytes, mms_price";
+    "max_mms_bytes, mms_price, max_messages_per_second";
 
 enum stmt_id : std::size_t {
   s_by_username,
@@ -162,6 +168,7 @@ stored_account read_row(sqlite3_stmt* s) {
   a.settings.mms_enabled = sqlite3_column_int64(s, 16) != 0;
   a.settings.max_mms_bytes = static_cast<std::uint64_t>(sqlite3_column_int64(s, 17));
   a.settings.mms_price = sqlite3_column_int64(s, 18);
+  a.settings.max_messages_per_second = static_cast<std::uint32_t>(sqlite3_column_int64(s, 19));
   return a;
 }
 
@@ -194,6 +201,7 @@ void bind_content_settings(stmt_use& s, int first, const account_settings& a) {
   s.int64(first + 5, a.mms_enabled ? 1 : 0);
   s.int64(first + 6, static_cast<std::int64_t>(a.max_mms_bytes));
   s.int64(first + 7, a.mms_price);
+  s.int64(first + 8, a.max_messages_per_second);
 }
 
 // Usernames arrive in SMTP AUTH: bytes, but no control characters, and the
@@ -218,6 +226,7 @@ const char* content_settings_problem(const account_settings& s) {
   if (s.mms_price < 0) return "MMS price must not be negative";
   if (s.max_mms_bytes == 0 || s.max_mms_bytes > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
     return "max MMS bytes must be positive";
+  if (s.max_messages_per_second > 1000000) return "max messages per second must be 0 to 1000000";
   return nullptr;
 }
 
@@ -336,7 +345,8 @@ struct account_store::impl {
         "INSERT INTO accounts (username, password_hash, status, default_originator, "
         "allowed_originators, max_recipients, default_country, unit_price, credit, content_mode, "
         "max_segments, subject_prefix, strip_signature, transliterate, mms_enabled, max_mms_bytes, "
-        "mms_price) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+        "mms_price, max_messages_per_second) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
         "UPDATE accounts SET password_hash = ?1, "
         "credential_generation = credential_generation + 1 WHERE id = ?2",
         // Any change of status drops cached credentials: suspend must stop
@@ -350,7 +360,8 @@ struct account_store::impl {
         "username = ?1, status = ?2, default_originator = ?3, allowed_originators = ?4, "
         "max_recipients = ?5, default_country = ?6, unit_price = ?7, content_mode = ?9, "
         "max_segments = ?10, subject_prefix = ?11, strip_signature = ?12, transliterate = ?13, "
-        "mms_enabled = ?14, max_mms_bytes = ?15, mms_price = ?16 WHERE id = ?8",
+        "mms_enabled = ?14, max_mms_bytes = ?15, mms_price = ?16, max_messages_per_second = ?17 "
+        "WHERE id = ?8",
         // The account's rules, then the global ones; longest prefix first.
         "SELECT prefix, price, account_id IS NULL FROM prices WHERE account_id = ?1 OR account_id IS NULL "
         "ORDER BY account_id IS NULL, length(prefix) DESC, prefix",

@@ -90,6 +90,7 @@ struct session::impl {
   std::vector<std::uint64_t> recipient_keys;  // sorted
   auth_request auth;
   credit_check_request credit;
+  rate_check_request rate;
   std::string waiting_recipient;  // the RCPT whose credit check is pending
   std::uint64_t declared_size = 0;
   std::uint64_t accepted = 0;
@@ -482,16 +483,40 @@ struct session::impl {
       send2(reply::invalid_sender, oc.result.why);
       return false;
     }
-    in_mail = true;
     declared_size = size;
     tx.account = account.id;
     tx.originator = oc.result.value;
     tx.originator_type = oc.result.kind;
+    // Checked last, so a MAIL refused for its syntax or sender spends no
+    // token; an account without a limit costs nothing here.
+    if (account.max_messages_per_second > 0) {
+      rate = rate_check_request{account.id, account.max_messages_per_second};
+      pending = request_kind::rate_check;
+      return true;
+    }
+    mail_ok();
+    return true;
+  }
+
+  void mail_ok() {
+    in_mail = true;
     std::string line = "250 2.1.0 ";
     line += tx.originator;
     line += " ...Sender Ok";
     send(line);
-    return true;
+  }
+
+  void resolve(const rate_check_result& r) {
+    pending = request_kind::none;
+    if (r.allowed) {
+      mail_ok();
+    } else {
+      // A 4xx the client retries later; not a protocol error, so it does
+      // not count toward the error limit.
+      reset_transaction();
+      send(reply::rate_limited);
+    }
+    finish_if_shutting_down();
   }
 
   // ------------------------------------------------------------- RCPT
@@ -743,6 +768,7 @@ std::size_t session::feed(std::string_view input) {
 request_kind session::pending() const { return impl_->pending; }
 const auth_request& session::pending_auth() const { return impl_->auth; }
 const credit_check_request& session::pending_credit_check() const { return impl_->credit; }
+const rate_check_request& session::pending_rate_check() const { return impl_->rate; }
 transaction& session::pending_commit() { return impl_->tx; }
 
 void session::resolve(const auth_result& r) {
@@ -750,6 +776,9 @@ void session::resolve(const auth_result& r) {
 }
 void session::resolve(const credit_check_result& r) {
   if (impl_->pending == request_kind::credit_check) impl_->resolve(r);
+}
+void session::resolve(const rate_check_result& r) {
+  if (impl_->pending == request_kind::rate_check) impl_->resolve(r);
 }
 void session::resolve(const commit_result& r) {
   if (impl_->pending == request_kind::commit) impl_->resolve(r);

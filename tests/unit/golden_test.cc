@@ -179,6 +179,7 @@ fake_account parse_account(const std::vector<std::string>& w, const std::string&
     else if (key == "mms") a.settings.mms_enabled = value == "yes";
     else if (key == "mms_price") a.settings.mms_price = static_cast<credit_units>(std::stoll(value));
     else if (key == "max_mms_bytes") a.settings.max_mms_bytes = to_u64(value);
+    else if (key == "rate") a.settings.max_messages_per_second = static_cast<std::uint32_t>(to_u64(value));
     else if (key == "prices" || key == "global_prices") {
       // prefix:price,prefix:price in precedence order (as the store builds it).
       auto table = a.settings.prices ? *a.settings.prices : price_table{};
@@ -228,7 +229,7 @@ golden_case load(const fs::path& in_path) {
         else if (d == "whole") gc.whole_only = true;
         else if (d == "show_content") gc.show_content = true;
       } else if (d == "pause" || d == "timeout" || d == "shutdown" || d == "topup" || d == "next_auth" ||
-                 d == "next_commit") {
+                 d == "next_commit" || d == "next_rate") {
         current.event = line.substr(3);
         gc.total_bytes += current.bytes.size();
         gc.segments.push_back(std::move(current));
@@ -289,6 +290,8 @@ class fake_owner {
       temporary_auth_ = true;
     } else if (w[0] == "next_commit") {
       local_error_ = true;
+    } else if (w[0] == "next_rate") {
+      ++rate_refusals_;
     }
   }
 
@@ -318,6 +321,14 @@ class fake_owner {
         t.push_back("= credit_check " + std::to_string(req.account) + " " + std::to_string(req.amount));
         fake_account* a = find_id(req.account);
         s.resolve(credit_check_result{a != nullptr ? a->credit : 0});
+        break;
+      }
+      case request_kind::rate_check: {
+        const auto& req = s.pending_rate_check();
+        t.push_back("= rate_check " + std::to_string(req.account) + " " + std::to_string(req.per_second));
+        const bool refused = rate_refusals_ > 0;
+        if (refused) --rate_refusals_;
+        s.resolve(rate_check_result{!refused});
         break;
       }
       case request_kind::commit: {
@@ -368,6 +379,7 @@ class fake_owner {
   bool show_content_ = false;
   bool temporary_auth_ = false;
   bool local_error_ = false;
+  unsigned rate_refusals_ = 0;  // the next N rate checks are refused
   unsigned queue_ids_ = 0;
 };
 

@@ -83,6 +83,7 @@ struct owner {
         break;
       }
       case request_kind::credit_check: s.resolve(credit_check_result{credit}); break;
+      case request_kind::rate_check: s.resolve(rate_check_result{true}); break;
       case request_kind::commit: {
         // The contract lets the owner move only the body out.
         committed.push_back(take_for_journal(s.pending_commit()));
