@@ -1,21 +1,35 @@
-// postino-ctl: the offline administration tool for postino's account store
+// postino-ctl: the administration tool for postino's account store
 // (accounts, passwords, status, settings, credit, destination price tables). It opens postino.db directly; every
-// write first takes the database lock the gateway holds for its lifetime, so
-// it refuses to write under a running gateway (live changes belong to the
-// admin endpoint), while reads work alongside it thanks to SQLite's WAL mode.
-// Exit codes: 0 done, 1 usage or operational error, 2 no such account or a
-// conflict (duplicate name, credit out of range), 3 the gateway holds the lock.
-// Everything it touches is its own: command-line strings and account copies.
+// write first takes the database lock the gateway holds for its lifetime.
+// When the gateway holds it, credit top-ups, suspend and resume go through
+// the gateway's loopback admin endpoint instead (a plain HTTP/1.0 client,
+// bounded by a 5 s deadline), because only the gateway may change a running
+// account's credit and cached logins; `account show` then adds the live
+// balance and leases; every other write refuses. Reads work alongside the
+// gateway thanks to SQLite's WAL mode.
+// Exit codes: 0 done, 1 usage or operational error (a non-2xx admin answer
+// included), 2 no such account or a conflict (duplicate name, credit out of
+// range), 3 the gateway holds the lock and no admin endpoint is known.
+// Everything it touches is its own: command-line strings, account copies and
+// the request/response strings of its one admin connection.
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -61,6 +75,7 @@ enum class command {
 struct options {
   command cmd = command::none;
   std::string database, data_dir, config;
+  std::string admin;     // --admin HOST:PORT, else found through -c when needed
   std::string account;   // <user|id>
   std::string password;
   long long credit = 0;
@@ -134,12 +149,218 @@ std::unique_ptr<account_store> open_store(const std::string& db, bool create) {
   return store;
 }
 
-void take_lock(database_lock& lock, const std::string& db) {
-  if (lock.try_acquire(db)) return;
-  if (errno == EWOULDBLOCK)
-    fail(exit_locked, "the gateway is running and holds " + db +
-                          ".lock; stop it first (live changes come with the admin endpoint)");
+[[noreturn]] void refuse_locked(const std::string& db) {
+  fail(exit_locked, "the gateway is running and holds " + db +
+                        ".lock; stop it first (live changes come with the admin endpoint)");
+}
+
+// True with the lock taken; false when the gateway holds it.
+bool lock_unless_held(database_lock& lock, const std::string& db) {
+  if (lock.try_acquire(db)) return true;
+  if (errno == EWOULDBLOCK) return false;
   fail(exit_usage, "cannot lock " + db + ".lock: " + std::strerror(errno));
+}
+
+void take_lock(database_lock& lock, const std::string& db) {
+  if (!lock_unless_held(lock, db)) refuse_locked(db);
+}
+
+// Whether someone (the gateway) holds the lock, for reads that take none: a
+// shared probe, dropped at once, on a lock file that must already exist.
+bool lock_is_held(const std::string& db) {
+  int fd = ::open((db + ".lock").c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  int rc;
+  do {
+    rc = ::flock(fd, LOCK_SH | LOCK_NB);
+  } while (rc < 0 && errno == EINTR);
+  const bool held = rc < 0 && errno == EWOULDBLOCK;
+  ::close(fd);
+  return held;
+}
+
+// ---- The admin endpoint of a running gateway ----
+
+struct endpoint {
+  std::string host;  // without IPv6 brackets
+  std::string port;
+};
+
+// "host:port" or "[v6]:port", as the gateway writes it in its ports file.
+std::optional<endpoint> parse_endpoint(const std::string& text) {
+  auto colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0) return std::nullopt;
+  std::string host = text.substr(0, colon), port = text.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.empty() || port.empty() || port.size() > 5 ||
+      port.find_first_not_of("0123456789") != std::string::npos || std::stoul(port) == 0 ||
+      std::stoul(port) > 65535)
+    return std::nullopt;
+  return endpoint{host, port};
+}
+
+// The `admin <addr>:<port>` line of the gateway's ports file, if any.
+std::optional<endpoint> endpoint_from_ports_file(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) return std::nullopt;
+  std::fclose(f);
+  const std::string text = read_text_file(path);
+  std::size_t start = 0;
+  while (start < text.size()) {
+    auto end = text.find('\n', start);
+    std::string line = text.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    if (line.rfind("admin ", 0) == 0) return parse_endpoint(line.substr(6));
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  return std::nullopt;
+}
+
+// --admin; else the gateway config's ports file; else its [admin] address
+// and port. Only asked once the gateway is known to hold the lock.
+std::optional<endpoint> find_endpoint(const options& o) {
+  if (!o.admin.empty()) {
+    auto e = parse_endpoint(o.admin);
+    if (!e) fail(exit_usage, "--admin: '" + o.admin + "' is not HOST:PORT");
+    return e;
+  }
+  if (o.config.empty()) return std::nullopt;
+  std::string error;
+  auto cfg = postino::parse_config_text(read_text_file(o.config), o.config, error);
+  if (!cfg) fail(exit_usage, error);
+  if (!cfg->ports_file.empty())
+    if (auto e = endpoint_from_ports_file(cfg->ports_file)) return e;
+  if (cfg->admin_port != 0) return endpoint{cfg->admin_address, std::to_string(cfg->admin_port)};
+  return std::nullopt;
+}
+
+endpoint endpoint_or_refuse(const options& o, const std::string& db) {
+  auto e = find_endpoint(o);
+  if (!e) refuse_locked(db);
+  return *e;
+}
+
+constexpr auto admin_timeout = std::chrono::seconds(5);
+
+std::string where(const endpoint& e) {
+  return (e.host.find(':') != std::string::npos ? "[" + e.host + "]" : e.host) + ":" + e.port;
+}
+
+// Connects within the deadline: a non-blocking connect awaited with poll.
+int connect_to(const endpoint& e, std::chrono::steady_clock::time_point deadline) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (int rc = ::getaddrinfo(e.host.c_str(), e.port.c_str(), &hints, &found); rc != 0)
+    fail(exit_usage, "admin endpoint " + where(e) + ": " + ::gai_strerror(rc));
+  std::string why = "no address";
+  int fd = -1;
+  for (addrinfo* ai = found; ai != nullptr && fd < 0; ai = ai->ai_next) {
+    fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd < 0) {
+      why = std::strerror(errno);
+      continue;
+    }
+    int err = 0;
+    if (::connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+      err = errno;
+      if (err == EINPROGRESS) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        pollfd p{fd, POLLOUT, 0};
+        int n = left.count() > 0 ? ::poll(&p, 1, static_cast<int>(left.count())) : 0;
+        socklen_t len = sizeof err;
+        if (n <= 0) err = n == 0 ? ETIMEDOUT : errno;
+        else if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
+      }
+    }
+    if (err != 0) {
+      why = std::strerror(err);
+      ::close(fd);
+      fd = -1;
+    }
+  }
+  ::freeaddrinfo(found);
+  if (fd < 0) fail(exit_usage, "cannot reach the admin endpoint " + where(e) + ": " + why);
+  return fd;
+}
+
+struct http_answer {
+  int status = 0;
+  std::string body;
+};
+
+// One HTTP/1.0 request, the whole answer read until the gateway closes.
+http_answer http_request(const endpoint& e, const std::string& method, const std::string& target) {
+  const auto deadline = std::chrono::steady_clock::now() + admin_timeout;
+  const int fd = connect_to(e, deadline);
+  auto wait_for = [&](short events) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    pollfd p{fd, events, 0};
+    int n = left.count() > 0 ? ::poll(&p, 1, static_cast<int>(left.count())) : 0;
+    if (n > 0 || (n < 0 && errno == EINTR)) return;
+    ::close(fd);
+    fail(exit_usage, "admin endpoint " + where(e) + ": " +
+                         (n == 0 ? std::string("no answer within 5 s") : std::strerror(errno)));
+  };
+  const std::string request = method + " " + target + " HTTP/1.0\r\nHost: " + where(e) + "\r\n\r\n";
+  std::size_t sent = 0;
+  while (sent < request.size()) {
+    wait_for(POLLOUT);
+    ssize_t n = ::send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (n < 0) {
+      std::string why = std::strerror(errno);
+      ::close(fd);
+      fail(exit_usage, "admin endpoint " + where(e) + ": send: " + why);
+    }
+    sent += static_cast<std::size_t>(n);
+  }
+  std::string all;
+  for (;;) {
+    wait_for(POLLIN);
+    char buf[4096];
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (n < 0) {
+      std::string why = std::strerror(errno);
+      ::close(fd);
+      fail(exit_usage, "admin endpoint " + where(e) + ": recv: " + why);
+    }
+    if (n == 0) break;
+    all.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  http_answer a;
+  if (all.rfind("HTTP/1.", 0) != 0 || all.size() < 12 ||
+      std::sscanf(all.c_str() + 9, "%3d", &a.status) != 1)
+    fail(exit_usage, "admin endpoint " + where(e) + ": not an HTTP answer");
+  auto body = all.find("\r\n\r\n");
+  if (body != std::string::npos) a.body = all.substr(body + 4);
+  return a;
+}
+
+// The body of a 2xx answer; anything else ends the command with the body.
+std::string admin_call(const endpoint& e, const std::string& method, const std::string& target) {
+  http_answer a = http_request(e, method, target);
+  if (a.status < 200 || a.status > 299) {
+    std::string body = a.body;
+    while (!body.empty() && (body.back() == '\n' || body.back() == '\r')) body.pop_back();
+    fail(exit_usage, "admin endpoint answered " + std::to_string(a.status) + ": " + body);
+  }
+  return a.body;
+}
+
+// A number or boolean field of the gateway's flat JSON answers ("name": v).
+std::string json_field(const std::string& json, const std::string& name) {
+  const std::string key = "\"" + name + "\":";
+  auto at = json.find(key);
+  if (at == std::string::npos) fail(exit_usage, "admin endpoint: no '" + name + "' in " + json);
+  at = json.find_first_not_of(' ', at + key.size());
+  auto end = json.find_first_of(",}", at);
+  std::string v = json.substr(at, end == std::string::npos ? std::string::npos : end - at);
+  while (!v.empty() && v.back() == ' ') v.pop_back();
+  return v;
 }
 
 bool all_digits(const std::string& s) {
@@ -283,9 +504,20 @@ int account_list(const options& o) {
 }
 
 int account_show(const options& o) {
-  auto store = open_store(database_path(o), false);
+  const std::string db = database_path(o);
+  auto store = open_store(db, false);
   auto a = resolve(*store, o.account);
   const auto& s = a.settings;
+  // Under a running gateway the checkpointed credit lags; ask for the live
+  // figures first so a failure prints nothing half-done.
+  std::string live;
+  if (lock_is_held(db)) {
+    if (auto e = find_endpoint(o))
+      live = admin_call(*e, "GET", "/accounts/" + std::to_string(s.id));
+    else
+      std::fprintf(stderr, "postino-ctl: the gateway is running but no admin endpoint is known "
+                           "(use --admin or -c); showing the stored figures only\n");
+  }
   std::printf("id: %llu\n", static_cast<unsigned long long>(s.id));
   std::printf("username: %s\n", s.username.c_str());
   std::printf("status: %s\n", postino::status_name(s.status));
@@ -311,6 +543,12 @@ int account_show(const options& o) {
       std::printf("price +%s: %lld%s\n", rule.prefix.c_str(), static_cast<long long>(rule.price),
                   rule.global ? " (global)" : "");
   }
+  if (!live.empty()) {
+    std::printf("balance: %s\n", json_field(live, "balance").c_str());
+    std::printf("leased: %s\n", json_field(live, "leased").c_str());
+    std::printf("lease holders: %s\n", json_field(live, "lease_holders").c_str());
+    std::printf("messages since start: %s\n", json_field(live, "messages_since_start").c_str());
+  }
   return exit_ok;
 }
 
@@ -320,7 +558,21 @@ struct write_context {
   database_lock lock;
   std::unique_ptr<account_store> store;
   stored_account account;
+  std::optional<endpoint> live;  // set when the gateway holds the lock
 };
+
+// Like begin_write, but when the gateway holds the lock this finds its admin
+// endpoint (refusing without one) and still resolves the account, since
+// reads work under the lock; false says the write must go live.
+bool begin_write_or_live(write_context& w, const options& o) {
+  const std::string db = database_path(o);
+  if (!file_exists(db)) fail(exit_usage, "no database at " + db + " (use --database, --data-dir or -c)");
+  const bool locked = lock_unless_held(w.lock, db);
+  if (!locked) w.live = endpoint_or_refuse(o, db);
+  w.store = open_store(db, false);
+  w.account = resolve(*w.store, o.account);
+  return locked;
+}
 
 void begin_write(write_context& w, const options& o) {
   const std::string db = database_path(o);
@@ -328,6 +580,11 @@ void begin_write(write_context& w, const options& o) {
   take_lock(w.lock, db);
   w.store = open_store(db, false);
   w.account = resolve(*w.store, o.account);
+}
+
+// The admin path of an account: always by id, resolved from the database.
+std::string account_target(const write_context& w, const std::string& verb) {
+  return "/accounts/" + std::to_string(w.account.settings.id) + (verb.empty() ? "" : "/" + verb);
 }
 
 int account_password(const options& o) {
@@ -342,9 +599,12 @@ int account_password(const options& o) {
 
 int account_set_status(const options& o, account_status status) {
   write_context w;
-  begin_write(w, o);
-  if (!w.store->set_status(w.account.settings.id, status))
+  if (!begin_write_or_live(w, o)) {
+    // The gateway changes the status and drops its cached logins.
+    admin_call(*w.live, "POST", account_target(w, status == account_status::active ? "resume" : "suspend"));
+  } else if (!w.store->set_status(w.account.settings.id, status)) {
     fail(exit_usage, "cannot change the status: " + w.store->last_error());
+  }
   std::printf("account %s %s\n", w.account.settings.username.c_str(),
               status == account_status::active ? "resumed" : "suspended");
   return exit_ok;
@@ -424,7 +684,13 @@ int price_list(const options& o) {
 int credit_add(const options& o) {
   if (o.amount <= 0) fail(exit_usage, "the amount must be a positive number");
   write_context w;
-  begin_write(w, o);
+  if (!begin_write_or_live(w, o)) {
+    // A journaled top-up on the account's home shard, answered once durable.
+    std::string body = admin_call(*w.live, "POST", account_target(w, "credit") + "?amount=" + std::to_string(o.amount));
+    std::printf("credit of %s is now %s\n", w.account.settings.username.c_str(),
+                json_field(body, "balance").c_str());
+    return exit_ok;
+  }
   if (!w.store->add_credit(w.account.settings.id, o.amount))
     fail(exit_not_found, "cannot add credit to " + w.account.settings.username + ": " +
                              w.store->last_error());
@@ -463,7 +729,10 @@ int main(int argc, char** argv) {
                               "SQLite database (default ./postino-data/postino.db)");
   auto* o_dir = app.add_option("--data-dir", o.data_dir, "gateway data directory (uses DIR/postino.db)");
   o_db->excludes(o_dir);
-  app.add_option("-c,--config", o.config, "read data_dir/database from the gateway's TOML file");
+  app.add_option("-c,--config", o.config,
+                 "read data_dir/database (and the admin endpoint) from the gateway's TOML file");
+  app.add_option("--admin", o.admin,
+                 "the running gateway's admin endpoint HOST:PORT (default: from -c's ports file or [admin])");
 
   auto* account = app.add_subcommand("account", "add, list, show and change accounts");
   account->require_subcommand(1);
