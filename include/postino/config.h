@@ -20,6 +20,56 @@ struct listener_config {
   smtp::session_config session;       // hostname, size, bare newline, limits
 };
 
+// One SMSC account (issue 7, PROTOCOL.md 6): where its binds connect and how
+// they behave. All binds of one account live on one shard.
+struct smsc_config {
+  std::string name;                   // unique; routes name it
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 2775;
+  std::string system_id;              // at most 15 characters
+  std::string password;               // at most 8 characters
+  std::string system_type;            // at most 12 characters
+  unsigned binds = 1;                 // bind_transceiver connections, 1..64
+  unsigned window = 10;               // outstanding submit_sm per bind, 1..1000
+  unsigned max_submits_per_second = 100;  // per bind; 0: no limit
+  // data_coding sent for GSM text: 0 (SMSC default alphabet, unpacked
+  // septets) or 3 (Latin-1, for SMSCs that read 0 as Latin-1: the text is
+  // then sent as Latin-1 octets; GSM characters Latin-1 lacks go as UCS-2).
+  std::uint8_t gsm_data_coding = 0;
+  std::uint8_t alphanumeric_ton = 5, alphanumeric_npi = 0;  // text originators
+  std::uint8_t numeric_ton = 1, numeric_npi = 1;            // E.164 originators up to 15 digits
+  std::uint8_t long_numeric_ton = 0, long_numeric_npi = 1;  // over 15 digits
+  std::uint8_t destination_ton = 1, destination_npi = 1;
+  // How receipts print the ids submit_sm_resp gave (FIELD-NOTES: SMSCs mix
+  // hex and decimal): "auto" tries the id as given, then its hex/decimal
+  // reading; "same" matches only as given; "hex" (receipts print in hex the
+  // decimal ids of submit_sm_resp) and "decimal" (the reverse) convert.
+  // Mixed-format SMSCs can make "auto" pick the wrong one: say which.
+  std::string receipt_ids = "auto";
+  unsigned enquire_link_s = 30;       // keep-alive interval
+  unsigned response_timeout_s = 10;   // a response (bind, enquire_link, submit) later than this drops the bind
+  unsigned reconnect_min_ms = 500;    // back-off doubles from here ...
+  unsigned reconnect_max_ms = 30000;  // ... up to here
+  int shard = -1;                     // -1: chosen from the name
+};
+
+// Destination prefix (digits of the E.164 number without '+'; "" matches
+// every number) -> SMSC accounts in failover order. The longest matching
+// prefix wins.
+struct route_config {
+  std::string prefix;
+  std::vector<std::string> smscs;
+};
+
+struct delivery_config {
+  unsigned validity_s = 172800;          // validity period sent and kept: then EXPIRED, refunded
+  unsigned retry_min_ms = 1000;          // temporary submit errors: back-off doubles from here ...
+  unsigned retry_max_ms = 300000;        // ... up to here
+  std::uint64_t queue_limit = 1000000;   // segments waiting for an SMSC; above it MAIL gets 452 4.3.1
+  unsigned receipt_hold_s = 600;         // a receipt before its submit_sm_resp is held this long
+  unsigned failover_after_s = 10;        // an SMSC down this long: its queue moves to the next route
+};
+
 struct gateway_config {
   std::string hostname = "localhost";
   unsigned shards = 0;                // 0: one per core
@@ -38,6 +88,9 @@ struct gateway_config {
   std::uint16_t admin_port = 0;        // 0: no admin endpoint
   std::string ports_file;              // if set, bound ports are written here
   std::vector<listener_config> listeners;
+  std::vector<smsc_config> smscs;      // [[smsc]]; none: messages stay queued
+  std::vector<route_config> routes;    // [[route]]; none: every number to every SMSC, in file order
+  delivery_config delivery;            // [delivery]
 };
 
 // Parses `path` (may be empty: defaults) and applies the command line.

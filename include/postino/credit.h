@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "postino/account.h"
+#include "postino/message_state.h"
 
 namespace postino::credit {
 
@@ -164,6 +165,16 @@ class ledger {
 // MMS the MM4 message id (indexed, so an MM4 peer's id finds our queue id).
 // `state` is 'queued' until delivery exists; final states are 'delivered',
 // 'expired', 'undeliverable', 'rejected'.
+// Delivery (issue 7) adds, also with CREATE TABLE IF NOT EXISTS:
+//   checkpoint_delivery(queue_id, recipient_index, segment, recipient, state,
+//                       smsc, smsc_message_id, error, refund, updated_ms;
+//                       PK (queue_id, recipient_index, segment)): one row
+//                       per segment once it was submitted or failed; a row
+//                       never moves from a final state back to submitted
+//   checkpoint_inbound(shard, sequence PK together, smsc, source,
+//                      destination, text, received_ms)
+// and checkpoint_message gains `recipient_list` (newline-separated E.164
+// numbers) and `segments` columns, added to older databases when missing.
 struct journal_delta {
   struct message {
     std::string queue_id;
@@ -173,14 +184,43 @@ struct journal_delta {
     std::uint32_t recipients = 0;
     std::uint64_t accepted_ms = 0;
     std::string mm4_message_id;  // MMS only: X-Mms-Message-ID, else Message-ID
+    std::vector<std::string> recipient_list;  // E.164, in order (postino-ctl message show)
+    std::uint32_t segments = 1;                // per recipient (an MMS: 1)
+  };
+  // One segment's delivery state changed (issue 7): a submitted or
+  // delivery_final record became durable on this shard's journal.
+  struct delivery {
+    std::string queue_id;
+    std::uint32_t recipient_index = 0;
+    std::uint32_t segment = 0;
+    std::string recipient;        // E.164
+    message_state state = message_state::submitted;
+    std::string smsc;
+    std::string smsc_message_id;
+    std::uint32_t error = 0;
+    credit_units refund = 0;
+    std::uint64_t unix_ms = 0;
+  };
+  // A handset's message (an `inbound` record).
+  struct inbound {
+    std::uint64_t sequence = 0;   // the record's, on this shard's journal
+    std::string smsc;
+    std::string source;
+    std::string destination;
+    std::string text;
+    std::uint64_t unix_ms = 0;
   };
   unsigned shard = 0;
   std::uint64_t sequence = 0;  // every durable record up to here is folded in
   std::unordered_map<account_id, credit_units> balance;  // credits minus debits
   std::unordered_map<account_id, std::uint64_t> messages;
   std::vector<message> accepted;
+  std::vector<delivery> deliveries;
+  std::vector<inbound> inbound_messages;
 
-  bool empty() const { return balance.empty() && accepted.empty(); }
+  bool empty() const {
+    return balance.empty() && accepted.empty() && deliveries.empty() && inbound_messages.empty();
+  }
   // Appends a later delta of the same shard (a write that failed is retried
   // with what came after it).
   void merge(journal_delta&& later);

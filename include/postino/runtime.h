@@ -208,6 +208,10 @@ class request_handler {
   // mailboxes and before it wakes its peers: where a handler flushes what it
   // batched (credit reports) and answers what had to wait for the drain.
   virtual void after_batch() {}
+  // The shard is shutting down: stop outgoing work (SMPP binds unbind).
+  virtual void on_shutdown() {}
+  // The shard exits only once this holds (and its sessions and journal are done).
+  virtual bool drained() const { return true; }
 };
 
 // Counters a shard publishes for the admin thread: relaxed atomics, written

@@ -118,4 +118,17 @@ struct encoded_sms {
 };
 encoded_sms encode_sms(std::string_view utf8, std::uint8_t concat_ref, bool transliterate = false);
 
+// The reverse direction, for what SMSCs send us and for SMSCs that want
+// Latin-1: `septets` is unpacked GSM 03.38 (one septet per octet, ESC 0x1B
+// before an extension character, no UDH). An unknown escape reads as a space
+// (TS 23.038 6.2.1.1's rule for receivers).
+std::string gsm7_to_utf8(std::string_view septets);
+// The same text as ISO 8859-1 octets; false when a character has no Latin-1
+// form (Greek capitals, the euro sign), and `out` is then unspecified.
+bool gsm7_to_latin1(std::string_view septets, std::string& out);
+std::string latin1_to_utf8(std::string_view latin1);
+// UTF-16 big-endian (UCS-2 with surrogate pairs) to UTF-8; an unpaired
+// surrogate or a trailing odd octet becomes U+FFFD.
+std::string utf16be_to_utf8(std::string_view units);
+
 }  // namespace postino::sms

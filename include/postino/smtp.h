@@ -8,6 +8,7 @@
 // a commit is pending.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -27,6 +28,10 @@ struct session_config {
   bare_newline_policy bare_newline = bare_newline_policy::normalize;
   unsigned max_errors = 10;         // unknown verbs + syntax errors, then 421
   unsigned max_auth_failures = 3;   // per connection, then 421
+  // The delivery queue's bound (PROTOCOL.md 4): while *delivery_backlog is at
+  // or above delivery_backlog_limit, MAIL gets 452 4.3.1. Null: no bound.
+  const std::atomic<std::int64_t>* delivery_backlog = nullptr;
+  std::int64_t delivery_backlog_limit = 0;
 };
 
 struct connection_info {
@@ -79,6 +84,11 @@ struct transaction {
   std::string body;                     // unstuffed text, CRLF line ends, no terminator (an
                                         // MMS keeps its whole MIME body here)
   credit_units price = 0;               // what the commit must debit, all or nothing
+  // Per recipient (parallel to `recipients`), the price of one of its SMS
+  // segments (an MMS: the recipient's mms_price), so a failed segment is
+  // refunded exactly what it cost even when prefix prices differ. The sum
+  // over recipients of segments x unit price is `price`. Set with the price.
+  std::vector<credit_units> unit_prices;
   std::uint32_t segments = 1;           // SMS segments per recipient; 1 for an MMS
   // Filled by the content step at the terminator (src/mime, PROTOCOL.md 3).
   std::string sms_text;                 // the SMS text, UTF-8 (an MMS: its text part, may be empty)

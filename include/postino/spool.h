@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "postino/account.h"
+#include "postino/message_state.h"
 #include "postino/smtp.h"
 
 struct io_uring;
@@ -41,10 +42,48 @@ enum class record_type : std::uint8_t {
   top_up = 2,     // credit added to an account
   refund = 3,     // credit given back (delivery failure)
   seal = 4,       // a segment ends at `offset`: nothing after it is valid
+  // Delivery (issue 7), written by the shard that owns the SMSC account:
+  submitted = 5,  // submit_sm_resp OK: the SMSC's message id for one segment
+  delivery_final = 6,  // a segment's final state; a failure carries its refund
+  inbound = 7,    // a non-receipt deliver_sm (a handset's reply)
+};
+
+// Which segment of which accepted message a delivery record is about: the
+// message's queue id parts and the recipient's and segment's positions
+// (0-based) in it.
+struct delivery_key {
+  std::uint8_t node = 0;
+  std::uint8_t shard = 0;
+  std::uint64_t sequence = 0;
+  std::uint32_t recipient = 0;
+  std::uint32_t segment = 0;
+  friend bool operator==(const delivery_key&, const delivery_key&) = default;
+};
+
+// Payload of `submitted` and `delivery_final`.
+struct delivery_event {
+  delivery_key key;
+  std::string recipient;        // E.164, for the message index
+  std::string smsc;             // the SMSC account's configured name
+  std::string smsc_message_id;  // as submit_sm_resp gave it (may be empty for a final without one)
+  message_state state = message_state::submitted;  // delivery_final: the final state
+  std::uint32_t error = 0;      // SMPP status of a permanent submit error, or the receipt's err code
+  account_id account = 0;       // delivery_final: who is refunded
+  credit_units refund = 0;      // delivery_final: the failed segment's price, 0 when not refunded
+};
+
+// Payload of `inbound`: a handset's message as the SMSC delivered it.
+struct inbound_message {
+  std::string smsc;
+  std::string source;           // as the SMSC gave it (no '+' added)
+  std::string destination;
+  std::uint8_t data_coding = 0;
+  std::string text;             // converted to UTF-8 from data_coding (GSM, Latin-1, UCS-2)
 };
 
 // One record as recovery sees it. For `message`, tx is filled; for top_up and
-// refund, account and amount; for seal, sealed_segment and offset.
+// refund, account and amount; for seal, sealed_segment and offset; for
+// submitted and delivery_final, delivery; for inbound, inbound.
 struct record {
   record_type type = record_type::message;
   std::uint64_t sequence = 0;
@@ -54,6 +93,8 @@ struct record {
   credit_units amount = 0;
   std::uint64_t sealed_segment = 0;
   std::uint64_t offset = 0;
+  delivery_event delivery;
+  inbound_message inbound;
 };
 
 struct journal_options {
@@ -94,6 +135,11 @@ class journal {
   virtual std::string append_message(smtp::transaction&& tx, append_waiter* waiter) = 0;
   virtual void append_credit(record_type type, account_id account, credit_units amount,
                              append_waiter* waiter) = 0;
+  // Queues a submitted / delivery_final record (from r.delivery) or an
+  // inbound one (from r.inbound); r.sequence and r.unix_ms are assigned here.
+  // `waiter` may be null (nobody waits: a submitted record's loss only means
+  // that segment is submitted again after a restart).
+  virtual void append_delivery(record_type type, const record& r, append_waiter* waiter) = 0;
 
   // Records waiting or in flight; the shard waits for zero before exiting.
   virtual std::size_t pending() const = 0;

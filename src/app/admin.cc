@@ -148,7 +148,7 @@ void admin_server::serve(int fd) {
   }
   if (target == "/metrics") {
     if (method != "GET") return write_all(fd, response("405 Method Not Allowed", "only GET\n"));
-    return write_all(fd, response("200 OK", render_metrics(rt_)));
+    return write_all(fd, response("200 OK", render_metrics(rt_, delivery_.get())));
   }
   if (target.rfind("/accounts/", 0) == 0 && !database_.empty()) {
     answer a = accounts(method, target);
@@ -234,7 +234,53 @@ admin_server::answer admin_server::accounts(const std::string& method, const std
   return {"404 Not Found", error_json("unknown operation: " + verb)};
 }
 
-std::string admin_server::render_metrics(core::runtime& rt) {
+namespace {
+
+// Sums one delivery counter over the shards.
+std::uint64_t total_of(const delivery::shared_state& d, unsigned shards,
+                       std::atomic<std::uint64_t> delivery::delivery_metrics::*field) {
+  std::uint64_t sum = 0;
+  for (unsigned i = 0; i < shards; ++i) sum += (d.metrics[i].*field).load(std::memory_order_relaxed);
+  return sum;
+}
+
+void render_delivery(std::string& out, const delivery::shared_state& d, unsigned shards) {
+  using m = delivery::delivery_metrics;
+  struct row {
+    const char* name;
+    const char* type;
+    std::atomic<std::uint64_t> m::*field;
+  };
+  static const row rows[] = {
+      {"postino_smpp_submits_total", "counter", &m::submits},
+      {"postino_smpp_submitted_ok_total", "counter", &m::submitted_ok},
+      {"postino_smpp_throttled_total", "counter", &m::throttled},
+      {"postino_smpp_temporary_errors_total", "counter", &m::temporary_errors},
+      {"postino_smpp_permanent_errors_total", "counter", &m::permanent_errors},
+      {"postino_smpp_resubmitted_total", "counter", &m::resubmitted},
+      {"postino_smpp_receipts_total", "counter", &m::receipts},
+      {"postino_smpp_receipts_matched_total", "counter", &m::receipts_matched},
+      {"postino_smpp_receipts_early_total", "counter", &m::receipts_held},
+      {"postino_smpp_receipts_unmatched_total", "counter", &m::receipts_unmatched},
+      {"postino_delivery_final_total", "counter", &m::finals},
+      {"postino_delivery_refunds_total", "counter", &m::refunds},
+      {"postino_delivery_refunded_units_total", "counter", &m::refunded_units},
+      {"postino_delivery_expired_total", "counter", &m::expired},
+      {"postino_delivery_failovers_total", "counter", &m::failovers},
+      {"postino_inbound_messages_total", "counter", &m::inbound},
+      {"postino_smpp_binds_up", "gauge", &m::binds_up},
+  };
+  for (const row& r : rows) {
+    out += std::string("# TYPE ") + r.name + " " + r.type + "\n";
+    out += std::string(r.name) + " " + std::to_string(total_of(d, shards, r.field)) + "\n";
+  }
+  out += "# TYPE postino_delivery_backlog gauge\n";
+  out += "postino_delivery_backlog " + std::to_string(d.backlog.load(std::memory_order_relaxed)) + "\n";
+}
+
+}  // namespace
+
+std::string admin_server::render_metrics(core::runtime& rt, const delivery::shared_state* delivery) {
   std::uint64_t active = 0, total = 0, accepted = 0, groups = 0, requests = 0, recalls = 0;
   std::string per_shard;
   for (unsigned i = 0; i < rt.shard_count(); ++i) {
@@ -264,6 +310,7 @@ std::string admin_server::render_metrics(core::runtime& rt) {
   out += "postino_credit_lease_recalls_total " + std::to_string(recalls) + "\n";
   out += "# TYPE postino_shards gauge\n";
   out += "postino_shards " + std::to_string(rt.shard_count()) + "\n";
+  if (delivery != nullptr && delivery->enabled()) render_delivery(out, *delivery, rt.shard_count());
   return out;
 }
 

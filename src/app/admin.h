@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "postino/credit.h"
+#include "postino/delivery.h"
 #include "postino/runtime.h"
 
 namespace postino::app {
@@ -38,8 +39,11 @@ class admin_server {
   std::uint16_t port() const { return port_; }
   void stop();
 
+  // SMPP delivery counters for /metrics (set before start(); may stay null).
+  void set_delivery(std::shared_ptr<delivery::shared_state> d) { delivery_ = std::move(d); }
+
   // The /metrics body (also used by tests).
-  static std::string render_metrics(core::runtime& rt);
+  static std::string render_metrics(core::runtime& rt, const delivery::shared_state* delivery = nullptr);
 
  private:
   struct answer {
@@ -52,6 +56,7 @@ class admin_server {
 
   core::runtime& rt_;
   std::string database_;
+  std::shared_ptr<delivery::shared_state> delivery_;
   std::unique_ptr<credit::account_store> store_;  // opened on first use
   int listen_fd_ = -1;
   int stop_fd_ = -1;  // eventfd: wakes the poll() on stop

@@ -1,5 +1,7 @@
 // postino-ctl: the administration tool for postino's account store
-// (accounts, passwords, status, settings, credit, destination price tables). It opens postino.db directly; every
+// (accounts, passwords, status, settings, credit, destination price tables)
+// and a reader of its message index (a message's delivery per recipient and
+// segment, inbound messages from handsets). It opens postino.db directly; every
 // write first takes the database lock the gateway holds for its lifetime.
 // When the gateway holds it, credit top-ups, suspend and resume go through
 // the gateway's loopback admin endpoint instead (a plain HTTP/1.0 client,
@@ -7,9 +9,12 @@
 // account's credit and cached logins; `account show` then adds the live
 // balance and leases; every other write refuses. Reads work alongside the
 // gateway thanks to SQLite's WAL mode.
+// The message index is read on a read-only connection of its own, so
+// `message show` and `inbound list` never write and never wait for the lock.
 // Exit codes: 0 done, 1 usage or operational error (a non-2xx admin answer
-// included), 2 no such account or a conflict (duplicate name, credit out of
-// range), 3 the gateway holds the lock and no admin endpoint is known.
+// included, and a queue id the index does not have), 2 no such account or a
+// conflict (duplicate name, credit out of range), 3 the gateway holds the
+// lock and no admin endpoint is known.
 // Everything it touches is its own: command-line strings, account copies and
 // the request/response strings of its one admin connection.
 #include <fcntl.h>
@@ -21,12 +26,14 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <sqlite3.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <iostream>
 #include <optional>
@@ -35,6 +42,7 @@
 
 #include "postino/config.h"
 #include "postino/credit.h"
+#include "postino/message_state.h"
 
 namespace {
 
@@ -69,7 +77,9 @@ enum class command {
   credit_add,
   price_set,
   price_list,
-  price_delete
+  price_delete,
+  message_show,
+  inbound_list
 };
 
 struct options {
@@ -100,6 +110,9 @@ struct options {
   std::string price_account;  // empty: the global table
   std::string prefix;
   long long price = 0;
+  // message show / inbound list
+  std::string queue_id;
+  unsigned limit = 100;
 };
 
 bool given(const options& o, const std::string& name) {
@@ -700,6 +713,224 @@ int credit_add(const options& o) {
   return exit_ok;
 }
 
+// ---- The message index (read-only) ----
+
+// A read-only connection to postino.db for the checkpoint's tables, which
+// the gateway writes every checkpoint_interval_s; WAL mode lets this read
+// while it does. Tables a database does not have yet read as empty.
+class index_reader {
+ public:
+  explicit index_reader(const std::string& path) {
+    if (!file_exists(path)) fail(exit_usage, "no database at " + path + " (use --database, --data-dir or -c)");
+    if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+      std::string why = db_ != nullptr ? sqlite3_errmsg(db_) : "out of memory";
+      sqlite3_close(db_);
+      fail(exit_usage, path + ": " + why);
+    }
+    sqlite3_busy_timeout(db_, 5000);
+    path_ = path;
+  }
+  ~index_reader() { sqlite3_close(db_); }
+  index_reader(const index_reader&) = delete;
+  index_reader& operator=(const index_reader&) = delete;
+
+  // One prepared statement, finalized on scope exit.
+  class query {
+   public:
+    query(index_reader& r, const std::string& sql) : r_(r) {
+      if (sqlite3_prepare_v2(r.db_, sql.c_str(), -1, &s_, nullptr) != SQLITE_OK) r.fail_sql();
+    }
+    ~query() { sqlite3_finalize(s_); }
+    query(const query&) = delete;
+    query& operator=(const query&) = delete;
+    void bind(int i, const std::string& v) {
+      sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    }
+    void bind(int i, long long v) { sqlite3_bind_int64(s_, i, v); }
+    // True with a row; false when done; an error ends the command.
+    bool next() {
+      int rc = sqlite3_step(s_);
+      if (rc == SQLITE_ROW) return true;
+      if (rc != SQLITE_DONE) r_.fail_sql();
+      return false;
+    }
+    long long integer(int i) { return sqlite3_column_int64(s_, i); }
+    bool null(int i) { return sqlite3_column_type(s_, i) == SQLITE_NULL; }
+    std::string text(int i) {
+      const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s_, i));
+      return p != nullptr ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(s_, i))) : std::string();
+    }
+
+   private:
+    index_reader& r_;
+    sqlite3_stmt* s_ = nullptr;
+  };
+
+  bool has_table(const std::string& name) {
+    query q(*this, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1");
+    q.bind(1, name);
+    return q.next();
+  }
+  bool has_column(const std::string& table, const std::string& column) {
+    query q(*this, "SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2");
+    q.bind(1, table);
+    q.bind(2, column);
+    return q.next();
+  }
+
+ private:
+  [[noreturn]] void fail_sql() { fail(exit_usage, path_ + ": " + sqlite3_errmsg(db_)); }
+  sqlite3* db_ = nullptr;
+  std::string path_;
+};
+
+std::string utc_time(long long unix_ms) {
+  const std::time_t t = static_cast<std::time_t>(unix_ms / 1000);
+  std::tm tm{};
+  char buf[32];
+  if (gmtime_r(&t, &tm) == nullptr || std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+    return std::to_string(unix_ms) + "ms";
+  return buf;
+}
+
+postino::message_state known_state(const std::string& name) {
+  // A name this version does not know is shown as the worst, never as done.
+  return postino::parse_state_name(name).value_or(postino::message_state::rejected);
+}
+
+struct segment_row {
+  long long recipient = 0, segment = 0;
+  std::string e164, state, smsc, smsc_id;
+  long long error = 0, refund = 0;
+};
+
+int message_show(const options& o) {
+  index_reader db(database_path(o));
+  const std::string not_found =
+      "no message " + o.queue_id + " (not in the message index yet; it is written every checkpoint_interval_s)";
+  if (!db.has_table("checkpoint_message")) fail(exit_usage, not_found);
+  // Databases the gateway has not opened since delivery came lack the new columns.
+  const bool shaped = db.has_column("checkpoint_message", "segments");
+  index_reader::query m(db, std::string("SELECT account, accepted_ms, price, recipients, ") +
+                                (shaped ? "segments, recipient_list" : "1, NULL") +
+                                " FROM checkpoint_message WHERE queue_id = ?1");
+  m.bind(1, o.queue_id);
+  if (!m.next()) fail(exit_usage, not_found);
+  const long long account = m.integer(0), accepted_ms = m.integer(1), price = m.integer(2);
+  const long long recipient_count = m.integer(3), segments = std::max(1LL, m.integer(4));
+  std::vector<std::string> recipients;
+  if (!m.null(5)) {
+    const std::string list = m.text(5);
+    std::size_t start = 0;
+    for (;;) {
+      auto end = list.find('\n', start);
+      recipients.push_back(list.substr(start, end == std::string::npos ? std::string::npos : end - start));
+      if (end == std::string::npos) break;
+      start = end + 1;
+    }
+  }
+
+  std::string username = "?";
+  if (db.has_table("accounts")) {
+    index_reader::query a(db, "SELECT username FROM accounts WHERE id = ?1");
+    a.bind(1, account);
+    if (a.next()) username = a.text(0);
+  }
+
+  std::vector<segment_row> rows;
+  if (db.has_table("checkpoint_delivery")) {
+    index_reader::query d(db,
+                          "SELECT recipient_index, segment, coalesce(recipient, ''), state, coalesce(smsc, ''), "
+                          "coalesce(smsc_message_id, ''), error, refund FROM checkpoint_delivery "
+                          "WHERE queue_id = ?1 ORDER BY recipient_index, segment");
+    d.bind(1, o.queue_id);
+    while (d.next())
+      rows.push_back({d.integer(0), d.integer(1), d.text(2), d.text(3), d.text(4), d.text(5), d.integer(6),
+                      d.integer(7)});
+  }
+
+  // Recipients the rows name beyond the stored count are shown too.
+  long long shown = std::max<long long>(recipient_count, static_cast<long long>(recipients.size()));
+  for (const auto& r : rows) shown = std::max(shown, r.recipient + 1);
+
+  using postino::message_state;
+  std::vector<message_state> recipient_state(static_cast<std::size_t>(shown), message_state::delivered);
+  std::vector<long long> refunded(static_cast<std::size_t>(shown), 0);
+  std::vector<std::string> e164(static_cast<std::size_t>(shown));
+  for (std::size_t i = 0; i < recipients.size(); ++i) e164[i] = recipients[i];
+  for (long long i = 0; i < shown; ++i) {
+    // A segment without a row is still queued.
+    std::vector<bool> seen(static_cast<std::size_t>(segments), false);
+    auto& state = recipient_state[static_cast<std::size_t>(i)];
+    for (const auto& r : rows) {
+      if (r.recipient != i) continue;
+      if (r.segment >= 0 && r.segment < segments) seen[static_cast<std::size_t>(r.segment)] = true;
+      state = postino::worse(state, known_state(r.state));
+      refunded[static_cast<std::size_t>(i)] += r.refund;
+      if (e164[static_cast<std::size_t>(i)].empty()) e164[static_cast<std::size_t>(i)] = r.e164;
+    }
+    if (std::find(seen.begin(), seen.end(), false) != seen.end())
+      state = postino::worse(state, message_state::queued);
+  }
+  message_state overall = message_state::queued;
+  if (!rows.empty()) {
+    overall = message_state::delivered;
+    for (auto s : recipient_state) overall = postino::worse(overall, s);
+  }
+
+  std::printf("queue_id: %s\n", o.queue_id.c_str());
+  std::printf("account: %s (%lld)\n", username.c_str(), account);
+  std::printf("accepted: %s\n", utc_time(accepted_ms).c_str());
+  std::printf("price: %lld\n", price);
+  std::printf("segments: %lld\n", segments);
+  std::printf("state: %s\n", postino::state_name(overall));
+  for (long long i = 0; i < shown; ++i) {
+    const auto at = static_cast<std::size_t>(i);
+    std::printf("recipient %lld %s %s", i, e164[at].empty() ? "?" : e164[at].c_str(),
+                postino::state_name(recipient_state[at]));
+    if (refunded[at] > 0) std::printf(" refunded %lld", refunded[at]);
+    std::printf("\n");
+    for (const auto& r : rows) {
+      if (r.recipient != i) continue;
+      std::printf("  segment %lld %s smsc=%s id=%s error=%lld\n", r.segment, r.state.c_str(),
+                  r.smsc.empty() ? "-" : r.smsc.c_str(), r.smsc_id.empty() ? "-" : r.smsc_id.c_str(), r.error);
+    }
+  }
+  return exit_ok;
+}
+
+// One line per message: a newline or carriage return in the text is shown
+// escaped so it cannot start a line of its own.
+std::string one_line(const std::string& text) {
+  std::string out;
+  out.reserve(text.size());
+  for (char c : text) {
+    if (c == '\n')
+      out += "\\n";
+    else if (c == '\r')
+      out += "\\r";
+    else
+      out += c;
+  }
+  return out;
+}
+
+int inbound_list(const options& o) {
+  index_reader db(database_path(o));
+  if (!db.has_table("checkpoint_inbound")) return exit_ok;
+  // The newest `limit`, shown oldest first so the newest ends the output.
+  index_reader::query q(db,
+                        "SELECT received_ms, smsc, source, destination, text FROM ("
+                        " SELECT received_ms, smsc, source, destination, text, shard, sequence"
+                        " FROM checkpoint_inbound ORDER BY received_ms DESC, shard DESC, sequence DESC"
+                        " LIMIT ?1) ORDER BY received_ms, shard, sequence");
+  q.bind(1, static_cast<long long>(o.limit));
+  while (q.next())
+    std::printf("%s %s from %s to %s: %s\n", utc_time(q.integer(0)).c_str(), q.text(1).c_str(),
+                q.text(2).c_str(), q.text(3).c_str(), one_line(q.text(4)).c_str());
+  return exit_ok;
+}
+
 int run(const options& o) {
   switch (o.cmd) {
     case command::account_add: return account_add(o);
@@ -713,6 +944,8 @@ int run(const options& o) {
     case command::price_set: return price_set(o);
     case command::price_list: return price_list(o);
     case command::price_delete: return price_delete(o);
+    case command::message_show: return message_show(o);
+    case command::inbound_list: return inbound_list(o);
     case command::none: break;
   }
   fail(exit_usage, "no command given (try --help)");
@@ -722,7 +955,7 @@ int run(const options& o) {
 
 int main(int argc, char** argv) {
   options o;
-  CLI::App app{"postino-ctl: manage postino accounts and credit", "postino-ctl"};
+  CLI::App app{"postino-ctl: manage postino accounts and credit, follow messages", "postino-ctl"};
   app.require_subcommand(1);
   app.fallthrough();
   auto* o_db = app.add_option("--database", o.database,
@@ -740,6 +973,10 @@ int main(int argc, char** argv) {
   credit->require_subcommand(1);
   auto* price = app.add_subcommand("price", "destination prefix prices (per account, else global)");
   price->require_subcommand(1);
+  auto* message = app.add_subcommand("message", "a message's delivery, from the message index");
+  message->require_subcommand(1);
+  auto* inbound = app.add_subcommand("inbound", "messages handsets sent (SMPP deliver_sm)");
+  inbound->require_subcommand(1);
 
   auto set = [&o](command c) { return [&o, c] { o.cmd = c; }; };
 
@@ -841,6 +1078,15 @@ int main(int argc, char** argv) {
   price_delete_cmd->add_option("--account", o.price_account, "the account's table (default: the global one)");
   price_delete_cmd->add_option("prefix", o.prefix, "destination prefix")->required();
   price_delete_cmd->callback(set(command::price_delete));
+
+  auto* message_show_cmd = message->add_subcommand(
+      "show", "state per recipient and segment (the index is written every checkpoint_interval_s)");
+  message_show_cmd->add_option("queue-id", o.queue_id, "the queue id of the 250 reply")->required();
+  message_show_cmd->callback(set(command::message_show));
+
+  auto* inbound_list_cmd = inbound->add_subcommand("list", "the newest inbound messages, newest last");
+  inbound_list_cmd->add_option("--limit", o.limit, "how many (default 100)")->check(CLI::Range(1u, 100000000u));
+  inbound_list_cmd->callback(set(command::inbound_list));
 
   try {
     app.parse(argc, argv);

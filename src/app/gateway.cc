@@ -77,6 +77,7 @@ verified verify_credentials(const std::string& database, const std::string& user
 }
 
 class gateway_handler;
+spool::delivery_key key_of(const std::string& queue_id);
 
 // Kept by the journal until the record's group is durable or failed.
 struct commit_waiter final : spool::append_waiter {
@@ -86,6 +87,9 @@ struct commit_waiter final : spool::append_waiter {
   credit_units price = 0;
   std::uint32_t recipients = 0;
   std::string mm4_message_id;  // for the message index
+  std::vector<std::string> recipient_list;  // for the message index
+  std::uint32_t segments = 1;
+  std::shared_ptr<const delivery::outbound_message> outbound;  // handed to delivery once durable
   std::string queue_id;
   bool in_append = true;  // on_durable may come before append_message returns
   bool done = false;
@@ -110,7 +114,7 @@ struct pending_auth_credit {
 
 using lease_use = credit::lease_wallet::use;
 
-class gateway_handler final : public core::request_handler {
+class gateway_handler final : public core::request_handler, public delivery::host {
  public:
   gateway_handler(core::shard& shard, std::shared_ptr<const gateway_services> services)
       : shard_(shard),
@@ -122,6 +126,8 @@ class gateway_handler final : public core::request_handler {
     if (shard_.id() < services_->balances.size())
       for (const auto& [id, balance] : services_->balances[shard_.id()]) authority_.set_balance(id, balance);
     tick_.self = this;
+    if (services_->delivery && services_->delivery->enabled())
+      engine_ = std::make_unique<delivery::engine>(shard_, services_->delivery, *this);
   }
   ~gateway_handler() override {
     // The shard's timer wheel outlives its handler: leave it no dangling node.
@@ -152,6 +158,11 @@ class gateway_handler final : public core::request_handler {
   }
 
   void commit_durable(commit_waiter* w);
+
+  void on_shutdown() override {
+    if (engine_) engine_->stop();
+  }
+  bool drained() const override { return !engine_ || engine_->drained(); }
 
   // --- live operations (admin endpoint), on this shard's thread -------------
   credit::lease_authority::account_view view(account_id id) const { return authority_.view(id); }
@@ -518,6 +529,26 @@ class gateway_handler final : public core::request_handler {
   }
 
   void post(unsigned to, const core::message& m) { shard_.post(to, m); }
+
+  // --- delivery::host ----------------------------------------------------------
+  // The refund record is in this shard's journal (so in this shard's
+  // checkpoint delta); the credit itself is the home's to hand out again.
+  void refund_durable(account_id id, credit_units amount) override {
+    delta_.balance[id] += amount;
+    core::message m;
+    m.run = &gateway_handler::refund_at_home;
+    m.a = id;
+    m.c = amount;
+    post(home_of(id), m);
+  }
+  credit::journal_delta& delta() override { return delta_; }
+
+  static void refund_at_home(core::shard& home, const core::message& m) {
+    auto& self = at(home);
+    credit::lease_authority::outbox out;
+    self.authority_.credit(m.a, m.c, out);
+    self.dispatch(out);
+  }
   void fold_message(const commit_waiter& w);
 
   void refuse(io::connection& c, credit_units need, credit_units available) {
@@ -547,15 +578,19 @@ class gateway_handler final : public core::request_handler {
     w->price = tx.price;
     w->recipients = static_cast<std::uint32_t>(tx.recipients.size());
     if (tx.is_mms) w->mm4_message_id = tx.mm4_message_id;
+    w->recipient_list = tx.recipients;
+    w->segments = tx.segments;
     // The session still needs the recipients for its 250 line; only the body
     // (the large part) leaves it, every other field is copied.
     w->queue_id = journal->append_message(smtp::take_for_journal(tx), w);
+    if (engine_) w->outbound = delivery::make_outbound(tx, key_of(w->queue_id), wall_ms(), services_->delivery->config->delivery.validity_s);
     w->in_append = false;
     if (w->done) commit_durable(w);
   }
 
   core::shard& shard_;
   std::shared_ptr<const gateway_services> services_;
+  std::unique_ptr<delivery::engine> engine_;  // null without SMSCs
   credit::lease_authority authority_;  // the accounts whose home is this shard
   credit::lease_wallet wallet_;        // this shard's leases of every account
   credit::lease_authority rate_authority_;  // token buckets of the accounts whose home is this shard
@@ -579,11 +614,28 @@ std::uint64_t sequence_of(const std::string& queue_id) {
   return v;
 }
 
+// The node, shard and sequence a queue id is made of.
+spool::delivery_key key_of(const std::string& queue_id) {
+  auto hex = [&](std::size_t from, std::size_t n) {
+    std::uint64_t v = 0;
+    for (std::size_t i = from; i < from + n && i < queue_id.size(); ++i) {
+      char c = queue_id[i];
+      v = v << 4 | static_cast<std::uint64_t>(c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
+    }
+    return v;
+  };
+  spool::delivery_key k;
+  k.node = static_cast<std::uint8_t>(hex(0, 2));
+  k.shard = static_cast<std::uint8_t>(hex(2, 2));
+  k.sequence = sequence_of(queue_id);
+  return k;
+}
+
 void gateway_handler::fold_message(const commit_waiter& w) {
   delta_.balance[w.account] -= w.price;
   ++delta_.messages[w.account];
   delta_.accepted.push_back({w.queue_id, w.account, sequence_of(w.queue_id), w.price, w.recipients, wall_ms(),
-                             w.mm4_message_id});
+                             w.mm4_message_id, w.recipient_list, w.segments});
 }
 
 void top_up_waiter::on_durable(bool durable) {
@@ -608,6 +660,7 @@ void gateway_handler::commit_durable(commit_waiter* w) {
   if (w->ok) {
     core::shard_metrics::bump(shard_.metrics().messages_accepted);
     fold_message(*w);
+    if (w->outbound) engine_->hand_off(std::move(w->outbound));
     r.result = smtp::commit_result::outcome::accepted;
     r.queue_id = std::move(w->queue_id);
   } else {

@@ -15,6 +15,7 @@
 
 #include "postino/account.h"
 #include "postino/credit.h"
+#include "postino/delivery.h"
 #include "postino/runtime.h"
 
 namespace postino::app {
@@ -24,6 +25,8 @@ struct gateway_services {
   std::string database;               // workers open their own account_store on it
   // Starting balances, indexed by home shard (credit::home_shard).
   std::vector<std::vector<std::pair<account_id, credit_units>>> balances;
+  // SMPP delivery (issue 7); null or !enabled(): accepted messages stay queued.
+  std::shared_ptr<delivery::shared_state> delivery;
 };
 
 core::runtime::handler_factory make_gateway_handlers(std::shared_ptr<const gateway_services> services);

@@ -28,6 +28,7 @@
 #include "gateway.h"
 #include "postino/config.h"
 #include "postino/credit.h"
+#include "postino/delivery.h"
 #include "postino/io.h"
 #include "postino/runtime.h"
 #include "postino/spool.h"
@@ -107,7 +108,13 @@ struct journal_totals {
       case spool::record_type::message: debits[r.tx.account] += r.tx.price; break;
       case spool::record_type::top_up:
       case spool::record_type::refund: credits[r.account] += r.amount; break;
-      case spool::record_type::seal: break;
+      // A failed segment's refund is a credit like a refund record's.
+      case spool::record_type::delivery_final:
+        if (r.delivery.refund != 0) credits[r.delivery.account] += r.delivery.refund;
+        break;
+      case spool::record_type::seal:
+      case spool::record_type::submitted:
+      case spool::record_type::inbound: break;
     }
   }
 };
@@ -120,11 +127,26 @@ void fold(credit::journal_delta& d, const spool::record& r, unsigned node_id, un
       ++d.messages[r.tx.account];
       d.accepted.push_back({spool::format_queue_id(node_id, shard, r.sequence), r.tx.account, r.sequence, r.tx.price,
                             static_cast<std::uint32_t>(r.tx.recipients.size()), r.unix_ms,
-                            r.tx.is_mms ? r.tx.mm4_message_id : std::string()});
+                            r.tx.is_mms ? r.tx.mm4_message_id : std::string(), r.tx.recipients, r.tx.segments});
       break;
     case spool::record_type::top_up:
     case spool::record_type::refund: d.balance[r.account] += r.amount; break;
     case spool::record_type::seal: break;
+    case spool::record_type::delivery_final:
+      if (r.delivery.refund != 0) d.balance[r.delivery.account] += r.delivery.refund;
+      [[fallthrough]];
+    case spool::record_type::submitted: {
+      // The message's queue id, whichever shard's journal accepted it.
+      const spool::delivery_key& key = r.delivery.key;
+      d.deliveries.push_back({spool::format_queue_id(key.node, key.shard, key.sequence), key.recipient, key.segment,
+                              r.delivery.recipient, r.delivery.state, r.delivery.smsc, r.delivery.smsc_message_id,
+                              r.delivery.error, r.delivery.refund, r.unix_ms});
+      break;
+    }
+    case spool::record_type::inbound:
+      d.inbound_messages.push_back({r.sequence, r.inbound.smsc, r.inbound.source, r.inbound.destination,
+                                    r.inbound.text, r.unix_ms});
+      break;
   }
 }
 
@@ -195,6 +217,9 @@ int main(int argc, char** argv) {
   // to its journal's end, so records replayed now must be folded by then.
   std::vector<credit::journal_delta> replayed;
   std::vector<std::unique_ptr<spool::journal>> journals;
+  // Delivery work still to do is rebuilt from every record, not only those
+  // after the checkpoint: a message accepted long ago may await its receipt.
+  delivery::recovery undelivered(config);
   auto open_journal = [&](unsigned index) -> std::unique_ptr<spool::journal> {
     spool::journal_options options;
     options.dir = join_path(config.data_dir, "journal-" + std::to_string(index));
@@ -207,6 +232,7 @@ int main(int argc, char** argv) {
     auto j = spool::journal::open(
         options,
         [&](const spool::record& r) {
+          undelivered.visit(r, config.node_id, index);
           if (r.sequence <= after) return;  // in the checkpoint already
           totals.visit(r);
           fold(delta, r, config.node_id, index);
@@ -255,17 +281,37 @@ int main(int argc, char** argv) {
   replayed.clear();
   say("recovered: " + std::to_string(checkpoint.messages_to_deliver) + " message(s) in the checkpoint and " +
       std::to_string(replayed_messages) + " replayed from the journals after it still to deliver");
+  delivery::recovery::result todo = undelivered.finish(shards);
+  services->delivery = delivery::make_shared_state(config, shards);
+  if (services->delivery->enabled()) {
+    services->delivery->recovered = std::move(todo.per_shard);
+    say("delivery: " + std::to_string(config.smscs.size()) + " SMSC account(s); " +
+        std::to_string(todo.to_submit) + " segment(s) to submit and " + std::to_string(todo.awaiting_receipt) +
+        " awaiting a receipt from the journals (those submitted without a recorded submit_sm_resp may reach "
+        "the SMSC twice)" +
+        (todo.mms_left_queued > 0 ? "; " + std::to_string(todo.mms_left_queued) + " MMS stay queued (no MM4 out)"
+                                  : std::string()));
+  } else {
+    say("delivery: no [[smsc]] configured: accepted messages stay queued");
+  }
 
   // Listeners; an auth = "none" listener's account is resolved once, now.
   std::vector<account_settings> preauth;
   preauth.reserve(config.listeners.size());  // the specs point into it
   std::vector<core::listener_spec> specs;
+  // Each listener's session settings plus the delivery queue's bound.
+  std::vector<smtp::session_config> sessions(config.listeners.size());
   for (std::size_t i = 0; i < config.listeners.size(); ++i) {
     const listener_config& l = config.listeners[i];
+    sessions[i] = l.session;
+    if (services->delivery->enabled()) {
+      sessions[i].delivery_backlog = &services->delivery->backlog;
+      sessions[i].delivery_backlog_limit = static_cast<std::int64_t>(config.delivery.queue_limit);
+    }
     core::listener_spec spec;
     spec.address = l.address;
     spec.port = l.port;
-    spec.session = &l.session;
+    spec.session = &sessions[i];
     if (!l.auth_required) {
       auto account = store->find_by_username(l.account);
       if (!account)
@@ -301,6 +347,7 @@ int main(int argc, char** argv) {
   // The admin endpoint. admin_port 0 means none, except that with a ports
   // file (tests, supervisors) it listens on an ephemeral port and says where.
   auto admin = std::make_unique<app::admin_server>(*rt, config.database);
+  admin->set_delivery(services->delivery);
   const bool want_admin = config.admin_port != 0 || !config.ports_file.empty();
   if (want_admin && !admin->start(config.admin_address, config.admin_port, error)) {
     rt->stop();

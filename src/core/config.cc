@@ -4,6 +4,9 @@
 // read afterwards. The file is strict: an unknown key, a wrong type or an
 // out-of-range value is an error naming the file, the line and the key, since
 // a typo silently ignored ("max_mesage_size") is worse than a refusal.
+// SMPP delivery ([[smsc]], [[route]], [delivery]) uses its structs' field
+// names as keys; cross-checks (routes naming SMSCs, an SMSC's shard below
+// the shard count once --shards is known) still name the line at fault.
 // Exceptions are used inside this file for the first error found and never
 // leave it: the public functions return nullopt with the message.
 #include <arpa/inet.h>
@@ -12,8 +15,11 @@
 #include <CLI/CLI.hpp>
 #include <toml++/toml.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <climits>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
@@ -35,6 +41,9 @@ struct parse_state {
   gateway_config config;
   bool hostname_set = false;
   std::vector<std::optional<std::string>> listener_hostnames;
+  // Where each [[smsc]] set `shard` ("<file>:<line>"): whether it is below
+  // the shard count is only known once --shards is in.
+  std::vector<std::pair<std::size_t, std::string>> smsc_shard_lines;
 };
 
 const char* type_name(toml::node_type t) {
@@ -220,12 +229,224 @@ void read_listener(const toml_reader& r, const toml::table& t, std::size_t index
   st.listener_hostnames.push_back(std::move(hostname));
 }
 
-void read_document(const toml_reader& r, const toml::table& doc, parse_state& st) {
+// SMPP's C-Octet strings (system_id, password, system_type) are ASCII and
+// end at a NUL, so anything else would reach the SMSC as something else.
+bool printable_ascii(std::string_view s) {
+  for (unsigned char c : s)
+    if (c < 0x20 || c >= 0x7f) return false;
+  return true;
+}
+
+bool valid_smsc_name(std::string_view s) {
+  if (s.empty()) return false;
+  for (unsigned char c : s)
+    if (!std::isalnum(c) && c != '_' && c != '.' && c != '-') return false;
+  return true;
+}
+
+std::string c_octet(const toml_reader& r, const toml::node& n, std::string_view path,
+                    std::size_t max) {
+  std::string s = r.string(n, path);
+  if (s.size() > max)
+    r.fail(n.source(), path, "'" + s + "' is longer than " + std::to_string(max) + " characters");
+  if (!printable_ascii(s)) r.fail(n.source(), path, "must be printable ASCII");
+  return s;
+}
+
+void read_smsc(const toml_reader& r, const toml::table& t, std::size_t index, parse_state& st,
+               const std::string& source) {
+  const std::string prefix = "smsc[" + std::to_string(index) + "].";
+  r.check_keys(t, prefix,
+               {"name", "host", "port", "system_id", "password", "system_type", "binds", "window",
+                "max_submits_per_second", "gsm_data_coding", "alphanumeric_ton",
+                "alphanumeric_npi", "numeric_ton", "numeric_npi", "long_numeric_ton",
+                "long_numeric_npi", "destination_ton", "destination_npi", "receipt_ids", "enquire_link_s",
+                "response_timeout_s", "reconnect_min_ms", "reconnect_max_ms", "shard"});
+  smsc_config s;
+  auto ton = [&](const toml::node& v, const std::string& path) {
+    return static_cast<std::uint8_t>(r.integer(v, path, 0, 6));
+  };
+  auto npi = [&](const toml::node& v, const std::string& path) {
+    return static_cast<std::uint8_t>(r.integer(v, path, 0, 18));
+  };
+  for (const auto& [k, v] : t) {
+    const std::string path = prefix + std::string(k.str());
+    const auto& key = k.str();
+    if (key == "name") {
+      s.name = r.string(v, path);
+      if (!valid_smsc_name(s.name))
+        r.fail(v.source(), path, "'" + s.name + "' is not a name (1 or more of A-Z a-z 0-9 _ . -)");
+      for (std::size_t i = 0; i < st.config.smscs.size(); ++i)
+        if (st.config.smscs[i].name == s.name)
+          r.fail(v.source(), path, "'" + s.name + "' is configured twice (also smsc[" +
+                                       std::to_string(i) + "])");
+    } else if (key == "host") {
+      s.host = r.nonempty(v, path);
+    } else if (key == "port") {
+      s.port = static_cast<std::uint16_t>(r.integer(v, path, 1, 65535));
+    } else if (key == "system_id") {
+      s.system_id = c_octet(r, v, path, 15);
+      if (s.system_id.empty()) r.fail(v.source(), path, "must not be empty");
+    } else if (key == "password") {
+      s.password = c_octet(r, v, path, 8);
+    } else if (key == "system_type") {
+      s.system_type = c_octet(r, v, path, 12);
+    } else if (key == "binds") {
+      s.binds = static_cast<unsigned>(r.integer(v, path, 1, 64));
+    } else if (key == "window") {
+      s.window = static_cast<unsigned>(r.integer(v, path, 1, 1000));
+    } else if (key == "max_submits_per_second") {
+      s.max_submits_per_second = static_cast<unsigned>(r.integer(v, path, 0, 100000));
+    } else if (key == "gsm_data_coding") {
+      auto dc = r.integer(v, path, 0, 3);
+      if (dc != 0 && dc != 3)
+        r.fail(v.source(), path, std::to_string(dc) + " is not 0 (SMSC default) or 3 (Latin-1)");
+      s.gsm_data_coding = static_cast<std::uint8_t>(dc);
+    } else if (key == "receipt_ids") {
+      s.receipt_ids = r.string(v, path);
+      if (s.receipt_ids != "auto" && s.receipt_ids != "same" && s.receipt_ids != "hex" && s.receipt_ids != "decimal")
+        r.fail(v.source(), path, "'" + s.receipt_ids + "' is not auto, same, hex or decimal");
+    } else if (key == "alphanumeric_ton") {
+      s.alphanumeric_ton = ton(v, path);
+    } else if (key == "alphanumeric_npi") {
+      s.alphanumeric_npi = npi(v, path);
+    } else if (key == "numeric_ton") {
+      s.numeric_ton = ton(v, path);
+    } else if (key == "numeric_npi") {
+      s.numeric_npi = npi(v, path);
+    } else if (key == "long_numeric_ton") {
+      s.long_numeric_ton = ton(v, path);
+    } else if (key == "long_numeric_npi") {
+      s.long_numeric_npi = npi(v, path);
+    } else if (key == "destination_ton") {
+      s.destination_ton = ton(v, path);
+    } else if (key == "destination_npi") {
+      s.destination_npi = npi(v, path);
+    } else if (key == "enquire_link_s") {
+      s.enquire_link_s = static_cast<unsigned>(r.integer(v, path, 1, 3600));
+    } else if (key == "response_timeout_s") {
+      s.response_timeout_s = static_cast<unsigned>(r.integer(v, path, 1, 600));
+    } else if (key == "reconnect_min_ms") {
+      s.reconnect_min_ms = static_cast<unsigned>(r.integer(v, path, 10, 600000));
+    } else if (key == "reconnect_max_ms") {
+      s.reconnect_max_ms = static_cast<unsigned>(r.integer(v, path, 10, 3600000));
+    } else if (key == "shard") {
+      s.shard = static_cast<int>(r.integer(v, path, -1, 255));
+      if (s.shard >= 0)
+        st.smsc_shard_lines.emplace_back(index, source + ":" + std::to_string(v.source().begin.line));
+    }
+  }
+  if (!t.contains("name")) r.fail(t.source(), prefix + "name", "required (the name routes use)");
+  if (!t.contains("system_id")) r.fail(t.source(), prefix + "system_id", "required");
+  if (s.reconnect_max_ms < s.reconnect_min_ms) {
+    const toml::node* at = t.get("reconnect_max_ms");
+    if (at == nullptr) at = t.get("reconnect_min_ms");
+    r.fail(at->source(), prefix + (t.contains("reconnect_max_ms") ? "reconnect_max_ms" : "reconnect_min_ms"),
+           "reconnect_max_ms (" + std::to_string(s.reconnect_max_ms) +
+               ") must not be below reconnect_min_ms (" + std::to_string(s.reconnect_min_ms) + ")");
+  }
+  st.config.smscs.push_back(std::move(s));
+}
+
+// Routes name SMSCs, which toml++ may hand over after the routes (its tables
+// are ordered by key), so they are checked once the whole document is read.
+void read_route(const toml_reader& r, const toml::table& t, std::size_t index, parse_state& st) {
+  const std::string prefix = "route[" + std::to_string(index) + "].";
+  r.check_keys(t, prefix, {"prefix", "smscs"});
+  route_config route;
+  for (const auto& [k, v] : t) {
+    const std::string path = prefix + std::string(k.str());
+    const auto& key = k.str();
+    if (key == "prefix") {
+      route.prefix = r.string(v, path);
+      if (route.prefix.find_first_not_of("0123456789") != std::string::npos)
+        r.fail(v.source(), path,
+               "'" + route.prefix + "' is not a prefix (digits of the E.164 number, no '+'; \"\" for every number)");
+    } else if (key == "smscs") {
+      const toml::array* arr = v.as_array();
+      if (arr == nullptr)
+        r.fail(v.source(), path, std::string("expected an array of SMSC names, got ") + type_name(v.type()));
+      if (arr->empty()) r.fail(v.source(), path, "must name at least one [[smsc]]");
+      for (const auto& item : *arr) {
+        std::string name = r.string(item, path);
+        if (std::find(route.smscs.begin(), route.smscs.end(), name) != route.smscs.end())
+          r.fail(item.source(), path, "'" + name + "' is named twice");
+        route.smscs.push_back(std::move(name));
+      }
+    }
+  }
+  if (!t.contains("smscs")) r.fail(t.source(), prefix + "smscs", "required (the SMSCs in failover order)");
+  // No prefix is the default route (""), so two routes without one collide too.
+  for (std::size_t i = 0; i < st.config.routes.size(); ++i)
+    if (st.config.routes[i].prefix == route.prefix) {
+      const toml::node* at = t.get("prefix");
+      r.fail(at != nullptr ? at->source() : t.source(), prefix + "prefix",
+             "prefix '" + route.prefix + "' is routed twice (also route[" + std::to_string(i) + "])");
+    }
+  st.config.routes.push_back(std::move(route));
+}
+
+void check_routes(const toml_reader& r, const toml::array& arr, const gateway_config& c) {
+  for (std::size_t i = 0; i < c.routes.size(); ++i) {
+    const toml::table& t = *arr.get(i)->as_table();
+    const std::string prefix = "route[" + std::to_string(i) + "]";
+    if (c.smscs.empty())
+      r.fail(t.source(), prefix, "a route needs an [[smsc]], and none is configured");
+    const toml::array& names = *t.get("smscs")->as_array();
+    for (std::size_t j = 0; j < c.routes[i].smscs.size(); ++j) {
+      const auto& name = c.routes[i].smscs[j];
+      bool found = false;
+      for (const auto& s : c.smscs) found = found || s.name == name;
+      if (!found)
+        r.fail(names.get(j)->source(), prefix + ".smscs", "no [[smsc]] is named '" + name + "'");
+    }
+  }
+}
+
+void read_delivery(const toml_reader& r, const toml::table& t, delivery_config& d) {
+  r.check_keys(t, "delivery.",
+               {"validity_s", "retry_min_ms", "retry_max_ms", "queue_limit", "receipt_hold_s",
+                "failover_after_s"});
+  for (const auto& [k, v] : t) {
+    const std::string path = "delivery." + std::string(k.str());
+    const auto& key = k.str();
+    if (key == "validity_s") {
+      d.validity_s = static_cast<unsigned>(r.integer(v, path, 1, 2592000));
+    } else if (key == "retry_min_ms") {
+      d.retry_min_ms = static_cast<unsigned>(r.integer(v, path, 10, 3600000));
+    } else if (key == "retry_max_ms") {
+      d.retry_max_ms = static_cast<unsigned>(r.integer(v, path, 10, 86400000));
+    } else if (key == "queue_limit") {
+      d.queue_limit = static_cast<std::uint64_t>(r.integer(v, path, 1, INT64_MAX));
+    } else if (key == "receipt_hold_s") {
+      d.receipt_hold_s = static_cast<unsigned>(r.integer(v, path, 1, 86400));
+    } else if (key == "failover_after_s") {
+      d.failover_after_s = static_cast<unsigned>(r.integer(v, path, 1, 3600));
+    }
+  }
+  if (d.retry_max_ms < d.retry_min_ms) {
+    const bool max_given = t.contains("retry_max_ms");
+    r.fail(t.get(max_given ? "retry_max_ms" : "retry_min_ms")->source(),
+           max_given ? "delivery.retry_max_ms" : "delivery.retry_min_ms",
+           "retry_max_ms (" + std::to_string(d.retry_max_ms) + ") must not be below retry_min_ms (" +
+               std::to_string(d.retry_min_ms) + ")");
+  }
+}
+
+const toml::array& array_of_tables(const toml_reader& r, const toml::node& v, const std::string& key) {
+  const toml::array* arr = v.as_array();
+  if (arr == nullptr || !arr->is_array_of_tables())
+    r.fail(v.source(), key, "expected an array of tables ([[" + key + "]])");
+  return *arr;
+}
+
+void read_document(const toml_reader& r, const toml::table& doc, parse_state& st,
+                   const std::string& source) {
   r.check_keys(doc, "",
                {"hostname", "shards", "node_id", "data_dir", "database", "idle_timeout",
                 "data_timeout", "shutdown_grace", "auth_workers", "auth_queue",
                 "create_demo_account", "ports_file", "admin", "journal", "listener",
-                "checkpoint_interval"});
+                "checkpoint_interval", "smsc", "route", "delivery"});
   gateway_config& c = st.config;
   for (const auto& [k, v] : doc) {
     const std::string key(k.str());
@@ -274,8 +495,17 @@ void read_document(const toml_reader& r, const toml::table& doc, parse_state& st
         r.fail(v.source(), key, "expected an array of tables ([[listener]])");
       for (std::size_t i = 0; i < arr->size(); ++i)
         read_listener(r, *arr->get(i)->as_table(), i, st);
+    } else if (key == "smsc") {
+      const auto& arr = array_of_tables(r, v, key);
+      for (std::size_t i = 0; i < arr.size(); ++i) read_smsc(r, *arr.get(i)->as_table(), i, st, source);
+    } else if (key == "route") {
+      const auto& arr = array_of_tables(r, v, key);
+      for (std::size_t i = 0; i < arr.size(); ++i) read_route(r, *arr.get(i)->as_table(), i, st);
+    } else if (key == "delivery") {
+      read_delivery(r, r.table(v, key), c.delivery);
     }
   }
+  if (const auto* routes = doc.get("route")) check_routes(r, *routes->as_array(), c);
 }
 
 void parse_text_into(const std::string& text, const std::string& source, parse_state& st) {
@@ -287,7 +517,7 @@ void parse_text_into(const std::string& text, const std::string& source, parse_s
                        std::to_string(e.source().begin.column) + ": " +
                        std::string(e.description())};
   }
-  read_document(toml_reader(source), doc, st);
+  read_document(toml_reader(source), doc, st, source);
 }
 
 std::string read_file(const std::string& path) {
@@ -311,6 +541,14 @@ void finalize(parse_state& st) {
   if (!st.hostname_set) c.hostname = system_hostname();
   if (c.database.empty())
     c.database = c.data_dir + (c.data_dir.ends_with('/') ? "" : "/") + "postino.db";
+  // shards = 0 (one per core) is resolved by the gateway, which checks then.
+  if (c.shards != 0)
+    for (const auto& [index, where] : st.smsc_shard_lines)
+      if (static_cast<unsigned>(c.smscs[index].shard) >= c.shards)
+        throw config_error{where + ": smsc[" + std::to_string(index) + "].shard: " +
+                           std::to_string(c.smscs[index].shard) + " is not below the shard count " +
+                           std::to_string(c.shards) + " (shards are numbered 0.." +
+                           std::to_string(c.shards - 1) + ")"};
   if (c.listeners.empty()) {
     c.listeners.emplace_back();
     st.listener_hostnames.assign(1, std::nullopt);

@@ -184,6 +184,7 @@ bool shard::drained() const {
   if (!connections_.empty() || !graveyard_.empty()) return false;
   for (const auto& a : acceptors_)
     if (a->active()) return false;
+  if (!handler_->drained()) return false;
   return journal_ == nullptr || journal_->pending() == 0;
 }
 
@@ -308,6 +309,7 @@ void shard::begin_shutdown() {
   // at the end of the batch, but be safe against any reordering.
   std::vector<io::connection*> live = connections_;
   for (io::connection* c : live) c->server_shutdown();
+  handler_->on_shutdown();
   timers_->schedule(grace_, now_ms_, static_cast<std::uint64_t>(options().shutdown_grace.count()));
 }
 

@@ -44,6 +44,7 @@ inline constexpr std::string_view bare_newline = "550 5.5.2 Bare LF or CR not al
 inline constexpr std::string_view message_too_big = "552 5.3.4 Message too big";
 inline constexpr std::string_view rate_limited = "451 4.7.1 Rate limit exceeded, try again later";
 inline constexpr std::string_view local_error = "451 4.3.0 Local error in processing, try again";
+inline constexpr std::string_view queue_full = "452 4.3.1 Insufficient system storage";
 inline constexpr std::string_view sync_error = "554 5.5.0 SMTP synchronization error";
 inline constexpr std::string_view too_many_errors = "421 4.7.0 Too many errors";
 inline constexpr std::string_view shutting_down = "421 4.3.2 Service shutting down";

@@ -483,6 +483,13 @@ struct session::impl {
       send2(reply::invalid_sender, oc.result.why);
       return false;
     }
+    // A full delivery queue is a 4xx the client retries later; checked
+    // before the rate limit so a refused MAIL spends no token.
+    if (config.delivery_backlog != nullptr &&
+        config.delivery_backlog->load(std::memory_order_relaxed) >= config.delivery_backlog_limit) {
+      send(reply::queue_full);
+      return false;
+    }
     declared_size = size;
     tx.account = account.id;
     tx.originator = oc.result.value;
@@ -649,7 +656,17 @@ struct session::impl {
     tx.mm4_transaction_id = std::move(content.mm4_transaction_id);
     tx.mm4_originator_system = std::move(content.mm4_originator_system);
     tx.price = message_price(account, tx.recipients, tx.segments, tx.is_mms);
+    fill_unit_prices();
     pending = request_kind::commit;
+  }
+
+  // What one segment to each recipient costs, kept with the message so that
+  // a failed segment is refunded its own price (prefix prices differ).
+  void fill_unit_prices() {
+    tx.unit_prices.clear();
+    tx.unit_prices.reserve(tx.recipients.size());
+    for (const std::string& r : tx.recipients)
+      tx.unit_prices.push_back(tx.is_mms ? account.mms_price : segment_price(account, r));
   }
 
   void resolve(const commit_result& r) {
@@ -694,12 +711,14 @@ struct session::impl {
     tx.originator.clear();
     tx.originator_type = originator_kind::numeric;
     tx.price = 0;
+    tx.unit_prices.clear();
     tx.segments = 1;
     tx.recipients.clear();
     recipient_keys.clear();
     if (tx.recipients.capacity() > keep_recipient_capacity) {
       std::vector<std::string>().swap(tx.recipients);
       std::vector<std::uint64_t>().swap(recipient_keys);
+      std::vector<credit_units>().swap(tx.unit_prices);
     }
     tx.body.clear();
     if (tx.body.capacity() > keep_body_capacity) std::string().swap(tx.body);

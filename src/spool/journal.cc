@@ -6,8 +6,9 @@
 // on_durable(true) only after that fdatasync succeeded.
 //
 // Buffers: each queued record owns its transaction (moved in by
-// append_message). When a group is formed its records move into
-// `flight_.records`, their headers are encoded into `flight_.staging`, and
+// append_message) or its copy of a delivery record's strings (copied by
+// append_delivery: they are small). When a group is formed its records move
+// into `flight_.records`, their headers are encoded into `flight_.staging`, and
 // `flight_.iov` points into the staging string and straight at each
 // transaction's body; none of these is touched until both CQEs are back.
 //
@@ -19,7 +20,9 @@
 // full) fails only the records waiting for it; the next append retries.
 // Failures that are not the result of a CQE (a failed journal, a record
 // larger than a segment) are reported from a NOP
-// completion, so a waiter is never called back from inside append.
+// completion, so a waiter is never called back from inside append. A null
+// waiter (delivery records nobody waits for) is skipped wherever waiters are
+// told.
 #include <liburing.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -61,13 +64,46 @@ struct pending_record {
   smtp::transaction tx;          // message only
   account_id account = 0;        // top_up, refund
   credit_units amount = 0;
+  delivery_event delivery;       // submitted, delivery_final
+  inbound_message inbound;       // inbound
   append_waiter* waiter = nullptr;
 
   std::uint64_t disk_size() const {
-    return type == record_type::message ? codec::message_size(tx) : codec::credit_size;
+    switch (type) {
+      case record_type::message: return codec::message_size(tx);
+      case record_type::submitted:
+      case record_type::delivery_final: return codec::delivery_size(type, delivery);
+      case record_type::inbound: return codec::inbound_size(inbound);
+      case record_type::top_up:
+      case record_type::refund:
+      case record_type::seal: break;
+    }
+    return codec::credit_size;
   }
   bool has_body() const { return type == record_type::message && !tx.body.empty(); }
 };
+
+// Appends a queued record's header and payload (a message's body is written
+// from its transaction, not staged).
+void encode_one(std::string& staging, const pending_record& p, std::uint64_t group_offset) {
+  switch (p.type) {
+    case record_type::message:
+      codec::encode_message(staging, p.sequence, p.unix_ms, group_offset, p.tx);
+      return;
+    case record_type::submitted:
+    case record_type::delivery_final:
+      codec::encode_delivery(staging, p.type, p.sequence, p.unix_ms, group_offset, p.delivery);
+      return;
+    case record_type::inbound:
+      codec::encode_inbound(staging, p.sequence, p.unix_ms, group_offset, p.inbound);
+      return;
+    case record_type::top_up:
+    case record_type::refund:
+    case record_type::seal:  // never queued: seal() writes it synchronously
+      codec::encode_credit(staging, p.type, p.sequence, p.unix_ms, group_offset, p.account, p.amount);
+      return;
+  }
+}
 
 class journal_impl;
 
@@ -133,6 +169,31 @@ class journal_impl final : public journal {
       return;
     }
     enqueue(std::move(p));
+  }
+
+  void append_delivery(record_type type, const record& r, append_waiter* waiter) override {
+    pending_record p;
+    p.type = type;
+    p.sequence = next_sequence_++;
+    p.unix_ms = now_ms();
+    p.waiter = waiter;
+    switch (type) {
+      case record_type::submitted:
+      case record_type::delivery_final:
+        p.delivery = r.delivery;
+        enqueue(std::move(p));
+        return;
+      case record_type::inbound:
+        p.inbound = r.inbound;
+        enqueue(std::move(p));
+        return;
+      case record_type::message:
+      case record_type::top_up:
+      case record_type::refund:
+      case record_type::seal:
+        break;
+    }
+    fail_later(std::move(p));
   }
 
   std::size_t pending() const override {
@@ -276,11 +337,7 @@ void journal_impl::encode_group() {
   ranges.reserve(g.records.size());
   for (const auto& p : g.records) {
     std::size_t begin = g.staging.size();
-    if (p.type == record_type::message)
-      codec::encode_message(g.staging, p.sequence, p.unix_ms, g.offset, p.tx);
-    else
-      codec::encode_credit(g.staging, p.type, p.sequence, p.unix_ms, g.offset, p.account,
-                           p.amount);
+    encode_one(g.staging, p, g.offset);
     ranges.emplace_back(begin, g.staging.size());
   }
   g.iov.clear();

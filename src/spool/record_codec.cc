@@ -7,6 +7,7 @@
 
 #include <nmmintrin.h>
 
+#include <algorithm>
 #include <bit>
 #include <cstring>
 
@@ -70,17 +71,60 @@ void seal_crc(std::string& out, std::size_t start, std::string_view extra) {
 constexpr std::uint8_t flag_mms = 0x01;
 constexpr std::uint8_t flag_ack_owed = 0x02;
 
+// Versions 1 and 2 kept only the total: one price per segment of every
+// recipient, exact for the uniform prices those versions could have.
+// Needs at least one recipient.
+credit_units derived_unit_price(const smtp::transaction& tx) {
+  const auto recipients = static_cast<credit_units>(tx.recipients.size());
+  const credit_units segments = tx.is_mms ? 1 : std::max<credit_units>(tx.segments, 1);
+  // recipients < 2^30 (each takes 4 payload bytes) and segments < 2^32.
+  return tx.price / (recipients * segments);
+}
+
+void derive_unit_prices(smtp::transaction& tx) {
+  tx.unit_prices.clear();
+  if (!tx.recipients.empty()) tx.unit_prices.assign(tx.recipients.size(), derived_unit_price(tx));
+}
+
+// How many unit prices a message record carries: none (count 0) when the
+// decoder's derivation gives exactly the same list (uniform prices, the
+// usual case: 4 bytes instead of 8 per recipient), and when the list is not
+// parallel to the recipients (a mismatched count on disk would make an
+// acknowledged record undecodable; the decoder derives one instead).
+std::size_t written_unit_prices(const smtp::transaction& tx) {
+  if (tx.unit_prices.size() != tx.recipients.size() || tx.recipients.empty()) return 0;
+  const credit_units derived = derived_unit_price(tx);
+  for (credit_units u : tx.unit_prices)
+    if (u != derived) return tx.unit_prices.size();
+  return 0;
+}
+
 std::size_t message_payload_prefix(const smtp::transaction& tx) {
   std::size_t n = 8 + 8 + 4 + 1 + 4 + tx.originator.size() + 4;
   for (const auto& r : tx.recipients) n += 4 + r.size();
   n += 1 + 1 + 4 + tx.sms_text.size() + 4 + tx.mm4_message_id.size() + 4 + tx.mm4_transaction_id.size() + 4 +
        tx.mm4_originator_system.size();
+  n += 4 + 8 * written_unit_prices(tx);
   return n + 4;  // body length
 }
 
-bool valid_type(std::uint8_t t) {
-  return t >= static_cast<std::uint8_t>(record_type::message) &&
-         t <= static_cast<std::uint8_t>(record_type::seal);
+constexpr std::size_t delivery_key_size = 1 + 1 + 8 + 4 + 4;
+constexpr std::size_t final_fields_size = 1 + 4 + 8 + 8;
+
+std::size_t delivery_payload(record_type type, const delivery_event& e) {
+  std::size_t n = delivery_key_size + 4 + e.recipient.size() + 4 + e.smsc.size() + 4 + e.smsc_message_id.size();
+  return type == record_type::delivery_final ? n + final_fields_size : n;
+}
+
+std::size_t inbound_payload(const inbound_message& m) {
+  return 4 + m.smsc.size() + 4 + m.source.size() + 4 + m.destination.size() + 1 + 4 + m.text.size();
+}
+
+// The delivery types came with version 3: an older record claiming one is
+// damage, not a record.
+bool valid_type(std::uint8_t t, std::uint8_t version) {
+  const auto newest = version >= 3 ? record_type::inbound : record_type::seal;
+  return t >= static_cast<std::uint8_t>(record_type::message) && t <= static_cast<std::uint8_t>(newest);
 }
 
 // Bounded reader over a payload.
@@ -153,6 +197,9 @@ void encode_message(std::string& out, std::uint64_t sequence, std::uint64_t unix
   put_string(out, tx.mm4_message_id);
   put_string(out, tx.mm4_transaction_id);
   put_string(out, tx.mm4_originator_system);
+  const std::size_t units = written_unit_prices(tx);
+  put<std::uint32_t>(out, static_cast<std::uint32_t>(units));
+  for (std::size_t i = 0; i < units; ++i) put<std::int64_t>(out, tx.unit_prices[i]);
   put<std::uint32_t>(out, static_cast<std::uint32_t>(tx.body.size()));
   seal_crc(out, start, tx.body);
 }
@@ -174,6 +221,45 @@ void encode_seal(std::string& out, std::uint64_t sequence, std::uint64_t unix_ms
   seal_crc(out, start, {});
 }
 
+std::size_t delivery_size(record_type type, const delivery_event& e) {
+  return header_size + delivery_payload(type, e);
+}
+
+std::size_t inbound_size(const inbound_message& m) { return header_size + inbound_payload(m); }
+
+void encode_delivery(std::string& out, record_type type, std::uint64_t sequence, std::uint64_t unix_ms,
+                     std::uint64_t group_offset, const delivery_event& e) {
+  auto length = static_cast<std::uint32_t>(delivery_payload(type, e));
+  std::size_t start = put_header(out, type, length, sequence, unix_ms, group_offset);
+  put<std::uint8_t>(out, e.key.node);
+  put<std::uint8_t>(out, e.key.shard);
+  put<std::uint64_t>(out, e.key.sequence);
+  put<std::uint32_t>(out, e.key.recipient);
+  put<std::uint32_t>(out, e.key.segment);
+  put_string(out, e.recipient);
+  put_string(out, e.smsc);
+  put_string(out, e.smsc_message_id);
+  if (type == record_type::delivery_final) {
+    put<std::uint8_t>(out, static_cast<std::uint8_t>(e.state));
+    put<std::uint32_t>(out, e.error);
+    put<std::uint64_t>(out, e.account);
+    put<std::int64_t>(out, e.refund);
+  }
+  seal_crc(out, start, {});
+}
+
+void encode_inbound(std::string& out, std::uint64_t sequence, std::uint64_t unix_ms,
+                    std::uint64_t group_offset, const inbound_message& m) {
+  auto length = static_cast<std::uint32_t>(inbound_payload(m));
+  std::size_t start = put_header(out, record_type::inbound, length, sequence, unix_ms, group_offset);
+  put_string(out, m.smsc);
+  put_string(out, m.source);
+  put_string(out, m.destination);
+  put<std::uint8_t>(out, m.data_coding);
+  put_string(out, m.text);
+  seal_crc(out, start, {});
+}
+
 std::string encode_record(const record& r, std::uint64_t group_offset) {
   std::string out;
   switch (r.type) {
@@ -187,6 +273,13 @@ std::string encode_record(const record& r, std::uint64_t group_offset) {
       break;
     case record_type::seal:
       encode_seal(out, r.sequence, r.unix_ms, group_offset, r.sealed_segment, r.offset);
+      break;
+    case record_type::submitted:
+    case record_type::delivery_final:
+      encode_delivery(out, r.type, r.sequence, r.unix_ms, group_offset, r.delivery);
+      break;
+    case record_type::inbound:
+      encode_inbound(out, r.sequence, r.unix_ms, group_offset, r.inbound);
       break;
   }
   return out;
@@ -226,7 +319,7 @@ check_result check_record(const std::uint8_t* data, std::size_t available, heade
     return check_result::zero;
   }
   if (h.version < oldest_record_version || h.version > record_version) return check_result::bad_version;
-  if (!valid_type(h.type)) return check_result::bad_type;
+  if (!valid_type(h.type, h.version)) return check_result::bad_type;
   if (h.length > available - header_size) return check_result::truncated;
   std::uint32_t crc = crc32c_extend(0, data + 4, crc_field - 4);
   crc = crc32c_extend(crc, data + crc_covered_after,
@@ -275,11 +368,26 @@ bool decode_record(const header& h, const std::uint8_t* payload, record& out, st
         out.tx.mm4_transaction_id = in.take_string();
         out.tx.mm4_originator_system = in.take_string();
       }
+      std::uint32_t units = 0;
+      if (h.version >= 3) {
+        units = in.take<std::uint32_t>();
+        if (in.ok && units != 0 && units != out.tx.recipients.size()) {
+          what = "unit price count does not match the recipients";
+          return false;
+        }
+        if (in.ok && units <= in.left / 8) {
+          out.tx.unit_prices.reserve(units);
+          for (std::uint32_t i = 0; i < units; ++i) out.tx.unit_prices.push_back(in.take<std::int64_t>());
+        } else {
+          in.ok = false;
+        }
+      }
       out.tx.body = in.take_string();
       if (h.version == 1 && in.ok) {
         out.tx.sms_text = sms::clean_raw_text(out.tx.body).utf8;
         out.tx.data_coding = sms::smpp_data_coding(sms::count_segments(out.tx.sms_text).encoding);
       }
+      if (units == 0 && in.ok) derive_unit_prices(out.tx);
       break;
     }
     case record_type::top_up:
@@ -290,6 +398,38 @@ bool decode_record(const header& h, const std::uint8_t* payload, record& out, st
     case record_type::seal:
       out.sealed_segment = in.take<std::uint64_t>();
       out.offset = in.take<std::uint64_t>();
+      break;
+    case record_type::submitted:
+    case record_type::delivery_final: {
+      delivery_event& e = out.delivery;
+      e.key.node = in.take<std::uint8_t>();
+      e.key.shard = in.take<std::uint8_t>();
+      e.key.sequence = in.take<std::uint64_t>();
+      e.key.recipient = in.take<std::uint32_t>();
+      e.key.segment = in.take<std::uint32_t>();
+      e.recipient = in.take_string();
+      e.smsc = in.take_string();
+      e.smsc_message_id = in.take_string();
+      e.state = message_state::submitted;
+      if (out.type == record_type::delivery_final) {
+        const auto state = in.take<std::uint8_t>();
+        if (in.ok && state > static_cast<std::uint8_t>(message_state::rejected)) {
+          what = "unknown delivery state";
+          return false;
+        }
+        e.state = static_cast<message_state>(state);
+        e.error = in.take<std::uint32_t>();
+        e.account = in.take<std::uint64_t>();
+        e.refund = in.take<std::int64_t>();
+      }
+      break;
+    }
+    case record_type::inbound:
+      out.inbound.smsc = in.take_string();
+      out.inbound.source = in.take_string();
+      out.inbound.destination = in.take_string();
+      out.inbound.data_coding = in.take<std::uint8_t>();
+      out.inbound.text = in.take_string();
       break;
   }
   if (!in.ok) {

@@ -1,9 +1,9 @@
-// The journal's on-disk record format (version 2; version 1 is still read)
-// and its CRC32C: encoders that append a record's fixed header and payload to
-// a caller-owned staging string (a message's body is NOT copied: the caller
-// writes it from the transaction right after the encoded bytes, and the CRC
-// already covers it), and checkers/decoders that read records from a
-// caller-owned byte range.
+// The journal's on-disk record format (version 3; versions 1 and 2 are still
+// read) and its CRC32C: encoders that append a record's fixed header and
+// payload to a caller-owned staging string (a message's body is NOT copied:
+// the caller writes it from the transaction right after the encoded bytes,
+// and the CRC already covers it), and checkers/decoders that read records
+// from a caller-owned byte range.
 //
 // Layout, little-endian, no padding:
 //   0 magic u32 "PSJ1"   4 version u8   5 type u8   6 flags u16 (0)
@@ -14,19 +14,40 @@
 // magic and the CRC itself. group_offset is the segment offset at which the
 // write group holding the record starts; recovery uses it to tell a torn
 // final group (cut) from damage to an earlier, acknowledged one (fatal).
+// Every record type is written with the current version; the delivery types
+// (5, 6, 7) exist only from version 3 on. A "string" is u32 length + bytes.
 // Payloads:
-//   message, version 2: account u64, price i64, segments u32, originator
-//            kind u8, originator (u32 length + bytes), recipient count u32,
-//            each (u32 length + bytes), content flags u8 (bit 0 MMS, bit 1
-//            MM4_forward.RES owed), data_coding u8, SMS text, MM4 message id,
-//            MM4 transaction id, MM4 originator system (each u32 length +
-//            bytes), body length u32, body bytes (last)
-//   message, version 1: the same without the fields from content flags to
+//   message, version 3: account u64, price i64, segments u32, originator
+//            kind u8, originator string, recipient count u32, each recipient
+//            string, content flags u8 (bit 0 MMS, bit 1 MM4_forward.RES
+//            owed), data_coding u8, SMS text, MM4 message id, MM4
+//            transaction id, MM4 originator system (strings), unit price
+//            count u32, each unit price i64 (parallel to the recipients),
+//            body length u32, body bytes (last).
+//            The unit price count is the recipient count, or 0: then the
+//            decoder derives them as for version 2, so a decoded message
+//            always has one unit price per recipient. Encoders write 0 when
+//            that derivation gives exactly the transaction's list (uniform
+//            prices, the usual case: the record stays as small as a version
+//            2 one, 4 bytes apart) and when the transaction's list is
+//            missing or not parallel to the recipients.
+//   message, version 2: the same without the unit prices. The decoder gives
+//            every recipient price / (recipients x segments) (an MMS: price /
+//            recipients). That is exact only for uniform prices, which is all
+//            version 2 (and 1) could have: per-prefix prices came with v3.
+//   message, version 1: version 2 without the fields from content flags to
 //            the originator system. Such records were accepted before the
 //            content step existed, as raw text: the decoder gives them the
-//            SMS text and data_coding the raw-mode rules give their body.
+//            SMS text and data_coding the raw-mode rules give their body,
+//            and unit prices as for version 2.
 //   top_up, refund: account u64, amount i64
 //   seal: sealed segment (its name) u64, offset u64
+//   submitted: node u8, shard u8, sequence u64, recipient u32, segment u32
+//            (the delivery_key), recipient string, smsc string,
+//            smsc_message_id string. Decoded with state `submitted`.
+//   delivery_final: the same as submitted, then state u8 (message_state, at
+//            most `rejected`), error u32, account u64, refund i64
+//   inbound: smsc, source, destination strings, data_coding u8, text string
 #pragma once
 
 #include <cstddef>
@@ -39,7 +60,7 @@
 namespace postino::spool::codec {
 
 inline constexpr std::uint32_t record_magic = 0x314A5350;  // bytes "PSJ1"
-inline constexpr std::uint8_t record_version = 2;         // what encoders write
+inline constexpr std::uint8_t record_version = 3;         // what encoders write
 inline constexpr std::uint8_t oldest_record_version = 1;  // what decoders still read
 inline constexpr std::size_t header_size = 40;
 
@@ -66,6 +87,10 @@ struct header {
 std::size_t message_size(const smtp::transaction& tx);
 inline constexpr std::size_t credit_size = header_size + 16;
 inline constexpr std::size_t seal_size = header_size + 16;
+// Bytes a submitted / delivery_final record occupies (`type` says which).
+std::size_t delivery_size(record_type type, const delivery_event& e);
+// Bytes an inbound record occupies.
+std::size_t inbound_size(const inbound_message& m);
 // Largest payload the u32 length field (and the body length) can carry.
 inline constexpr std::size_t max_payload = 0xFFFFFFFFu;
 
@@ -79,6 +104,12 @@ void encode_credit(std::string& out, record_type type, std::uint64_t sequence,
                    credit_units amount);
 void encode_seal(std::string& out, std::uint64_t sequence, std::uint64_t unix_ms,
                  std::uint64_t group_offset, std::uint64_t sealed_segment, std::uint64_t offset);
+// `type` is submitted or delivery_final; a submitted record carries no
+// state, error, account or refund.
+void encode_delivery(std::string& out, record_type type, std::uint64_t sequence, std::uint64_t unix_ms,
+                     std::uint64_t group_offset, const delivery_event& e);
+void encode_inbound(std::string& out, std::uint64_t sequence, std::uint64_t unix_ms,
+                    std::uint64_t group_offset, const inbound_message& m);
 
 // A whole record (body included) as one string: for tests and tools.
 std::string encode_record(const record& r, std::uint64_t group_offset = 0);

@@ -427,3 +427,101 @@ std::string base64(const std::string& in) {
 }
 
 }  // namespace postino::test
+
+namespace postino::test {
+
+std::string http_request(std::uint16_t port, const std::string& method, const std::string& target,
+                         const std::string& body) {
+  raw_client c(port);
+  if (!c.connected()) return {};
+  c.send(method + " " + target + " HTTP/1.0\r\nHost: localhost\r\nContent-Type: application/json\r\n" +
+         "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+  std::string response = c.until_close(std::chrono::milliseconds(30000));
+  auto start = response.find("\r\n\r\n");
+  return start == std::string::npos ? std::string() : response.substr(start + 4);
+}
+
+double json_number(const std::string& json, const std::string& key) {
+  const std::string quoted = "\"" + key + "\"";
+  auto at = json.find(quoted);
+  if (at == std::string::npos) return -1;
+  at = json.find(':', at + quoted.size());
+  if (at == std::string::npos) return -1;
+  try {
+    return std::stod(json.substr(at + 1));
+  } catch (...) {
+    return -1;
+  }
+}
+
+smsc_simulator::smsc_simulator(const std::string& rules_json) {
+  std::ofstream(dir_.path() + "/rules.json") << rules_json;
+}
+
+smsc_simulator::~smsc_simulator() { stop(); }
+
+bool smsc_simulator::available(std::string& why) {
+  if (!have_program("node")) {
+    why = "node is not installed";
+    return false;
+  }
+  if (!fs::exists(source_path("tests/smsc/node_modules/smpp/package.json"))) {
+    why = "tests/smsc/node_modules is missing: run scripts/deps (npm ci of the simulator)";
+    return false;
+  }
+  return true;
+}
+
+bool smsc_simulator::start() {
+  const std::string ready = dir_.path() + "/ready";
+  const std::string log = dir_.path() + "/simulator.log";
+  int log_fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  pid_ = spawn({"node", source_path("tests/smsc/simulator.js"), "--port", "0", "--ready-file", ready, "--config",
+                dir_.path() + "/rules.json"},
+               null_fd, log_fd, log_fd);
+  close(log_fd);
+  close(null_fd);
+  if (pid_ < 0) return false;
+  auto deadline = clock_type::now() + std::chrono::seconds(30);
+  while (clock_type::now() < deadline) {
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return false;
+    }
+    std::ifstream in(ready);
+    std::string kind;
+    unsigned port = 0;
+    while (in >> kind >> port) {
+      if (kind == "smpp") smpp_port_ = static_cast<std::uint16_t>(port);
+      if (kind == "control") control_port_ = static_cast<std::uint16_t>(port);
+    }
+    if (smpp_port_ != 0 && control_port_ != 0) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+void smsc_simulator::stop() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGTERM);
+  bool timed_out = false;
+  wait_exit(pid_, std::chrono::milliseconds(10000), &timed_out);
+  if (timed_out) {
+    kill(pid_, SIGKILL);
+    int status;
+    waitpid(pid_, &status, 0);
+  }
+  pid_ = -1;
+}
+
+std::string smsc_simulator::last_log() const {
+  std::ifstream in(dir_.path() + "/simulator.log");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string all = ss.str();
+  return all.size() > 4000 ? all.substr(all.size() - 4000) : all;
+}
+
+}  // namespace postino::test

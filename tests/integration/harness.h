@@ -109,4 +109,36 @@ class raw_client {
 
 std::string base64(const std::string& in);
 
+// One HTTP/1.0 exchange on loopback; returns the body ("" when it fails).
+std::string http_request(std::uint16_t port, const std::string& method, const std::string& target,
+                         const std::string& body = "");
+// The number at "key": in a JSON text (the first occurrence), or -1.
+double json_number(const std::string& json, const std::string& key);
+
+// The test SMSC (tests/smsc/simulator.js, npm `smpp`) on loopback.
+class smsc_simulator {
+ public:
+  // `rules_json`: the simulator's behaviour file (tests/smsc/README.md).
+  explicit smsc_simulator(const std::string& rules_json = "{}");
+  ~smsc_simulator();
+  // False when node or the simulator's npm packages are missing (`why` says which).
+  static bool available(std::string& why);
+  bool start();
+  void stop();
+  std::uint16_t smpp_port() const { return smpp_port_; }
+  std::string stats() const { return http_request(control_port_, "GET", "/stats"); }
+  double stat(const std::string& key) const { return json_number(stats(), key); }
+  std::string post(const std::string& target, const std::string& body = "") const {
+    return http_request(control_port_, "POST", target, body);
+  }
+  std::string get(const std::string& target) const { return http_request(control_port_, "GET", target); }
+  std::string last_log() const;
+
+ private:
+  temp_dir dir_;
+  int pid_ = -1;
+  std::uint16_t smpp_port_ = 0;
+  std::uint16_t control_port_ = 0;
+};
+
 }  // namespace postino::test

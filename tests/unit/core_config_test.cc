@@ -1,6 +1,7 @@
 // Tests for configuration loading (src/core/config.cc): defaults, the shipped
 // example file, strictness (unknown keys, types, ranges, each with its line),
-// the loopback rule for auth = "none", and command-line overrides.
+// the loopback rule for auth = "none", SMPP delivery ([[smsc]], [[route]],
+// [delivery]) and command-line overrides.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -226,6 +227,281 @@ TEST(config, auth_none_needs_loopback_and_account) {
   }
 }
 
+// ---- SMPP delivery (issue 7): [[smsc]], [[route]], [delivery] ----
+
+TEST(config, delivery_defaults) {
+  std::string error;
+  auto c = parse("", error);
+  ASSERT_TRUE(c.has_value()) << error;
+  EXPECT_TRUE(c->smscs.empty());
+  EXPECT_TRUE(c->routes.empty());
+  EXPECT_EQ(c->delivery.validity_s, 172800u);
+  EXPECT_EQ(c->delivery.retry_min_ms, 1000u);
+  EXPECT_EQ(c->delivery.retry_max_ms, 300000u);
+  EXPECT_EQ(c->delivery.queue_limit, 1000000u);
+  EXPECT_EQ(c->delivery.receipt_hold_s, 600u);
+  EXPECT_EQ(c->delivery.failover_after_s, 10u);
+}
+
+TEST(config, full_delivery_document) {
+  std::string error;
+  auto c = parse(R"(
+shards = 4
+[[smsc]]
+name = "it-main_1.a"
+host = "smsc.example"
+port = 2776
+system_id = "postino-account"
+password = "secret12"
+system_type = "VMA-abcdefg"
+binds = 64
+window = 1000
+max_submits_per_second = 0
+gsm_data_coding = 3
+alphanumeric_ton = 6
+alphanumeric_npi = 18
+numeric_ton = 2
+numeric_npi = 9
+long_numeric_ton = 4
+long_numeric_npi = 8
+destination_ton = 0
+destination_npi = 0
+enquire_link_s = 3600
+response_timeout_s = 600
+reconnect_min_ms = 10
+reconnect_max_ms = 3600000
+shard = 3
+[[smsc]]
+name = "backup"
+system_id = "b"
+[[route]]
+prefix = "39"
+smscs = ["it-main_1.a", "backup"]
+[[route]]
+prefix = ""
+smscs = ["backup"]
+[delivery]
+validity_s = 1
+retry_min_ms = 10
+retry_max_ms = 10
+queue_limit = 1
+receipt_hold_s = 86400
+failover_after_s = 3600
+)",
+                 error);
+  ASSERT_TRUE(c.has_value()) << error;
+  ASSERT_EQ(c->smscs.size(), 2u);
+  const auto& a = c->smscs[0];
+  EXPECT_EQ(a.name, "it-main_1.a");
+  EXPECT_EQ(a.host, "smsc.example");
+  EXPECT_EQ(a.port, 2776);
+  EXPECT_EQ(a.system_id, "postino-account");
+  EXPECT_EQ(a.password, "secret12");
+  EXPECT_EQ(a.system_type, "VMA-abcdefg");
+  EXPECT_EQ(a.binds, 64u);
+  EXPECT_EQ(a.window, 1000u);
+  EXPECT_EQ(a.max_submits_per_second, 0u);
+  EXPECT_EQ(a.gsm_data_coding, 3);
+  EXPECT_EQ(a.alphanumeric_ton, 6);
+  EXPECT_EQ(a.alphanumeric_npi, 18);
+  EXPECT_EQ(a.numeric_ton, 2);
+  EXPECT_EQ(a.numeric_npi, 9);
+  EXPECT_EQ(a.long_numeric_ton, 4);
+  EXPECT_EQ(a.long_numeric_npi, 8);
+  EXPECT_EQ(a.destination_ton, 0);
+  EXPECT_EQ(a.destination_npi, 0);
+  EXPECT_EQ(a.enquire_link_s, 3600u);
+  EXPECT_EQ(a.response_timeout_s, 600u);
+  EXPECT_EQ(a.reconnect_min_ms, 10u);
+  EXPECT_EQ(a.reconnect_max_ms, 3600000u);
+  EXPECT_EQ(a.shard, 3);
+  // The second keeps every default but what it names.
+  const auto& b = c->smscs[1];
+  const smsc_config d;
+  EXPECT_EQ(b.name, "backup");
+  EXPECT_EQ(b.system_id, "b");
+  EXPECT_EQ(b.host, d.host);
+  EXPECT_EQ(b.port, d.port);
+  EXPECT_EQ(b.password, "");
+  EXPECT_EQ(b.binds, d.binds);
+  EXPECT_EQ(b.window, d.window);
+  EXPECT_EQ(b.max_submits_per_second, d.max_submits_per_second);
+  EXPECT_EQ(b.gsm_data_coding, 0);
+  EXPECT_EQ(b.alphanumeric_ton, 5);
+  EXPECT_EQ(b.numeric_ton, 1);
+  EXPECT_EQ(b.long_numeric_ton, 0);
+  EXPECT_EQ(b.enquire_link_s, 30u);
+  EXPECT_EQ(b.reconnect_min_ms, 500u);
+  EXPECT_EQ(b.reconnect_max_ms, 30000u);
+  EXPECT_EQ(b.shard, -1);
+  ASSERT_EQ(c->routes.size(), 2u);
+  EXPECT_EQ(c->routes[0].prefix, "39");
+  EXPECT_EQ(c->routes[0].smscs, (std::vector<std::string>{"it-main_1.a", "backup"}));
+  EXPECT_EQ(c->routes[1].prefix, "");
+  EXPECT_EQ(c->routes[1].smscs, (std::vector<std::string>{"backup"}));
+  EXPECT_EQ(c->delivery.validity_s, 1u);
+  EXPECT_EQ(c->delivery.retry_min_ms, 10u);
+  EXPECT_EQ(c->delivery.retry_max_ms, 10u);
+  EXPECT_EQ(c->delivery.queue_limit, 1u);
+  EXPECT_EQ(c->delivery.receipt_hold_s, 86400u);
+  EXPECT_EQ(c->delivery.failover_after_s, 3600u);
+}
+
+TEST(config, smscs_without_routes_and_a_route_before_its_smsc) {
+  std::string error;
+  auto c = parse("[[smsc]]\nname = \"a\"\nsystem_id = \"x\"\n", error);
+  ASSERT_TRUE(c.has_value()) << error;
+  EXPECT_TRUE(c->routes.empty());
+  // Order in the file does not matter: a route may come first.
+  c = parse("[[route]]\nsmscs = [\"late\"]\n[[smsc]]\nname = \"late\"\nsystem_id = \"x\"\n", error);
+  ASSERT_TRUE(c.has_value()) << error;
+  ASSERT_EQ(c->routes.size(), 1u);
+  EXPECT_EQ(c->routes[0].prefix, "") << "no prefix: the default route";
+}
+
+TEST(config, delivery_unknown_keys) {
+  expect_error("[[smsc]]\nname = \"a\"\nsystem_id = \"x\"\nwindw = 5\n",
+               {"test.toml:4: unknown key 'smsc[0].windw'"});
+  expect_error("[[smsc]]\nname = \"a\"\nsystem_id = \"x\"\n[[route]]\nsmscs = [\"a\"]\nprefx = \"3\"\n",
+               {"test.toml:6: unknown key 'route[0].prefx'"});
+  expect_error("[delivery]\nvalidity = 5\n", {"test.toml:2: unknown key 'delivery.validity'"});
+}
+
+TEST(config, delivery_wrong_types) {
+  expect_error("[[smsc]]\nname = \"a\"\nsystem_id = \"x\"\nport = \"2775\"\n",
+               {"test.toml:4:", "smsc[0].port", "expected an integer, got a string"});
+  expect_error("[[smsc]]\nname = 5\nsystem_id = \"x\"\n", {"test.toml:2:", "smsc[0].name", "expected a string"});
+  expect_error("[smsc]\nname = \"a\"\n", {"test.toml:1:", "smsc", "array of tables"});
+  expect_error("[[smsc]]\nname = \"a\"\nsystem_id = \"x\"\n[[route]]\nsmscs = \"a\"\n",
+               {"test.toml:5:", "route[0].smscs", "expected an array"});
+  expect_error("[[smsc]]\nname = \"a\"\nsystem_id = \"x\"\n[[route]]\nsmscs = [1]\n",
+               {"test.toml:5:", "route[0].smscs", "expected a string"});
+  expect_error("[[smsc]]\nname = \"a\"\nsystem_id = \"x\"\n[[route]]\nprefix = 39\nsmscs = [\"a\"]\n",
+               {"test.toml:5:", "route[0].prefix", "expected a string"});
+  expect_error("delivery = 5\n", {"test.toml:1:", "delivery", "expected a table"});
+  expect_error("[delivery]\nqueue_limit = 1.5\n", {"test.toml:2:", "delivery.queue_limit", "float"});
+}
+
+TEST(config, smsc_out_of_range_values) {
+  const std::string head = "[[smsc]]\nname = \"a\"\nsystem_id = \"x\"\n";  // lines 1-3
+  struct bad {
+    std::string line;
+    std::string fragment;
+  };
+  const bad cases[] = {
+      {"port = 0", "1..65535"},
+      {"port = 65536", "1..65535"},
+      {"host = \"\"", "must not be empty"},
+      {"system_id = \"sixteen-chars-id\"", "longer than 15"},
+      {"password = \"ninechars\"", "longer than 8"},
+      {"system_type = \"thirteen-char\"", "longer than 12"},
+      {"password = \"tab\\there\"", "printable ASCII"},
+      {"binds = 0", "1..64"},
+      {"binds = 65", "1..64"},
+      {"window = 0", "1..1000"},
+      {"window = 1001", "1..1000"},
+      {"max_submits_per_second = -1", "0..100000"},
+      {"max_submits_per_second = 100001", "0..100000"},
+      {"gsm_data_coding = 1", "not 0"},
+      {"gsm_data_coding = 8", "0..3"},
+      {"alphanumeric_ton = 7", "0..6"},
+      {"numeric_ton = 7", "0..6"},
+      {"long_numeric_ton = 7", "0..6"},
+      {"destination_ton = -1", "0..6"},
+      {"alphanumeric_npi = 19", "0..18"},
+      {"numeric_npi = 19", "0..18"},
+      {"long_numeric_npi = 19", "0..18"},
+      {"destination_npi = 19", "0..18"},
+      {"enquire_link_s = 0", "1..3600"},
+      {"enquire_link_s = 3601", "1..3600"},
+      {"response_timeout_s = 0", "1..600"},
+      {"response_timeout_s = 601", "1..600"},
+      {"reconnect_min_ms = 9", "10..600000"},
+      {"reconnect_min_ms = 600001", "10..600000"},
+      {"reconnect_max_ms = 3600001", "10..3600000"},
+      {"reconnect_max_ms = 499", "must not be below reconnect_min_ms"},
+      {"shard = -2", "-1..255"},
+      {"shard = 256", "-1..255"},
+  };
+  for (const auto& b : cases) {
+    const std::string key = b.line.substr(0, b.line.find(' '));
+    // The bad line is line 3; system_id (required) follows unless it is the one.
+    const std::string text = "[[smsc]]\nname = \"a\"\n" + b.line + "\n" +
+                             (key == "system_id" ? "" : "system_id = \"x\"\n");
+    expect_error(text, {"test.toml:3: smsc[0]." + key + ": ", b.fragment});
+  }
+  // reconnect_min_ms above the default maximum is named at its own line.
+  expect_error(head + "reconnect_min_ms = 40000\n", {"test.toml:4: smsc[0].reconnect_min_ms:", "below"});
+  std::string error;
+  EXPECT_TRUE(parse(head + "reconnect_min_ms = 40000\nreconnect_max_ms = 40000\n", error)) << error;
+}
+
+TEST(config, smsc_names_and_required_keys) {
+  expect_error("[[smsc]]\nsystem_id = \"x\"\n", {"test.toml:1: smsc[0].name: required"});
+  expect_error("[[smsc]]\nname = \"a\"\n", {"test.toml:1: smsc[0].system_id: required"});
+  expect_error("[[smsc]]\nname = \"\"\nsystem_id = \"x\"\n", {"test.toml:2: smsc[0].name:", "not a name"});
+  expect_error("[[smsc]]\nname = \"it main\"\nsystem_id = \"x\"\n", {"test.toml:2: smsc[0].name:", "not a name"});
+  expect_error("[[smsc]]\nname = \"a/b\"\nsystem_id = \"x\"\n", {"test.toml:2:", "not a name"});
+  expect_error("[[smsc]]\nname = \"a\"\nsystem_id = \"\"\n", {"test.toml:3: smsc[0].system_id:", "empty"});
+  expect_error("[[smsc]]\nname = \"a\"\nsystem_id = \"x\"\n[[smsc]]\nname = \"a\"\nsystem_id = \"y\"\n",
+               {"test.toml:5: smsc[1].name:", "'a' is configured twice"});
+  // The second [[smsc]] header sits on line 4.
+  expect_error("[[smsc]]\nname = \"a\"\nsystem_id = \"x\"\n[[smsc]]\nname = \"b\"\n",
+               {"test.toml:4: smsc[1].system_id: required"});
+}
+
+TEST(config, smsc_shard_against_shard_count) {
+  const std::string text = "shards = 2\n[[smsc]]\nname = \"a\"\nsystem_id = \"x\"\nshard = 2\n";
+  expect_error(text, {"test.toml:5: smsc[0].shard:", "not below the shard count 2"});
+  std::string error;
+  // Unknown shard count (0: one per core): the gateway checks later.
+  EXPECT_TRUE(parse("[[smsc]]\nname = \"a\"\nsystem_id = \"x\"\nshard = 200\n", error)) << error;
+  EXPECT_TRUE(parse("shards = 3\n[[smsc]]\nname = \"a\"\nsystem_id = \"x\"\nshard = 2\n", error)) << error;
+}
+
+TEST(config, route_errors) {
+  const std::string smsc = "[[smsc]]\nname = \"a\"\nsystem_id = \"x\"\n";  // lines 1-3
+  expect_error(smsc + "[[route]]\nprefix = \"+39\"\nsmscs = [\"a\"]\n",
+               {"test.toml:5: route[0].prefix:", "not a prefix"});
+  expect_error(smsc + "[[route]]\nprefix = \"3 9\"\nsmscs = [\"a\"]\n", {"test.toml:5: route[0].prefix:"});
+  expect_error(smsc + "[[route]]\nprefix = \"39\"\nsmscs = [\"a\"]\n[[route]]\nprefix = \"39\"\nsmscs = [\"a\"]\n",
+               {"test.toml:8: route[1].prefix:", "routed twice"});
+  expect_error(smsc + "[[route]]\nsmscs = [\"a\"]\n[[route]]\nsmscs = [\"a\"]\n",
+               {"route[1].prefix:", "routed twice"});
+  expect_error(smsc + "[[route]]\nprefix = \"39\"\nsmscs = []\n",
+               {"test.toml:6: route[0].smscs:", "at least one"});
+  expect_error(smsc + "[[route]]\nprefix = \"39\"\n", {"test.toml:4: route[0].smscs: required"});
+  expect_error(smsc + "[[route]]\nprefix = \"39\"\nsmscs = [\"a\", \"b\"]\n",
+               {"test.toml:6: route[0].smscs:", "no [[smsc]] is named 'b'"});
+  expect_error(smsc + "[[route]]\nprefix = \"39\"\nsmscs = [\"a\", \"a\"]\n",
+               {"test.toml:6: route[0].smscs:", "named twice"});
+  expect_error("\n[[route]]\nprefix = \"39\"\nsmscs = [\"a\"]\n",
+               {"test.toml:2: route[0]:", "route needs an [[smsc]]"});
+}
+
+TEST(config, delivery_out_of_range_values) {
+  struct bad {
+    std::string line;
+    std::string fragment;
+  };
+  const bad cases[] = {
+      {"validity_s = 0", "1..2592000"},
+      {"validity_s = 2592001", "1..2592000"},
+      {"retry_min_ms = 9", "10.."},
+      {"retry_max_ms = 999", "must not be below retry_min_ms"},
+      {"queue_limit = 0", "out of range 1.."},
+      {"receipt_hold_s = 0", "1..86400"},
+      {"receipt_hold_s = 86401", "1..86400"},
+      {"failover_after_s = 0", "1..3600"},
+      {"failover_after_s = 3601", "1..3600"},
+  };
+  for (const auto& b : cases) {
+    const std::string key = b.line.substr(0, b.line.find(' '));
+    expect_error("\n[delivery]\n" + b.line + "\n", {"test.toml:3: delivery." + key + ": ", b.fragment});
+  }
+  expect_error("[delivery]\nretry_min_ms = 400000\n", {"test.toml:2: delivery.retry_min_ms:", "below"});
+}
+
 // Runs load_config over a fake command line.
 std::optional<gateway_config> load(std::vector<std::string> args, std::string& error, int& code) {
   args.insert(args.begin(), "postino");
@@ -333,6 +609,17 @@ TEST_F(config_cli, file_errors_name_the_file) {
   EXPECT_FALSE(load({"-c", path}, error, code));
   EXPECT_EQ(error, path + ":1: unknown key 'port'");
   EXPECT_NE(code, 0);
+}
+
+TEST_F(config_cli, shards_flag_checks_smsc_shards) {
+  auto path = write("[[smsc]]\nname = \"a\"\nsystem_id = \"x\"\nshard = 3\n");
+  std::string error;
+  int code = 0;
+  EXPECT_TRUE(load({"-c", path}, error, code)) << error;
+  EXPECT_FALSE(load({"-c", path, "--shards", "2"}, error, code));
+  EXPECT_NE(code, 0);
+  EXPECT_NE(error.find(path + ":4: smsc[0].shard:"), std::string::npos) << error;
+  EXPECT_TRUE(load({"-c", path, "--shards", "4"}, error, code)) << error;
 }
 
 TEST_F(config_cli, help_exits_zero) {

@@ -5,6 +5,8 @@
 // exchange, and the loopback-only target check.
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include <set>
 #include <sstream>
 #include <string>
@@ -40,15 +42,34 @@ TEST(load_message, envelope_has_mail_rcpts_and_data) {
   const auto l = lines_of(out);
   ASSERT_EQ(l.size(), 7u);
   EXPECT_EQ(l[0], "MAIL FROM:<a@b.test>");
+  // Recipients take the prefixes in turn from a random first one.
+  const bool first_is_333 = l[1].rfind("RCPT TO:<+39333", 0) == 0;
   for (int i = 1; i <= 5; ++i) {
     const std::string& rc = l[static_cast<std::size_t>(i)];
     ASSERT_EQ(rc.rfind("RCPT TO:<+393", 0), 0u) << rc;
     const std::string number = rc.substr(9, rc.size() - 10);
     EXPECT_EQ(number.size(), 13u) << number;  // '+' and 12 digits
     EXPECT_EQ(number.find_first_not_of("+0123456789"), std::string::npos);
-    EXPECT_EQ(number.substr(0, 6), i % 2 == 1 ? "+39333" : "+39347");
+    EXPECT_EQ(number.substr(0, 6), (i % 2 == 1) == first_is_333 ? "+39333" : "+39347");
   }
   EXPECT_EQ(l[6], "DATA");
+}
+
+TEST(load_message, single_recipient_messages_spread_over_every_prefix) {
+  message_spec spec;
+  spec.to_prefixes = {"+39333", "+39347", "+39320"};
+  spec.rcpts = 1;
+  message_builder b(spec, 1);
+  rng r(7);
+  std::map<std::string, int> seen;
+  for (int m = 0; m < 300; ++m) {
+    std::string out;
+    b.append_envelope(out, r);
+    const auto l = lines_of(out);
+    ++seen[l[1].substr(9, 6)];
+  }
+  ASSERT_EQ(seen.size(), 3u);
+  for (const auto& [prefix, n] : seen) EXPECT_GT(n, 50) << prefix;
 }
 
 TEST(load_message, recipients_are_random) {

@@ -509,12 +509,40 @@ TEST(smtp_session, the_commit_carries_text_encoding_segments_and_price) {
   EXPECT_EQ(tx.data_coding, 0x00);
   EXPECT_EQ(tx.price, 2 * (5 + 3 + 2));
   EXPECT_FALSE(tx.is_mms);
+  // Issue 7: each recipient's own segment price, parallel to the recipients,
+  // so a failed segment is refunded what it cost.
+  EXPECT_EQ(tx.unit_prices, (std::vector<credit_units>{5, 3, 2}));
+  credit_units sum = 0;
+  for (credit_units u : tx.unit_prices) sum += u * tx.segments;
+  EXPECT_EQ(sum, tx.price);
   // The next transaction starts clean: a UCS-2 text of one segment.
   o.drive(s, "MAIL FROM:<ACME>\r\nRCPT TO:<+393331234567>\r\nDATA\r\n\xD0\x9F\xD1\x80\xD0\xB8\r\n.\r\n");
   ASSERT_EQ(o.committed.size(), 2u);
   EXPECT_EQ(o.committed[1].sms_text, "\xD0\x9F\xD1\x80\xD0\xB8");
   EXPECT_EQ(o.committed[1].data_coding, 0x08);
   EXPECT_EQ(o.committed[1].price, 3);
+  EXPECT_EQ(o.committed[1].unit_prices, (std::vector<credit_units>{3}));
+}
+
+TEST(smtp_session, unit_prices_follow_each_recipient_and_are_reset) {
+  const auto cfg = config();
+  const auto pre = priced();
+  session s(cfg, {1, "::1"}, &pre);
+  owner o;
+  s.start();
+  // Two recipients with different prefix prices, in RCPT order.
+  o.drive(s, "EHLO x\r\nMAIL FROM:<ACME>\r\nRCPT TO:<+447911123456>\r\nRCPT TO:<+393471234567>\r\n"
+             "DATA\r\nhello\r\n.\r\n");
+  ASSERT_EQ(o.committed.size(), 1u);
+  EXPECT_EQ(o.committed[0].recipients, (std::vector<std::string>{"+447911123456", "+393471234567"}));
+  EXPECT_EQ(o.committed[0].unit_prices, (std::vector<credit_units>{2, 5}));
+  EXPECT_EQ(o.committed[0].price, 7);
+  // A refused message and a RSET leave nothing behind for the next one.
+  o.drive(s, "MAIL FROM:<ACME>\r\nRCPT TO:<+393471234567>\r\nDATA\r\n\r\n\r\n.\r\n"
+             "MAIL FROM:<ACME>\r\nRCPT TO:<+393471234567>\r\nRSET\r\n"
+             "MAIL FROM:<ACME>\r\nRCPT TO:<+393331234567>\r\nDATA\r\nhi\r\n.\r\n");
+  ASSERT_EQ(o.committed.size(), 2u);
+  EXPECT_EQ(o.committed[1].unit_prices, (std::vector<credit_units>{3}));
 }
 
 TEST(smtp_session, content_refusals_keep_the_session_in_sync) {
@@ -565,6 +593,8 @@ TEST(smtp_session, an_mms_is_priced_per_recipient_and_keeps_its_body) {
   EXPECT_EQ(tx.sms_text, "Foto");
   EXPECT_EQ(tx.segments, 1u);
   EXPECT_EQ(tx.price, 14);
+  // The MMS price, not the recipients' SMS prefix prices (5 and 3).
+  EXPECT_EQ(tx.unit_prices, (std::vector<credit_units>{7, 7}));
 }
 
 TEST(smtp_session, take_for_journal_moves_only_the_body) {
@@ -575,6 +605,8 @@ TEST(smtp_session, take_for_journal_moves_only_the_body) {
   tx.sms_text = "text";
   tx.is_mms = true;
   tx.mm4_message_id = "<id>";
+  tx.price = 4;
+  tx.unit_prices = {4};
   transaction record = take_for_journal(tx);
   EXPECT_EQ(record.body.size(), 5000u);
   EXPECT_TRUE(tx.body.empty());
@@ -582,6 +614,8 @@ TEST(smtp_session, take_for_journal_moves_only_the_body) {
   EXPECT_EQ(record.sms_text, "text");
   EXPECT_TRUE(record.is_mms);
   EXPECT_EQ(record.mm4_message_id, "<id>");
+  EXPECT_EQ(record.price, 4);
+  EXPECT_EQ(record.unit_prices, (std::vector<credit_units>{4}));
 }
 
 }  // namespace

@@ -2,7 +2,8 @@
 // ring (SINGLE_ISSUER | DEFER_TASKRUN, reaped with submit_and_wait and
 // core::dispatch) in a temporary directory; recovery in order; a torn tail cut
 // at every byte; damage in the middle; the fdatasync and write failpoints
-// (451 path and seal); rotation; the durable-offset log. Each test owns its
+// (451 path and seal); rotation; the durable-offset log; delivery records
+// (with and without a waiter) grouped with messages. Each test owns its
 // ring, directory, transactions and waiters.
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -549,6 +550,154 @@ TEST_F(JournalTest, EmptyNewestSegmentContinuesAfterItsName) {
   drain();
   EXPECT_EQ(id, format_queue_id(1, 3, 0x40));
   EXPECT_EQ(messages(open()).size(), 2u);
+}
+
+record delivery_record(record_type type, int i) {
+  record r;
+  r.type = type;
+  if (type == record_type::inbound) {
+    r.inbound.smsc = "smsc-" + std::to_string(i % 2);
+    r.inbound.source = "39333" + std::to_string(1000000 + i);
+    r.inbound.destination = "ACME";
+    r.inbound.data_coding = 8;
+    r.inbound.text = "reply " + std::to_string(i);
+    return r;
+  }
+  r.delivery.key = {1, 3, static_cast<std::uint64_t>(100 + i), static_cast<std::uint32_t>(i % 2),
+                    static_cast<std::uint32_t>(i % 3)};
+  r.delivery.recipient = "+39333" + std::to_string(1000000 + i);
+  r.delivery.smsc = "smsc-a";
+  r.delivery.smsc_message_id = "id-" + std::to_string(i);
+  if (type == record_type::delivery_final) {
+    r.delivery.state = i % 2 ? message_state::delivered : message_state::undeliverable;
+    r.delivery.error = i % 2 ? 0 : 11;
+    r.delivery.account = 100 + static_cast<account_id>(i % 3);
+    r.delivery.refund = i % 2 ? 0 : 2;
+  }
+  return r;
+}
+
+TEST_F(JournalTest, DeliveryRecordsWithAndWithoutWaitersRecoverInOrder) {
+  open();
+  // Interleaved with messages and credits; every other delivery record has
+  // no waiter. Appended in bursts so they share groups with the others.
+  const record_type kinds[] = {record_type::submitted, record_type::delivery_final, record_type::inbound};
+  std::vector<record> sent;
+  std::vector<record_type> order;
+  std::vector<waiter> waiters(60);
+  std::vector<waiter> message_waiters(20);
+  waiter credit;
+  for (int i = 0; i < 60; ++i) {
+    record r = delivery_record(kinds[i % 3], i);
+    j_->append_delivery(r.type, r, i % 2 ? &waiters[static_cast<std::size_t>(i)] : nullptr);
+    sent.push_back(r);
+    order.push_back(r.type);
+    if (i % 3 == 2) {
+      j_->append_message(make_tx(i), &message_waiters[static_cast<std::size_t>(i / 3)]);
+      order.push_back(record_type::message);
+    }
+    if (i == 30) {
+      j_->append_credit(record_type::refund, 101, 5, &credit);
+      order.push_back(record_type::refund);
+    }
+    if (i % 10 == 9) drain();
+  }
+  drain();
+  for (int i = 0; i < 60; ++i) {
+    const waiter& w = waiters[static_cast<std::size_t>(i)];
+    EXPECT_EQ(w.ok, i % 2 ? 1 : 0) << i;
+    EXPECT_EQ(w.failed, 0) << i;
+  }
+  for (const auto& w : message_waiters) EXPECT_EQ(w.ok, 1);
+  EXPECT_EQ(credit.ok, 1);
+  EXPECT_LT(j_->groups_committed(), order.size());  // grouped, not one fsync each
+  const std::uint64_t durable = j_->durable_sequence();
+
+  auto recovered = open();
+  ASSERT_EQ(recovered.size(), order.size());
+  EXPECT_EQ(recovered.back().sequence, durable);
+  std::size_t next = 0;
+  for (std::size_t i = 0; i < recovered.size(); ++i) {
+    const record& r = recovered[i];
+    EXPECT_EQ(r.type, order[i]) << i;
+    if (i > 0) {
+      EXPECT_LT(recovered[i - 1].sequence, r.sequence);
+    }
+    EXPECT_GT(r.unix_ms, 0u);
+    if (r.type == record_type::message || r.type == record_type::refund) continue;
+    const record& s = sent.at(next++);
+    ASSERT_EQ(r.type, s.type);
+    if (r.type == record_type::inbound) {
+      EXPECT_EQ(r.inbound.smsc, s.inbound.smsc);
+      EXPECT_EQ(r.inbound.source, s.inbound.source);
+      EXPECT_EQ(r.inbound.destination, s.inbound.destination);
+      EXPECT_EQ(r.inbound.data_coding, s.inbound.data_coding);
+      EXPECT_EQ(r.inbound.text, s.inbound.text);
+    } else {
+      EXPECT_EQ(r.delivery.key, s.delivery.key);
+      EXPECT_EQ(r.delivery.recipient, s.delivery.recipient);
+      EXPECT_EQ(r.delivery.smsc, s.delivery.smsc);
+      EXPECT_EQ(r.delivery.smsc_message_id, s.delivery.smsc_message_id);
+      EXPECT_EQ(r.delivery.state, s.delivery.state);
+      EXPECT_EQ(r.delivery.error, s.delivery.error);
+      EXPECT_EQ(r.delivery.account, s.delivery.account);
+      EXPECT_EQ(r.delivery.refund, s.delivery.refund);
+    }
+  }
+  EXPECT_EQ(next, sent.size());
+}
+
+TEST_F(JournalTest, DeliveryOfAWrongTypeFailsItsWaiterLater) {
+  open();
+  waiter wrong, fine;
+  record r = delivery_record(record_type::submitted, 1);
+  j_->append_delivery(record_type::top_up, r, &wrong);
+  j_->append_delivery(record_type::message, r, nullptr);  // nobody to tell
+  EXPECT_EQ(wrong.ok + wrong.failed, 0);                  // never from inside append
+  j_->append_delivery(record_type::submitted, r, &fine);
+  drain();
+  EXPECT_EQ(wrong.failed, 1);
+  EXPECT_EQ(fine.ok, 1);
+  auto recovered = open();
+  ASSERT_EQ(recovered.size(), 1u);
+  EXPECT_EQ(recovered[0].type, record_type::submitted);
+}
+
+TEST_F(JournalTest, FailedGroupWithoutWaitersIsNotReplayed) {
+  open();
+  append_one(0);
+  // A waiter-less delivery record flies alone and its fdatasync fails: the
+  // journal seals with nobody to tell, and the record must not come back.
+  // The one queued behind it goes to the new segment.
+  spool::test_hooks::fail_next_syncs(1);
+  j_->append_delivery(record_type::submitted, delivery_record(record_type::submitted, 1), nullptr);
+  j_->append_delivery(record_type::inbound, delivery_record(record_type::inbound, 2), nullptr);
+  drain();
+  waiter later;
+  j_->append_delivery(record_type::delivery_final, delivery_record(record_type::delivery_final, 3), &later);
+  drain();
+  EXPECT_EQ(later.ok, 1);
+  std::vector<record_type> types;
+  for (const auto& r : open()) types.push_back(r.type);
+  EXPECT_EQ(types, (std::vector<record_type>{record_type::message, record_type::seal, record_type::inbound,
+                                             record_type::delivery_final}));
+}
+
+TEST_F(JournalTest, UnitPricesSurviveTheJournal) {
+  open();
+  smtp::transaction tx = make_tx(0);  // two recipients
+  ASSERT_EQ(tx.recipients.size(), 2u);
+  tx.segments = 3;
+  tx.unit_prices = {2, 5};
+  tx.price = 3 * (2 + 5);
+  waiter w;
+  j_->append_message(std::move(tx), &w);
+  drain();
+  EXPECT_EQ(w.ok, 1);
+  auto recovered = messages(open());
+  ASSERT_EQ(recovered.size(), 1u);
+  EXPECT_EQ(recovered[0].tx.unit_prices, (std::vector<credit_units>{2, 5}));
+  EXPECT_EQ(recovered[0].tx.price, 21);
 }
 
 }  // namespace

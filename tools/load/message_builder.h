@@ -164,10 +164,13 @@ class message_builder {
     out.append(">\r\n");
   }
 
-  // MAIL, every RCPT and DATA: one pipelined group (RFC 2920).
+  // MAIL, every RCPT and DATA: one pipelined group (RFC 2920). With several
+  // prefixes, each message starts at a random one and its recipients take
+  // the following ones in turn, so every prefix gets its share of messages.
   void append_envelope(std::string& out, rng& r) const {
     append_mail(out);
-    for (int k = 0; k < spec_.rcpts; ++k) append_rcpt(out, r, static_cast<std::size_t>(k));
+    const std::size_t first = spec_.to_prefixes.size() > 1 ? r.next() % spec_.to_prefixes.size() : 0;
+    for (int k = 0; k < spec_.rcpts; ++k) append_rcpt(out, r, first + static_cast<std::size_t>(k));
     out.append("DATA\r\n");
   }
 

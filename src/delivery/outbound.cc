@@ -1,0 +1,40 @@
+// Builds the outbound form of an accepted SMS (include/postino/delivery.h):
+// the exact short_message of every segment, encoded once on the accepting
+// shard (or at start-up) and then shared read-only by the shards whose SMSCs
+// deliver its recipients. Reads the caller's transaction; owns what it builds.
+#include "postino/delivery.h"
+
+#include <algorithm>
+
+namespace postino::delivery {
+
+std::shared_ptr<const outbound_message> make_outbound(const smtp::transaction& tx, const spool::delivery_key& key,
+                                                      std::uint64_t accepted_unix_ms, unsigned validity_s) {
+  if (tx.is_mms) return nullptr;
+  auto m = std::make_shared<outbound_message>();
+  m->key = key;
+  m->key.recipient = 0;
+  m->key.segment = 0;
+  m->queue_id = spool::format_queue_id(key.node, key.shard, key.sequence);
+  m->account = tx.account;
+  m->originator = tx.originator;
+  m->originator_type = tx.originator_type;
+  m->recipients = tx.recipients;
+  m->unit_prices = tx.unit_prices;
+  if (m->unit_prices.size() != m->recipients.size()) {
+    // Only a record older than per-recipient prices lacks them: its price
+    // was uniform, so an even share is exact.
+    const auto parts = static_cast<credit_units>(std::max<std::size_t>(1, m->recipients.size()) *
+                                                 std::max<std::uint32_t>(1, tx.segments));
+    m->unit_prices.assign(m->recipients.size(), tx.price / parts);
+  }
+  // The content step stored exactly the text that goes out (transliterated
+  // already when the account asked for it), so it is encoded as it is.
+  sms::encoded_sms encoded = sms::encode_sms(tx.sms_text, static_cast<std::uint8_t>(key.sequence & 0xFF));
+  m->encoding = encoded.encoding;
+  m->segments = std::move(encoded.segments);
+  m->expires_unix_ms = accepted_unix_ms + std::uint64_t{validity_s} * 1000;
+  return m;
+}
+
+}  // namespace postino::delivery

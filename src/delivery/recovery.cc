@@ -1,0 +1,117 @@
+// Start-up recovery of delivery work (include/postino/delivery.h): while
+// main replays every journal, this collects each SMS message record and every
+// submitted / delivery_final record (which may sit in another shard's
+// journal, before or after the message's own record), then says, per owning
+// shard, which segments must be submitted and which wait for a receipt.
+// Only visit() and finish() touch the maps; both run on the main thread.
+#include <map>
+#include <unordered_map>
+
+#include "postino/delivery.h"
+#include "postino/smpp.h"
+
+namespace postino::delivery {
+namespace {
+
+struct message_key {
+  std::uint8_t node = 0;
+  std::uint8_t shard = 0;
+  std::uint64_t sequence = 0;
+  auto operator<=>(const message_key&) const = default;
+};
+
+struct segment_key {
+  std::uint32_t recipient = 0;
+  std::uint32_t segment = 0;
+  auto operator<=>(const segment_key&) const = default;
+};
+
+struct segment_news {
+  bool final = false;
+  std::string smsc;  // submitted to
+  std::string smsc_message_id;
+};
+
+}  // namespace
+
+struct recovery::impl {
+  const gateway_config& config;
+  std::map<message_key, std::shared_ptr<const outbound_message>> messages;
+  std::map<message_key, std::map<segment_key, segment_news>> news;
+  std::uint64_t mms = 0;
+};
+
+recovery::recovery(const gateway_config& config) : impl_(std::make_unique<impl>(impl{config, {}, {}, 0})) {}
+recovery::~recovery() = default;
+
+void recovery::visit(const spool::record& r, unsigned node, unsigned shard) {
+  switch (r.type) {
+    case spool::record_type::message: {
+      spool::delivery_key key{static_cast<std::uint8_t>(node), static_cast<std::uint8_t>(shard), r.sequence, 0, 0};
+      auto m = make_outbound(r.tx, key, r.unix_ms, impl_->config.delivery.validity_s);
+      if (!m) {
+        ++impl_->mms;
+        return;
+      }
+      impl_->messages[{key.node, key.shard, key.sequence}] = std::move(m);
+      return;
+    }
+    case spool::record_type::submitted:
+    case spool::record_type::delivery_final: {
+      const auto& d = r.delivery;
+      segment_news& n = impl_->news[{d.key.node, d.key.shard, d.key.sequence}][{d.key.recipient, d.key.segment}];
+      if (r.type == spool::record_type::delivery_final) {
+        n.final = true;
+      } else if (!n.final) {
+        n.smsc = d.smsc;
+        n.smsc_message_id = d.smsc_message_id;
+      }
+      return;
+    }
+    default: return;
+  }
+}
+
+recovery::result recovery::finish(unsigned shards) {
+  result out;
+  out.per_shard.resize(shards);
+  out.mms_left_queued = impl_->mms;
+  const auto& smscs = impl_->config.smscs;
+  std::unordered_map<std::string, int> smsc_index;
+  for (std::size_t i = 0; i < smscs.size(); ++i) smsc_index[smscs[i].name] = static_cast<int>(i);
+  for (auto& [key, message] : impl_->messages) {
+    auto found = impl_->news.find(key);
+    const std::map<segment_key, segment_news>* known = found == impl_->news.end() ? nullptr : &found->second;
+    for (std::uint32_t r = 0; r < message->recipients.size(); ++r) {
+      for (std::uint32_t s = 0; s < message->segments.size(); ++s) {
+        const segment_news* n = nullptr;
+        if (known != nullptr) {
+          auto it = known->find({r, s});
+          if (it != known->end()) n = &it->second;
+        }
+        if (n != nullptr && n->final) continue;
+        recovered_segment seg{message, r, s, -1, {}};
+        if (n != nullptr && !n->smsc_message_id.empty()) {
+          auto idx = smsc_index.find(n->smsc);
+          if (idx != smsc_index.end()) {
+            // Submitted to an SMSC we still have: its receipt will come.
+            seg.smsc = idx->second;
+            seg.smsc_message_id = n->smsc_message_id;
+            ++out.awaiting_receipt;
+            out.per_shard[smsc_home_shard(smscs[idx->second], shards)].push_back(std::move(seg));
+            continue;
+          }
+        }
+        // Never confirmed by an SMSC (or by one no longer configured): the
+        // accepting shard's engine routes it again at start.
+        ++out.to_submit;
+        out.per_shard[message->key.shard % shards].push_back(std::move(seg));
+      }
+    }
+  }
+  impl_->messages.clear();
+  impl_->news.clear();
+  return out;
+}
+
+}  // namespace postino::delivery

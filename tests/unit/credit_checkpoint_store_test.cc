@@ -1,0 +1,398 @@
+// Tests for the checkpoint's SQL (src/credit/checkpoint.cc): the message
+// index with its recipient list and segment count, per-segment delivery rows
+// whose final state is never overwritten whatever order the records arrive
+// in, the message state folded from those rows, inbound messages, merging
+// deltas, and the migration of a database written by the first version.
+// Each test owns a fresh temp dir; rows are read back with plain SQLite.
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "postino/credit.h"
+
+namespace postino::credit {
+namespace {
+
+using delivery = journal_delta::delivery;
+
+class checkpoint_test : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/postino-checkpoint-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    path_ = dir_ + "/postino.db";
+  }
+  void TearDown() override {
+    if (db_ != nullptr) sqlite3_close(db_);
+    std::filesystem::remove_all(dir_);
+  }
+
+  std::unique_ptr<checkpoint_store> open() {
+    std::string error;
+    auto s = checkpoint_store::open(path_, error);
+    EXPECT_NE(s, nullptr) << error;
+    return s;
+  }
+
+  // A plain connection of the test's own, for looking at rows.
+  sqlite3* db() {
+    if (db_ == nullptr) EXPECT_EQ(sqlite3_open(path_.c_str(), &db_), SQLITE_OK);
+    return db_;
+  }
+
+  void exec(const std::string& sql) {
+    char* msg = nullptr;
+    EXPECT_EQ(sqlite3_exec(db(), sql.c_str(), nullptr, nullptr, &msg), SQLITE_OK) << (msg ? msg : "") << sql;
+    sqlite3_free(msg);
+  }
+
+  // Every row of a query, columns as text ("NULL" for NULL).
+  std::vector<std::vector<std::string>> rows(const std::string& sql) {
+    std::vector<std::vector<std::string>> out;
+    sqlite3_stmt* s = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db(), sql.c_str(), -1, &s, nullptr), SQLITE_OK) << sqlite3_errmsg(db());
+    while (s != nullptr && sqlite3_step(s) == SQLITE_ROW) {
+      std::vector<std::string> row;
+      for (int i = 0; i < sqlite3_column_count(s); ++i) {
+        const auto* t = reinterpret_cast<const char*>(sqlite3_column_text(s, i));
+        row.emplace_back(t != nullptr ? t : "NULL");
+      }
+      out.push_back(std::move(row));
+    }
+    sqlite3_finalize(s);
+    return out;
+  }
+
+  std::string one(const std::string& sql) {
+    auto r = rows(sql);
+    return r.empty() || r[0].empty() ? "<none>" : r[0][0];
+  }
+
+  std::string message_state_of(const std::string& queue_id) {
+    return one("SELECT state FROM checkpoint_message WHERE queue_id = '" + queue_id + "'");
+  }
+
+  // "state|smsc|smsc_message_id|error|refund" of one segment.
+  std::string segment_row(const std::string& queue_id, int recipient, int segment) {
+    auto r = rows("SELECT state, coalesce(smsc, '-'), coalesce(smsc_message_id, '-'), error, refund "
+                  "FROM checkpoint_delivery WHERE queue_id = '" + queue_id +
+                  "' AND recipient_index = " + std::to_string(recipient) +
+                  " AND segment = " + std::to_string(segment));
+    if (r.empty()) return "<none>";
+    return r[0][0] + "|" + r[0][1] + "|" + r[0][2] + "|" + r[0][3] + "|" + r[0][4];
+  }
+
+  static journal_delta::message message(const std::string& queue_id, std::vector<std::string> to,
+                                        std::uint32_t segments) {
+    journal_delta::message m;
+    m.queue_id = queue_id;
+    m.account = 7;
+    m.sequence = 1;
+    m.price = static_cast<credit_units>(to.size() * segments);
+    m.recipients = static_cast<std::uint32_t>(to.size());
+    m.accepted_ms = 1'700'000'000'000;
+    m.recipient_list = std::move(to);
+    m.segments = segments;
+    return m;
+  }
+
+  static delivery event(const std::string& queue_id, std::uint32_t recipient, std::uint32_t segment,
+                        message_state state, std::uint64_t unix_ms, std::string smsc_id = "",
+                        credit_units refund = 0) {
+    delivery d;
+    d.queue_id = queue_id;
+    d.recipient_index = recipient;
+    d.segment = segment;
+    d.recipient = "+39333000000" + std::to_string(recipient);
+    d.state = state;
+    d.smsc = "main";
+    d.smsc_message_id = std::move(smsc_id);
+    d.error = state == message_state::rejected ? 11 : 0;
+    d.refund = refund;
+    d.unix_ms = unix_ms;
+    return d;
+  }
+
+  bool write(checkpoint_store& s, std::vector<journal_delta> deltas) {
+    std::string error;
+    bool ok = s.write(deltas, error);
+    EXPECT_TRUE(ok) << error;
+    return ok;
+  }
+
+  journal_delta with_deliveries(unsigned shard, std::vector<delivery> d) {
+    journal_delta delta;
+    delta.shard = shard;
+    delta.sequence = ++sequence_;
+    delta.deliveries = std::move(d);
+    return delta;
+  }
+
+  journal_delta with_messages(unsigned shard, std::vector<journal_delta::message> m) {
+    journal_delta delta;
+    delta.shard = shard;
+    delta.sequence = ++sequence_;
+    delta.accepted = std::move(m);
+    return delta;
+  }
+
+  std::uint64_t open_messages(checkpoint_store& s) {
+    checkpoint_store::loaded out;
+    std::string error;
+    EXPECT_TRUE(s.load(out, error)) << error;
+    return out.messages_to_deliver;
+  }
+
+  std::string dir_, path_;
+  sqlite3* db_ = nullptr;
+  std::uint64_t sequence_ = 0;
+};
+
+TEST_F(checkpoint_test, message_index_keeps_recipients_and_segments) {
+  auto s = open();
+  ASSERT_TRUE(s);
+  auto m = message("Q1", {"+393330000000", "+393330000001"}, 3);
+  auto single = message("Q2", {}, 1);  // no list given: stored as NULL
+  ASSERT_TRUE(write(*s, {with_messages(0, {m, single})}));
+  auto r = rows("SELECT recipients, segments, recipient_list, state FROM checkpoint_message WHERE queue_id = 'Q1'");
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0], (std::vector<std::string>{"2", "3", "+393330000000\n+393330000001", "queued"}));
+  EXPECT_EQ(one("SELECT coalesce(recipient_list, 'NULL') || '/' || segments FROM checkpoint_message "
+                "WHERE queue_id = 'Q2'"),
+            "NULL/1");
+  EXPECT_EQ(open_messages(*s), 2u);
+}
+
+TEST_F(checkpoint_test, in_order_deliveries_reach_the_final_state) {
+  auto s = open();
+  ASSERT_TRUE(s);
+  ASSERT_TRUE(write(*s, {with_messages(0, {message("Q1", {"+393330000000"}, 2)})}));
+  ASSERT_TRUE(write(*s, {with_deliveries(1, {event("Q1", 0, 0, message_state::submitted, 100, "id-a"),
+                                             event("Q1", 0, 1, message_state::submitted, 101, "id-b")})}));
+  EXPECT_EQ(segment_row("Q1", 0, 0), "submitted|main|id-a|0|0");
+  EXPECT_EQ(message_state_of("Q1"), "submitted");
+  EXPECT_EQ(open_messages(*s), 1u);
+
+  // One final segment of two: still under way.
+  ASSERT_TRUE(write(*s, {with_deliveries(1, {event("Q1", 0, 0, message_state::delivered, 200, "id-a")})}));
+  EXPECT_EQ(segment_row("Q1", 0, 0), "delivered|main|id-a|0|0");
+  EXPECT_EQ(message_state_of("Q1"), "submitted");
+
+  // A final record without the SMSC's id keeps the one the row has.
+  ASSERT_TRUE(write(*s, {with_deliveries(1, {event("Q1", 0, 1, message_state::delivered, 201)})}));
+  EXPECT_EQ(segment_row("Q1", 0, 1), "delivered|main|id-b|0|0");
+  EXPECT_EQ(message_state_of("Q1"), "delivered");
+  EXPECT_EQ(open_messages(*s), 0u);
+  EXPECT_EQ(one("SELECT recipient FROM checkpoint_delivery WHERE queue_id = 'Q1' AND segment = 1"),
+            "+393330000000");
+}
+
+TEST_F(checkpoint_test, final_before_submitted_stays_final) {
+  auto s = open();
+  ASSERT_TRUE(s);
+  // Within one write, across two shards' deltas: the final comes first.
+  ASSERT_TRUE(write(*s, {with_messages(0, {message("Q1", {"+393330000000"}, 1)}),
+                         with_deliveries(1, {event("Q1", 0, 0, message_state::delivered, 300, "id-a")}),
+                         with_deliveries(2, {event("Q1", 0, 0, message_state::submitted, 100, "id-a")})}));
+  EXPECT_EQ(segment_row("Q1", 0, 0), "delivered|main|id-a|0|0");
+  EXPECT_EQ(message_state_of("Q1"), "delivered");
+
+  // In a later write, even with a later time: still final.
+  ASSERT_TRUE(write(*s, {with_deliveries(2, {event("Q1", 0, 0, message_state::submitted, 900, "id-z")})}));
+  EXPECT_EQ(segment_row("Q1", 0, 0), "delivered|main|id-a|0|0");
+  EXPECT_EQ(message_state_of("Q1"), "delivered");
+  EXPECT_EQ(open_messages(*s), 0u);
+}
+
+TEST_F(checkpoint_test, first_final_wins_over_a_duplicate) {
+  auto s = open();
+  ASSERT_TRUE(s);
+  ASSERT_TRUE(write(*s, {with_messages(0, {message("Q1", {"+393330000000"}, 1)})}));
+  ASSERT_TRUE(write(*s, {with_deliveries(1, {event("Q1", 0, 0, message_state::submitted, 100, "id-a"),
+                                             event("Q1", 0, 0, message_state::rejected, 200, "id-a", 5),
+                                             event("Q1", 0, 0, message_state::delivered, 300, "id-a")})}));
+  EXPECT_EQ(segment_row("Q1", 0, 0), "rejected|main|id-a|11|5");
+  EXPECT_EQ(message_state_of("Q1"), "rejected");
+  ASSERT_TRUE(write(*s, {with_deliveries(1, {event("Q1", 0, 0, message_state::expired, 400, "id-a", 5)})}));
+  EXPECT_EQ(segment_row("Q1", 0, 0), "rejected|main|id-a|11|5");
+  EXPECT_EQ(one("SELECT count(*) FROM checkpoint_delivery"), "1");
+}
+
+TEST_F(checkpoint_test, later_submission_replaces_an_earlier_one) {
+  auto s = open();
+  ASSERT_TRUE(s);
+  ASSERT_TRUE(write(*s, {with_messages(0, {message("Q1", {"+393330000000"}, 1)})}));
+  // A retry on another SMSC (its record folded first) and the older attempt.
+  auto retry = event("Q1", 0, 0, message_state::submitted, 500, "id-new");
+  retry.smsc = "backup";
+  ASSERT_TRUE(write(*s, {with_deliveries(2, {retry}),
+                         with_deliveries(1, {event("Q1", 0, 0, message_state::submitted, 100, "id-old")})}));
+  EXPECT_EQ(segment_row("Q1", 0, 0), "submitted|backup|id-new|0|0");
+  ASSERT_TRUE(write(*s, {with_deliveries(2, {event("Q1", 0, 0, message_state::submitted, 600, "id-newer")})}));
+  EXPECT_EQ(segment_row("Q1", 0, 0), "submitted|main|id-newer|0|0");
+}
+
+TEST_F(checkpoint_test, message_state_is_the_worst_once_every_segment_is_final) {
+  auto s = open();
+  ASSERT_TRUE(s);
+  ASSERT_TRUE(write(*s, {with_messages(0, {message("Q1", {"+393330000000", "+393330000001"}, 2),
+                                           message("Q2", {"+393330000000", "+393330000001"}, 1),
+                                           message("Q3", {"+393330000000"}, 1),
+                                           message("Q4", {"+393330000000"}, 1)})}));
+  // Q1: a failure early on does not settle the message while others run.
+  ASSERT_TRUE(write(*s, {with_deliveries(1, {event("Q1", 0, 0, message_state::undeliverable, 100, "a", 1),
+                                             event("Q1", 0, 1, message_state::delivered, 100, "b")})}));
+  EXPECT_EQ(message_state_of("Q1"), "submitted");
+  ASSERT_TRUE(write(*s, {with_deliveries(1, {event("Q1", 1, 0, message_state::delivered, 100, "c")})}));
+  EXPECT_EQ(message_state_of("Q1"), "submitted") << "3 of 4 segments final";
+  ASSERT_TRUE(write(*s, {with_deliveries(1, {event("Q1", 1, 1, message_state::accepted, 100, "d")})}));
+  EXPECT_EQ(message_state_of("Q1"), "undeliverable");
+  // Q2: delivered and unknown: unknown (final, no refund).
+  ASSERT_TRUE(write(*s, {with_deliveries(1, {event("Q2", 0, 0, message_state::delivered, 100, "e"),
+                                             event("Q2", 1, 0, message_state::unknown, 100, "f")})}));
+  EXPECT_EQ(message_state_of("Q2"), "unknown");
+  // Q3: expired before any SMSC took it (no id, no submitted row).
+  auto expired = event("Q3", 0, 0, message_state::expired, 100, "", 1);
+  expired.smsc.clear();
+  ASSERT_TRUE(write(*s, {with_deliveries(1, {expired})}));
+  EXPECT_EQ(message_state_of("Q3"), "expired");
+  EXPECT_EQ(segment_row("Q3", 0, 0), "expired|-|-|0|1");
+  // Q4 had nothing: it stays queued and is the only open message.
+  EXPECT_EQ(message_state_of("Q4"), "queued");
+  EXPECT_EQ(open_messages(*s), 1u);
+}
+
+TEST_F(checkpoint_test, rows_outside_the_message_do_not_complete_it) {
+  auto s = open();
+  ASSERT_TRUE(s);
+  ASSERT_TRUE(write(*s, {with_messages(0, {message("Q1", {"+393330000000"}, 2)})}));
+  ASSERT_TRUE(write(*s, {with_deliveries(1, {event("Q1", 0, 0, message_state::delivered, 100, "a"),
+                                             event("Q1", 0, 5, message_state::delivered, 100, "x")})}));
+  EXPECT_EQ(message_state_of("Q1"), "submitted");
+  // Deliveries of a message the index does not have are kept, and harmless.
+  ASSERT_TRUE(write(*s, {with_deliveries(1, {event("Q9", 0, 0, message_state::delivered, 100, "z")})}));
+  EXPECT_EQ(segment_row("Q9", 0, 0), "delivered|main|z|0|0");
+  EXPECT_EQ(message_state_of("Q9"), "<none>");
+}
+
+TEST_F(checkpoint_test, inbound_messages_are_stored_once) {
+  auto s = open();
+  ASSERT_TRUE(s);
+  journal_delta d;
+  d.shard = 3;
+  d.sequence = 42;
+  d.inbound_messages.push_back({41, "main", "393330000000", "ACME", "ok, thanks\nsee you", 1000});
+  d.inbound_messages.push_back({42, "main", "393330000001", "ACME", "STOP", 2000});
+  ASSERT_TRUE(write(*s, {d}));
+  ASSERT_TRUE(write(*s, {d}));  // replayed: ignored
+  auto r = rows("SELECT shard, sequence, smsc, source, destination, text, received_ms FROM checkpoint_inbound "
+                "ORDER BY sequence");
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(r[0], (std::vector<std::string>{"3", "41", "main", "393330000000", "ACME", "ok, thanks\nsee you", "1000"}));
+  EXPECT_EQ(r[1][5], "STOP");
+  EXPECT_EQ(one("SELECT sequence FROM checkpoint_journal WHERE shard = 3"), "42");
+}
+
+TEST_F(checkpoint_test, merge_keeps_deliveries_and_inbound) {
+  journal_delta a = with_deliveries(0, {event("Q1", 0, 0, message_state::submitted, 1, "a")});
+  a.inbound_messages.push_back({1, "main", "1", "2", "x", 1});
+  journal_delta b = with_deliveries(0, {event("Q1", 0, 0, message_state::delivered, 2, "a")});
+  b.inbound_messages.push_back({2, "main", "1", "2", "y", 2});
+  b.accepted.push_back(message("Q2", {"+1"}, 1));
+  a.merge(std::move(b));
+  ASSERT_EQ(a.deliveries.size(), 2u);
+  EXPECT_EQ(a.deliveries[1].state, message_state::delivered);
+  ASSERT_EQ(a.inbound_messages.size(), 2u);
+  EXPECT_EQ(a.inbound_messages[1].text, "y");
+  EXPECT_EQ(a.accepted.size(), 1u);
+  EXPECT_EQ(a.sequence, 2u);
+  EXPECT_FALSE(a.empty());
+  journal_delta only_inbound;
+  only_inbound.inbound_messages.push_back({1, "main", "1", "2", "x", 1});
+  EXPECT_FALSE(only_inbound.empty());
+}
+
+TEST_F(checkpoint_test, failed_write_leaves_nothing) {
+  auto s = open();
+  ASSERT_TRUE(s);
+  // The last thing written (an inbound row) fails through a trigger, so
+  // the whole checkpoint must roll back.
+  exec("CREATE TRIGGER refuse BEFORE INSERT ON checkpoint_inbound BEGIN SELECT RAISE(ABORT, 'refused'); END");
+  journal_delta d = with_messages(0, {message("Q1", {"+393330000000"}, 1)});
+  d.deliveries.push_back(event("Q1", 0, 0, message_state::submitted, 1, "a"));
+  d.inbound_messages.push_back({1, "main", "1", "2", "x", 1});
+  std::string error;
+  EXPECT_FALSE(s->write({d}, error));
+  EXPECT_NE(error.find("refused"), std::string::npos) << error;
+  EXPECT_EQ(one("SELECT count(*) FROM checkpoint_message"), "0");
+  EXPECT_EQ(one("SELECT count(*) FROM checkpoint_delivery"), "0");
+  EXPECT_EQ(one("SELECT count(*) FROM checkpoint_journal"), "0");
+  exec("DROP TRIGGER refuse");
+  ASSERT_TRUE(write(*s, {d}));
+  EXPECT_EQ(message_state_of("Q1"), "submitted");
+}
+
+TEST_F(checkpoint_test, old_database_is_migrated) {
+  // The first version's tables, by hand, with a message of its time.
+  exec("PRAGMA journal_mode = WAL;"
+       "CREATE TABLE checkpoint_journal (shard INTEGER PRIMARY KEY, sequence INTEGER NOT NULL,"
+       " updated_ms INTEGER NOT NULL);"
+       "CREATE TABLE checkpoint_balance (account INTEGER PRIMARY KEY, journal_delta INTEGER NOT NULL,"
+       " messages INTEGER NOT NULL);"
+       "CREATE TABLE checkpoint_message (queue_id TEXT PRIMARY KEY, account INTEGER NOT NULL,"
+       " shard INTEGER NOT NULL, sequence INTEGER NOT NULL, price INTEGER NOT NULL,"
+       " recipients INTEGER NOT NULL, accepted_ms INTEGER NOT NULL,"
+       " state TEXT NOT NULL DEFAULT 'queued', mm4_message_id TEXT);"
+       "CREATE INDEX checkpoint_message_mm4 ON checkpoint_message (mm4_message_id)"
+       " WHERE mm4_message_id IS NOT NULL;"
+       "CREATE INDEX checkpoint_message_open ON checkpoint_message (state)"
+       " WHERE state NOT IN ('delivered', 'expired', 'undeliverable', 'rejected');"
+       "INSERT INTO checkpoint_journal VALUES (0, 17, 1);"
+       "INSERT INTO checkpoint_balance VALUES (7, -3, 3);"
+       "INSERT INTO checkpoint_message VALUES ('OLD1', 7, 0, 5, 1, 1, 1000, 'queued', NULL);"
+       "INSERT INTO checkpoint_message VALUES ('OLD2', 7, 0, 6, 2, 2, 1000, 'queued', 'mm4-id');");
+  sqlite3_close(db_);
+  db_ = nullptr;
+
+  auto s = open();
+  ASSERT_TRUE(s);
+  std::map<std::string, std::string> columns;
+  for (const auto& r : rows("PRAGMA table_info(checkpoint_message)")) columns[r[1]] = r[2];
+  EXPECT_EQ(columns["recipient_list"], "TEXT");
+  EXPECT_EQ(columns["segments"], "INTEGER");
+  EXPECT_EQ(one("SELECT segments || '/' || coalesce(recipient_list, 'NULL') || '/' || mm4_message_id "
+                "FROM checkpoint_message WHERE queue_id = 'OLD2'"),
+            "1/NULL/mm4-id");
+  EXPECT_NE(one("SELECT sql FROM sqlite_master WHERE name = 'checkpoint_message_open'").find("'accepted'"),
+            std::string::npos);
+  EXPECT_EQ(one("SELECT count(*) FROM sqlite_master WHERE name IN ('checkpoint_delivery', 'checkpoint_inbound')"),
+            "2");
+
+  checkpoint_store::loaded out;
+  std::string error;
+  ASSERT_TRUE(s->load(out, error)) << error;
+  EXPECT_EQ(out.sequence[0], 17u);
+  EXPECT_EQ(out.balance[7], -3);
+  EXPECT_EQ(out.messages_to_deliver, 2u);
+
+  // The migrated index works like a new one, and opening again changes nothing.
+  ASSERT_TRUE(write(*s, {with_messages(1, {message("NEW1", {"+393330000000"}, 2)}),
+                         with_deliveries(1, {event("OLD1", 0, 0, message_state::accepted, 100, "a")})}));
+  EXPECT_EQ(message_state_of("OLD1"), "accepted");
+  EXPECT_EQ(open_messages(*s), 2u);
+  s.reset();
+  s = open();
+  ASSERT_TRUE(s);
+  EXPECT_EQ(open_messages(*s), 2u);
+  EXPECT_EQ(one("SELECT segments FROM checkpoint_message WHERE queue_id = 'NEW1'"), "2");
+}
+
+}  // namespace
+}  // namespace postino::credit
