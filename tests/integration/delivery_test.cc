@@ -15,7 +15,11 @@
 // every wait is bounded.
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sqlite3.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <fstream>
@@ -323,6 +327,64 @@ TEST_F(delivery_test, message_show_and_inbound_list) {
       << listed.out << listed.err;
   EXPECT_EQ(gw.stop(), 0) << gw.last_log();
   EXPECT_EQ(sim.stat("unbinds"), 1) << sim.stats();
+}
+
+// An SMSC nobody answers: a port that was free a moment ago.
+std::uint16_t closed_port() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+std::string session_with(raw_client& c, const std::string& user, const std::string& pass) {
+  c.reply();
+  c.send("EHLO t\r\n");
+  c.reply();
+  c.send("AUTH PLAIN " + base64(std::string(1, '\0') + user + std::string(1, '\0') + pass) + "\r\n");
+  return c.reply();
+}
+
+TEST_F(delivery_test, a_down_smsc_fails_over_and_a_full_queue_refuses_mail) {
+  smsc_simulator sim(R"({"default": {"receipt": "delivered"}})");
+  ASSERT_TRUE(sim.start()) << sim.last_log();
+  // "down" never answers; 39333 fails over from it to "sim". UK numbers
+  // have only "down": their segments stay queued, and past queue_limit MAIL
+  // gets 452 4.3.1.
+  std::ostringstream t;
+  t << "checkpoint_interval = 1\n"
+    << "[[smsc]]\nname = \"down\"\nport = " << closed_port() << "\nsystem_id = \"x\"\n"
+    << "[[smsc]]\nname = \"sim\"\nport = " << sim.smpp_port() << "\nsystem_id = \"postino\"\n"
+    << "[[route]]\nprefix = \"39333\"\nsmscs = [\"down\", \"sim\"]\n"
+    << "[[route]]\nprefix = \"\"\nsmscs = [\"down\"]\n"
+    << "[delivery]\nfailover_after_s = 1\nqueue_limit = 3\n";
+  gateway gw({{"op", "pw-op", 100, {}}}, t.str(), 1);
+  ASSERT_TRUE(gw.start()) << gw.last_log();
+  raw_client c(gw.smtp_port());
+  ASSERT_EQ(session_with(c, "op", "pw-op").rfind("235 ", 0), 0u);
+  for (int i = 0; i < 2; ++i) {
+    c.send("MAIL FROM:<ACME>\r\nRCPT TO:<+39333123456" + std::to_string(i) + ">\r\nDATA\r\nfailover " +
+           std::to_string(i) + "\r\n.\r\n");
+    for (int k = 0; k < 4; ++k) c.reply();
+  }
+  EXPECT_TRUE(wait_for([&] { return sim.stat("unique_submits") >= 2; }, 60s)) << sim.stats() << gw.last_log();
+  // (Routed at once to the SMSC that is up, or moved there by failover.)
+
+  for (int i = 0; i < 3; ++i) {
+    c.send("MAIL FROM:<ACME>\r\nRCPT TO:<+44791112345" + std::to_string(i) + ">\r\nDATA\r\nstuck " +
+           std::to_string(i) + "\r\n.\r\n");
+    EXPECT_EQ(c.reply().rfind("250 ", 0), 0u);
+    for (int k = 0; k < 3; ++k) c.reply();
+  }
+  EXPECT_TRUE(wait_for([&] { return metric(gw, "postino_delivery_backlog") >= 3; }, 10s));
+  c.send("MAIL FROM:<ACME>\r\n");
+  EXPECT_EQ(c.reply(), "452 4.3.1 Insufficient system storage\r\n") << gw.last_log();
+  EXPECT_EQ(gw.stop(), 0) << gw.last_log();
 }
 
 }  // namespace
