@@ -27,4 +27,8 @@ void dispatch(io_uring& ring, io_uring_cqe* cqe);
 // Returns an SQE, submitting queued ones first when the SQ ring is full.
 io_uring_sqe* get_sqe(io_uring& ring);
 
+// Milliseconds since the Unix epoch (CLOCK_REALTIME): the time journal
+// records and the message index store. Timers use monotonic_ms (runtime.h).
+std::uint64_t unix_ms();
+
 }  // namespace postino::core

@@ -178,13 +178,14 @@ std::optional<message_state> state_from_tlv(std::uint8_t value);
 
 // Message ids as submit_sm_resp gave them and as receipts print them may
 // differ: hex in one, decimal in the other, leading zeros, letter case. The
-// canonical key is the id lower-cased without leading zeros; match_keys
-// adds, for an id that reads as a hex number (at most 16 digits), its decimal
-// form, and for an all-decimal id (fitting 64 bits), its hex form. Indexing a
-// submitted id under all its keys and looking a receipt up under each of its
-// keys matches every such pair; ids that are not numbers match exactly.
-// match_keys()[0] is canonical_id(); look-ups try the keys in order, so an
-// exact match always wins over a converted one.
+// canonical key is the id lower-cased without leading zeros. match_keys
+// lists every reading of an id: canonical_id() first, then, for an id that
+// reads as a hex number (at most 16 digits), its decimal form, and for an
+// all-decimal id (fitting 64 bits), its hex form. It is NOT how the engine
+// matches receipts: with many receipts in flight a converted key is often
+// exactly another segment's id ("10" is ten and sixteen), so the engine
+// matches canonical ids, converted only by the SMSC's configured form
+// (receipt_key below); nothing in the gateway calls match_keys.
 std::string canonical_id(std::string_view id);
 std::vector<std::string> match_keys(std::string_view id);
 

@@ -22,6 +22,7 @@
 #include <functional>
 #include <unordered_map>
 
+#include "postino/core.h"
 #include "postino/io.h"
 #include "postino/smtp.h"
 #include "postino/spool.h"
@@ -30,12 +31,6 @@ namespace postino::app {
 namespace {
 
 using outcome = smtp::auth_result::outcome;
-
-std::uint64_t wall_ms() {
-  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                        std::chrono::system_clock::now().time_since_epoch())
-                                        .count());
-}
 
 struct verified {
   outcome result = outcome::temporary_failure;
@@ -583,7 +578,7 @@ class gateway_handler final : public core::request_handler, public delivery::hos
     // The session still needs the recipients for its 250 line; only the body
     // (the large part) leaves it, every other field is copied.
     w->queue_id = journal->append_message(smtp::take_for_journal(tx), w);
-    if (engine_) w->outbound = delivery::make_outbound(tx, key_of(w->queue_id), wall_ms(), services_->delivery->config->delivery.validity_s);
+    if (engine_) w->outbound = delivery::make_outbound(tx, key_of(w->queue_id), core::unix_ms(), services_->delivery->config->delivery.validity_s);
     w->in_append = false;
     if (w->done) commit_durable(w);
   }
@@ -604,29 +599,22 @@ class gateway_handler final : public core::request_handler, public delivery::hos
   std::unordered_map<credit::credential_cache::key, std::vector<io::connection*>> auth_waiters_;
 };
 
-// "NNSSQQQQQQQQQQQQ": the record's sequence is the last twelve hex digits.
-std::uint64_t sequence_of(const std::string& queue_id) {
+// "NNSSQQQQQQQQQQQQ" (spool::format_queue_id): node, shard, sequence in hex.
+std::uint64_t hex_field(const std::string& queue_id, std::size_t from, std::size_t count) {
   std::uint64_t v = 0;
-  for (std::size_t i = queue_id.size() >= 12 ? queue_id.size() - 12 : 0; i < queue_id.size(); ++i) {
+  for (std::size_t i = from; i < from + count && i < queue_id.size(); ++i) {
     char c = queue_id[i];
     v = v << 4 | static_cast<std::uint64_t>(c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
   }
   return v;
 }
 
-// The node, shard and sequence a queue id is made of.
+std::uint64_t sequence_of(const std::string& queue_id) { return hex_field(queue_id, 4, queue_id.size()); }
+
 spool::delivery_key key_of(const std::string& queue_id) {
-  auto hex = [&](std::size_t from, std::size_t n) {
-    std::uint64_t v = 0;
-    for (std::size_t i = from; i < from + n && i < queue_id.size(); ++i) {
-      char c = queue_id[i];
-      v = v << 4 | static_cast<std::uint64_t>(c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
-    }
-    return v;
-  };
   spool::delivery_key k;
-  k.node = static_cast<std::uint8_t>(hex(0, 2));
-  k.shard = static_cast<std::uint8_t>(hex(2, 2));
+  k.node = static_cast<std::uint8_t>(hex_field(queue_id, 0, 2));
+  k.shard = static_cast<std::uint8_t>(hex_field(queue_id, 2, 2));
   k.sequence = sequence_of(queue_id);
   return k;
 }
@@ -634,7 +622,7 @@ spool::delivery_key key_of(const std::string& queue_id) {
 void gateway_handler::fold_message(const commit_waiter& w) {
   delta_.balance[w.account] -= w.price;
   ++delta_.messages[w.account];
-  delta_.accepted.push_back({w.queue_id, w.account, sequence_of(w.queue_id), w.price, w.recipients, wall_ms(),
+  delta_.accepted.push_back({w.queue_id, w.account, sequence_of(w.queue_id), w.price, w.recipients, core::unix_ms(),
                              w.mm4_message_id, w.recipient_list, w.segments});
 }
 

@@ -219,6 +219,7 @@ int main(int argc, char** argv) {
   std::vector<std::unique_ptr<spool::journal>> journals;
   // Delivery work still to do is rebuilt from every record, not only those
   // after the checkpoint: a message accepted long ago may await its receipt.
+  // Without an SMSC there is nothing to rebuild (messages stay queued).
   delivery::recovery undelivered(config);
   auto open_journal = [&](unsigned index) -> std::unique_ptr<spool::journal> {
     spool::journal_options options;
@@ -232,7 +233,7 @@ int main(int argc, char** argv) {
     auto j = spool::journal::open(
         options,
         [&](const spool::record& r) {
-          undelivered.visit(r, config.node_id, index);
+          if (!config.smscs.empty()) undelivered.visit(r, config.node_id, index);
           if (r.sequence <= after) return;  // in the checkpoint already
           totals.visit(r);
           fold(delta, r, config.node_id, index);

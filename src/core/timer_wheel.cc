@@ -1,4 +1,4 @@
-// The shard's hashed timing wheel (see runtime.h). Each slot is a circular
+// The shard's clocks and its hashed timing wheel (see runtime.h). Each slot is a circular
 // doubly linked list with a sentinel, so a node unlinks itself without knowing
 // which list it is on: cancelling a node that a firing pass has already moved
 // to its private list works the same way. The wheel owns only its sentinels;
@@ -14,6 +14,12 @@ namespace postino::core {
 std::uint64_t monotonic_ms() {
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1000u + static_cast<std::uint64_t>(ts.tv_nsec) / 1'000'000u;
+}
+
+std::uint64_t unix_ms() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
   return static_cast<std::uint64_t>(ts.tv_sec) * 1000u + static_cast<std::uint64_t>(ts.tv_nsec) / 1'000'000u;
 }
 

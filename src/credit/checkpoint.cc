@@ -17,6 +17,7 @@
 #include <string_view>
 #include <unordered_set>
 
+#include "postino/core.h"
 #include "postino/credit.h"
 
 namespace postino::credit {
@@ -91,12 +92,6 @@ std::string schema() {
 std::string open_index_sql() {
   return "CREATE INDEX IF NOT EXISTS checkpoint_message_open ON checkpoint_message (state)"
          " WHERE state NOT IN " + final_states() + ";";
-}
-
-std::uint64_t wall_ms() {
-  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                        std::chrono::system_clock::now().time_since_epoch())
-                                        .count());
 }
 
 // A prepared statement, finalized on scope exit.
@@ -384,7 +379,7 @@ bool checkpoint_store::write(const std::vector<journal_delta>& deltas, std::stri
     return false;
   };
   error.clear();
-  const auto now = static_cast<sqlite3_int64>(wall_ms());
+  const auto now = static_cast<sqlite3_int64>(core::unix_ms());
   // Every delta's messages go in before any delivery: a message accepted on
   // one shard may be submitted by another within the same checkpoint.
   for (const auto& d : deltas) {

@@ -27,15 +27,8 @@
 namespace postino::delivery {
 namespace {
 
-std::uint64_t wall_ms() {
-  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                        std::chrono::system_clock::now().time_since_epoch())
-                                        .count());
-}
-
-void bump(std::atomic<std::uint64_t>& counter, std::uint64_t delta = 1) {
-  counter.store(counter.load(std::memory_order_relaxed) + delta, std::memory_order_relaxed);
-}
+// Delivery counters have one writer each, like the shard's own.
+void bump(std::atomic<std::uint64_t>& counter, std::int64_t delta = 1) { core::shard_metrics::bump(counter, delta); }
 
 // One segment of one recipient of one message.
 struct segment_ref {
@@ -82,9 +75,8 @@ std::shared_ptr<shared_state> make_shared_state(const gateway_config& config, un
   auto s = std::make_shared<shared_state>();
   s->config = &config;
   for (const auto& smsc : config.smscs) s->smsc_shard.push_back(smsc_home_shard(smsc, shards));
+  // All 0 ("up") until the owning shard starts the account's binds.
   s->smsc_down_since_ms = std::make_unique<std::atomic<std::uint64_t>[]>(config.smscs.size());
-  // Down until a bind is up, but "since start": failover waits its delay.
-  for (std::size_t i = 0; i < config.smscs.size(); ++i) s->smsc_down_since_ms[i].store(0);
   s->metrics = std::make_unique<delivery_metrics[]>(shards);
   s->recovered.resize(shards);
   s->engines.assign(shards, nullptr);
@@ -287,6 +279,15 @@ struct engine::impl {
     return avoid >= 0 ? -1 : r->smscs.front();
   }
 
+  // Some route lists SMSC `i` and another SMSC that is up.
+  bool alternative_up(int i) const {
+    for (const auto& r : routes)
+      if (std::find(r.smscs.begin(), r.smscs.end(), i) != r.smscs.end())
+        for (int other : r.smscs)
+          if (other != i && smsc_up(other)) return true;
+    return false;
+  }
+
   void route_segments(std::vector<segment_ref> segments) {
     std::unordered_map<int, std::vector<segment_ref>> by_smsc;
     for (auto& seg : segments) {
@@ -332,7 +333,7 @@ struct engine::impl {
       while (s.queued > 0 && b->can_submit()) {
         segment_ref seg;
         if (!s.pop(seg)) break;
-        if (wall_ms() >= seg.message->expires_unix_ms) {
+        if (core::unix_ms() >= seg.message->expires_unix_ms) {
           expire(&s, std::move(seg));
           continue;
         }
@@ -370,7 +371,7 @@ struct engine::impl {
     const bool concatenated = m.segments.size() > 1;
     p.esm_class = concatenated ? smpp::esm::udh_indicator : 0;
     p.registered_delivery = 1;
-    const std::uint64_t now = wall_ms();
+    const std::uint64_t now = core::unix_ms();
     const std::uint64_t left_s = m.expires_unix_ms > now ? (m.expires_unix_ms - now + 999) / 1000 : 1;
     p.validity_period = smpp::relative_time(left_s);
     const std::string& sm = m.segments[seg.segment];
@@ -425,17 +426,12 @@ struct engine::impl {
   }
 
   void retry_later(int smsc, segment_ref seg) {
-    const std::uint64_t now = wall_ms();
+    const std::uint64_t now = core::unix_ms();
     const unsigned shift = std::min<std::uint32_t>(seg.attempts, 20);
     const std::uint64_t delay =
         std::min<std::uint64_t>(std::uint64_t{config.delivery.retry_min_ms} << shift, config.delivery.retry_max_ms);
     ++seg.attempts;
-    if (now + delay >= seg.message->expires_unix_ms) {
-      shared->backlog.fetch_sub(1, std::memory_order_relaxed);
-      bump(metrics.expired);
-      finalize(smscs[smsc].get(), std::move(seg), {}, message_state::expired, 0, nullptr, 0);
-      return;
-    }
+    if (now + delay >= seg.message->expires_unix_ms) return expire(smscs[smsc].get(), std::move(seg));
     retries.push({shard.now_ms() + delay, smsc, std::move(seg)});
     arm_tick();
   }
@@ -504,7 +500,7 @@ struct engine::impl {
     auto was_up = std::find(s.up.begin(), s.up.end(), &b);
     if (was_up != s.up.end()) {
       s.up.erase(was_up);
-      metrics.binds_up.store(metrics.binds_up.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+      bump(metrics.binds_up, -1);
     }
     if (s.up.empty() && smsc_up(s.index))
       shared->smsc_down_since_ms[s.index].store(std::max<std::uint64_t>(1, shard.now_ms()), std::memory_order_relaxed);
@@ -627,7 +623,7 @@ struct engine::impl {
     if (w.type == spool::record_type::inbound) {
       if (ok) {
         bump(metrics.inbound);
-        w.inbound.unix_ms = wall_ms();
+        w.inbound.unix_ms = core::unix_ms();
         gateway.delta().inbound_messages.push_back(std::move(w.inbound));
       }
       // Not durable: the SMSC is told to try again.
@@ -645,13 +641,13 @@ struct engine::impl {
     row.smsc_message_id = w.smsc_message_id;
     row.error = w.error;
     row.refund = w.refund;
-    row.unix_ms = wall_ms();
+    row.unix_ms = core::unix_ms();
     gateway.delta().deliveries.push_back(std::move(row));
     if (w.type == spool::record_type::submitted) return;
     bump(metrics.finals);
     if (w.refund > 0) {
       bump(metrics.refunds);
-      bump(metrics.refunded_units, static_cast<std::uint64_t>(w.refund));
+      bump(metrics.refunded_units, w.refund);
       gateway.refund_durable(w.seg.account(), w.refund);
     }
     if (w.ack_bind != nullptr) w.ack_bind->ack_deliver(w.ack_sequence, smpp::status::ok);
@@ -730,6 +726,8 @@ struct engine::impl {
   void fail_over(smsc_runtime& s, std::uint64_t now) {
     const std::uint64_t since = shared->smsc_down_since_ms[s.index].load(std::memory_order_relaxed);
     if (since == 0 || s.queued == 0 || now - since < config.delivery.failover_after_s * 1000ull) return;
+    // Without an SMSC to move to, the queue is not walked every tick.
+    if (!alternative_up(s.index)) return;
     std::unordered_map<int, std::vector<segment_ref>> moved;
     segment_ref seg;
     std::size_t count = 0;

@@ -367,24 +367,6 @@ encoded_sms encode_sms(std::string_view utf8, std::uint8_t concat_ref, bool tran
 namespace postino::sms {
 namespace {
 
-void append_utf8(std::string& out, char32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
-
 // Calls emit(code point) for each character of unpacked septets.
 template <class Emit>
 void walk_septets(std::string_view septets, Emit&& emit) {
@@ -408,7 +390,7 @@ void walk_septets(std::string_view septets, Emit&& emit) {
 std::string gsm7_to_utf8(std::string_view septets) {
   std::string out;
   out.reserve(septets.size());
-  walk_septets(septets, [&](char32_t cp) { append_utf8(out, cp); });
+  walk_septets(septets, [&](char32_t cp) { detail::append_utf8(out, cp); });
   return out;
 }
 
@@ -425,7 +407,7 @@ bool gsm7_to_latin1(std::string_view septets, std::string& out) {
 std::string latin1_to_utf8(std::string_view latin1) {
   std::string out;
   out.reserve(latin1.size());
-  for (unsigned char c : latin1) append_utf8(out, c);
+  for (unsigned char c : latin1) detail::append_utf8(out, c);
   return out;
 }
 
@@ -440,14 +422,14 @@ std::string utf16be_to_utf8(std::string_view units) {
     if (u >= 0xD800 && u <= 0xDBFF && i + 3 < units.size()) {
       const char32_t low = unit(i + 2);
       if (low >= 0xDC00 && low <= 0xDFFF) {
-        append_utf8(out, 0x10000 + ((u - 0xD800) << 10) + (low - 0xDC00));
+        detail::append_utf8(out, 0x10000 + ((u - 0xD800) << 10) + (low - 0xDC00));
         i += 2;
         continue;
       }
     }
-    append_utf8(out, (u >= 0xD800 && u <= 0xDFFF) ? detail::replacement_char : u);
+    detail::append_utf8(out, (u >= 0xD800 && u <= 0xDFFF) ? detail::replacement_char : u);
   }
-  if (i < units.size()) append_utf8(out, detail::replacement_char);
+  if (i < units.size()) detail::append_utf8(out, detail::replacement_char);
   return out;
 }
 

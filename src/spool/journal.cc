@@ -51,12 +51,6 @@ constexpr std::size_t max_iov = IOV_MAX;
 // The write's CQE result is an int; the kernel also caps one write near 2 GiB.
 constexpr std::uint64_t max_group_bytes = 1u << 30;
 
-std::uint64_t now_ms() {
-  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                        std::chrono::system_clock::now().time_since_epoch())
-                                        .count());
-}
-
 struct pending_record {
   record_type type = record_type::message;
   std::uint64_t sequence = 0;
@@ -147,7 +141,7 @@ class journal_impl final : public journal {
     pending_record p;
     p.type = record_type::message;
     p.sequence = next_sequence_++;
-    p.unix_ms = now_ms();
+    p.unix_ms = core::unix_ms();
     p.tx = std::move(tx);
     p.waiter = waiter;
     std::string id = format_queue_id(options_.node_id, options_.shard_id, p.sequence);
@@ -160,7 +154,7 @@ class journal_impl final : public journal {
     pending_record p;
     p.type = type;
     p.sequence = next_sequence_++;
-    p.unix_ms = now_ms();
+    p.unix_ms = core::unix_ms();
     p.account = account;
     p.amount = amount;
     p.waiter = waiter;
@@ -175,7 +169,7 @@ class journal_impl final : public journal {
     pending_record p;
     p.type = type;
     p.sequence = next_sequence_++;
-    p.unix_ms = now_ms();
+    p.unix_ms = core::unix_ms();
     p.waiter = waiter;
     switch (type) {
       case record_type::submitted:
@@ -484,7 +478,7 @@ bool journal_impl::seal() {
     return false;
   }
   std::string bytes;
-  codec::encode_seal(bytes, name, now_ms(), 0, sealed, good);
+  codec::encode_seal(bytes, name, core::unix_ms(), 0, sealed, good);
   std::string path = files::segment_path(options_.dir, name);
   ssize_t n = pwrite(fd, bytes.data(), bytes.size(), 0);
   if (n != static_cast<ssize_t>(bytes.size()) || fdatasync(fd) != 0) {

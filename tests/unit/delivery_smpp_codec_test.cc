@@ -866,6 +866,21 @@ TEST(SmppIds, MatchKeys) {
   EXPECT_EQ(match_keys("").size(), 1u);
 }
 
+// The engine's matching: a submitted id's key under each configured form
+// equals the canonical id of the receipt that SMSC would print.
+TEST(SmppIds, ReceiptKeyByConfiguredForm) {
+  EXPECT_EQ(receipt_key("0000001A", "auto"), "1a");
+  EXPECT_EQ(receipt_key("0000001A", "same"), "1a");
+  EXPECT_EQ(receipt_key("169552957", "hex"), canonical_id("0A1B2C3D"));
+  EXPECT_EQ(receipt_key("0A1B2C3D", "decimal"), canonical_id("169552957"));
+  EXPECT_EQ(receipt_key("00000010", "decimal"), "16");
+  EXPECT_EQ(receipt_key("10", "hex"), "a");
+  // An id that does not convert is kept as it is.
+  EXPECT_EQ(receipt_key("msg-1", "hex"), "msg-1");
+  EXPECT_EQ(receipt_key("1A", "hex"), "1a");
+  EXPECT_EQ(receipt_key("18446744073709551616", "hex"), "18446744073709551616");
+}
+
 TEST(SmppIds, MatchingPairs) {
   EXPECT_EQ(match("0A1B2C3D", "169552957"), "169552957");
   EXPECT_EQ(match("169552957", "0A1B2C3D"), "a1b2c3d");
