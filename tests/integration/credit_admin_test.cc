@@ -12,18 +12,6 @@
 namespace postino::test {
 namespace {
 
-std::string auth_plain(const std::string& user, const std::string& pass) {
-  return "AUTH PLAIN " + base64(std::string(1, '\0') + user + std::string(1, '\0') + pass) + "\r\n";
-}
-
-std::string login(raw_client& c, const std::string& user, const std::string& pass) {
-  if (c.reply().rfind("220 ", 0) != 0) return "";
-  c.send("EHLO admin\r\n");
-  if (c.reply().rfind("250", 0) != 0) return "";
-  c.send(auth_plain(user, pass));
-  return c.reply();
-}
-
 struct http_reply {
   int status = 0;
   std::string body;

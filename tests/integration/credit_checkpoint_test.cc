@@ -21,29 +21,10 @@ namespace {
 
 constexpr std::int64_t kCredit = 10000;
 
-std::string auth_plain(const std::string& user, const std::string& pass) {
-  return "AUTH PLAIN " + base64(std::string(1, '\0') + user + std::string(1, '\0') + pass) + "\r\n";
-}
-
-std::string login(raw_client& c) {
-  if (c.reply().rfind("220 ", 0) != 0) return "";
-  c.send("EHLO ckpt\r\n");
-  if (c.reply().rfind("250", 0) != 0) return "";
-  c.send(auth_plain("ck", "pw-ck"));
-  std::string r = c.reply();
-  return r.rfind("235 ", 0) == 0 ? r : "";
-}
-
-std::int64_t credit_in(const std::string& line235) {
-  std::smatch m;
-  static const std::regex credit("CREDIT: (-?\\d+) ");
-  return std::regex_search(line235, m, credit) ? std::stoll(m[1]) : -1;
-}
-
 // Sends `count` messages of 1..3 recipients; returns the sum of acknowledged prices.
 std::int64_t send_messages(std::uint16_t port, int count, int salt) {
   raw_client c(port);
-  if (login(c).empty()) return -1;
+  if (login_ok(c, "ck", "pw-ck").empty()) return -1;
   std::int64_t acked = 0;
   for (int n = 0; n < count; ++n) {
     const int recipients = 1 + (n + salt) % 3;
@@ -105,7 +86,7 @@ TEST(credit_checkpoint, checkpoint_plus_replay_is_the_exact_balance) {
   ASSERT_TRUE(gw.start()) << gw.last_log();
   {
     raw_client c(gw.smtp_port());
-    std::string line = login(c);
+    std::string line = login_ok(c, "ck", "pw-ck");
     EXPECT_EQ(credit_in(line), kCredit - first - second) << line;
   }
   // Checkpointed and replayed messages add up: nothing counted twice.
@@ -124,7 +105,7 @@ TEST(credit_checkpoint, checkpoint_plus_replay_is_the_exact_balance) {
   ASSERT_TRUE(gw.start()) << gw.last_log();
   {
     raw_client c(gw.smtp_port());
-    std::string line = login(c);
+    std::string line = login_ok(c, "ck", "pw-ck");
     EXPECT_EQ(credit_in(line), kCredit - first - second - 7) << line;
   }
   ASSERT_EQ(gw.stop(), 0) << gw.last_log();

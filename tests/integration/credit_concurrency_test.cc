@@ -26,10 +26,6 @@ constexpr int kSessionsWanted = 6;
 constexpr int kSessionsMax = 40;  // opened until every shard has one
 constexpr auto kDeadline = std::chrono::seconds(110);
 
-std::string auth_plain(const std::string& user, const std::string& pass) {
-  return "AUTH PLAIN " + base64(std::string(1, '\0') + user + std::string(1, '\0') + pass) + "\r\n";
-}
-
 std::string recipient(int i) { return "+39333" + std::to_string(1000000 + i); }
 
 struct outcome {
@@ -38,16 +34,6 @@ struct outcome {
   bool refused = false;
   std::string failure;  // a reply the test did not expect
 };
-
-// Logs in; returns the 235 line (empty on failure).
-std::string login(raw_client& c, const std::string& user, const std::string& pass) {
-  if (c.reply().rfind("220 ", 0) != 0) return "";
-  c.send("EHLO load\r\n");
-  if (c.reply().rfind("250", 0) != 0) return "";
-  c.send(auth_plain(user, pass));
-  std::string r = c.reply();
-  return r.rfind("235 ", 0) == 0 ? r : "";
-}
 
 std::string batch(int recipients, int base) {
   std::string b = "MAIL FROM:<ACME>\r\n";
@@ -118,12 +104,6 @@ void spend(raw_client& c, unsigned seed, outcome& out) {
   out.failure = "never refused";
 }
 
-std::int64_t credit_in(const std::string& line235) {
-  std::smatch m;
-  static const std::regex credit("CREDIT: (-?\\d+) ");
-  return std::regex_search(line235, m, credit) ? std::stoll(m[1]) : -1;
-}
-
 TEST(credit_concurrency, sessions_on_every_shard_never_overspend_one_account) {
   const auto deadline = std::chrono::steady_clock::now() + kDeadline;
   std::mt19937 rng(20240601);
@@ -155,7 +135,7 @@ TEST(credit_concurrency, sessions_on_every_shard_never_overspend_one_account) {
     while (static_cast<int>(sessions.size()) < kSessionsMax &&
            (static_cast<int>(sessions.size()) < kSessionsWanted || !every_shard_busy())) {
       sessions.push_back(std::make_unique<raw_client>(gw.smtp_port()));
-      std::string line = login(*sessions.back(), user, pass);
+      std::string line = login_ok(*sessions.back(), user, pass);
       ASSERT_FALSE(line.empty()) << gw.last_log();
       ASSERT_EQ(credit_in(line), balance) << line;
     }
@@ -186,7 +166,7 @@ TEST(credit_concurrency, sessions_on_every_shard_never_overspend_one_account) {
 
     // The 235 line reports what is left, at once.
     raw_client check(gw.smtp_port());
-    std::string line = login(check, user, pass);
+    std::string line = login_ok(check, user, pass);
     EXPECT_EQ(credit_in(line), balance - acked) << line;
     ++repetitions_done;
   }

@@ -13,18 +13,6 @@ namespace {
 
 constexpr auto ctl_timeout = std::chrono::seconds(30);
 
-std::string auth_plain(const std::string& user, const std::string& pass) {
-  return "AUTH PLAIN " + base64(std::string(1, '\0') + user + std::string(1, '\0') + pass) + "\r\n";
-}
-
-std::string login(raw_client& c, const std::string& user, const std::string& pass) {
-  if (c.reply().rfind("220 ", 0) != 0) return "";
-  c.send("EHLO ctl\r\n");
-  if (c.reply().rfind("250", 0) != 0) return "";
-  c.send(auth_plain(user, pass));
-  return c.reply();
-}
-
 command_result ctl(const std::vector<std::string>& args) {
   std::vector<std::string> argv = {binary_path("postino-ctl")};
   argv.insert(argv.end(), args.begin(), args.end());

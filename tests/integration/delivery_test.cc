@@ -103,21 +103,8 @@ std::int64_t balance_of(const gateway& gw, const std::string& user) {
   return static_cast<std::int64_t>(json_number(http_request(gw.admin_port(), "GET", "/accounts/" + user), "balance"));
 }
 
-// One column of one row of a query on the gateway's database.
-std::int64_t query_number(const std::string& db_path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  std::int64_t value = -1;
-  if (sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
-    sqlite3_busy_timeout(db, 5000);
-    sqlite3_stmt* st = nullptr;
-    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-      value = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-  }
-  sqlite3_close(db);
-  return value;
-}
-
+// One column of one row of a query on the gateway's database ("" or -1
+// when there is none).
 std::string query_text(const std::string& db_path, const std::string& sql) {
   sqlite3* db = nullptr;
   std::string value;
@@ -132,6 +119,12 @@ std::string query_text(const std::string& db_path, const std::string& sql) {
   sqlite3_close(db);
   return value;
 }
+
+std::int64_t query_number(const std::string& db_path, const std::string& sql) {
+  const std::string v = query_text(db_path, sql);
+  return v.empty() ? -1 : std::stoll(v);
+}
+
 
 class delivery_test : public ::testing::Test {
  protected:
@@ -289,11 +282,7 @@ TEST_F(delivery_test, message_show_and_inbound_list) {
   ASSERT_TRUE(gw.start()) << gw.last_log();
   raw_client c(gw.smtp_port());
   ASSERT_TRUE(c.connected());
-  EXPECT_EQ(c.reply().rfind("220 ", 0), 0u);
-  c.send("EHLO t\r\n");
-  EXPECT_EQ(c.reply().rfind("250", 0), 0u);
-  c.send("AUTH PLAIN " + base64(std::string(1, '\0') + "op" + std::string(1, '\0') + "pw-op") + "\r\n");
-  EXPECT_EQ(c.reply().rfind("235 ", 0), 0u);
+  ASSERT_EQ(login(c, "op", "pw-op").rfind("235 ", 0), 0u);
   c.send("MAIL FROM:<ACME>\r\nRCPT TO:<+393331234567>\r\nRCPT TO:<+393801234567>\r\nDATA\r\n");
   for (int i = 0; i < 3; ++i) EXPECT_EQ(c.reply().rfind("250 ", 0), 0u);
   EXPECT_EQ(c.reply().rfind("354 ", 0), 0u);
@@ -342,14 +331,6 @@ std::uint16_t closed_port() {
   return ntohs(a.sin_port);
 }
 
-std::string session_with(raw_client& c, const std::string& user, const std::string& pass) {
-  c.reply();
-  c.send("EHLO t\r\n");
-  c.reply();
-  c.send("AUTH PLAIN " + base64(std::string(1, '\0') + user + std::string(1, '\0') + pass) + "\r\n");
-  return c.reply();
-}
-
 TEST_F(delivery_test, a_down_smsc_fails_over_and_a_full_queue_refuses_mail) {
   smsc_simulator sim(R"({"default": {"receipt": "delivered"}})");
   ASSERT_TRUE(sim.start()) << sim.last_log();
@@ -366,7 +347,7 @@ TEST_F(delivery_test, a_down_smsc_fails_over_and_a_full_queue_refuses_mail) {
   gateway gw({{"op", "pw-op", 100, {}}}, t.str(), 1);
   ASSERT_TRUE(gw.start()) << gw.last_log();
   raw_client c(gw.smtp_port());
-  ASSERT_EQ(session_with(c, "op", "pw-op").rfind("235 ", 0), 0u);
+  ASSERT_EQ(login(c, "op", "pw-op").rfind("235 ", 0), 0u);
   for (int i = 0; i < 2; ++i) {
     c.send("MAIL FROM:<ACME>\r\nRCPT TO:<+39333123456" + std::to_string(i) + ">\r\nDATA\r\nfailover " +
            std::to_string(i) + "\r\n.\r\n");

@@ -26,25 +26,6 @@ namespace {
 
 constexpr std::int64_t kCredit = 1'000'000;
 
-std::string auth_plain(const std::string& user, const std::string& pass) {
-  return "AUTH PLAIN " + base64(std::string(1, '\0') + user + std::string(1, '\0') + pass) + "\r\n";
-}
-
-std::string login(raw_client& c, const std::string& user, const std::string& pass) {
-  if (c.reply().rfind("220 ", 0) != 0) return "";
-  c.send("EHLO failure\r\n");
-  if (c.reply().rfind("250", 0) != 0) return "";
-  c.send(auth_plain(user, pass));
-  std::string r = c.reply();
-  return r.rfind("235 ", 0) == 0 ? r : "";
-}
-
-std::int64_t credit_in(const std::string& line235) {
-  std::smatch m;
-  static const std::regex credit("CREDIT: (-?\\d+) ");
-  return std::regex_search(line235, m, credit) ? std::stoll(m[1]) : -1;
-}
-
 // One pipelined transaction; returns the reply to the terminator ("" when
 // something before it failed).
 std::string send_message(raw_client& c, const std::string& nonce, int recipients) {
@@ -102,7 +83,7 @@ void failing_group(const char* env, const std::string& errno_text) {
   for (int s = 0; s < 4; ++s)
     threads.emplace_back([&, s] {
       raw_client c(gw.smtp_port());
-      if (login(c, "f", "pw-f").empty()) {
+      if (login_ok(c, "f", "pw-f").empty()) {
         std::lock_guard lock(t.mutex);
         t.failure = "login failed";
         return;
@@ -138,7 +119,7 @@ void failing_group(const char* env, const std::string& errno_text) {
   // the gateway accepts again.
   ASSERT_TRUE(gw.start()) << gw.last_log();
   raw_client c(gw.smtp_port());
-  std::string line = login(c, "f", "pw-f");
+  std::string line = login_ok(c, "f", "pw-f");
   EXPECT_EQ(credit_in(line), kCredit - charged) << line;
   EXPECT_EQ(send_message(c, "after", 1).rfind("250 2.0.0 Message accepted", 0), 0u);
   ASSERT_EQ(gw.stop(), 0) << gw.last_log();
@@ -179,7 +160,7 @@ TEST(fsync_failure, full_disk_answers_451_logs_the_path_and_charges_nothing) {
 
   tally t;
   raw_client c(gw.smtp_port());
-  ASSERT_FALSE(login(c, "d", "pw-d").empty()) << gw.last_log();
+  ASSERT_FALSE(login_ok(c, "d", "pw-d").empty()) << gw.last_log();
   for (int n = 0; n < 400 && t.refused.size() < 3; ++n) {
     const std::string nonce = "full-" + std::to_string(n);
     t.record(nonce, 1000, send_message(c, nonce, 1000));
@@ -205,7 +186,7 @@ TEST(fsync_failure, full_disk_answers_451_logs_the_path_and_charges_nothing) {
   EXPECT_EQ(journaled.size(), t.accepted.size());
   ASSERT_TRUE(gw.start()) << gw.last_log();
   raw_client again(gw.smtp_port());
-  std::string line = login(again, "d", "pw-d");
+  std::string line = login_ok(again, "d", "pw-d");
   EXPECT_EQ(credit_in(line), kCredit - charged) << line;
   ASSERT_EQ(gw.stop(), 0) << gw.last_log();
 }

@@ -13,12 +13,8 @@
 namespace postino::test {
 namespace {
 
-std::string auth_plain(const std::string& user, const std::string& pass) {
-  return "AUTH PLAIN " + base64(std::string(1, '\0') + user + std::string(1, '\0') + pass) + "\r\n";
-}
-
 // Greeting, EHLO and AUTH; leaves the session authenticated.
-void login(raw_client& c, const std::string& user, const std::string& pass) {
+void assert_login(raw_client& c, const std::string& user, const std::string& pass) {
   ASSERT_EQ(c.reply().substr(0, 4), "220 ");
   c.send("EHLO test\r\n");
   ASSERT_EQ(c.reply().substr(0, 4), "250-");
@@ -64,7 +60,7 @@ TEST(gateway_test, idle_and_data_timeouts) {
   EXPECT_EQ(idle.until_close(std::chrono::seconds(10)), "421 4.4.2 postino.test Timeout, closing connection\r\n");
 
   raw_client in_data(gw.smtp_port());
-  login(in_data, "t", "pw-t");
+  assert_login(in_data, "t", "pw-t");
   in_data.send("MAIL FROM:<ACME>\r\nRCPT TO:<+393331234567>\r\nDATA\r\npartial text\r\n");
   EXPECT_EQ(in_data.reply().substr(0, 4), "250 ");
   EXPECT_EQ(in_data.reply().substr(0, 4), "250 ");
@@ -108,9 +104,9 @@ TEST(gateway_test, sigterm_lets_data_finish_and_closes_idle_sessions) {
   gateway gw({{"s", "pw-s", 100, {}}});
   ASSERT_TRUE(gw.start()) << gw.last_log();
   raw_client idle(gw.smtp_port());
-  login(idle, "s", "pw-s");
+  assert_login(idle, "s", "pw-s");
   raw_client busy(gw.smtp_port());
-  login(busy, "s", "pw-s");
+  assert_login(busy, "s", "pw-s");
   busy.send("MAIL FROM:<ACME>\r\nRCPT TO:<+393331234567>\r\nDATA\r\nhalf of the text\r\n");
   EXPECT_EQ(busy.reply().substr(0, 4), "250 ");
   EXPECT_EQ(busy.reply().substr(0, 4), "250 ");

@@ -21,6 +21,7 @@
 #include <filesystem>
 #include <functional>
 #include <fstream>
+#include <regex>
 #include <sstream>
 #include <thread>
 
@@ -84,6 +85,22 @@ int wait_exit(pid_t pid, std::chrono::milliseconds timeout, bool* timed_out) {
 }
 
 }  // namespace
+
+// Polls `ready` every 20 ms for up to 30 s while child `pid` runs; false
+// (and pid = -1) when the child exits first.
+bool await_child(int& pid, const std::function<bool()>& ready) {
+  const auto deadline = clock_type::now() + std::chrono::seconds(30);
+  while (clock_type::now() < deadline) {
+    int status = 0;
+    if (waitpid(pid, &status, WNOHANG) == pid) {
+      pid = -1;
+      return false;
+    }
+    if (ready()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
 
 command_result run_command(const std::vector<std::string>& argv, const std::string& input,
                            std::chrono::seconds timeout) {
@@ -190,38 +207,29 @@ bool gateway::start() {
   close(log_fd);
   close(null_fd);
   if (pid_ < 0) return false;
-  auto deadline = clock_type::now() + std::chrono::seconds(30);
-  while (clock_type::now() < deadline) {
-    int status = 0;
-    if (waitpid(pid_, &status, WNOHANG) == pid_) {
-      pid_ = -1;
-      return false;
-    }
+  return await_child(pid_, [&] {
     std::ifstream ports(ports_path_);
-    if (ports) {
-      smtp_ports_.clear();
-      std::string kind, line;
-      while (std::getline(ports, line)) {
-        std::istringstream ls(line);
-        ls >> kind;
-        std::string addr;
-        if (kind == "smtp") {
-          unsigned index;
-          ls >> index >> addr;
-        } else {
-          ls >> addr;
-        }
-        auto colon = addr.rfind(':');
-        if (colon == std::string::npos) continue;
-        auto port = static_cast<std::uint16_t>(std::stoi(addr.substr(colon + 1)));
-        if (kind == "smtp") smtp_ports_.push_back(port);
-        else if (kind == "admin") admin_port_ = port;
+    if (!ports) return false;
+    smtp_ports_.clear();
+    std::string kind, line;
+    while (std::getline(ports, line)) {
+      std::istringstream ls(line);
+      ls >> kind;
+      std::string addr;
+      if (kind == "smtp") {
+        unsigned index;
+        ls >> index >> addr;
+      } else {
+        ls >> addr;
       }
-      if (!smtp_ports_.empty()) return true;
+      auto colon = addr.rfind(':');
+      if (colon == std::string::npos) continue;
+      auto port = static_cast<std::uint16_t>(std::stoi(addr.substr(colon + 1)));
+      if (kind == "smtp") smtp_ports_.push_back(port);
+      else if (kind == "admin") admin_port_ = port;
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return false;
+    return !smtp_ports_.empty();
+  });
 }
 
 int gateway::stop(std::chrono::seconds grace) {
@@ -255,12 +263,7 @@ std::string gateway::last_log() const {
 std::map<std::string, double> gateway::metrics() const {
   std::map<std::string, double> values;
   if (admin_port_ == 0) return values;
-  raw_client c(admin_port_);
-  if (!c.connected()) return values;
-  c.send("GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n");
-  std::string body = c.until_close();
-  auto start = body.find("\r\n\r\n");
-  std::istringstream lines(start == std::string::npos ? body : body.substr(start + 4));
+  std::istringstream lines(http_request(admin_port_, "GET", "/metrics"));
   std::string line;
   while (std::getline(lines, line)) {
     if (line.empty() || line[0] == '#') continue;
@@ -483,13 +486,7 @@ bool smsc_simulator::start() {
   close(log_fd);
   close(null_fd);
   if (pid_ < 0) return false;
-  auto deadline = clock_type::now() + std::chrono::seconds(30);
-  while (clock_type::now() < deadline) {
-    int status = 0;
-    if (waitpid(pid_, &status, WNOHANG) == pid_) {
-      pid_ = -1;
-      return false;
-    }
+  return await_child(pid_, [&] {
     std::ifstream in(ready);
     std::string kind;
     unsigned port = 0;
@@ -497,10 +494,8 @@ bool smsc_simulator::start() {
       if (kind == "smpp") smpp_port_ = static_cast<std::uint16_t>(port);
       if (kind == "control") control_port_ = static_cast<std::uint16_t>(port);
     }
-    if (smpp_port_ != 0 && control_port_ != 0) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return false;
+    return smpp_port_ != 0 && control_port_ != 0;
+  });
 }
 
 void smsc_simulator::stop() {
@@ -522,6 +517,33 @@ std::string smsc_simulator::last_log() const {
   ss << in.rdbuf();
   std::string all = ss.str();
   return all.size() > 4000 ? all.substr(all.size() - 4000) : all;
+}
+
+}  // namespace postino::test
+
+namespace postino::test {
+
+std::string auth_plain(const std::string& user, const std::string& pass) {
+  return "AUTH PLAIN " + base64(std::string(1, '\0') + user + std::string(1, '\0') + pass) + "\r\n";
+}
+
+std::string login(raw_client& c, const std::string& user, const std::string& pass) {
+  if (c.reply().rfind("220 ", 0) != 0) return "";
+  c.send("EHLO test\r\n");
+  if (c.reply().rfind("250", 0) != 0) return "";
+  c.send(auth_plain(user, pass));
+  return c.reply();
+}
+
+std::string login_ok(raw_client& c, const std::string& user, const std::string& pass) {
+  std::string r = login(c, user, pass);
+  return r.rfind("235 ", 0) == 0 ? r : "";
+}
+
+std::int64_t credit_in(const std::string& line235) {
+  std::smatch m;
+  static const std::regex credit("CREDIT: (-?\\d+) ");
+  return std::regex_search(line235, m, credit) ? std::stoll(m[1]) : -1;
 }
 
 }  // namespace postino::test

@@ -109,6 +109,16 @@ class raw_client {
 
 std::string base64(const std::string& in);
 
+// "AUTH PLAIN <user/password>\r\n".
+std::string auth_plain(const std::string& user, const std::string& pass);
+// Reads the greeting, sends EHLO and AUTH PLAIN; returns the AUTH reply,
+// whatever it is ("" when the greeting or EHLO went wrong).
+std::string login(raw_client& c, const std::string& user, const std::string& pass);
+// The same, but "" unless the reply is 235.
+std::string login_ok(raw_client& c, const std::string& user, const std::string& pass);
+// The CREDIT figure of a 235 line, or -1.
+std::int64_t credit_in(const std::string& line235);
+
 // One HTTP/1.0 exchange on loopback; returns the body ("" when it fails).
 std::string http_request(std::uint16_t port, const std::string& method, const std::string& target,
                          const std::string& body = "");

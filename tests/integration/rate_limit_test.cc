@@ -16,18 +16,6 @@
 namespace postino::test {
 namespace {
 
-std::string auth_plain(const std::string& user, const std::string& pass) {
-  return "AUTH PLAIN " + base64(std::string(1, '\0') + user + std::string(1, '\0') + pass) + "\r\n";
-}
-
-bool login(raw_client& c, const std::string& user, const std::string& pass) {
-  if (c.reply().rfind("220 ", 0) != 0) return false;
-  c.send("EHLO rate\r\n");
-  if (c.reply().rfind("250", 0) != 0) return false;
-  c.send(auth_plain(user, pass));
-  return c.reply().rfind("235 ", 0) == 0;
-}
-
 struct tally {
   int accepted = 0;
   int refused = 0;
@@ -64,7 +52,7 @@ TEST(rate_limit, mail_is_refused_over_the_rate_and_accepted_after_a_pause) {
   ASSERT_TRUE(gw.start()) << gw.last_log();
 
   raw_client c(gw.smtp_port());
-  ASSERT_TRUE(login(c, "limited", "pw-limited"));
+  ASSERT_FALSE(login_ok(c, "limited", "pw-limited").empty());
   const auto begin = std::chrono::steady_clock::now();
   const tally t = mails(c, 20);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
@@ -83,7 +71,7 @@ TEST(rate_limit, mail_is_refused_over_the_rate_and_accepted_after_a_pause) {
 
   // The limit is the account's: another one on the same gateway is not held.
   raw_client f(gw.smtp_port());
-  ASSERT_TRUE(login(f, "free", "pw-free"));
+  ASSERT_FALSE(login_ok(f, "free", "pw-free").empty());
   const tally u = mails(f, 20);
   EXPECT_EQ(u.accepted, 20);
   EXPECT_EQ(u.refused, 0);

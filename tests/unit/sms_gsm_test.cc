@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "postino/sms.h"
+#include "utf8_util.h"
 
 namespace {
 
@@ -22,26 +23,6 @@ using postino::sms::count_segments;
 using postino::sms::encode_sms;
 using postino::sms::segment_count;
 using postino::sms::sms_encoding;
-
-std::string utf8(char32_t cp) {
-  std::string o;
-  if (cp < 0x80) {
-    o += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    o += static_cast<char>(0xC0 | (cp >> 6));
-    o += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    o += static_cast<char>(0xE0 | (cp >> 12));
-    o += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    o += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    o += static_cast<char>(0xF0 | (cp >> 18));
-    o += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    o += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    o += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-  return o;
-}
 
 std::string repeat(std::string_view s, int n) {
   std::string o;

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "postino/sms.h"
+#include "utf8_util.h"
 
 namespace {
 
@@ -19,26 +20,6 @@ using postino::sms::clean_raw_text;
 using postino::sms::is_valid_utf8;
 using postino::sms::tidy_text_lines;
 using postino::sms::windows1252_to_utf8;
-
-std::string utf8(char32_t cp) {
-  std::string o;
-  if (cp < 0x80) {
-    o += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    o += static_cast<char>(0xC0 | (cp >> 6));
-    o += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    o += static_cast<char>(0xE0 | (cp >> 12));
-    o += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    o += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    o += static_cast<char>(0xF0 | (cp >> 18));
-    o += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    o += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    o += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-  return o;
-}
 
 // ---- line clean-up ----
 
