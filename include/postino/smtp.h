@@ -85,9 +85,10 @@ struct transaction {
                                         // MMS keeps its whole MIME body here)
   credit_units price = 0;               // what the commit must debit, all or nothing
   // Per recipient (parallel to `recipients`), the price of one of its SMS
-  // segments (an MMS: the recipient's mms_price), so a failed segment is
-  // refunded exactly what it cost even when prefix prices differ. The sum
-  // over recipients of segments x unit price is `price`. Set with the price.
+  // segments, so a failed segment is refunded exactly what it cost when
+  // prefix prices differ. The sum over recipients of segments x unit price
+  // is `price`. Empty when every recipient pays the same (an MMS always):
+  // then each pays price / (recipients x segments). Set with the price.
   std::vector<credit_units> unit_prices;
   std::uint32_t segments = 1;           // SMS segments per recipient; 1 for an MMS
   // Filled by the content step at the terminator (src/mime, PROTOCOL.md 3).

@@ -22,8 +22,8 @@ std::shared_ptr<const outbound_message> make_outbound(const smtp::transaction& t
   m->recipients = tx.recipients;
   m->unit_prices = tx.unit_prices;
   if (m->unit_prices.size() != m->recipients.size()) {
-    // Only a record older than per-recipient prices lacks them: its price
-    // was uniform, so an even share is exact.
+    // Uniform prices carry no list (and records older than per-recipient
+    // prices had none): an even share is exact.
     const auto parts = static_cast<credit_units>(std::max<std::size_t>(1, m->recipients.size()) *
                                                  std::max<std::uint32_t>(1, tx.segments));
     m->unit_prices.assign(m->recipients.size(), tx.price / parts);

@@ -661,12 +661,18 @@ struct session::impl {
   }
 
   // What one segment to each recipient costs, kept with the message so that
-  // a failed segment is refunded its own price (prefix prices differ).
+  // a failed segment is refunded its own price when prefix prices differ.
+  // Uniform prices (no prefix rules, an MMS, or rules that all matched alike)
+  // leave the list empty: the even share of the price is exact, and the usual
+  // message costs no allocation or copy for it.
   void fill_unit_prices() {
     tx.unit_prices.clear();
+    if (tx.is_mms || !account.prices || tx.recipients.empty()) return;
+    const credit_units first = segment_price(account, tx.recipients.front());
+    const auto differs = [&](const std::string& r) { return segment_price(account, r) != first; };
+    if (std::none_of(tx.recipients.begin() + 1, tx.recipients.end(), differs)) return;
     tx.unit_prices.reserve(tx.recipients.size());
-    for (const std::string& r : tx.recipients)
-      tx.unit_prices.push_back(tx.is_mms ? account.mms_price : segment_price(account, r));
+    for (const std::string& r : tx.recipients) tx.unit_prices.push_back(segment_price(account, r));
   }
 
   void resolve(const commit_result& r) {
