@@ -49,6 +49,9 @@ constexpr std::uint64_t tick_ms = 250;           // housekeeping period while a 
 constexpr std::uint64_t pause_min_ms = 100;      // first throttle pause ...
 constexpr std::uint64_t pause_max_ms = 5000;     // ... doubling up to this
 constexpr std::uint64_t rate_bucket_ms = 100;    // achieved rate: 10 buckets of 100 ms
+constexpr double throttle_cut = 0.8;             // a throttle caps the rate at this share of the last second's
+constexpr std::uint64_t raise_every_ms = 250;    // then, every this long without one ...
+constexpr double raise_step = 1.05;              // ... the cap grows by this factor (about +21% a second)
 constexpr double token_epsilon = 1e-9;           // floating-point slack on a whole token
 
 std::string endpoint(const std::string& host, std::uint16_t port) {
@@ -160,6 +163,7 @@ struct smpp_bind::impl {
   std::array<std::uint32_t, 10> buckets{};
   std::uint64_t bucket_epoch = 0;
   double peak_rate = 0;
+  std::uint64_t sending_since_ms = 0;  // first submit on this connection
   // Throttling.
   std::uint64_t pause_until_ms = 0;
   std::uint64_t next_pause_ms = pause_min_ms;
@@ -501,6 +505,7 @@ struct smpp_bind::impl {
     tokens = burst();
     refill_ms = t;
     pause_until_ms = 0;
+    sending_since_ms = 0;
     log("bound");
     listener.on_bound(owner);
     if (stop_requested && st == state::bound && outstanding.empty()) send_unbind();
@@ -527,6 +532,7 @@ struct smpp_bind::impl {
     send_order.emplace_back(seq, t);
     ++stats.submits;
     count_submit(t);
+    if (sending_since_ms == 0) sending_since_ms = t;
     if (allowed_rate > 0) {
       refill(t);
       tokens -= 1;
@@ -599,11 +605,20 @@ struct smpp_bind::impl {
     ++buckets[bucket_epoch % buckets.size()];
   }
 
-  // Submits sent during the last second (the current 100 ms bucket and the nine before it).
+  // Submits per second lately: those sent during the last second (the
+  // current 100 ms bucket and the nine before it), or, while this connection
+  // has been sending for less than a second, its count so far scaled to a
+  // second. Unscaled, a throttle in the first moments after the bind would
+  // read a fraction of the real rate and cut the cap far below what the
+  // SMSC takes (measured: 286/s against an SMSC taking 1,500/s, then 9 s to
+  // climb back).
   double achieved_rate(std::uint64_t t) {
     roll_buckets(t);
     double sum = 0;
     for (std::uint32_t b : buckets) sum += b;
+    const std::uint64_t span = sending_since_ms == 0 ? 0 : t - sending_since_ms;
+    if (sending_since_ms != 0 && span < 1000)
+      sum = sum * 1000.0 / static_cast<double>(std::max(span, rate_bucket_ms));
     peak_rate = std::max(peak_rate, sum);
     return sum;
   }
@@ -612,7 +627,10 @@ struct smpp_bind::impl {
   // began belong to the episode that caused it and change nothing more;
   // the first throttle of a new episode pauses (100 ms, doubling while
   // episodes follow each other without a clean answer in between, up to
-  // 5 s) and caps the rate at half of what was achieved in the last second.
+  // 5 s) and caps the rate at 80% of what was achieved in the last second.
+  // Halving instead (and climbing 10% a second) kept a bind at 0.43 of an
+  // SMSC that throttles above a steady rate; 80% and +5% every 250 ms keep
+  // it near 0.8 (bench/smpp_throughput with SMSC_RATE).
   void throttled(std::uint64_t t, std::uint64_t serial) {
     ++stats.throttled;
     if (throttled_once && serial < episode_serial) return;
@@ -621,7 +639,7 @@ struct smpp_bind::impl {
     pause_until_ms = t + next_pause_ms;
     next_pause_ms = std::min(next_pause_ms * 2, pause_max_ms);
     refill(t);
-    double cap = std::max(1.0, achieved_rate(t) / 2);
+    double cap = std::max(1.0, achieved_rate(t) * throttle_cut);
     if (allowed_rate <= 0 || cap < allowed_rate) allowed_rate = cap;
     rate_reduced = true;
     last_change_ms = t;
@@ -629,13 +647,13 @@ struct smpp_bind::impl {
     want_ready(t);
   }
 
-  // Every second without a throttle: +10% (at least +1/s) up to the
+  // Every 250 ms without a throttle: +5% (at least +1/s) up to the
   // configured rate; unlimited configured: the cap goes once it is past
   // twice the best rate ever achieved.
   void maybe_raise(std::uint64_t t) {
-    if (!rate_reduced || t < last_change_ms + 1000) return;
+    if (!rate_reduced || t < last_change_ms + raise_every_ms) return;
     refill(t);
-    allowed_rate = std::max(allowed_rate * 1.1, allowed_rate + 1);
+    allowed_rate = std::max(allowed_rate * raise_step, allowed_rate + 1);
     last_change_ms = t;
     if (rate_configured > 0 && allowed_rate >= rate_configured) {
       allowed_rate = rate_configured;

@@ -519,20 +519,23 @@ TEST_F(smpp_bind_test, throttling_pauses_doubles_and_lowers_the_rate) {
   for (int i = 0; i < 10; ++i) submit_one();
   EXPECT_FALSE(bind_->can_submit());  // the burst is used up
   ASSERT_TRUE(answered(10));
-  advance_to(t0 + 100);  // ten more tokens
+  advance_to(t0 + 500);  // ten more tokens
   for (int i = 0; i < 10; ++i) submit_one();
   ASSERT_TRUE(answered(20));
-  advance_to(t0 + 120);  // two tokens
+  // Past the bind's first second of sending, so the last second's count is
+  // the rate as it is (the t0 bucket has left the window, the t0 + 500 one
+  // stays in it until t0 + 1500).
+  advance_to(t0 + 1020);
 
-  // Episode 1: 21 submits in the last second -> the rate drops to 10.5/s; pause 100 ms.
+  // Episode 1: 11 submits in the last second -> the rate drops to 80%, 8.8/s; pause 100 ms.
   smsc_.throttle_submits = 1;
   const int ready_before = rec_.ready;
   submit_one();
   ASSERT_TRUE(answered(21));
-  const std::uint64_t t1 = t0 + 120;
+  const std::uint64_t t1 = t0 + 1020;
   EXPECT_EQ(rec_.resps.back().status, smpp::status::throttled);
   EXPECT_FALSE(rec_.resps.back().could_submit);
-  EXPECT_DOUBLE_EQ(rec_.resps.back().rate, 10.5);
+  EXPECT_DOUBLE_EQ(rec_.resps.back().rate, 8.8);
   EXPECT_EQ(bind_->stats().throttled, 1u);
   advance_to(t1 + 99);
   EXPECT_FALSE(bind_->can_submit());
@@ -541,13 +544,13 @@ TEST_F(smpp_bind_test, throttling_pauses_doubles_and_lowers_the_rate) {
   EXPECT_TRUE(bind_->can_submit());
   EXPECT_EQ(rec_.ready, ready_before + 1);  // the end of the pause was announced
 
-  // Episode 2 right after: the pause doubles to 200 ms (tokens are not the limit at 10.5/s).
+  // Episode 2 right after: the pause doubles to 200 ms (tokens are not the limit at 8.8/s).
   smsc_.throttle_submits = 1;
   submit_one();
   ASSERT_TRUE(answered(22));
   const std::uint64_t t2 = t1 + 100;
   EXPECT_EQ(bind_->stats().throttled, 2u);
-  EXPECT_DOUBLE_EQ(bind_->current_rate(), 10.5);  // 11 would be higher: kept
+  EXPECT_DOUBLE_EQ(bind_->current_rate(), 8.8);  // 80% of 12 would be higher: kept
   advance_to(t2 + 199);
   EXPECT_FALSE(bind_->can_submit());
   advance_to(t2 + 200);
@@ -557,23 +560,23 @@ TEST_F(smpp_bind_test, throttling_pauses_doubles_and_lowers_the_rate) {
   submit_one();
   ASSERT_TRUE(answered(23));
   EXPECT_EQ(rec_.resps.back().status, smpp::status::ok);
-  advance_to(t2 + 300);
+  advance_to(t2 + 320);  // a whole token again at 8.8/s
   smsc_.throttle_submits = 1;
   submit_one();
   ASSERT_TRUE(answered(24));
-  const std::uint64_t t3 = t2 + 300;
+  const std::uint64_t t3 = t2 + 320;
   EXPECT_EQ(bind_->stats().throttled, 3u);
   advance_to(t3 + 99);
   EXPECT_FALSE(bind_->can_submit());
-  advance_to(t3 + 100);
+  advance_to(t3 + 120);  // well before 200 ms (the token is back at 114 ms)
   EXPECT_TRUE(bind_->can_submit());
 
-  // Then the rate climbs back (10% a second, at least 1/s) to the configured 100/s.
-  advance_to(t3 + 1000);
-  advance_to(t3 + 1250);
-  EXPECT_GT(bind_->current_rate(), 10.5);
+  // Then the rate climbs back (5% every 250 ms, at least 1/s) to the configured 100/s.
+  advance_to(t3 + 250);
+  advance_to(t3 + 500);
+  EXPECT_GT(bind_->current_rate(), 8.8);
   EXPECT_LT(bind_->current_rate(), 100.0);
-  for (std::uint64_t t = t3 + 1250; t <= t3 + 60'000; t += 250) advance_to(t);
+  for (std::uint64_t t = t3 + 500; t <= t3 + 60'000; t += 250) advance_to(t);
   EXPECT_DOUBLE_EQ(bind_->current_rate(), 100.0);
 }
 
@@ -590,8 +593,9 @@ TEST_F(smpp_bind_test, throttling_caps_an_unlimited_bind_until_it_recovers) {
   smsc_.throttle_submits = 1;
   bind_->submit(message("447700900001", "u"), 10);
   ASSERT_TRUE(run_until([&] { return rec_.resps.size() == 10; }, 5000));
-  EXPECT_DOUBLE_EQ(bind_->current_rate(), 5.0);  // half of the 10 sent in the last second
-  // Lifted once the cap passes twice the best rate seen (10/s).
+  // 10 sent at once, less than 100 ms after the first: 100/s, capped at 80%.
+  EXPECT_DOUBLE_EQ(bind_->current_rate(), 80.0);
+  // Lifted once the cap passes twice the best rate seen (100/s).
   for (std::uint64_t t = t0; t <= t0 + 30'000 && bind_->current_rate() != 0.0; t += 250) advance_to(t);
   EXPECT_EQ(bind_->current_rate(), 0.0);
   EXPECT_TRUE(bind_->can_submit());
