@@ -46,6 +46,11 @@ struct recipient_result {
 // national number of that country be read that way.
 recipient_result normalize_recipient(std::string_view path, std::string_view default_country);
 
+// Builds what normalize_recipient needs once (libphonenumber's instance and
+// the validity tables compiled from its metadata, ~25 ms) now, at start-up,
+// rather than in the first RCPT of some shard. Returns a line for the log.
+std::string prepare_recipient_validation();
+
 // ---- Message text (PROTOCOL.md section 3): raw-mode clean-up, GSM 03.38 /
 // UCS-2 encoding and segmentation. Pure functions over caller-owned views;
 // results are owned. Implemented in src/sms/text.cc and src/sms/gsm.cc.

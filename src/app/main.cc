@@ -31,6 +31,7 @@
 #include "postino/delivery.h"
 #include "postino/io.h"
 #include "postino/runtime.h"
+#include "postino/sms.h"
 #include "postino/spool.h"
 
 namespace fs = std::filesystem;
@@ -327,6 +328,8 @@ int main(int argc, char** argv) {
 
   auto pool = std::make_unique<credit::hash_pool>(config.auth_workers, config.auth_queue);
   services->pool = pool.get();
+
+  say(sms::prepare_recipient_validation());
 
   core::runtime_options options;
   options.shards = shards;
