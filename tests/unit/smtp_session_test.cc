@@ -340,6 +340,31 @@ TEST(smtp_session, the_1001st_distinct_recipient_is_too_many) {
   EXPECT_EQ(o.committed[0].recipients[999], "+393331000999");
 }
 
+// Duplicates are found through the key set as it grows past many
+// resizes, numbers of different lengths never collide, and the next
+// transaction starts with an empty set.
+TEST(smtp_session, duplicates_are_found_among_thousands_and_forgotten_after_the_message) {
+  const auto cfg = config();
+  auto pre = acme();
+  pre.max_recipients = 5000;
+  session s(cfg, {1, "::1"}, &pre);
+  owner o;
+  s.start();
+  std::string input = "EHLO x\r\nMAIL FROM:<ACME>\r\n";
+  for (int i = 0; i < 3000; ++i) {
+    input += "RCPT TO:<+39333" + std::to_string(1000000 + i) + ">\r\n";
+    if (i % 7 == 0) input += "RCPT TO:<+39333" + std::to_string(1000000 + i / 2) + ">\r\n";  // seen already
+  }
+  input += "RCPT TO:<+3933310000000>\r\n";  // one digit longer than +393331000000: distinct
+  input += "DATA\r\nx\r\n.\r\nMAIL FROM:<ACME>\r\nRCPT TO:<+393331000000>\r\nDATA\r\ny\r\n.\r\n";
+  o.drive(s, input);
+  ASSERT_EQ(o.committed.size(), 2u);
+  EXPECT_EQ(o.committed[0].recipients.size(), 3001u);
+  EXPECT_EQ(o.committed[0].price, 3001);
+  EXPECT_EQ(o.committed[0].recipients.back(), "+3933310000000");
+  EXPECT_EQ(o.committed[1].recipients, (std::vector<std::string>{"+393331000000"}));
+}
+
 // Many transactions pipelined into one buffer: the replies are the same
 // sequence whatever the read boundaries.
 TEST(smtp_session, many_transactions_in_one_buffer) {
