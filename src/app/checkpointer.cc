@@ -16,6 +16,7 @@ checkpointer::checkpointer(core::runtime& rt, std::unique_ptr<credit::checkpoint
   unsaved_.resize(rt_.shard_count());
   for (unsigned i = 0; i < rt_.shard_count(); ++i) unsaved_[i].shard = i;
   asked_.assign(rt_.shard_count(), false);
+  saved_sequence_.assign(rt_.shard_count(), 0);
 }
 
 checkpointer::~checkpointer() { stop(); }
@@ -85,6 +86,16 @@ void checkpointer::once() {
     }
   }
   for (auto& d : answers) unsaved_[d.shard].merge(std::move(d));
+  // No journal moved: nothing to fold, so an idle gateway does not write
+  // (and fsync) its database every interval.
+  auto moved = [this](unsigned i) {
+    const credit::journal_delta& d = unsaved_[i];
+    return d.sequence != saved_sequence_[i] || !d.balance.empty() || !d.accepted.empty() ||
+           !d.deliveries.empty() || !d.inbound_messages.empty();
+  };
+  bool any = false;
+  for (unsigned i = 0; i < shards; ++i) any = any || moved(i);
+  if (!any) return;
   std::string error;
   if (!store_->write(unsaved_, error)) {
     if (!failing_) std::fprintf(stderr, "postino: checkpoint: %s (kept for the next one)\n", error.c_str());
@@ -95,6 +106,7 @@ void checkpointer::once() {
   failing_ = false;
   for (unsigned i = 0; i < shards; ++i) {
     std::uint64_t sequence = unsaved_[i].sequence;
+    saved_sequence_[i] = sequence;
     unsaved_[i] = credit::journal_delta{};
     unsaved_[i].shard = i;
     unsaved_[i].sequence = sequence;

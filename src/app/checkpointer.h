@@ -51,6 +51,7 @@ class checkpointer {
   std::shared_ptr<mailbox> mailbox_ = std::make_shared<mailbox>();
   std::vector<credit::journal_delta> unsaved_;  // per shard, in shard order
   std::vector<bool> asked_;                     // an answer is still due
+  std::vector<std::uint64_t> saved_sequence_;   // per shard, as of the last write
   std::mutex stop_mutex_;
   std::condition_variable stop_cv_;
   bool stopping_ = false;
