@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <liburing.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -130,6 +131,12 @@ int open_listener(const std::string& address, std::uint16_t port, int backlog, s
   }
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  // Accepted sockets inherit TCP_NODELAY (accepted ones are direct
+  // descriptors, out of setsockopt's reach). A session already writes all the
+  // replies a read produced at once, so Nagle has nothing to merge; it would
+  // only hold a reply written while the previous one is unacknowledged until
+  // the client's delayed ACK, up to 40 ms.
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
       (addr.ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) != 0) ||
       bind(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0 || listen(fd, backlog) != 0) {
