@@ -15,12 +15,15 @@
 //                                 report EIO (the group gets on_durable(false)
 //                                 and the journal seals its segment);
 //   POSTINO_FAIL_WRITE=<n>[@<k>]  the same for the group writes;
+//   POSTINO_FAIL_SEAL=<n>         the next <n> seals fail (the journal then
+//                                 zeroes the failed group and refuses appends);
 //   POSTINO_FSYNC_LOG=<file>      after every successful fdatasync (and when a
 //                                 segment is created, sealed or opened) a line
 //                                 "<segment path> <durable offset>" is appended
 //                                 to <file>: a power-cut test may drop every
 //                                 byte of that segment after the last offset.
-// test_hooks::fail_next_syncs / fail_next_writes below arm the same failpoints.
+// test_hooks::fail_next_syncs / fail_next_writes / fail_next_seals below arm
+// the same failpoints.
 #pragma once
 
 #include <cstdint>
@@ -159,6 +162,8 @@ namespace test_hooks {
 // report EIO, after `after` more successful ones.
 void fail_next_syncs(unsigned count, unsigned after = 0);
 void fail_next_writes(unsigned count, unsigned after = 0);
+// The next `count` seals (the new segment after a failed group) fail.
+void fail_next_seals(unsigned count);
 }  // namespace test_hooks
 #endif
 

@@ -69,6 +69,11 @@ counter& write_counter() {
   return c;
 }
 
+counter& seal_counter() {
+  static counter c("POSTINO_FAIL_SEAL");
+  return c;
+}
+
 int log_fd() {
   static const int fd = [] {
     const char* path = std::getenv("POSTINO_FSYNC_LOG");
@@ -82,6 +87,7 @@ int log_fd() {
 
 bool take_write_failure() { return write_counter().take(); }
 bool take_sync_failure() { return sync_counter().take(); }
+bool take_seal_failure() { return seal_counter().take(); }
 
 void log_durable(const std::string& segment_path, std::uint64_t offset) {
   int fd = log_fd();
@@ -102,6 +108,8 @@ void fail_next_syncs(unsigned count, unsigned after) {
 void fail_next_writes(unsigned count, unsigned after) {
   failpoint::write_counter().arm(count, after);
 }
+
+void fail_next_seals(unsigned count) { failpoint::seal_counter().arm(count, 0); }
 
 }  // namespace postino::spool::test_hooks
 

@@ -16,7 +16,10 @@
 // on_durable(false) and the journal seals: a new segment whose first record
 // names the old segment and its last durable offset, written and fdatasynced
 // synchronously (a rare path). If sealing fails the journal is failed and
-// every later append fails. A new segment that cannot be created (disk
+// every later append fails; the failed group's bytes are then overwritten
+// with zeros in place (the segment is preallocated, so this needs no new
+// space), because without a seal a restart would otherwise replay whatever
+// of them reached the disk: messages whose client was told 451. A new segment that cannot be created (disk
 // full) fails only the records waiting for it; the next append retries.
 // Failures that are not the result of a CQE (a failed journal, a record
 // larger than a segment) are reported from a NOP
@@ -33,6 +36,7 @@
 #include <chrono>
 #include <climits>
 #include <cstdio>
+#include <cstring>
 #include <deque>
 #include <vector>
 
@@ -222,6 +226,8 @@ class journal_impl final : public journal {
   void finish_group();
   bool rotate();
   bool seal();
+  void scrub_failed_tail();
+  void report_unscrubbed(int err);
   void fail_journal();
   void report_failure(const group& g, std::size_t records);
   std::uint64_t new_segment_name() const {
@@ -409,7 +415,10 @@ void journal_impl::finish_group() {
     failpoint::log_durable(segment_path_, durable_offset_);
   } else {
     report_failure(g, done.size());
-    if (!seal()) fail_journal();
+    if (!seal()) {
+      fail_journal();
+      scrub_failed_tail();
+    }
   }
   // Waiters may append from their callback; the state is settled by now.
   for (auto& p : done)
@@ -472,6 +481,10 @@ bool journal_impl::seal() {
   std::uint64_t good = durable_offset_;
   std::uint64_t name = new_segment_name();
   std::string error;
+  if (failpoint::take_seal_failure()) {
+    std::fprintf(stderr, "postino: journal %s: seal: injected failure\n", options_.dir.c_str());
+    return false;
+  }
   int fd = files::create_segment(dir_fd_, options_.dir, name, options_.segment_bytes, error);
   if (fd < 0) {
     std::fprintf(stderr, "postino: journal %s: seal: %s\n", options_.dir.c_str(), error.c_str());
@@ -497,6 +510,30 @@ bool journal_impl::seal() {
   durable_sequence_ = std::max(durable_sequence_, name);
   failpoint::log_durable(segment_path_, durable_offset_);
   return true;
+}
+
+// No seal could be written after a failed group: zero the group's bytes in
+// the current segment, so that recovery finds a torn tail at the last durable
+// offset and replays nothing of it. If even that fails, say so plainly: the
+// operator must not restart on this disk without looking.
+void journal_impl::scrub_failed_tail() {
+  static const std::string zeros(64 * 1024, '\0');
+  for (std::uint64_t at = durable_offset_; at < write_offset_;) {
+    const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(zeros.size(), write_offset_ - at));
+    ssize_t done = pwrite(segment_fd_, zeros.data(), n, static_cast<off_t>(at));
+    if (done <= 0) return report_unscrubbed(done < 0 ? errno : EIO);
+    at += static_cast<std::uint64_t>(done);
+  }
+  if (fdatasync(segment_fd_) != 0) return report_unscrubbed(errno);
+  std::fprintf(stderr, "postino: journal %s: the failed group after offset %llu is zeroed; a restart will not "
+               "replay it\n", segment_path_.c_str(), static_cast<unsigned long long>(durable_offset_));
+  write_offset_ = durable_offset_;
+}
+
+void journal_impl::report_unscrubbed(int err) {
+  std::fprintf(stderr, "postino: journal %s: cannot zero the failed group after offset %llu (%s): a restart may "
+               "replay messages that were refused with 451; truncate the segment to that offset first\n",
+               segment_path_.c_str(), static_cast<unsigned long long>(durable_offset_), std::strerror(err));
 }
 
 void journal_impl::fail_journal() {

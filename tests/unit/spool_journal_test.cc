@@ -445,6 +445,34 @@ TEST_F(JournalTest, FailedFsyncFailsOnlyItsGroupAndSeals) {
   EXPECT_EQ(bodies, (std::vector<std::string>{make_tx(0).body, make_tx(20).body}));
 }
 
+// A failed group and then a failed seal (no new segment): the journal stops
+// accepting, and the group's bytes are zeroed in place so that a restart
+// replays nothing the clients were told 451 for.
+TEST_F(JournalTest, FailedSealZeroesTheFailedGroupSoARestartSkipsIt) {
+  open();
+  append_one(0);
+  auto segment = segments().at(0);
+  spool::test_hooks::fail_next_syncs(1);
+  spool::test_hooks::fail_next_seals(1);
+  std::vector<waiter> doomed(3);
+  for (int i = 0; i < 3; ++i) j_->append_message(make_tx(10 + i), &doomed[static_cast<std::size_t>(i)]);
+  drain();
+  for (const auto& w : doomed) EXPECT_EQ(w.failed, 1);
+  EXPECT_EQ(segments().size(), 1u) << "no seal was written";
+  waiter refused;
+  j_->append_message(make_tx(20), &refused);
+  drain();
+  EXPECT_EQ(refused.failed, 1) << "a failed journal accepts nothing more";
+  // Message 10 was the group in flight (11 and 12 waited and were refused
+  // without being written).
+  EXPECT_EQ(read_file(segment).find(make_tx(10).body), std::string::npos) << "the failed group is zeroed";
+  auto recovered = open();
+  std::vector<std::string> bodies;
+  for (const auto& r : recovered)
+    if (r.type == record_type::message) bodies.push_back(r.tx.body);
+  EXPECT_EQ(bodies, (std::vector<std::string>{make_tx(0).body}));
+}
+
 TEST_F(JournalTest, SealOffsetIsTheLastDurableOffset) {
   open();
   std::uint64_t good = append_one(0);
