@@ -98,7 +98,7 @@ struct engine::impl {
     std::uint32_t error = 0;
     credit_units refund = 0;
     smpp_bind* ack_bind = nullptr;  // a receipt waiting for its deliver_sm_resp
-    std::uint32_t ack_sequence = 0;
+    deliver_ticket ack_ticket = 0;
     credit::journal_delta::inbound inbound;
     void on_durable(bool ok) override {
       std::unique_ptr<record_waiter> owned(this);
@@ -160,8 +160,8 @@ struct engine::impl {
     void on_submit_resp(smpp_bind&, std::uint64_t token, std::uint32_t status, std::string_view id) override {
       self->submit_answered(*this, token, status, id);
     }
-    void on_deliver_sm(smpp_bind& b, std::uint32_t sequence, const smpp::short_message_pdu& pdu) override {
-      self->deliver_sm(*this, b, sequence, pdu);
+    void on_deliver_sm(smpp_bind& b, deliver_ticket ticket, const smpp::short_message_pdu& pdu) override {
+      self->deliver_sm(*this, b, ticket, pdu);
     }
     void on_ready(smpp_bind&) override { self->pump(*this); }
   };
@@ -523,23 +523,23 @@ struct engine::impl {
   }
 
   // --- receipts and handset messages --------------------------------------------
-  void deliver_sm(smsc_runtime& s, smpp_bind& b, std::uint32_t sequence, const smpp::short_message_pdu& pdu) {
-    if (!smpp::is_receipt(pdu)) return store_inbound(s, b, sequence, pdu);
+  void deliver_sm(smsc_runtime& s, smpp_bind& b, deliver_ticket ticket, const smpp::short_message_pdu& pdu) {
+    if (!smpp::is_receipt(pdu)) return store_inbound(s, b, ticket, pdu);
     bump(metrics.receipts);
     smpp::receipt r;
     if (!smpp::parse_receipt(pdu, r)) {
       std::fprintf(stderr, "postino: smsc %s: a receipt without an id or state: acknowledged and ignored\n",
                    b.name().c_str());
       bump(metrics.receipts_unmatched);
-      return b.ack_deliver(sequence, smpp::status::ok);
+      return b.ack_deliver(ticket, smpp::status::ok);
     }
-    if (!r.final) return b.ack_deliver(sequence, smpp::status::ok);
+    if (!r.final) return b.ack_deliver(ticket, smpp::status::ok);
     if (auto it = s.by_id.find(smpp::canonical_id(r.message_id)); it != s.by_id.end()) {
       auto a = std::move(it->second);
       s.by_id.erase(it);
       bump(metrics.receipts_matched);
       // Acknowledged once its final record is durable: the SMSC keeps it until then.
-      finalize(&s, std::move(a.seg), std::move(a.smsc_message_id), r.state, receipt_error(r), &b, sequence);
+      finalize(&s, std::move(a.seg), std::move(a.smsc_message_id), r.state, receipt_error(r), &b, ticket);
       return;
     }
     // Before its submit_sm_resp (or for a segment this process does not
@@ -549,16 +549,16 @@ struct engine::impl {
     bump(metrics.receipts_held);
     std::string key = smpp::canonical_id(r.message_id);
     s.early[std::move(key)] = {std::move(r), shard.now_ms() + config.delivery.receipt_hold_s * 1000ull};
-    b.ack_deliver(sequence, smpp::status::ok);
+    b.ack_deliver(ticket, smpp::status::ok);
   }
 
-  void store_inbound(smsc_runtime& s, smpp_bind& b, std::uint32_t sequence, const smpp::short_message_pdu& pdu) {
+  void store_inbound(smsc_runtime& s, smpp_bind& b, deliver_ticket ticket, const smpp::short_message_pdu& pdu) {
     auto* w = new record_waiter;
     w->self = this;
     w->smsc = &s;
     w->type = spool::record_type::inbound;
     w->ack_bind = &b;
-    w->ack_sequence = sequence;
+    w->ack_ticket = ticket;
     w->inbound.smsc = s.config->name;
     w->inbound.source = pdu.source.value;
     w->inbound.destination = pdu.destination.value;
@@ -582,7 +582,7 @@ struct engine::impl {
   // `s` may be null (no SMSC took it: no route). `ack_bind`: a receipt to
   // acknowledge once the record is durable.
   void finalize(smsc_runtime* s, segment_ref seg, std::string smsc_message_id, message_state state,
-                std::uint32_t error, smpp_bind* ack_bind, std::uint32_t ack_sequence) {
+                std::uint32_t error, smpp_bind* ack_bind, deliver_ticket ack_ticket) {
     auto* w = new record_waiter;
     w->self = this;
     w->smsc = s;
@@ -593,7 +593,7 @@ struct engine::impl {
     w->smsc_message_id = std::move(smsc_message_id);
     w->seg = std::move(seg);
     w->ack_bind = ack_bind;
-    w->ack_sequence = ack_sequence;
+    w->ack_ticket = ack_ticket;
     append(*w);
   }
 
@@ -627,7 +627,7 @@ struct engine::impl {
         gateway.delta().inbound_messages.push_back(std::move(w.inbound));
       }
       // Not durable: the SMSC is told to try again.
-      w.ack_bind->ack_deliver(w.ack_sequence, ok ? smpp::status::ok : smpp::status::system_error);
+      w.ack_bind->ack_deliver(w.ack_ticket, ok ? smpp::status::ok : smpp::status::system_error);
       return;
     }
     if (!ok) return record_failed(w);
@@ -650,7 +650,7 @@ struct engine::impl {
       bump(metrics.refunded_units, w.refund);
       gateway.refund_durable(w.seg.account(), w.refund);
     }
-    if (w.ack_bind != nullptr) w.ack_bind->ack_deliver(w.ack_sequence, smpp::status::ok);
+    if (w.ack_bind != nullptr) w.ack_bind->ack_deliver(w.ack_ticket, smpp::status::ok);
   }
 
   // The journal could not make a delivery record durable. A submitted
@@ -660,7 +660,7 @@ struct engine::impl {
   void record_failed(record_waiter& w) {
     if (w.type == spool::record_type::submitted) return;
     if (w.ack_bind != nullptr) {
-      w.ack_bind->ack_deliver(w.ack_sequence, smpp::status::system_error);
+      w.ack_bind->ack_deliver(w.ack_ticket, smpp::status::system_error);
       if (w.smsc != nullptr) {
         std::string key = index_key(*w.smsc, w.smsc_message_id);
         w.smsc->by_id[std::move(key)] = {std::move(w.seg), std::move(w.smsc_message_id)};

@@ -471,7 +471,7 @@ struct smpp_bind::impl {
           return smpp::encode_response(pending, deliver_sm | response_bit,
                                        smpp::status::invalid_message_length, seq, "");
         delivers.insert(seq);
-        listener.on_deliver_sm(owner, seq, pdu);
+        listener.on_deliver_sm(owner, ticket_of(seq), pdu);
         return;
       }
       case enquire_link:
@@ -767,10 +767,16 @@ struct smpp_bind::impl {
     }
   }
 
-  void ack_deliver(std::uint32_t sequence, std::uint32_t status) {
+  deliver_ticket ticket_of(std::uint32_t sequence) const {
+    return (static_cast<std::uint64_t>(static_cast<std::uint32_t>(conn_id)) << 32) | sequence;
+  }
+
+  void ack_deliver(deliver_ticket ticket, std::uint32_t status) {
     // Only a deliver_sm of this connection still waiting: an answer meant for
-    // a lost connection is dropped (the SMSC sends that deliver_sm again).
-    if (!connected() || delivers.erase(sequence) == 0) return;
+    // a lost connection is dropped (the SMSC sends that deliver_sm again),
+    // even when the new connection has a deliver_sm of the same sequence.
+    const std::uint32_t sequence = ticket_sequence(ticket);
+    if (!connected() || ticket != ticket_of(sequence) || delivers.erase(sequence) == 0) return;
     smpp::encode_response(pending, smpp::command::deliver_sm | smpp::command::response_bit, status, sequence, "");
     flush();
   }
@@ -789,7 +795,7 @@ bool smpp_bind::stopped() const {
 bool smpp_bind::bound() const { return impl_->st == impl::state::bound; }
 bool smpp_bind::can_submit() const { return impl_->can_submit(); }
 void smpp_bind::submit(const smpp::short_message_pdu& pdu, std::uint64_t token) { impl_->submit(pdu, token); }
-void smpp_bind::ack_deliver(std::uint32_t sequence, std::uint32_t status) { impl_->ack_deliver(sequence, status); }
+void smpp_bind::ack_deliver(deliver_ticket ticket, std::uint32_t status) { impl_->ack_deliver(ticket, status); }
 unsigned smpp_bind::outstanding() const { return static_cast<unsigned>(impl_->outstanding.size()); }
 double smpp_bind::current_rate() const { return impl_->allowed_rate; }
 const std::string& smpp_bind::name() const { return impl_->name; }

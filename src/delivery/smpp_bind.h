@@ -40,6 +40,14 @@ struct bind_env {
 
 class smpp_bind;
 
+// Names one deliver_sm on one connection, for ack_deliver: the PDU's
+// sequence number in the low 32 bits, the connection in the high ones. The
+// sequence alone could name another deliver_sm after a reconnect (an SMSC
+// may start its sequences again), which would then be acknowledged before
+// its record is durable, and lost in a crash.
+using deliver_ticket = std::uint64_t;
+inline std::uint32_t ticket_sequence(deliver_ticket t) { return static_cast<std::uint32_t>(t); }
+
 // The owner's side. Calls come from the ring's completions and timers (on
 // the shard's thread); the listener may call submit()/ack_deliver() from
 // inside them, but must not destroy the bind there.
@@ -58,10 +66,10 @@ class bind_listener {
   virtual void on_submit_resp(smpp_bind& b, std::uint64_t token, std::uint32_t status,
                               std::string_view message_id) = 0;
   // A deliver_sm (receipt or handset message). The owner must answer it
-  // later with ack_deliver(sequence, status) (possibly after journaling);
+  // later with ack_deliver(ticket, status) (possibly after journaling);
   // an answer for a connection that is gone is dropped (the SMSC sends the
   // deliver_sm again).
-  virtual void on_deliver_sm(smpp_bind& b, std::uint32_t sequence, const smpp::short_message_pdu& pdu) = 0;
+  virtual void on_deliver_sm(smpp_bind& b, deliver_ticket ticket, const smpp::short_message_pdu& pdu) = 0;
   // Room again (window space, rate tokens, end of a throttle pause): the
   // owner may submit more while can_submit() holds.
   virtual void on_ready(smpp_bind& b) = 0;
@@ -106,7 +114,7 @@ class smpp_bind {
   bool can_submit() const;
   // Sends submit_sm now (the caller checked can_submit()).
   void submit(const smpp::short_message_pdu& pdu, std::uint64_t token);
-  void ack_deliver(std::uint32_t sequence, std::uint32_t status);
+  void ack_deliver(deliver_ticket ticket, std::uint32_t status);
 
   unsigned outstanding() const;
   // The submit rate now allowed (per second; 0 = unlimited), after throttling.

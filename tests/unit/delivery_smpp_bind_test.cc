@@ -263,7 +263,7 @@ struct recorder final : bind_listener {
     double rate;        // current_rate() then
   };
   struct deliver {
-    std::uint32_t sequence;
+    deliver_ticket ticket;
     smpp::short_message_pdu pdu;
   };
   int bound = 0;
@@ -280,8 +280,8 @@ struct recorder final : bind_listener {
   void on_submit_resp(smpp_bind& b, std::uint64_t token, std::uint32_t status, std::string_view id) override {
     resps.push_back({token, status, std::string(id), b.can_submit(), b.current_rate()});
   }
-  void on_deliver_sm(smpp_bind&, std::uint32_t sequence, const smpp::short_message_pdu& pdu) override {
-    delivers.push_back({sequence, pdu});
+  void on_deliver_sm(smpp_bind&, deliver_ticket ticket, const smpp::short_message_pdu& pdu) override {
+    delivers.push_back({ticket, pdu});
   }
   void on_ready(smpp_bind& b) override {
     ++ready;
@@ -672,52 +672,60 @@ TEST_F(smpp_bind_test, deliver_sm_reaches_the_owner_and_its_ack_the_smsc) {
     fake_smsc::send_all(fd, out);
   });
   ASSERT_TRUE(run_until([&] { return rec_.delivers.size() == 1; }, 5000));
-  EXPECT_EQ(rec_.delivers[0].sequence, 9u);
+  EXPECT_EQ(ticket_sequence(rec_.delivers[0].ticket), 9u);
   EXPECT_EQ(rec_.delivers[0].pdu.source.value, "447700900001");
   EXPECT_EQ(rec_.delivers[0].pdu.esm_class, smpp::esm::smsc_receipt);
   EXPECT_EQ(rec_.delivers[0].pdu.short_message, receipt.short_message);
   // Nothing is answered until the owner says so.
   EXPECT_TRUE(smsc_.with([](auto& r) { return r.deliver_resps.empty(); }));
-  bind_->ack_deliver(9, smpp::status::ok);
-  bind_->ack_deliver(9, smpp::status::ok);  // a second answer for the same PDU is dropped
+  bind_->ack_deliver(rec_.delivers[0].ticket, smpp::status::ok);
+  bind_->ack_deliver(rec_.delivers[0].ticket, smpp::status::ok);  // a second answer for the same PDU is dropped
   smsc_.post([receipt](fake_smsc&, int fd) {
     std::string out;
     smpp::encode_deliver_sm(out, 10, receipt);
     fake_smsc::send_all(fd, out);
   });
   ASSERT_TRUE(run_until([&] { return rec_.delivers.size() == 2; }, 5000));
-  bind_->ack_deliver(10, smpp::status::system_error);
+  bind_->ack_deliver(rec_.delivers[1].ticket, smpp::status::system_error);
   ASSERT_TRUE(run_until([&] { return smsc_.with([](auto& r) { return r.deliver_resps.size() == 2; }); }, 5000));
   using pairs = std::vector<std::pair<std::uint32_t, std::uint32_t>>;
   EXPECT_EQ(smsc_.with([](auto& r) { return r.deliver_resps; }),
             (pairs{{9, smpp::status::ok}, {10, smpp::status::system_error}}));
 }
 
+// An ack journaled after its connection was lost is dropped, even when the
+// new connection brings a deliver_sm of the same sequence number (an SMSC
+// may start its sequences again): that one waits for its own ack.
 TEST_F(smpp_bind_test, ack_for_a_lost_connection_is_dropped) {
   ASSERT_TRUE(start_and_bind());
   smpp::short_message_pdu mo;
   mo.source = {1, 1, "447700900001"};
   mo.destination = {1, 1, "447700900002"};
   mo.short_message = "hi";
-  smsc_.post([mo](fake_smsc&, int fd) {
-    std::string out;
-    smpp::encode_deliver_sm(out, 11, mo);
-    fake_smsc::send_all(fd, out);
-  });
+  auto send_deliver = [&](std::uint32_t sequence) {
+    smsc_.post([mo, sequence](fake_smsc&, int fd) {
+      std::string out;
+      smpp::encode_deliver_sm(out, sequence, mo);
+      fake_smsc::send_all(fd, out);
+    });
+  };
+  send_deliver(11);
   ASSERT_TRUE(run_until([&] { return rec_.delivers.size() == 1; }, 5000));
   smsc_.post([](fake_smsc& s, int) { s.close_connection(); });
   ASSERT_TRUE(run_until([&] { return rec_.bound == 2; }, 5000));
-  bind_->ack_deliver(11, smpp::status::ok);  // journaled too late: the connection is gone
-  smsc_.post([mo](fake_smsc&, int fd) {
-    std::string out;
-    smpp::encode_deliver_sm(out, 12, mo);
-    fake_smsc::send_all(fd, out);
-  });
+  send_deliver(11);
   ASSERT_TRUE(run_until([&] { return rec_.delivers.size() == 2; }, 5000));
-  bind_->ack_deliver(12, smpp::status::ok);
+  EXPECT_EQ(ticket_sequence(rec_.delivers[1].ticket), 11u);
+  EXPECT_NE(rec_.delivers[0].ticket, rec_.delivers[1].ticket);
+  bind_->ack_deliver(rec_.delivers[0].ticket, smpp::status::system_error);  // journaled too late: dropped
+  send_deliver(12);
+  ASSERT_TRUE(run_until([&] { return rec_.delivers.size() == 3; }, 5000));
+  bind_->ack_deliver(rec_.delivers[2].ticket, smpp::status::ok);
   ASSERT_TRUE(run_until([&] { return smsc_.with([](auto& r) { return !r.deliver_resps.empty(); }); }, 5000));
+  bind_->ack_deliver(rec_.delivers[1].ticket, smpp::status::ok);
+  ASSERT_TRUE(run_until([&] { return smsc_.with([](auto& r) { return r.deliver_resps.size() == 2; }); }, 5000));
   using pairs = std::vector<std::pair<std::uint32_t, std::uint32_t>>;
-  EXPECT_EQ(smsc_.with([](auto& r) { return r.deliver_resps; }), (pairs{{12, 0}}));
+  EXPECT_EQ(smsc_.with([](auto& r) { return r.deliver_resps; }), (pairs{{12, 0}, {11, 0}}));
 }
 
 TEST_F(smpp_bind_test, malformed_and_unknown_requests_get_error_answers) {
