@@ -83,8 +83,9 @@ struct recovered_segment {
 };
 
 // Collects, during start-up replay, every journal's message and delivery
-// records, and then says what is still to do. Memory: one outbound_message
-// per SMS not yet final everywhere.
+// records, and then says what is still to do. Memory: each SMS message's
+// transaction (without its body) until finish(), which encodes only those
+// with a segment not final yet.
 class recovery {
  public:
   recovery(const gateway_config& config);

@@ -4,6 +4,7 @@
 // journal, before or after the message's own record), then says, per owning
 // shard, which segments must be submitted and which wait for a receipt.
 // Only visit() and finish() touch the maps; both run on the main thread.
+#include <algorithm>
 #include <map>
 #include <unordered_map>
 
@@ -32,11 +33,25 @@ struct segment_news {
   std::string smsc_message_id;
 };
 
+// An SMS message record as replayed, encoded only in finish() and only if
+// some segment of it is not final yet: most of a long history is.
+struct journaled_sms {
+  smtp::transaction tx;  // without its body: the text that goes out is tx.sms_text
+  spool::delivery_key key;
+  std::uint64_t unix_ms = 0;
+};
+
+std::size_t finals(const std::map<segment_key, segment_news>& known) {
+  std::size_t n = 0;
+  for (const auto& [_, news] : known) n += news.final ? 1 : 0;
+  return n;
+}
+
 }  // namespace
 
 struct recovery::impl {
   const gateway_config& config;
-  std::map<message_key, std::shared_ptr<const outbound_message>> messages;
+  std::map<message_key, journaled_sms> messages;
   std::map<message_key, std::map<segment_key, segment_news>> news;
   std::uint64_t mms = 0;
 };
@@ -47,13 +62,16 @@ recovery::~recovery() = default;
 void recovery::visit(const spool::record& r, unsigned node, unsigned shard) {
   switch (r.type) {
     case spool::record_type::message: {
-      spool::delivery_key key{static_cast<std::uint8_t>(node), static_cast<std::uint8_t>(shard), r.sequence, 0, 0};
-      auto m = make_outbound(r.tx, key, r.unix_ms, impl_->config.delivery.validity_s);
-      if (!m) {
+      if (r.tx.is_mms) {
         ++impl_->mms;
         return;
       }
-      impl_->messages[{key.node, key.shard, key.sequence}] = std::move(m);
+      spool::delivery_key key{static_cast<std::uint8_t>(node), static_cast<std::uint8_t>(shard), r.sequence, 0, 0};
+      journaled_sms& m = impl_->messages[{key.node, key.shard, key.sequence}];
+      m.tx = r.tx;
+      std::string().swap(m.tx.body);
+      m.key = key;
+      m.unix_ms = r.unix_ms;
       return;
     }
     case spool::record_type::submitted:
@@ -79,9 +97,13 @@ recovery::result recovery::finish(unsigned shards) {
   const auto& smscs = impl_->config.smscs;
   std::unordered_map<std::string, int> smsc_index;
   for (std::size_t i = 0; i < smscs.size(); ++i) smsc_index[smscs[i].name] = static_cast<int>(i);
-  for (auto& [key, message] : impl_->messages) {
+  for (auto& [key, journaled] : impl_->messages) {
     auto found = impl_->news.find(key);
     const std::map<segment_key, segment_news>* known = found == impl_->news.end() ? nullptr : &found->second;
+    // Every segment of every recipient final: nothing to encode or do.
+    const std::size_t parts = journaled.tx.recipients.size() * std::max<std::uint32_t>(1, journaled.tx.segments);
+    if (known != nullptr && finals(*known) >= parts) continue;
+    auto message = make_outbound(journaled.tx, journaled.key, journaled.unix_ms, impl_->config.delivery.validity_s);
     for (std::uint32_t r = 0; r < message->recipients.size(); ++r) {
       for (std::uint32_t s = 0; s < message->segments.size(); ++s) {
         const segment_news* n = nullptr;

@@ -1,0 +1,99 @@
+// Start-up recovery of delivery work (src/delivery/recovery.cc): from replayed
+// message, submitted and delivery_final records, which segments are submitted
+// again, which wait for their receipt, and that messages final everywhere are
+// left alone. Records are built in memory; no journal is involved.
+#include <gtest/gtest.h>
+
+#include "postino/config.h"
+#include "postino/delivery.h"
+#include "postino/spool.h"
+
+namespace postino::delivery {
+namespace {
+
+gateway_config two_smscs() {
+  gateway_config c;
+  smsc_config a;
+  a.name = "a";
+  smsc_config b;
+  b.name = "b";
+  c.smscs = {a, b};
+  return c;
+}
+
+spool::record sms(std::uint64_t sequence, std::vector<std::string> recipients, std::uint32_t segments) {
+  spool::record r;
+  r.type = spool::record_type::message;
+  r.sequence = sequence;
+  r.unix_ms = 1'700'000'000'000;
+  r.tx.recipients = std::move(recipients);
+  r.tx.segments = segments;
+  r.tx.sms_text = std::string(segments == 1 ? 20 : 200, 'x');  // 1 or 2 GSM segments
+  r.tx.price = static_cast<credit_units>(r.tx.recipients.size() * segments);
+  r.tx.body = r.tx.sms_text + "\r\n";
+  return r;
+}
+
+// A submitted or delivery_final record about segment `segment` of recipient
+// `recipient` of the message with `sequence` accepted on shard `shard`.
+spool::record news(spool::record_type type, std::uint8_t shard, std::uint64_t sequence, std::uint32_t recipient,
+                   std::uint32_t segment, const char* smsc, const char* id) {
+  spool::record r;
+  r.type = type;
+  r.delivery.key = {0, shard, sequence, recipient, segment};
+  r.delivery.smsc = smsc;
+  r.delivery.smsc_message_id = id;
+  if (type == spool::record_type::delivery_final) r.delivery.state = message_state::delivered;
+  return r;
+}
+
+TEST(delivery_recovery, only_segments_not_final_come_back) {
+  const auto config = two_smscs();
+  recovery rec(config);
+  using spool::record_type;
+  // Message 1: both recipients final (one final record even comes first).
+  rec.visit(news(record_type::delivery_final, 0, 1, 1, 0, "a", "x2"), 0, 0);
+  rec.visit(sms(1, {"+393331234567", "+393471234567"}, 1), 0, 0);
+  rec.visit(news(record_type::submitted, 0, 1, 0, 0, "a", "x1"), 0, 0);
+  rec.visit(news(record_type::delivery_final, 0, 1, 0, 0, "a", "x1"), 0, 0);
+  // Message 2 (accepted on shard 1), two segments: segment 0 submitted to b,
+  // segment 1 final, and a second recipient never submitted. The records
+  // about it may sit in any shard's journal.
+  rec.visit(sms(2, {"+393331234567", "+447911123456"}, 2), 0, 1);
+  rec.visit(news(record_type::submitted, 1, 2, 0, 0, "b", "y0"), 0, 0);
+  rec.visit(news(record_type::delivery_final, 1, 2, 0, 1, "b", "y1"), 0, 0);
+  recovery::result out = rec.finish(2);
+  EXPECT_EQ(out.awaiting_receipt, 1u);
+  EXPECT_EQ(out.to_submit, 2u);
+  std::size_t segments = 0;
+  for (const auto& shard : out.per_shard) {
+    for (const auto& seg : shard) {
+      ++segments;
+      ASSERT_NE(seg.message, nullptr);
+      EXPECT_EQ(seg.message->key.sequence, 2u) << "message 1 is final everywhere";
+      EXPECT_EQ(seg.message->segments.size(), 2u);
+      if (seg.recipient == 0) {
+        EXPECT_EQ(seg.segment, 0u);
+        EXPECT_EQ(seg.smsc, 1);
+        EXPECT_EQ(seg.smsc_message_id, "y0");
+      } else {
+        EXPECT_EQ(seg.smsc, -1);
+      }
+    }
+  }
+  EXPECT_EQ(segments, 3u);
+}
+
+TEST(delivery_recovery, mms_stays_queued_and_is_counted) {
+  const auto config = two_smscs();
+  recovery rec(config);
+  spool::record mms = sms(3, {"+393331234567"}, 1);
+  mms.tx.is_mms = true;
+  rec.visit(mms, 0, 0);
+  recovery::result out = rec.finish(1);
+  EXPECT_EQ(out.mms_left_queued, 1u);
+  EXPECT_EQ(out.to_submit, 0u);
+}
+
+}  // namespace
+}  // namespace postino::delivery
