@@ -505,7 +505,10 @@ struct smpp_bind::impl {
     tokens = burst();
     refill_ms = t;
     pause_until_ms = 0;
+    // The rate of this connection only: the first second's count is scaled
+    // up, so submits of the last connection must not be in it.
     sending_since_ms = 0;
+    buckets.fill(0);
     log("bound");
     listener.on_bound(owner);
     if (stop_requested && st == state::bound && outstanding.empty()) send_unbind();

@@ -285,6 +285,9 @@ originator_check resolve_originator(std::string_view path, const account_setting
 std::string prepare_recipient_validation() {
   known_calling_codes();
   const number_ranges_info& info = number_ranges_stats();
+  if (info.compiled_codes.empty())
+    return "recipient validation: libphonenumber's metadata could not be compiled; every recipient is checked "
+           "by libphonenumber itself (exact, slower)";
   std::string line = "recipient validation: " + std::to_string(info.compiled_codes.size()) +
                      " calling codes compiled from libphonenumber's metadata (" +
                      std::to_string(info.table_bytes / 1024) + " KiB, " +
