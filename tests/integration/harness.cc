@@ -540,6 +540,16 @@ std::string login_ok(raw_client& c, const std::string& user, const std::string& 
   return r.rfind("235 ", 0) == 0 ? r : "";
 }
 
+void expect_suspended_on_every_shard(std::uint16_t smtp_port, const std::string& user, const std::string& pass) {
+  for (int i = 0; i < 4; ++i) {
+    raw_client s(smtp_port);
+    std::string line = login(s, user, pass);
+    EXPECT_NE(line.find("STATUS: SUSPENDED"), std::string::npos) << line;
+    s.send("MAIL FROM:<ACME>\r\n");
+    EXPECT_EQ(s.reply(), "550 5.7.1 Account suspended\r\n");
+  }
+}
+
 std::int64_t credit_in(const std::string& line235) {
   std::smatch m;
   static const std::regex credit("CREDIT: (-?\\d+) ");

@@ -116,6 +116,9 @@ std::string auth_plain(const std::string& user, const std::string& pass);
 std::string login(raw_client& c, const std::string& user, const std::string& pass);
 // The same, but "" unless the reply is 235.
 std::string login_ok(raw_client& c, const std::string& user, const std::string& pass);
+// Logs in on several new connections (so every shard's credential cache is
+// asked) and expects each to say STATUS: SUSPENDED and refuse MAIL with 550.
+void expect_suspended_on_every_shard(std::uint16_t smtp_port, const std::string& user, const std::string& pass);
 // The CREDIT figure of a 235 line, or -1.
 std::int64_t credit_in(const std::string& line235);
 

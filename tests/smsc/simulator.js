@@ -659,10 +659,10 @@ function send_receipt_first(s, entry) {
   entry.timer = t;
 }
 
-function force_disconnect(s) {
-  stats.disconnects_forced++;
+// Marks every submit of `s` still waiting for its answer as unanswered and
+// drops them; returns how many there were.
+function abandon_unanswered(s) {
   const unanswered = s.pending.length + s.delayed.size;
-  stats.unanswered_at_disconnect += unanswered;
   for (const e of s.pending) e.record.unanswered = true;
   for (const e of s.delayed) {
     e.record.unanswered = true;
@@ -670,6 +670,13 @@ function force_disconnect(s) {
   }
   s.pending = [];
   s.delayed.clear();
+  return unanswered;
+}
+
+function force_disconnect(s) {
+  stats.disconnects_forced++;
+  const unanswered = abandon_unanswered(s);
+  stats.unanswered_at_disconnect += unanswered;
   log(`session ${s.id}: dropped with ${unanswered} submits unanswered`);
   drop(s);
 }
@@ -684,15 +691,7 @@ function on_close(s) {
     clearImmediate(s.flush_timer);
     s.flush_timer = null;
   }
-  const unanswered = s.pending.length + s.delayed.size;
-  stats.unanswered_at_close += unanswered;
-  for (const e of s.pending) e.record.unanswered = true;
-  for (const e of s.delayed) {
-    e.record.unanswered = true;
-    clearTimeout(e.timer);
-  }
-  s.pending = [];
-  s.delayed.clear();
+  stats.unanswered_at_close += abandon_unanswered(s);
   unbind_session(s);
   requeue_inflight(s);
   log(`session ${s.id} closed`);

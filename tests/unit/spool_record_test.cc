@@ -82,55 +82,51 @@ void reseal(std::string& e) {
   std::memcpy(e.data() + 12, &crc, 4);
 }
 
+// The payload writer of the old record versions' tests.
+struct old_payload {
+  std::string bytes;
+  void put(const void* p, std::size_t n) { bytes.append(static_cast<const char*>(p), n); }
+  void put_str(const std::string& v) {
+    const auto n = static_cast<std::uint32_t>(v.size());
+    put(&n, 4);
+    bytes += v;
+  }
+  // What versions 1 and 2 wrote first: account, price, segments, originator, recipients.
+  void put_envelope(const smtp::transaction& tx) {
+    put(&tx.account, 8);
+    put(&tx.price, 8);
+    put(&tx.segments, 4);
+    const auto kind = static_cast<std::uint8_t>(tx.originator_type);
+    put(&kind, 1);
+    put_str(tx.originator);
+    const auto count = static_cast<std::uint32_t>(tx.recipients.size());
+    put(&count, 4);
+    for (const auto& r : tx.recipients) put_str(r);
+  }
+};
+
 // A message record as version 2 wrote it (content fields, no unit prices).
 std::string version2_message(const smtp::transaction& tx, std::uint64_t sequence) {
-  std::string payload;
-  auto put = [&payload](const void* p, std::size_t n) { payload.append(static_cast<const char*>(p), n); };
-  auto put_str = [&](const std::string& v) {
-    std::uint32_t n = static_cast<std::uint32_t>(v.size());
-    put(&n, 4);
-    payload += v;
-  };
-  put(&tx.account, 8);
-  put(&tx.price, 8);
-  put(&tx.segments, 4);
-  const auto kind = static_cast<std::uint8_t>(tx.originator_type);
-  put(&kind, 1);
-  put_str(tx.originator);
-  const auto count = static_cast<std::uint32_t>(tx.recipients.size());
-  put(&count, 4);
-  for (const auto& r : tx.recipients) put_str(r);
+  old_payload p;
+  p.put_envelope(tx);
   const std::uint8_t flags = (tx.is_mms ? 1 : 0) | (tx.mm4_ack_owed ? 2 : 0);
-  put(&flags, 1);
-  put(&tx.data_coding, 1);
-  put_str(tx.sms_text);
-  put_str(tx.mm4_message_id);
-  put_str(tx.mm4_transaction_id);
-  put_str(tx.mm4_originator_system);
-  put_str(tx.body);
-  return finish_record(2, record_type::message, sequence, payload);
+  p.put(&flags, 1);
+  p.put(&tx.data_coding, 1);
+  p.put_str(tx.sms_text);
+  p.put_str(tx.mm4_message_id);
+  p.put_str(tx.mm4_transaction_id);
+  p.put_str(tx.mm4_originator_system);
+  p.put_str(tx.body);
+  return finish_record(2, record_type::message, sequence, p.bytes);
 }
+
 
 // A message record as version 1 wrote it (before the content fields).
 std::string version1_message(const smtp::transaction& tx, std::uint64_t sequence) {
-  std::string payload;
-  auto put = [&payload](const void* p, std::size_t n) { payload.append(static_cast<const char*>(p), n); };
-  auto put_str = [&](const std::string& v) {
-    std::uint32_t n = static_cast<std::uint32_t>(v.size());
-    put(&n, 4);
-    payload += v;
-  };
-  put(&tx.account, 8);
-  put(&tx.price, 8);
-  put(&tx.segments, 4);
-  const auto kind = static_cast<std::uint8_t>(tx.originator_type);
-  put(&kind, 1);
-  put_str(tx.originator);
-  const auto count = static_cast<std::uint32_t>(tx.recipients.size());
-  put(&count, 4);
-  for (const auto& r : tx.recipients) put_str(r);
-  put_str(tx.body);
-  return finish_record(1, record_type::message, sequence, payload);
+  old_payload p;
+  p.put_envelope(tx);
+  p.put_str(tx.body);
+  return finish_record(1, record_type::message, sequence, p.bytes);
 }
 
 record sample_submitted() {
