@@ -17,6 +17,13 @@ namespace postino {
 using account_id = std::uint64_t;
 using credit_units = std::int64_t;
 
+// The largest balance an account may hold (10^15 units). Top-ups that would
+// pass it are refused; a balance found above it at start-up (data written
+// before the limit existed) is cut to it and the repair logged. Far below
+// the int64 range, so sums of a few thousand balances and prices cannot
+// overflow, and every credit sum is still computed with overflow checks.
+inline constexpr credit_units max_balance = 1'000'000'000'000'000;
+
 enum class account_status : std::uint8_t { active = 0, suspended = 1 };
 
 enum class bare_newline_policy : std::uint8_t { normalize = 0, reject = 1 };

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -199,18 +200,22 @@ admin_server::answer admin_server::accounts(const std::string& method, const std
   }
   if (verb == "credit") {
     std::string amount_text = query.rfind("amount=", 0) == 0 ? query.substr(7) : "";
-    if (!all_digits(amount_text) || std::stoll(amount_text) <= 0)
-      return {"400 Bad Request", error_json("amount must be a positive integer: ?amount=<n>")};
-    const credit_units amount = std::stoll(amount_text);
-    struct result {
-      bool durable = false;
-      credit_units balance = 0;
-    };
-    auto r = ask_shard<result>(home, [&home, id, amount](auto reply) {
-      app::top_up(home, id, amount, [reply](bool durable, credit_units balance) { reply({durable, balance}); });
+    credit_units amount = 0;
+    const auto parsed = std::from_chars(amount_text.data(), amount_text.data() + amount_text.size(), amount);
+    if (amount_text.empty() || parsed.ec != std::errc() || parsed.ptr != amount_text.data() + amount_text.size() ||
+        amount <= 0 || amount > max_balance)
+      return {"400 Bad Request", error_json("amount must be an integer from 1 to " + std::to_string(max_balance) +
+                                            ": ?amount=<n>")};
+    auto r = ask_shard<top_up_result>(home, [&home, id, amount](auto reply) {
+      app::top_up(home, id, amount, [reply](top_up_result result) { reply(result); });
     });
     if (!r) return {"503 Service Unavailable", error_json("the home shard did not answer")};
-    if (!r->durable) return {"503 Service Unavailable", error_json("the journal could not store the top-up")};
+    if (r->result == top_up_result::outcome::over_maximum)
+      return {"400 Bad Request", error_json("the balance " + std::to_string(r->balance) + " plus " +
+                                            std::to_string(amount) + " would pass the maximum balance " +
+                                            std::to_string(max_balance))};
+    if (r->result != top_up_result::outcome::durable)
+      return {"503 Service Unavailable", error_json("the journal could not store the top-up")};
     return {"200 OK", id_field + ", \"added\": " + std::to_string(amount) +
                           ", \"balance\": " + std::to_string(r->balance) + "}\n"};
   }

@@ -97,7 +97,7 @@ struct top_up_waiter final : spool::append_waiter {
   gateway_handler* handler = nullptr;
   account_id account = 0;
   credit_units amount = 0;
-  std::function<void(bool, credit_units)> done;
+  std::function<void(top_up_result)> done;
   void on_durable(bool durable) override;
 };
 
@@ -163,10 +163,16 @@ class gateway_handler final : public core::request_handler, public delivery::hos
   credit::lease_authority::account_view view(account_id id) const { return authority_.view(id); }
 
   // A top-up is a journal record on the home shard; the credit exists only
-  // once it is durable, and then it is unleased credit at once.
-  void top_up(account_id id, credit_units amount, std::function<void(bool, credit_units)> done) {
+  // once it is durable, and then it is unleased credit at once. One that
+  // would take the balance past max_balance is refused before it is written
+  // (top-ups are serialised here, on the home, so the check cannot race).
+  void top_up(account_id id, credit_units amount, std::function<void(top_up_result)> done) {
+    using outcome = top_up_result::outcome;
+    const credit_units balance = authority_.balance(id);
+    if (amount <= 0 || amount > max_balance - std::max<credit_units>(balance, 0))
+      return done({outcome::over_maximum, balance});
     spool::journal* journal = shard_.journal();
-    if (journal == nullptr) return done(false, authority_.balance(id));
+    if (journal == nullptr) return done({outcome::failed, balance});
     auto* w = new top_up_waiter;
     w->handler = this;
     w->account = id;
@@ -175,14 +181,14 @@ class gateway_handler final : public core::request_handler, public delivery::hos
     journal->append_credit(spool::record_type::top_up, id, amount, w);
   }
 
-  void top_up_durable(account_id id, credit_units amount, bool ok, std::function<void(bool, credit_units)>& done) {
+  void top_up_durable(account_id id, credit_units amount, bool ok, std::function<void(top_up_result)>& done) {
     if (ok) {
       credit::lease_authority::outbox out;
       authority_.credit(id, amount, out);
       dispatch(out);
       delta_.balance[id] += amount;
     }
-    done(ok, authority_.balance(id));
+    done({ok ? top_up_result::outcome::durable : top_up_result::outcome::failed, authority_.balance(id)});
   }
 
   void forget_credentials(account_id id) { cache_.invalidate(id); }
@@ -668,8 +674,7 @@ credit::lease_authority::account_view account_view(core::shard& home, account_id
   return static_cast<gateway_handler&>(home.handler()).view(id);
 }
 
-void top_up(core::shard& home, account_id id, credit_units amount,
-            std::function<void(bool durable, credit_units balance)> done) {
+void top_up(core::shard& home, account_id id, credit_units amount, std::function<void(top_up_result)> done) {
   static_cast<gateway_handler&>(home.handler()).top_up(id, amount, std::move(done));
 }
 

@@ -38,10 +38,18 @@ credit::journal_delta take_journal_delta(core::shard& shard);
 // Live operations for the admin endpoint, each to be run on the named
 // shard's own thread (post_from_any_thread). `home` is the account's home.
 credit::lease_authority::account_view account_view(core::shard& home, account_id id);
+// What became of a top-up, and the home's balance afterwards.
+struct top_up_result {
+  enum class outcome : std::uint8_t {
+    durable,       // journaled; the credit is available
+    failed,        // the journal could not store it: nothing changed
+    over_maximum,  // balance + amount would pass max_balance: nothing journaled
+  } result = outcome::failed;
+  credit_units balance = 0;
+};
 // Journals a top-up on the home's journal; `done` runs there once the record
-// is durable (the credit is then available) or failed (nothing changed).
-void top_up(core::shard& home, account_id id, credit_units amount,
-            std::function<void(bool durable, credit_units balance)> done);
+// is durable, failed, or was refused before it was written.
+void top_up(core::shard& home, account_id id, credit_units amount, std::function<void(top_up_result)> done);
 // Drops `id`'s cached credentials on `shard` (suspend, resume, password change).
 void forget_credentials(core::shard& shard, account_id id);
 
