@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <algorithm>
 #include <filesystem>
@@ -31,7 +32,12 @@ namespace postino::test {
 namespace fs = std::filesystem;
 using clock_type = std::chrono::steady_clock;
 
-std::string binary_path(const std::string& name) { return std::string(POSTINO_BINARY_DIR) + "/" + name; }
+// POSTINO_TEST_BINARY_DIR runs the tests against other binaries (an older
+// build, to see a regression test fail without its fix).
+std::string binary_path(const std::string& name) {
+  const char* other = std::getenv("POSTINO_TEST_BINARY_DIR");
+  return std::string(other != nullptr && *other != '\0' ? other : POSTINO_BINARY_DIR) + "/" + name;
+}
 std::string source_path(const std::string& rel) { return std::string(POSTINO_SOURCE_DIR) + "/" + rel; }
 
 bool have_program(const std::string& name) {
