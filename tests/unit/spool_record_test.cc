@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "../../src/spool/record_codec.h"
+#include "../fixtures/old_records.h"
 #include "postino/spool.h"
 
 // Counts the largest single allocation (SpoolRecordHostile below).
@@ -70,75 +71,16 @@ record sample_mms() {
   return r;
 }
 
-// Seals a hand-built header + payload: version, type, length and CRC.
-std::string finish_record(std::uint8_t version, record_type type, std::uint64_t sequence,
-                          const std::string& payload) {
-  std::string h(codec::header_size, '\0');
-  const std::uint32_t magic = codec::record_magic, length = static_cast<std::uint32_t>(payload.size());
-  std::memcpy(h.data(), &magic, 4);
-  h[4] = static_cast<char>(version);
-  h[5] = static_cast<char>(type);
-  std::memcpy(h.data() + 8, &length, 4);
-  std::memcpy(h.data() + 16, &sequence, 8);
-  std::string all = h + payload;
-  std::uint32_t crc = codec::crc32c(all.data() + 4, 8);
-  crc = codec::crc32c_extend(crc, all.data() + 16, all.size() - 16);
-  std::memcpy(all.data() + 12, &crc, 4);
-  return all;
-}
+using test::old_records::finish_record;
+using test::old_records::old_payload;
+using test::old_records::version1_message;
+using test::old_records::version2_message;
 
 // Recomputes the CRC after a test edited a record's bytes.
 void reseal(std::string& e) {
   std::uint32_t crc = codec::crc32c(e.data() + 4, 8);
   crc = codec::crc32c_extend(crc, e.data() + 16, e.size() - 16);
   std::memcpy(e.data() + 12, &crc, 4);
-}
-
-// The payload writer of the old record versions' tests.
-struct old_payload {
-  std::string bytes;
-  void put(const void* p, std::size_t n) { bytes.append(static_cast<const char*>(p), n); }
-  void put_str(const std::string& v) {
-    const auto n = static_cast<std::uint32_t>(v.size());
-    put(&n, 4);
-    bytes += v;
-  }
-  // What versions 1 and 2 wrote first: account, price, segments, originator, recipients.
-  void put_envelope(const smtp::transaction& tx) {
-    put(&tx.account, 8);
-    put(&tx.price, 8);
-    put(&tx.segments, 4);
-    const auto kind = static_cast<std::uint8_t>(tx.originator_type);
-    put(&kind, 1);
-    put_str(tx.originator);
-    const auto count = static_cast<std::uint32_t>(tx.recipients.size());
-    put(&count, 4);
-    for (const auto& r : tx.recipients) put_str(r);
-  }
-};
-
-// A message record as version 2 wrote it (content fields, no unit prices).
-std::string version2_message(const smtp::transaction& tx, std::uint64_t sequence) {
-  old_payload p;
-  p.put_envelope(tx);
-  const std::uint8_t flags = (tx.is_mms ? 1 : 0) | (tx.mm4_ack_owed ? 2 : 0);
-  p.put(&flags, 1);
-  p.put(&tx.data_coding, 1);
-  p.put_str(tx.sms_text);
-  p.put_str(tx.mm4_message_id);
-  p.put_str(tx.mm4_transaction_id);
-  p.put_str(tx.mm4_originator_system);
-  p.put_str(tx.body);
-  return finish_record(2, record_type::message, sequence, p.bytes);
-}
-
-
-// A message record as version 1 wrote it (before the content fields).
-std::string version1_message(const smtp::transaction& tx, std::uint64_t sequence) {
-  old_payload p;
-  p.put_envelope(tx);
-  p.put_str(tx.body);
-  return finish_record(1, record_type::message, sequence, p.bytes);
 }
 
 record sample_submitted() {
