@@ -157,7 +157,8 @@ class ledger {
 // per account the sum of journal effects folded so far, per shard the
 // journal sequence folded up to, and one row per accepted message. Start-up
 // is then: accounts.credit (initial credit plus offline top-ups, the store's
-// column) + the checkpoint's delta + the records after each shard's position.
+// column) + the checkpoint's delta + the records after each shard's position,
+// summed in 128 bits and cut to 0..max_balance (resolve_start_balance below).
 // Tables (created here with CREATE TABLE IF NOT EXISTS, beside the account
 // store's own schema, which this file does not touch):
 //   checkpoint_journal(shard PK, sequence, updated_ms)

@@ -187,6 +187,20 @@ gateway::gateway(const std::vector<account_spec>& accounts, const std::string& e
     auto r = ctl(args);
     EXPECT_EQ(r.exit_code, 0) << "postino-ctl account add " << a.username << ": " << r.out << r.err;
   }
+  write_config(extra_toml, shards);
+}
+
+gateway::gateway(const existing_data_dir& data, const std::string& extra_toml, unsigned shards) {
+  config_path_ = dir_.path() + "/postino.toml";
+  ports_path_ = dir_.path() + "/ports";
+  log_path_ = dir_.path() + "/postino.log";
+  std::error_code ec;
+  fs::copy(data.path, dir_.path(), fs::copy_options::recursive | fs::copy_options::overwrite_existing, ec);
+  EXPECT_FALSE(ec) << "copying " << data.path << ": " << ec.message();
+  write_config(extra_toml, shards);
+}
+
+void gateway::write_config(const std::string& extra_toml, unsigned shards) {
   std::ofstream cfg(config_path_);
   cfg << "hostname = \"postino.test\"\n"
       << "shards = " << shards << "\n"

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -49,6 +50,12 @@ struct account_spec {
   std::vector<std::string> extra_flags;  // e.g. {"--default-originator", "ACME"}
 };
 
+// A data directory to start a gateway on: its contents are copied into the
+// gateway's own temporary one (the source is never written).
+struct existing_data_dir {
+  std::string path;
+};
+
 // One running gateway on ephemeral loopback ports, in its own data dir.
 class gateway {
  public:
@@ -56,6 +63,8 @@ class gateway {
   // without any, one auth-required listener on 127.0.0.1:0 is used).
   explicit gateway(const std::vector<account_spec>& accounts, const std::string& extra_toml = "",
                    unsigned shards = 2);
+  // On a copy of `data` (tests/fixtures/...): no accounts are added.
+  explicit gateway(const existing_data_dir& data, const std::string& extra_toml = "", unsigned shards = 2);
   ~gateway();
 
   bool start();              // false (with the log in last_log()) when it fails
@@ -68,6 +77,8 @@ class gateway {
   const std::string& data_dir() const { return dir_.path(); }
   std::string database() const { return dir_.path() + "/postino.db"; }
   std::string last_log() const;
+  // What the log gained after byte `from` (last_log().size() before a restart).
+  std::string log_since(std::size_t from) const { return last_log().substr(std::min(from, last_log().size())); }
 
   // GET /metrics, parsed into name -> value (labels kept in the name).
   std::map<std::string, double> metrics() const;
@@ -75,6 +86,8 @@ class gateway {
   command_result ctl(const std::vector<std::string>& args) const;
 
  private:
+  void write_config(const std::string& extra_toml, unsigned shards);
+
   temp_dir dir_;
   std::string config_path_;
   std::string ports_path_;
