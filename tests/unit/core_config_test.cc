@@ -211,6 +211,8 @@ TEST(config, hostile_numbers_name_file_line_and_key) {
   expect_error("[delivery]\nqueue_limit = -1\n", {"test.toml:2: delivery.queue_limit:"});
   expect_error("[delivery]\nvalidity_s = inf\n", {"test.toml:2: delivery.validity_s:", "got a float"});
   expect_error("[delivery]\nvalidity_s = nan\n", {"test.toml:2: delivery.validity_s:", "got a float"});
+  expect_error("[limits]\nmime_max_parts = 4294967297\n", {"test.toml:2: limits.mime_max_parts:", "out of range"});
+  expect_error("[limits]\nmax_pending_output = -1\n", {"test.toml:2: limits.max_pending_output:", "out of range"});
 }
 
 TEST(config, boundary_values_are_accepted) {
