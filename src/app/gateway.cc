@@ -413,15 +413,15 @@ class gateway_handler final : public core::request_handler, public delivery::hos
   }
 
   // --- the content step -----------------------------------------------------
-  // A small raw text is read here, on the loop (microseconds). Anything GMime
-  // parses, or a big body, goes to the content pool, and the session waits as
-  // it waits for the journal: one costly message never stalls the sessions
-  // of its shard. The worker reads the body and account in the session,
-  // which leaves them alone while the request is pending; the connection
-  // outlives the request, gone or not.
+  // The session reads small raw texts itself; what it asks for here (an
+  // e-mail for GMime, a big body) goes to the content pool, and the session
+  // waits as it waits for the journal: one costly message never stalls the
+  // sessions of its shard. The worker reads the body and account in the
+  // session, which leaves them alone while the request is pending; the
+  // connection outlives the request, gone or not.
   void content(io::connection& c) {
     const smtp::content_request& req = c.session().pending_content();
-    if (services_->content_pool == nullptr || mime::content_is_cheap(*req.body, *req.account)) {
+    if (services_->content_pool == nullptr) {
       c.session().resolve(mime::read_content(*req.body, *req.account, req.limits));
       return c.complete();
     }
