@@ -69,7 +69,12 @@ void resolve_inline(session& s, const account_settings& account) {
 void feed_read(session& s, std::string_view read, const account_settings& account) {
   while (!read.empty() && !s.closing()) {
     read.remove_prefix(s.feed(read));
-    if (s.pending() == request_kind::none) break;
+    if (s.pending() == request_kind::none) {
+      if (!s.output_full()) break;
+      s.output().clear();  // the replies reached their bound: the gateway sends them first
+      continue;
+    }
+    resolve_inline(s, account);  // the content step leaves the commit pending
     resolve_inline(s, account);
     if (s.pending() != request_kind::none) std::abort();  // a request this owner cannot resolve
   }

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -51,10 +52,10 @@ struct content_limits {
 content_result read_content(std::string_view body, const account_settings& account,
                             const content_limits& limits = {});
 
-// True when read_content on this body is cheap enough for a shard's own
-// loop (a raw-mode text of at most 64 KiB: one linear pass, microseconds);
-// anything that GMime would parse, or a big body, belongs on a worker.
-bool content_is_cheap(std::string_view body, const account_settings& account) noexcept;
+// read_content's result when it is cheap enough for a shard's own loop (a
+// raw-mode text of at most 64 KiB: one linear pass, microseconds); nullopt
+// for anything GMime would parse, or a big body, which belongs on a worker.
+std::optional<content_result> read_content_if_cheap(std::string_view body, const account_settings& account);
 
 // A linear scan of the MIME structure that stops at the first part or level
 // over `limits`, before any parser builds the parts (src/mime/structure.cc).

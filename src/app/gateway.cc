@@ -164,8 +164,9 @@ class gateway_handler final : public core::request_handler, public delivery::hos
     }
   }
 
-  // A connection that closed while its password check is still queued
-  // leaves it; once nobody waits for a check, its worker skips Argon2id.
+  // A connection that closed (or whose client stopped sending, so that it
+  // could not use a 235) while its password check is still queued leaves
+  // it; once nobody waits for a check, its worker skips Argon2id.
   void abandoned(io::connection& c) override {
     if (c.session().pending() != smtp::request_kind::authenticate) return;
     const auto& req = c.session().pending_auth();
@@ -176,6 +177,7 @@ class gateway_handler final : public core::request_handler, public delivery::hos
     if (at == waiters.end()) return;
     waiters.erase(at);
     if (waiters.empty()) it->second.abandoned->store(true, std::memory_order_relaxed);
+    if (!c.gone()) c.session().resolve(smtp::auth_result{outcome::temporary_failure, {}, 0});
     c.complete();
   }
 
@@ -411,15 +413,15 @@ class gateway_handler final : public core::request_handler, public delivery::hos
   }
 
   // --- the content step -----------------------------------------------------
-  // A small raw text is read here, on the loop (microseconds). Anything GMime
-  // parses, or a big body, goes to the content pool, and the session waits as
-  // it waits for the journal: one costly message never stalls the sessions
-  // of its shard. The worker reads the body and account in the session,
-  // which leaves them alone while the request is pending; the connection
-  // outlives the request, gone or not.
+  // The session reads small raw texts itself; what it asks for here (an
+  // e-mail for GMime, a big body) goes to the content pool, and the session
+  // waits as it waits for the journal: one costly message never stalls the
+  // sessions of its shard. The worker reads the body and account in the
+  // session, which leaves them alone while the request is pending; the
+  // connection outlives the request, gone or not.
   void content(io::connection& c) {
     const smtp::content_request& req = c.session().pending_content();
-    if (services_->content_pool == nullptr || mime::content_is_cheap(*req.body, *req.account)) {
+    if (services_->content_pool == nullptr) {
       c.session().resolve(mime::read_content(*req.body, *req.account, req.limits));
       return c.complete();
     }

@@ -73,16 +73,14 @@ constexpr std::size_t cheap_raw_bytes = 64 * 1024;
 
 }  // namespace
 
-bool content_is_cheap(std::string_view body, const account_settings& account) noexcept {
-  return body.size() <= cheap_raw_bytes && !email_mode(body, account, is_mm4_forward(body));
+std::optional<content_result> read_content_if_cheap(std::string_view body, const account_settings& account) {
+  if (body.size() > cheap_raw_bytes || email_mode(body, account, is_mm4_forward(body))) return std::nullopt;
+  return finish_sms(sms::clean_raw_text(body).utf8, false, account);
 }
 
 content_result read_content(std::string_view body, const account_settings& account, const content_limits& limits) {
   const bool mm4 = is_mm4_forward(body);
-  if (!email_mode(body, account, mm4)) {
-    sms::text_result raw = sms::clean_raw_text(body);
-    return finish_sms(std::move(raw.utf8), false, account);
-  }
+  if (!email_mode(body, account, mm4)) return finish_sms(sms::clean_raw_text(body).utf8, false, account);
 
   // The structure bound first: GMime builds every part it finds.
   const structure_check shape = check_structure(body, limits);

@@ -700,8 +700,10 @@ struct session::impl {
       return;
     }
     // The content step (src/mime): raw or e-mail text, MMS, encoding,
-    // segments, or the refusal; the owner runs it where it fits. The body
-    // stays as received; the text is apart.
+    // segments, or the refusal. A small raw text is read here; anything
+    // costlier is a request the owner runs where it fits (off the shard's
+    // loop). The body stays as received; the text is apart.
+    if (auto cheap = mime::read_content_if_cheap(tx.body, account)) return resolve(std::move(*cheap));
     content = content_request{&tx.body, &account, config.mime_limits};
     pending = request_kind::content;
   }

@@ -210,9 +210,6 @@ TEST(smtp_session, feed_stops_right_after_the_terminator_for_the_commit) {
   take(s);
   const std::string text = "hello\r\n.\r\n";
   EXPECT_EQ(s.feed(text + "QUIT\r\n"), text.size());
-  ASSERT_EQ(s.pending(), request_kind::content);
-  EXPECT_EQ(*s.pending_content().body, "hello\r\n");
-  o.resolve(s);
   ASSERT_EQ(s.pending(), request_kind::commit);
   EXPECT_EQ(s.pending_commit().body, "hello\r\n");
   EXPECT_EQ(s.pending_commit().recipients, std::vector<std::string>{"+393331234567"});
@@ -227,7 +224,6 @@ TEST(smtp_session, shutdown_waits_for_a_pending_commit) {
   o.drive(s, "EHLO x\r\nMAIL FROM:<ACME>\r\nRCPT TO:<+393331234567>\r\nDATA\r\n");
   take(s);
   s.feed("text\r\n.\r\n");
-  o.resolve(s);  // the content step
   ASSERT_EQ(s.pending(), request_kind::commit);
   s.on_shutdown();
   EXPECT_FALSE(s.closing());
@@ -489,7 +485,8 @@ TEST(smtp_session, data_text_is_appended_without_per_line_allocations) {
   }
   EXPECT_LT(g_allocations.load() - before, 40);
   s.feed(".\r\n");
-  o.resolve(s);  // the content step
+  ASSERT_EQ(s.pending(), request_kind::content) << take(s);  // an e-mail: the owner reads it off the loop
+  o.resolve(s);
   ASSERT_EQ(s.pending(), request_kind::commit) << take(s);
   EXPECT_EQ(s.pending_commit().body, text);
   EXPECT_EQ(s.pending_commit().sms_text, "see the attachment");
@@ -686,8 +683,9 @@ TEST(smtp_session, shutdown_waits_for_a_pending_content_step) {
   s.start();
   o.drive(s, "EHLO x\r\nMAIL FROM:<ACME>\r\nRCPT TO:<+393331234567>\r\nDATA\r\n");
   take(s);
-  s.feed("text\r\n.\r\n");
+  s.feed("MIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\ntext\r\n.\r\n");
   ASSERT_EQ(s.pending(), request_kind::content);
+  EXPECT_EQ(s.pending_content().limits.max_parts, 1000u);
   s.on_shutdown();
   EXPECT_FALSE(s.closing());
   o.resolve(s);  // the content step, then the commit

@@ -95,7 +95,8 @@ void check_replies(const std::string& out, outcome& o) {
   }
 }
 
-void resolve(smtp::session& s, const world& w, outcome& o) {
+// One request, answered at once and favourably.
+void resolve_one(smtp::session& s, const world& w, outcome& o) {
   switch (s.pending()) {
     case smtp::request_kind::authenticate: {
       smtp::auth_result r{smtp::auth_result::outcome::ok, w.account, 1000000000};
@@ -117,6 +118,12 @@ void resolve(smtp::session& s, const world& w, outcome& o) {
     }
     case smtp::request_kind::none: break;
   }
+}
+
+// What the session asks, until it asks nothing (the content step's answer
+// leaves the commit pending).
+void resolve(smtp::session& s, const world& w, outcome& o) {
+  for (int i = 0; i < 4 && s.pending() != smtp::request_kind::none; ++i) resolve_one(s, w, o);
   // A request kind this owner does not know would stall the session forever.
   if (s.pending() != smtp::request_kind::none) throw std::runtime_error("a request postino-replay cannot resolve");
 }
@@ -145,9 +152,16 @@ void feed_input(smtp::session& s, std::string_view input, const world& w, outcom
   for (;;) {
     input.remove_prefix(s.feed(input));
     ++o.feeds;
-    if (s.pending() == smtp::request_kind::none || s.closing()) break;
-    resolve(s, w, o);
+    if (s.closing()) break;
+    if (s.pending() != smtp::request_kind::none) {
+      resolve(s, w, o);
+      if (input.empty()) break;
+      continue;
+    }
     if (input.empty()) break;
+    // The replies reached max_pending_output: the gateway sends them first.
+    check_replies(s.output(), o);
+    s.output().clear();
   }
   check_replies(s.output(), o);
   s.output().clear();
