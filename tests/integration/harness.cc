@@ -187,20 +187,6 @@ gateway::gateway(const std::vector<account_spec>& accounts, const std::string& e
     auto r = ctl(args);
     EXPECT_EQ(r.exit_code, 0) << "postino-ctl account add " << a.username << ": " << r.out << r.err;
   }
-  write_config(extra_toml, shards);
-}
-
-gateway::gateway(const existing_data_dir& data, const std::string& extra_toml, unsigned shards) {
-  config_path_ = dir_.path() + "/postino.toml";
-  ports_path_ = dir_.path() + "/ports";
-  log_path_ = dir_.path() + "/postino.log";
-  std::error_code ec;
-  fs::copy(data.path, dir_.path(), fs::copy_options::recursive | fs::copy_options::overwrite_existing, ec);
-  EXPECT_FALSE(ec) << "copying " << data.path << ": " << ec.message();
-  write_config(extra_toml, shards);
-}
-
-void gateway::write_config(const std::string& extra_toml, unsigned shards) {
   std::ofstream cfg(config_path_);
   cfg << "hostname = \"postino.test\"\n"
       << "shards = " << shards << "\n"
@@ -216,6 +202,15 @@ void gateway::write_config(const std::string& extra_toml, unsigned shards) {
 
 gateway::~gateway() {
   if (pid_ > 0) kill_hard();
+}
+
+std::unique_ptr<gateway> gateway::on_copy_of(const std::string& data_dir, const std::string& extra_toml,
+                                             unsigned shards) {
+  auto gw = std::make_unique<gateway>(std::vector<account_spec>{}, extra_toml, shards);
+  std::error_code ec;
+  fs::copy(data_dir, gw->dir_.path(), fs::copy_options::recursive | fs::copy_options::overwrite_existing, ec);
+  EXPECT_FALSE(ec) << "copying " << data_dir << ": " << ec.message();
+  return gw;
 }
 
 bool gateway::start() {

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -50,12 +51,6 @@ struct account_spec {
   std::vector<std::string> extra_flags;  // e.g. {"--default-originator", "ACME"}
 };
 
-// A data directory to start a gateway on: its contents are copied into the
-// gateway's own temporary one (the source is never written).
-struct existing_data_dir {
-  std::string path;
-};
-
 // One running gateway on ephemeral loopback ports, in its own data dir.
 class gateway {
  public:
@@ -63,8 +58,12 @@ class gateway {
   // without any, one auth-required listener on 127.0.0.1:0 is used).
   explicit gateway(const std::vector<account_spec>& accounts, const std::string& extra_toml = "",
                    unsigned shards = 2);
-  // On a copy of `data` (tests/fixtures/...): no accounts are added.
-  explicit gateway(const existing_data_dir& data, const std::string& extra_toml = "", unsigned shards = 2);
+  // A gateway on a copy of the data directory `data_dir` (tests/fixtures/...),
+  // copied into its own temporary one (the source is never written); no
+  // accounts are added. A factory, not a constructor: a second constructor
+  // would make gateway({...}, "...") calls ambiguous.
+  static std::unique_ptr<gateway> on_copy_of(const std::string& data_dir, const std::string& extra_toml = "",
+                                             unsigned shards = 2);
   ~gateway();
 
   bool start();              // false (with the log in last_log()) when it fails
@@ -87,8 +86,6 @@ class gateway {
   command_result ctl(const std::vector<std::string>& args) const;
 
  private:
-  void write_config(const std::string& extra_toml, unsigned shards);
-
   temp_dir dir_;
   std::string config_path_;
   std::string ports_path_;

@@ -76,7 +76,8 @@ void check_messages(const gateway& gw, const expectation& e) {
 
 void start_on_fixture(const expectation& e) {
   SCOPED_TRACE(e.fixture);
-  gateway gw(existing_data_dir{source_path(std::string("tests/fixtures/") + e.fixture)}, small_segments, 2);
+  auto copy = gateway::on_copy_of(source_path(std::string("tests/fixtures/") + e.fixture), small_segments, 2);
+  gateway& gw = *copy;
   ASSERT_TRUE(gw.start()) << gw.last_log();
   EXPECT_EQ(repaired_lines(gw.last_log()), e.repaired) << gw.last_log();
   for (const auto& [user, credit] : e.credit) EXPECT_EQ(credit_of(gw, user), credit) << user;
@@ -168,7 +169,8 @@ TEST(startup_repair, saturated_balances_are_cut_to_the_maximum_once_and_said) {
 // have opened journal-7 and replayed nothing of it), past the 256 shards a
 // queue id can name, not a number. Each is skipped with a line.
 TEST(startup_repair, odd_journal_directory_names_are_skipped_with_a_line) {
-  gateway gw(existing_data_dir{source_path("tests/fixtures/v3")}, small_segments, 2);
+  auto copy = gateway::on_copy_of(source_path("tests/fixtures/v3"), small_segments, 2);
+  gateway& gw = *copy;
   const std::vector<std::string> odd = {"journal-4294967296", "journal-99999999999999999999", "journal-007",
                                         "journal-256", "journal-x"};
   for (const auto& name : odd) fs::create_directories(gw.data_dir() + "/" + name);
