@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "postino/mime.h"
 #include "postino/smtp.h"
 #include "bench_inputs.h"
 
@@ -54,6 +55,11 @@ void resolve_inline(session& s, const account_settings& account) {
       break;
     }
     case request_kind::rate_check: s.resolve(rate_check_result{true}); break;
+    case request_kind::content: {
+      const auto& req = s.pending_content();
+      s.resolve(mime::read_content(*req.body, *req.account, req.limits));
+      break;
+    }
     case request_kind::none: break;
   }
 }

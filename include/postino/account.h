@@ -26,6 +26,10 @@ inline constexpr credit_units max_balance = 1'000'000'000'000'000;
 
 enum class account_status : std::uint8_t { active = 0, suspended = 1 };
 
+// What an SMS originator is (PROTOCOL.md section 2): text, a number of at
+// most 15 digits, or a longer number (sent with an unknown type of number).
+enum class originator_kind : std::uint8_t { alphanumeric, numeric, numeric_long };
+
 enum class bare_newline_policy : std::uint8_t { normalize = 0, reject = 1 };
 
 // How a DATA body is read (PROTOCOL.md section 3): detected per message

@@ -70,6 +70,16 @@ struct delivery_config {
   unsigned failover_after_s = 10;        // an SMSC down this long: its queue moves to the next route
 };
 
+// [limits] (PROTOCOL.md section 5): what one client may cost the gateway.
+struct limits_config {
+  std::uint32_t auth_failures_per_minute = 30;  // failed AUTH per source address, across shards
+  std::uint32_t mime_max_parts = 1000;          // e-mail mode: MIME entities per message
+  std::uint32_t mime_max_depth = 20;            // e-mail mode: nesting levels
+  unsigned content_workers = 2;                 // threads for the content step of e-mails and big bodies
+  std::size_t content_queue = 4096;             // content steps queued before 451 4.3.0
+  std::size_t max_pending_output = 16384;       // unread reply bytes before a session stops reading
+};
+
 struct gateway_config {
   std::string hostname = "localhost";
   unsigned shards = 0;                // 0: one per core
@@ -95,6 +105,7 @@ struct gateway_config {
   std::vector<smsc_config> smscs;      // [[smsc]]; none: messages stay queued
   std::vector<route_config> routes;    // [[route]]; none: every number to every SMSC, in file order
   delivery_config delivery;            // [delivery]
+  limits_config limits;                // [limits]
 };
 
 // Parses `path` (may be empty: defaults) and applies the command line.

@@ -116,6 +116,43 @@ class hash_pool {
   bool stopping_ = false;
 };
 
+// Failed AUTH per source address (PROTOCOL.md section 5: 30 a minute by
+// default, across shards, no address exempt). The home shard of an address
+// (auth_home_shard) keeps its bucket: `per_minute` tokens, refilled evenly
+// over a minute; a check may start only while fewer checks of that address
+// are under way than whole tokens are left, and each one that fails takes a
+// token. So no address gets more password checks (Argon2id) than its
+// failures allow, however many connections it opens at once. Pure,
+// single-threaded: the gateway carries the calls through the mailboxes.
+class auth_limiter {
+ public:
+  explicit auth_limiter(std::uint32_t per_minute) : per_minute_(per_minute == 0 ? 1 : per_minute) {}
+  // True: a check may run (it is now under way); false: over the limit.
+  bool try_begin(const std::string& address, std::uint64_t now_ms);
+  // A check begun with try_begin is over; `failed`: the credentials were wrong.
+  void end(const std::string& address, bool failed, std::uint64_t now_ms);
+  // True once per stretch of refusals, for one log line per address.
+  bool first_refusal(const std::string& address);
+  std::size_t tracked() const { return buckets_.size(); }
+
+ private:
+  struct bucket {
+    double tokens = 0;
+    std::uint64_t refilled_ms = 0;
+    std::uint32_t under_way = 0;
+    bool refusing = false;  // a refusal was logged and no check began since
+  };
+  bucket& refill(const std::string& address, std::uint64_t now_ms);
+  void forget_idle(std::uint64_t now_ms);
+
+  std::uint32_t per_minute_;
+  std::unordered_map<std::string, bucket> buckets_;
+};
+
+// The shard whose auth_limiter keeps `address` (FNV-1a: the same on every
+// shard and every start).
+unsigned auth_home_shard(std::string_view address, unsigned shards);
+
 // A shard's cache of verified credentials. The key is a keyed hash of
 // (username, password) under a per-process random secret, so a wrong
 // password never matches and the cache never holds a password.

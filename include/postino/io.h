@@ -151,6 +151,7 @@ class connection final : public core::timer_node {
   void arm_recv();
   void pause_recv();
   void ingest(std::string_view bytes);
+  void park(std::string_view bytes);
   std::size_t process(std::string_view input);
   void start_request();
   void resume();

@@ -32,13 +32,39 @@ struct content_result {
   std::string mm4_originator_system;  // X-Mms-Originator-System
 };
 
+// Bounds on an e-mail's MIME structure (PROTOCOL.md section 5). A part is
+// every MIME entity, multipart containers and the message itself included;
+// depth counts the levels of multiparts and attached messages below it.
+struct content_limits {
+  std::uint32_t max_parts = 1000;
+  std::uint32_t max_depth = 20;
+};
+
 // The content step the session runs at the terminator. `body` is the stored
 // DATA body (unstuffed, CRLF line ends). Refusals, in this order:
+//   554 5.6.0 Too many MIME parts (max <n>)    (e-mail mode)
+//   554 5.6.0 MIME nesting too deep (max <n>)  (e-mail mode)
 //   554 5.6.1 MMS not enabled for this account
 //   552 5.3.4 Message too big                  (an MMS over max_mms_bytes)
 //   554 5.6.0 Empty message
 //   554 5.3.4 Message too long for SMS (<n> segments, max <m>)
-content_result read_content(std::string_view body, const account_settings& account);
+content_result read_content(std::string_view body, const account_settings& account,
+                            const content_limits& limits = {});
+
+// True when read_content on this body is cheap enough for a shard's own
+// loop (a raw-mode text of at most 64 KiB: one linear pass, microseconds);
+// anything that GMime would parse, or a big body, belongs on a worker.
+bool content_is_cheap(std::string_view body, const account_settings& account) noexcept;
+
+// A linear scan of the MIME structure that stops at the first part or level
+// over `limits`, before any parser builds the parts (src/mime/structure.cc).
+struct structure_check {
+  std::uint32_t parts = 0;  // counted so far (stops one past max_parts)
+  std::uint32_t depth = 0;  // deepest level seen
+  bool too_many_parts = false;
+  bool too_deep = false;
+};
+structure_check check_structure(std::string_view body, const content_limits& limits);
 
 // PROTOCOL.md's e-mail rule: every line before the first empty line is an
 // RFC 5322 header field (folded lines included), and MIME-Version, or
@@ -52,6 +78,7 @@ bool is_mm4_forward(std::string_view body) noexcept;
 struct email_options {
   bool subject_prefix = false;
   bool strip_signature = false;
+  content_limits limits;     // the parsed tree is checked against these too
 };
 
 // One e-mail, parsed with GMime: the chosen text (text/plain preferred, HTML
@@ -67,6 +94,9 @@ struct email_content {
   std::string message_id;    // X-Mms-Message-ID, else Message-ID
   std::string mm4_transaction_id;
   std::string mm4_originator_system;
+  std::uint32_t parts = 0;   // MIME entities GMime built (see content_limits)
+  std::uint32_t depth = 0;
+  bool over_limits = false;  // parts or depth over options.limits: nothing else is filled
 };
 email_content parse_email(std::string_view body, const email_options& options);
 

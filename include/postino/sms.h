@@ -9,14 +9,14 @@
 #include <string_view>
 #include <vector>
 
-#include "postino/smtp.h"
+#include "postino/account.h"
 
 namespace postino::sms {
 
 struct originator_result {
   bool ok = false;
   std::string value;           // the originator as it goes out
-  smtp::originator_kind kind = smtp::originator_kind::numeric;
+  originator_kind kind = originator_kind::numeric;
   std::string why;             // when !ok: a short reason for the 553 reply
 };
 

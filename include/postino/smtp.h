@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "postino/account.h"
+#include "postino/mime.h"
 
 namespace postino::smtp {
 
@@ -32,6 +33,11 @@ struct session_config {
   // or above delivery_backlog_limit, MAIL gets 452 4.3.1. Null: no bound.
   const std::atomic<std::int64_t>* delivery_backlog = nullptr;
   std::int64_t delivery_backlog_limit = 0;
+  // Replies not yet taken by the owner above which feed() stops consuming
+  // (a client that pipelines without reading gets no more replies queued
+  // until it reads, as Postfix blocks in write): output stays bounded.
+  std::size_t max_pending_output = 16 * 1024;
+  mime::content_limits mime_limits;           // e-mail mode: parts and depth
 };
 
 struct connection_info {
@@ -39,7 +45,7 @@ struct connection_info {
   std::string peer_ip;       // textual, as shown in the greeting
 };
 
-enum class request_kind : std::uint8_t { none, authenticate, credit_check, commit, rate_check };
+enum class request_kind : std::uint8_t { none, authenticate, credit_check, commit, rate_check, content };
 
 struct auth_request {
   std::string username;
@@ -47,7 +53,10 @@ struct auth_request {
 };
 
 struct auth_result {
-  enum class outcome : std::uint8_t { ok, invalid, temporary_failure } result;
+  // temporary_failure: 454 4.7.0 (the store failed, or this address is over
+  // its failed-AUTH limit and no check ran); busy: 454 4.3.0, every check
+  // queue of the process is full.
+  enum class outcome : std::uint8_t { ok, invalid, temporary_failure, busy } result;
   account_settings account;     // valid when ok
   credit_units available = 0;   // credit still available, for the 235 line
 };
@@ -72,7 +81,18 @@ struct rate_check_result {
   bool allowed = false;         // false: 451 4.7.1, the transaction does not start
 };
 
-enum class originator_kind : std::uint8_t { alphanumeric, numeric, numeric_long };
+// End of DATA: the content step (src/mime) on the stored body. The owner
+// runs mime::read_content(*body, *account, limits) where it fits (at once
+// for a small raw text, on a worker for anything GMime parses, so that no
+// message stalls a shard) and resolves with its result. The body and the
+// account stay untouched until then.
+struct content_request {
+  const std::string* body = nullptr;
+  const account_settings* account = nullptr;
+  mime::content_limits limits;
+};
+
+using originator_kind = postino::originator_kind;
 
 // One mail transaction. The session fills it; at end of DATA it is handed to
 // the owner through the commit request.
@@ -137,17 +157,22 @@ class session {
   const auth_request& pending_auth() const;
   const credit_check_request& pending_credit_check() const;
   const rate_check_request& pending_rate_check() const;
+  const content_request& pending_content() const;
   transaction& pending_commit();
 
   void resolve(const auth_result& r);
   void resolve(const credit_check_result& r);
   void resolve(const rate_check_result& r);
   void resolve(const commit_result& r);
+  void resolve(mime::content_result r);
 
   // Replies produced so far, in order. The owner sends them and clears it.
   std::string& output();
   // True once the session wants the connection closed after output is sent.
   bool closing() const;
+  // True while output() holds max_pending_output bytes or more: feed()
+  // takes nothing until the owner has sent (and cleared) them.
+  bool output_full() const;
 
   // The timer that applies now, and what to do when it fires.
   timer_kind current_timer() const;
@@ -155,6 +180,8 @@ class session {
   // Server shutdown: idle sessions get 421 4.3.2 now; a transaction in DATA
   // or waiting for its commit finishes first and then gets the 421.
   void on_shutdown();
+
+  const connection_info& connection() const;
 
   // Counters the owner may export.
   bool authenticated() const;

@@ -17,6 +17,7 @@
 #include "gateway.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <functional>
@@ -24,6 +25,7 @@
 
 #include "postino/core.h"
 #include "postino/io.h"
+#include "postino/mime.h"
 #include "postino/smtp.h"
 #include "postino/spool.h"
 
@@ -35,6 +37,7 @@ using outcome = smtp::auth_result::outcome;
 struct verified {
   outcome result = outcome::temporary_failure;
   account_settings account;
+  bool checked = true;  // false: every waiter had left, no password check ran
 };
 
 // Runs on a hash-pool worker. Each worker keeps its own store connection.
@@ -101,6 +104,26 @@ struct top_up_waiter final : spool::append_waiter {
   void on_durable(bool durable) override;
 };
 
+// One password check in progress: the connections waiting for it (the same
+// credentials), the source address its failure counts against, and the flag
+// that tells the worker every waiter has left (then it runs no Argon2id).
+struct auth_check {
+  std::vector<io::connection*> waiters;
+  std::string address;
+  bool permitted = false;  // the address's home allowed it: it must hear the end
+  std::shared_ptr<std::atomic<bool>> abandoned = std::make_shared<std::atomic<bool>>(false);
+};
+
+// Origin <-> the address's home shard: may a check start (`allowed`), and
+// later how it ended. Heap-allocated, carried in a mailbox message's target.
+struct auth_permit {
+  credit::credential_cache::key key;
+  std::string address;
+  unsigned origin = 0;
+  bool allowed = false;
+  bool failed = false;  // the report: the credentials were wrong
+};
+
 // An AUTH that succeeded and now needs the 235 line's credit from the home.
 struct pending_auth_credit {
   io::connection* conn = nullptr;
@@ -117,7 +140,8 @@ class gateway_handler final : public core::request_handler, public delivery::hos
         authority_(shard.count()),
         wallet_(shard.id()),
         rate_authority_(shard.count()),
-        rate_wallet_(shard.id()) {
+        rate_wallet_(shard.id()),
+        limiter_(services_->auth_failures_per_minute) {
     if (shard_.id() < services_->balances.size())
       for (const auto& [id, balance] : services_->balances[shard_.id()]) authority_.set_balance(id, balance);
     tick_.self = this;
@@ -135,8 +159,24 @@ class gateway_handler final : public core::request_handler, public delivery::hos
       case smtp::request_kind::credit_check: return credit_check(c);
       case smtp::request_kind::commit: return commit(c);
       case smtp::request_kind::rate_check: return rate_check(c);
+      case smtp::request_kind::content: return content(c);
       case smtp::request_kind::none: return c.complete();
     }
+  }
+
+  // A connection that closed while its password check is still queued
+  // leaves it; once nobody waits for a check, its worker skips Argon2id.
+  void abandoned(io::connection& c) override {
+    if (c.session().pending() != smtp::request_kind::authenticate) return;
+    const auto& req = c.session().pending_auth();
+    auto it = auth_checks_.find(credit::credential_cache::make_key(req.username, req.password));
+    if (it == auth_checks_.end()) return;  // past the check: the 235's credit is on its way
+    auto& waiters = it->second.waiters;
+    const auto at = std::find(waiters.begin(), waiters.end(), &c);
+    if (at == waiters.end()) return;
+    waiters.erase(at);
+    if (waiters.empty()) it->second.abandoned->store(true, std::memory_order_relaxed);
+    c.complete();
   }
 
   void after_batch() override {
@@ -208,6 +248,10 @@ class gateway_handler final : public core::request_handler, public delivery::hos
   unsigned home_of(account_id id) const { return credit::home_shard(id, shard_.count()); }
 
   // --- AUTH -----------------------------------------------------------------
+  // A cached success answers at once. Otherwise the source address's home
+  // shard must allow a check (credit::auth_limiter) before a worker runs
+  // Argon2id, and hears how it ended; the same credentials asked for again
+  // meanwhile wait for the same check.
   void authenticate(io::connection& c) {
     const auto& req = c.session().pending_auth();
     credit::credential_cache::key key = credit::credential_cache::make_key(req.username, req.password);
@@ -215,25 +259,99 @@ class gateway_handler final : public core::request_handler, public delivery::hos
       account_settings copy = *known;  // the cache may rehash under us
       return auth_ok(c, std::move(copy));
     }
-    auto [it, fresh] = auth_waiters_.try_emplace(key);
-    it->second.push_back(&c);
+    auto [it, fresh] = auth_checks_.try_emplace(key);
+    it->second.waiters.push_back(&c);
     if (!fresh) return;  // the same credentials are being verified already
-    core::shard* shard = &shard_;
-    auto services = services_;
-    bool queued = services_->pool != nullptr &&
-                  services_->pool->submit([shard, services, key, user = req.username, pass = req.password] {
-                    auto result = std::make_shared<verified>(verify_credentials(services->database, user, pass));
-                    shard->post_from_any_thread(
-                        [shard, key, result] { at(*shard).auth_done(key, std::move(*result)); });
-                  });
-    if (!queued) auth_done(key, verified{outcome::temporary_failure, {}});
+    it->second.address = c.session().connection().peer_ip;
+    auto* p = new auth_permit{key, it->second.address, shard_.id()};
+    core::message m;
+    m.run = &gateway_handler::permit_at_home;
+    m.target = p;
+    post(credit::auth_home_shard(p->address, shard_.count()), m);
   }
 
+  static void permit_at_home(core::shard& home, const core::message& m) {
+    auto* p = static_cast<auth_permit*>(m.target);
+    auto& self = at(home);
+    p->allowed = self.limiter_.try_begin(p->address, home.now_ms());
+    if (!p->allowed && self.limiter_.first_refusal(p->address))
+      std::fprintf(stderr,
+                   "postino: auth: %s is over %u failed AUTH per minute; its AUTH gets 454 4.7.0 and no "
+                   "password check until it recovers\n",
+                   p->address.c_str(), self.services_->auth_failures_per_minute);
+    core::message reply;
+    reply.run = &gateway_handler::permit_answer;
+    reply.target = p;
+    self.post(p->origin, reply);
+  }
+
+  static void permit_answer(core::shard& here, const core::message& m) {
+    std::unique_ptr<auth_permit> p(static_cast<auth_permit*>(m.target));
+    auto& self = at(here);
+    auto it = self.auth_checks_.find(p->key);
+    if (it == self.auth_checks_.end()) {
+      if (p->allowed) self.report_end(p->address, false);
+      return;
+    }
+    it->second.permitted = p->allowed;
+    if (!p->allowed || it->second.waiters.empty())
+      return self.auth_done(p->key, verified{outcome::temporary_failure, {}, false});
+    if (!self.start_check(p->key, it->second)) {
+      self.note_busy();
+      self.auth_done(p->key, verified{outcome::busy, {}, false});
+    }
+  }
+
+  void report_end(const std::string& address, bool failed) {
+    auto* p = new auth_permit{{}, address, shard_.id()};
+    p->failed = failed;
+    core::message m;
+    m.run = &gateway_handler::end_at_home;
+    m.target = p;
+    post(credit::auth_home_shard(address, shard_.count()), m);
+  }
+
+  static void end_at_home(core::shard& home, const core::message& m) {
+    std::unique_ptr<auth_permit> p(static_cast<auth_permit*>(m.target));
+    at(home).limiter_.end(p->address, p->failed, home.now_ms());
+  }
+
+  bool start_check(const credit::credential_cache::key& key, const auth_check& check) {
+    if (services_->pool == nullptr) return false;
+    const auto& req = check.waiters.front()->session().pending_auth();
+    core::shard* shard = &shard_;
+    auto services = services_;
+    return services_->pool->submit(
+        [shard, services, key, abandoned = check.abandoned, user = req.username, pass = req.password] {
+          auto result = std::make_shared<verified>();
+          if (abandoned->load(std::memory_order_relaxed)) result->checked = false;
+          else *result = verify_credentials(services->database, user, pass);
+          shard->post_from_any_thread([shard, key, result] { at(*shard).auth_done(key, std::move(*result)); });
+        });
+  }
+
+  // Every check queue of the process is full: 454 4.3.0, said in the log
+  // at most once a second (with how many were refused meanwhile).
+  void note_busy() {
+    ++busy_refusals_;
+    if (shard_.now_ms() < busy_logged_ms_ + 1000) return;
+    std::fprintf(stderr,
+                 "postino: auth: the password check queue is full (auth_queue); %llu AUTH answered "
+                 "454 4.3.0 Authentication service busy\n",
+                 static_cast<unsigned long long>(busy_refusals_));
+    busy_refusals_ = 0;
+    busy_logged_ms_ = shard_.now_ms();
+  }
+
+  // The check is over (or never ran): the address's home hears how it ended
+  // when it had allowed it, and every connection still waiting is answered.
   void auth_done(const credit::credential_cache::key& key, verified result) {
-    auto node = auth_waiters_.extract(key);
+    auto node = auth_checks_.extract(key);
     if (node.empty()) return;
+    if (node.mapped().permitted)
+      report_end(node.mapped().address, result.checked && result.result == outcome::invalid);
     if (result.result == outcome::ok) cache_.insert(key, result.account);
-    for (io::connection* c : node.mapped()) {
+    for (io::connection* c : node.mapped().waiters) {
       if (c->gone()) {
         c->complete();
       } else if (result.result == outcome::ok) {
@@ -290,6 +408,35 @@ class gateway_handler final : public core::request_handler, public delivery::hos
       p->conn->session().resolve(r);
     }
     p->conn->complete();
+  }
+
+  // --- the content step -----------------------------------------------------
+  // A small raw text is read here, on the loop (microseconds). Anything GMime
+  // parses, or a big body, goes to the content pool, and the session waits as
+  // it waits for the journal: one costly message never stalls the sessions
+  // of its shard. The worker reads the body and account in the session,
+  // which leaves them alone while the request is pending; the connection
+  // outlives the request, gone or not.
+  void content(io::connection& c) {
+    const smtp::content_request& req = c.session().pending_content();
+    if (services_->content_pool == nullptr || mime::content_is_cheap(*req.body, *req.account)) {
+      c.session().resolve(mime::read_content(*req.body, *req.account, req.limits));
+      return c.complete();
+    }
+    core::shard* shard = &shard_;
+    io::connection* conn = &c;
+    const bool queued = services_->content_pool->submit([shard, conn, req] {
+      auto result = std::make_shared<mime::content_result>(mime::read_content(*req.body, *req.account, req.limits));
+      shard->post_from_any_thread([conn, result] {
+        if (!conn->gone()) conn->session().resolve(std::move(*result));
+        conn->complete();
+      });
+    });
+    if (queued) return;
+    mime::content_result busy;
+    busy.refusal = "451 4.3.0 Local error in processing, try again";
+    c.session().resolve(std::move(busy));
+    c.complete();
   }
 
   // --- credit: the per-message path -----------------------------------------
@@ -602,7 +749,10 @@ class gateway_handler final : public core::request_handler, public delivery::hos
   credit::journal_delta delta_;  // durable records since the last checkpoint
   std::vector<balance_query> balance_queries_;
   credit::credential_cache cache_;
-  std::unordered_map<credit::credential_cache::key, std::vector<io::connection*>> auth_waiters_;
+  std::unordered_map<credit::credential_cache::key, auth_check> auth_checks_;
+  credit::auth_limiter limiter_;  // the source addresses whose home is this shard
+  std::uint64_t busy_refusals_ = 0;
+  std::uint64_t busy_logged_ms_ = 0;
 };
 
 // "NNSSQQQQQQQQQQQQ" (spool::format_queue_id): node, shard, sequence in hex.

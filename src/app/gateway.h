@@ -21,7 +21,11 @@
 namespace postino::app {
 
 struct gateway_services {
-  credit::hash_pool* pool = nullptr;  // shared by all shards, outlives their threads
+  credit::hash_pool* pool = nullptr;  // AUTH checks; shared by all shards, outlives their threads
+  // The content step of bodies too costly for a shard's loop (e-mails, big
+  // texts); null: every content step runs on the shard (tests).
+  credit::hash_pool* content_pool = nullptr;
+  std::uint32_t auth_failures_per_minute = 30;  // per source address, across shards
   std::string database;               // workers open their own account_store on it
   // Starting balances, indexed by home shard (credit::home_shard).
   std::vector<std::vector<std::pair<account_id, credit_units>>> balances;

@@ -350,6 +350,9 @@ int main(int argc, char** argv) {
 
   auto pool = std::make_unique<credit::hash_pool>(config.auth_workers, config.auth_queue);
   services->pool = pool.get();
+  auto content_pool = std::make_unique<credit::hash_pool>(config.limits.content_workers, config.limits.content_queue);
+  services->content_pool = content_pool.get();
+  services->auth_failures_per_minute = config.limits.auth_failures_per_minute;
 
   say(sms::prepare_recipient_validation());
 
@@ -411,6 +414,7 @@ int main(int argc, char** argv) {
   rt->join();  // every shard drained: sessions closed, journals at pending() == 0
   admin->stop();
   pool.reset();
+  content_pool.reset();
   rt.reset();
   journals.clear();
   say("stopped");

@@ -435,6 +435,28 @@ void read_delivery(const toml_reader& r, const toml::table& t, delivery_config& 
   }
 }
 
+void read_limits(const toml_reader& r, const toml::table& t, limits_config& l) {
+  r.check_keys(t, "limits.",
+               {"auth_failures_per_minute", "mime_max_parts", "mime_max_depth", "content_workers",
+                "content_queue", "max_pending_output"});
+  for (const auto& [k, v] : t) {
+    const std::string key(k.str());
+    const std::string path = "limits." + key;
+    if (key == "auth_failures_per_minute")
+      l.auth_failures_per_minute = static_cast<std::uint32_t>(r.integer(v, path, 1, 1'000'000));
+    else if (key == "mime_max_parts")
+      l.mime_max_parts = static_cast<std::uint32_t>(r.integer(v, path, 1, 1'000'000));
+    else if (key == "mime_max_depth")
+      l.mime_max_depth = static_cast<std::uint32_t>(r.integer(v, path, 1, 1000));
+    else if (key == "content_workers")
+      l.content_workers = static_cast<unsigned>(r.integer(v, path, 1, 64));
+    else if (key == "content_queue")
+      l.content_queue = static_cast<std::size_t>(r.integer(v, path, 1, 1 << 24));
+    else if (key == "max_pending_output")
+      l.max_pending_output = static_cast<std::size_t>(r.integer(v, path, 1024, 1 << 30));
+  }
+}
+
 const toml::array& array_of_tables(const toml_reader& r, const toml::node& v, const std::string& key) {
   const toml::array* arr = v.as_array();
   if (arr == nullptr || !arr->is_array_of_tables())
@@ -461,7 +483,7 @@ void read_document(const toml_reader& r, const toml::table& doc, parse_state& st
                {"hostname", "shards", "node_id", "data_dir", "database", "idle_timeout",
                 "data_timeout", "shutdown_grace", "auth_workers", "auth_queue",
                 "create_demo_account", "ports_file", "admin", "journal", "listener",
-                "checkpoint_interval", "smsc", "route", "delivery"});
+                "checkpoint_interval", "smsc", "route", "delivery", "limits"});
   gateway_config& c = st.config;
   for (const auto& [k, v] : doc) {
     const std::string key(k.str());
@@ -518,6 +540,8 @@ void read_document(const toml_reader& r, const toml::table& doc, parse_state& st
       for (std::size_t i = 0; i < arr.size(); ++i) read_route(r, *arr.get(i)->as_table(), i, st);
     } else if (key == "delivery") {
       read_delivery(r, r.table(v, key), c.delivery);
+    } else if (key == "limits") {
+      read_limits(r, r.table(v, key), c.limits);
     }
   }
   if (const auto* routes = doc.get("route")) check_routes(r, *routes->as_array(), c);
@@ -572,6 +596,8 @@ void finalize(parse_state& st) {
   for (std::size_t i = 0; i < c.listeners.size(); ++i) {
     auto& l = c.listeners[i];
     l.session.hostname = st.listener_hostnames[i].value_or(c.hostname);
+    l.session.mime_limits = {c.limits.mime_max_parts, c.limits.mime_max_depth};
+    l.session.max_pending_output = c.limits.max_pending_output;
     // Port 0 asks for an ephemeral port, so several of those never collide.
     if (l.port != 0 && !seen.emplace(*canonical_ip(l.address), l.port).second)
       throw config_error{"listener[" + std::to_string(i) + "]: " + l.address + " port " +

@@ -116,21 +116,26 @@ void connection::on_recv(int result, std::uint32_t flags) {
   arm_recv();  // after ENOBUFS, a cancel, or any CQE without F_MORE
 }
 
+// Input the session cannot take yet (a request waits, or its replies are
+// not yet read by the client) is parked in spill_; recv pauses once spill_
+// reaches its bound, or at once when replies are what blocks, so that the
+// buffers go back to the ring and neither spill_ nor the output grows.
 void connection::ingest(std::string_view bytes) {
   if (!session_ || session_->closing()) return;  // nobody will read it
   timed_out_ = false;
   if (waiting_ || !spill_.empty()) {
-    spill_.append(bytes);
-    if (spill_.size() >= shard_.options().spill_limit) pause_recv();
+    park(bytes);
     return;
   }
   std::size_t used = process(bytes);
-  if (used < bytes.size() && waiting_ && !session_->closing()) {
-    spill_.assign(bytes.substr(used));
-    if (spill_.size() >= shard_.options().spill_limit) pause_recv();
-  }
+  if (used < bytes.size() && !session_->closing()) park(bytes.substr(used));
   flush();
   if (!waiting_) arm_idle_timer();
+}
+
+void connection::park(std::string_view bytes) {
+  spill_.append(bytes);
+  if (spill_.size() >= shard_.options().spill_limit || session_->output_full()) pause_recv();
 }
 
 // Feeds `input` until it is used up, the session closes, or a request has to
@@ -139,7 +144,7 @@ void connection::ingest(std::string_view bytes) {
 std::size_t connection::process(std::string_view input) {
   std::size_t pos = 0;
   in_process_ = true;
-  while (!waiting_ && !session_->closing()) {
+  while (!waiting_ && !session_->closing() && !session_->output_full()) {
     if (session_->pending() != smtp::request_kind::none) {
       start_request();
       continue;
@@ -170,20 +175,20 @@ void connection::complete() {
 }
 
 void connection::resume() {
-  if (!spill_.empty()) {
-    // Nothing is received while this runs, so spill_ stays empty meanwhile.
-    std::string input;
-    input.swap(spill_);
-    std::size_t used = process(input);
-    if (used < input.size() && waiting_ && !session_->closing()) {
-      input.erase(0, used);
-      spill_.swap(input);
-    }
+  // Nothing is received while this runs, so spill_ stays empty meanwhile.
+  // Run even without parked input: an answer may leave the next request
+  // pending (the content step's result starts the commit).
+  std::string input;
+  input.swap(spill_);
+  std::size_t used = process(input);
+  if (used < input.size() && !session_->closing()) {
+    input.erase(0, used);
+    spill_.swap(input);
   }
   flush();
   if (closed_) return;
   if (!waiting_) arm_idle_timer();
-  if (recv_paused_ && !waiting_ && spill_.size() < shard_.options().spill_limit / 2) {
+  if (recv_paused_ && !waiting_ && !session_->output_full() && spill_.size() < shard_.options().spill_limit / 2) {
     recv_paused_ = false;
     arm_recv();
   }
@@ -207,7 +212,7 @@ void connection::flush() {
   // Everything is out. Idle connections keep no reply buffer.
   if (out_.capacity() > 256) std::string().swap(out_);
   if (!session_) return;
-  if (session_->closing() || (peer_eof_ && !waiting_)) teardown();
+  if (session_->closing() || (peer_eof_ && !waiting_ && spill_.empty())) teardown();
 }
 
 void connection::on_send(int result, std::uint32_t) {
@@ -222,6 +227,9 @@ void connection::on_send(int result, std::uint32_t) {
   }
   out_off_ += static_cast<std::uint32_t>(result);  // a short send resumes here
   flush();
+  // The client read what held the session back: take the parked input.
+  if (!closed_ && !waiting_ && session_ && !session_->output_full() && (recv_paused_ || !spill_.empty()))
+    resume();
 }
 
 void connection::arm_idle_timer() {
@@ -270,6 +278,7 @@ void connection::teardown() {
   sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
   io_uring_sqe_set_data64(sqe, 0);
   shard_.slot_released();  // queued after the close, so an accept finds it free
+  if (waiting_) shard_.handler().abandoned(*this);
   maybe_retire();
 }
 

@@ -54,18 +54,42 @@ content_result finish_sms(std::string text, bool email, const account_settings& 
   return r;
 }
 
+content_result too_many_parts(const content_limits& limits) {
+  return refuse("554 5.6.0 Too many MIME parts (max " + std::to_string(limits.max_parts) + ")");
+}
+
+content_result too_deep(const content_limits& limits) {
+  return refuse("554 5.6.0 MIME nesting too deep (max " + std::to_string(limits.max_depth) + ")");
+}
+
+bool email_mode(std::string_view body, const account_settings& account, bool mm4) {
+  return mm4 || account.content == content_mode::email ||
+         (account.content == content_mode::automatic && looks_like_email(body));
+}
+
+// Above this a raw body's clean-up takes long enough (tens of microseconds
+// per kilobyte and up) to be worth a worker's hop.
+constexpr std::size_t cheap_raw_bytes = 64 * 1024;
+
 }  // namespace
 
-content_result read_content(std::string_view body, const account_settings& account) {
+bool content_is_cheap(std::string_view body, const account_settings& account) noexcept {
+  return body.size() <= cheap_raw_bytes && !email_mode(body, account, is_mm4_forward(body));
+}
+
+content_result read_content(std::string_view body, const account_settings& account, const content_limits& limits) {
   const bool mm4 = is_mm4_forward(body);
-  const bool email = mm4 || account.content == content_mode::email ||
-                     (account.content == content_mode::automatic && looks_like_email(body));
-  if (!email) {
+  if (!email_mode(body, account, mm4)) {
     sms::text_result raw = sms::clean_raw_text(body);
     return finish_sms(std::move(raw.utf8), false, account);
   }
 
-  email_content e = parse_email(body, {account.subject_prefix, account.strip_signature});
+  // The structure bound first: GMime builds every part it finds.
+  const structure_check shape = check_structure(body, limits);
+  if (shape.too_many_parts) return too_many_parts(limits);
+  if (shape.too_deep) return too_deep(limits);
+  email_content e = parse_email(body, {account.subject_prefix, account.strip_signature, limits});
+  if (e.over_limits) return e.parts > limits.max_parts ? too_many_parts(limits) : too_deep(limits);
   const bool mms = mm4 || e.mm4_forward || (account.mms_enabled && e.has_media);
   if (!mms) return finish_sms(sms::tidy_text_lines(e.text), true, account);
 

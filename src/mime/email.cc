@@ -25,6 +25,7 @@
 // message with a subject and no text becomes the subject alone.
 #include <gmime/gmime.h>
 
+#include <algorithm>
 #include <cctype>
 #include <mutex>
 #include <string>
@@ -233,6 +234,26 @@ void drop_leading_blank_lines(std::string& text) {
 
 std::string header(GMimeObject* o, const char* name) { return trimmed(view(g_mime_object_get_header(o, name))); }
 
+// Counts the entities GMime built, as check_structure counts them (the
+// message, every part, every multipart, attached messages' own entities),
+// stopping once past a limit.
+void count_entities(GMimeObject* o, std::uint32_t depth, const content_limits& limits, email_content& e) {
+  if (o == nullptr || e.over_limits) return;
+  e.depth = std::max(e.depth, depth);
+  if (++e.parts > limits.max_parts || depth > limits.max_depth) {
+    e.over_limits = true;
+    return;
+  }
+  if (GMIME_IS_MULTIPART(o)) {
+    auto* mp = GMIME_MULTIPART(o);
+    const int n = g_mime_multipart_get_count(mp);
+    for (int i = 0; i < n && !e.over_limits; ++i) count_entities(g_mime_multipart_get_part(mp, i), depth + 1, limits, e);
+  } else if (GMIME_IS_MESSAGE_PART(o)) {
+    GMimeMessage* inner = g_mime_message_part_get_message(GMIME_MESSAGE_PART(o));
+    if (inner != nullptr) count_entities(g_mime_message_get_mime_part(inner), depth + 1, limits, e);
+  }
+}
+
 }  // namespace
 
 std::string to_utf8(std::string_view bytes, std::string_view charset) {
@@ -273,6 +294,9 @@ email_content parse_email(std::string_view body, const email_options& options) {
   ref<GMimeMessage> message(g_mime_parser_construct_message(parser.get(), nullptr));
   if (!message) return e;
   GMimeObject* top = GMIME_OBJECT(message.get());
+  GMimeObject* root = g_mime_message_get_mime_part(message.get());
+  count_entities(root, 0, options.limits, e);
+  if (e.over_limits) return e;
 
   e.mm4_forward = iequals(header(top, "X-Mms-Message-Type"), "MM4_forward.REQ");
   e.mm4_ack_requested = iequals(header(top, "X-Mms-Ack-Request"), "Yes");
@@ -286,7 +310,6 @@ email_content parse_email(std::string_view body, const email_options& options) {
     if (c == '\r' || c == '\n' || c == '\t') c = ' ';
   e.subject = sms::is_valid_utf8(subject) ? subject : sms::windows1252_to_utf8(subject);
 
-  GMimeObject* root = g_mime_message_get_mime_part(message.get());
   e.has_media = has_media(root, 0);
   const choice c = pick(root, 0);
   if (c.part != nullptr) {

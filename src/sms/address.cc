@@ -220,7 +220,7 @@ bool is_allowed(const originator_result& r, const std::vector<std::string>& allo
   };
   for (const std::string& entry : allowed) {
     if (entry == r.value) return true;
-    if (r.kind != smtp::originator_kind::alphanumeric &&
+    if (r.kind != originator_kind::alphanumeric &&
         strip_plus(entry) == strip_plus(r.value))
       return true;
   }
@@ -238,8 +238,8 @@ originator_result classify_originator(std::string_view value) {
     originator_result r;
     r.ok = true;
     r.value.assign(value);
-    r.kind = digits.size() > max_short_numeric_digits ? smtp::originator_kind::numeric_long
-                                                      : smtp::originator_kind::numeric;
+    r.kind = digits.size() > max_short_numeric_digits ? originator_kind::numeric_long
+                                                      : originator_kind::numeric;
     return r;
   }
   bool letter = false;
@@ -256,7 +256,7 @@ originator_result classify_originator(std::string_view value) {
   originator_result r;
   r.ok = true;
   r.value.assign(value);
-  r.kind = smtp::originator_kind::alphanumeric;
+  r.kind = originator_kind::alphanumeric;
   return r;
 }
 

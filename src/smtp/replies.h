@@ -32,6 +32,7 @@ inline constexpr std::string_view unknown_mechanism = "504 5.5.4 Unrecognized au
 inline constexpr std::string_view auth_invalid = "535 5.7.8 Authentication credentials invalid";
 inline constexpr std::string_view too_many_auth_failures = "421 4.7.0 Too many authentication failures";
 inline constexpr std::string_view auth_temporary = "454 4.7.0 Temporary authentication failure";
+inline constexpr std::string_view auth_busy = "454 4.3.0 Authentication service busy, try again later";
 inline constexpr std::string_view account_suspended = "550 5.7.1 Account suspended";
 inline constexpr std::string_view unsupported_parameter = "555 5.5.4 Unsupported parameter ";
 inline constexpr std::string_view size_exceeds_max = "552 5.3.4 Message size exceeds fixed maximum message size";

@@ -144,6 +144,7 @@ struct session::impl {
   auth_request auth;
   credit_check_request credit;
   rate_check_request rate;
+  content_request content;
   std::string waiting_recipient;  // the RCPT whose credit check is pending
   std::uint64_t declared_size = 0;
   std::uint64_t accepted = 0;
@@ -190,7 +191,7 @@ struct session::impl {
 
   std::size_t feed(std::string_view in) {
     std::size_t pos = 0;
-    while (pos < in.size() && pending == request_kind::none && !closing) {
+    while (pos < in.size() && pending == request_kind::none && !closing && !output_full()) {
       if (state == phase::data) {
         pos += text.feed(in.substr(pos), tx.body);
         if (text.done()) end_of_data();
@@ -212,6 +213,8 @@ struct session::impl {
     }
     return pos;
   }
+
+  bool output_full() const { return out.size() >= config.max_pending_output; }
 
   void line_too_long() {
     if (state != phase::command) abandon_auth();
@@ -483,6 +486,9 @@ struct session::impl {
       case auth_result::outcome::temporary_failure:
         send(reply::auth_temporary);
         break;
+      case auth_result::outcome::busy:
+        send(reply::auth_busy);
+        break;
     }
     finish_if_shutting_down();
   }
@@ -694,21 +700,27 @@ struct session::impl {
       return;
     }
     // The content step (src/mime): raw or e-mail text, MMS, encoding,
-    // segments, or the refusal. The body stays as received; the text is apart.
-    mime::content_result content = mime::read_content(tx.body, account);
-    if (!content.ok) {
-      send(content.refusal);
+    // segments, or the refusal; the owner runs it where it fits. The body
+    // stays as received; the text is apart.
+    content = content_request{&tx.body, &account, config.mime_limits};
+    pending = request_kind::content;
+  }
+
+  void resolve(mime::content_result r) {
+    pending = request_kind::none;
+    if (!r.ok) {
+      send(r.refusal);
       finish_transaction();
       return;
     }
-    tx.sms_text = std::move(content.text);
-    tx.data_coding = sms::smpp_data_coding(content.encoding);
-    tx.segments = content.segments;
-    tx.is_mms = content.mms;
-    tx.mm4_ack_owed = content.ack_owed;
-    tx.mm4_message_id = std::move(content.mm4_message_id);
-    tx.mm4_transaction_id = std::move(content.mm4_transaction_id);
-    tx.mm4_originator_system = std::move(content.mm4_originator_system);
+    tx.sms_text = std::move(r.text);
+    tx.data_coding = sms::smpp_data_coding(r.encoding);
+    tx.segments = r.segments;
+    tx.is_mms = r.mms;
+    tx.mm4_ack_owed = r.ack_owed;
+    tx.mm4_message_id = std::move(r.mm4_message_id);
+    tx.mm4_transaction_id = std::move(r.mm4_transaction_id);
+    tx.mm4_originator_system = std::move(r.mm4_originator_system);
     tx.price = message_price(account, tx.recipients, tx.segments, tx.is_mms);
     fill_unit_prices();
     pending = request_kind::commit;
@@ -804,7 +816,7 @@ struct session::impl {
   void on_shutdown() {
     if (closing) return;
     // A message being received or committed finishes first.
-    if (state == phase::data || pending == request_kind::commit) {
+    if (state == phase::data || pending == request_kind::commit || pending == request_kind::content) {
       shutdown_requested = true;
       return;
     }
@@ -841,7 +853,7 @@ std::size_t session::feed(std::string_view input) {
   // The owner has sent and cleared what a big pipelined batch produced; give
   // the room back so that the session parks small.
   if (impl_->out.empty() && impl_->out.capacity() > keep_output_capacity) std::string().swap(impl_->out);
-  if (impl_->pending != request_kind::none || impl_->closing) return 0;
+  if (impl_->pending != request_kind::none || impl_->closing || impl_->output_full()) return 0;
   return impl_->feed(input);
 }
 
@@ -849,6 +861,7 @@ request_kind session::pending() const { return impl_->pending; }
 const auth_request& session::pending_auth() const { return impl_->auth; }
 const credit_check_request& session::pending_credit_check() const { return impl_->credit; }
 const rate_check_request& session::pending_rate_check() const { return impl_->rate; }
+const content_request& session::pending_content() const { return impl_->content; }
 transaction& session::pending_commit() { return impl_->tx; }
 
 void session::resolve(const auth_result& r) {
@@ -863,9 +876,13 @@ void session::resolve(const rate_check_result& r) {
 void session::resolve(const commit_result& r) {
   if (impl_->pending == request_kind::commit) impl_->resolve(r);
 }
+void session::resolve(mime::content_result r) {
+  if (impl_->pending == request_kind::content) impl_->resolve(std::move(r));
+}
 
 std::string& session::output() { return impl_->out; }
 bool session::closing() const { return impl_->closing; }
+bool session::output_full() const { return impl_->output_full(); }
 
 timer_kind session::current_timer() const {
   return impl_->state == phase::data ? timer_kind::data : timer_kind::command;
@@ -873,6 +890,7 @@ timer_kind session::current_timer() const {
 void session::on_timeout() { impl_->on_timeout(); }
 void session::on_shutdown() { impl_->on_shutdown(); }
 
+const connection_info& session::connection() const { return impl_->conn; }
 bool session::authenticated() const { return impl_->authed; }
 std::uint64_t session::messages_accepted() const { return impl_->accepted; }
 

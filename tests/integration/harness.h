@@ -66,6 +66,7 @@ class gateway {
   int stop(std::chrono::seconds grace = std::chrono::seconds(30));  // SIGTERM; exit code
   void kill_hard();          // SIGKILL
   bool running() const { return pid_ > 0; }
+  int pid() const { return pid_; }
 
   std::uint16_t smtp_port(unsigned listener = 0) const;
   std::uint16_t admin_port() const { return admin_port_; }
@@ -103,10 +104,15 @@ std::vector<std::string> journal_queue_ids(const std::string& data_dir);
 // A blocking loopback SMTP connection for hand-written dialogues.
 class raw_client {
  public:
-  explicit raw_client(std::uint16_t port);
+  // `source`: the local IPv4 address to connect from (127.0.0.2 ... stand
+  // for other clients); empty: the kernel's choice.
+  explicit raw_client(std::uint16_t port, const std::string& source = "");
   ~raw_client();
   bool connected() const { return fd_ >= 0; }
   void send(const std::string& bytes);
+  // Sends what the socket takes within `timeout` without blocking beyond it
+  // (the peer may stop reading); returns how many bytes went.
+  std::size_t send_for(const std::string& bytes, std::chrono::milliseconds timeout);
   // Reads one whole reply (all continuation lines), or "" on timeout/close.
   std::string reply(std::chrono::milliseconds timeout = std::chrono::milliseconds(10000));
   // Reads until the peer closes; returns what came.
@@ -129,6 +135,9 @@ std::string login_ok(raw_client& c, const std::string& user, const std::string& 
 // Logs in on several new connections (so every shard's credential cache is
 // asked) and expects each to say STATUS: SUSPENDED and refuse MAIL with 550.
 void expect_suspended_on_every_shard(std::uint16_t smtp_port, const std::string& user, const std::string& pass);
+// Resident memory (VmRSS) and CPU seconds used (user + system) of a process.
+std::int64_t rss_bytes(int pid);
+double cpu_seconds(int pid);
 // The CREDIT figure of a 235 line, or -1.
 std::int64_t credit_in(const std::string& line235);
 

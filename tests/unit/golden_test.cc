@@ -13,6 +13,7 @@
 #include <map>
 #include <sstream>
 
+#include "postino/mime.h"
 #include "postino/smtp.h"
 
 namespace postino::smtp {
@@ -214,7 +215,7 @@ golden_case load(const fs::path& in_path) {
       const std::string d = w.size() > 1 ? w[1] : "";
       const bool setup = d == "hostname" || d == "max_size" || d == "tls" || d == "bare_newline" ||
                          d == "max_errors" || d == "max_auth_failures" || d == "connection" || d == "account" ||
-                         d == "preauth" || d == "whole" || d == "show_content";
+                         d == "preauth" || d == "whole" || d == "show_content" || d == "mime_limits";
       if (setup) {
         if (any_bytes) ADD_FAILURE() << where << ": set-up directive after client bytes";
         if (d == "hostname") gc.config.hostname = w.at(2);
@@ -228,6 +229,8 @@ golden_case load(const fs::path& in_path) {
         else if (d == "preauth") gc.preauth_user = w.at(2);
         else if (d == "whole") gc.whole_only = true;
         else if (d == "show_content") gc.show_content = true;
+        else if (d == "mime_limits")
+          gc.config.mime_limits = {static_cast<std::uint32_t>(to_u64(w.at(2))), static_cast<std::uint32_t>(to_u64(w.at(3)))};
       } else if (d == "pause" || d == "timeout" || d == "shutdown" || d == "topup" || d == "next_auth" ||
                  d == "next_commit" || d == "next_rate") {
         current.event = line.substr(3);
@@ -287,6 +290,7 @@ class fake_owner {
       if (auto* a = find_user(w.at(1))) a->credit += std::stoll(w.at(2));
       else ADD_FAILURE() << "topup: no account " << w.at(1);
     } else if (w[0] == "next_auth") {
+      next_auth_ = w.size() > 1 && w[1] == "busy" ? auth_result::outcome::busy : auth_result::outcome::temporary_failure;
       temporary_auth_ = true;
     } else if (w[0] == "next_commit") {
       local_error_ = true;
@@ -305,7 +309,7 @@ class fake_owner {
         fake_account* a = find_user(req.username);
         if (temporary_auth_) {
           temporary_auth_ = false;
-          r.result = auth_result::outcome::temporary_failure;
+          r.result = next_auth_;
         } else if (a != nullptr && a->password == req.password) {
           r.result = auth_result::outcome::ok;
           r.account = a->settings;
@@ -370,6 +374,11 @@ class fake_owner {
         s.resolve(r);
         break;
       }
+      case request_kind::content: {
+        const auto& req = s.pending_content();
+        s.resolve(mime::read_content(*req.body, *req.account, req.limits));
+        break;
+      }
       case request_kind::none: break;
     }
   }
@@ -377,6 +386,7 @@ class fake_owner {
  private:
   std::vector<fake_account> accounts_;
   bool show_content_ = false;
+  auth_result::outcome next_auth_ = auth_result::outcome::temporary_failure;
   bool temporary_auth_ = false;
   bool local_error_ = false;
   unsigned rate_refusals_ = 0;  // the next N rate checks are refused
@@ -419,19 +429,21 @@ std::vector<std::string> run(const golden_case& gc, std::size_t fragment) {
       const std::string_view chunk = std::string_view(seg.bytes).substr(pos, n);
       std::size_t used = 0;
       for (;;) {
-        used += s.feed(chunk.substr(used));
+        const std::size_t n = s.feed(chunk.substr(used));
+        used += n;
         drain(s, t);
         if (s.pending() != request_kind::none) {
           owner.resolve(s, t);
           drain(s, t);
           continue;
         }
-        if (s.closing()) break;
-        if (used < chunk.size()) {
+        if (s.closing() || used == chunk.size()) break;
+        // A feed stops once a batch's replies reach max_pending_output; the
+        // drain above took them, so the next feed goes on.
+        if (n == 0) {
           t.push_back("!! feed() stopped with nothing pending");
           return t;
         }
-        break;
       }
     }
     const auto w = split_words(seg.event);

@@ -348,5 +348,70 @@ TEST(mime_email, independent_messages_parse_on_many_threads) {
   for (int g : good) EXPECT_EQ(g, 200);
 }
 
+
+// ---- The MIME structure bound (src/mime/structure.cc, PROTOCOL.md 5) ----
+
+std::string multipart_of(int parts) {
+  std::string m = "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"sep\"\r\n\r\n";
+  for (int i = 0; i < parts; ++i) m += "--sep\r\nContent-Type: text/plain\r\n\r\npart\r\n";
+  return m + "--sep--\r\n";
+}
+
+TEST(mime_structure, counts_every_entity_and_stops_one_past_the_bound) {
+  const content_limits limits{1000, 20};
+  auto ok = check_structure(multipart_of(999), limits);  // 999 parts + the multipart
+  EXPECT_FALSE(ok.too_many_parts);
+  EXPECT_EQ(ok.parts, 1000u);
+  EXPECT_EQ(ok.depth, 1u);
+  auto over = check_structure(multipart_of(200000), limits);
+  EXPECT_TRUE(over.too_many_parts);
+  EXPECT_EQ(over.parts, 1001u);
+}
+
+TEST(mime_structure, the_200000_part_message_is_refused_before_gmime_parses_it) {
+  const std::string body = multipart_of(200000);
+  auto r = read_content(body, account());
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.refusal, "554 5.6.0 Too many MIME parts (max 1000)");
+}
+
+TEST(mime_structure, nesting_is_bounded_and_an_outer_boundary_ends_the_inner_parts) {
+  std::string m = "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=l0\r\n\r\n";
+  for (int d = 1; d <= 25; ++d)
+    m += "--l" + std::to_string(d - 1) + "\r\nContent-Type: multipart/mixed; boundary=l" + std::to_string(d) + "\r\n\r\n";
+  m += "--l25\r\nContent-Type: text/plain\r\n\r\ndeep\r\n--l0--\r\n";
+  auto deep = check_structure(m, {1000, 20});
+  EXPECT_TRUE(deep.too_deep);
+  EXPECT_EQ(read_content(m, account()).refusal, "554 5.6.0 MIME nesting too deep (max 20)");
+  auto fine = check_structure(m, {1000, 30});
+  EXPECT_FALSE(fine.too_deep);
+  EXPECT_EQ(fine.depth, 26u);
+  // "--l0--" closed every level: nothing after it is a part.
+  EXPECT_EQ(check_structure(m + "--l3\r\n\r\nx\r\n", {1000, 30}).parts, fine.parts);
+}
+
+TEST(mime_structure, rfc2231_boundaries_and_attached_messages_are_followed) {
+  const std::string m =
+      "MIME-Version: 1.0\r\nContent-Type: multipart/mixed;\r\n boundary*0=\"ab\"; boundary*1*=utf-8''c%64\r\n\r\n"
+      "--abcd\r\nContent-Type: message/rfc822\r\n\r\n"
+      "Subject: inner\r\nContent-Type: multipart/alternative; boundary=in\r\n\r\n"
+      "--in\r\nContent-Type: text/plain\r\n\r\nx\r\n--in--\r\n"
+      "--abcd--\r\n";
+  auto s = check_structure(m, {1000, 20});
+  // mixed, the rfc822 part, the inner message's alternative, its text part
+  EXPECT_EQ(s.parts, 4u);
+  EXPECT_EQ(s.depth, 3u);
+  EXPECT_TRUE(check_structure(m, {1000, 2}).too_deep);
+}
+
+TEST(mime_structure, mail_within_the_bounds_reads_as_before) {
+  auto r = read_content(multipart_of(3), account());
+  EXPECT_TRUE(r.ok) << r.refusal;
+  EXPECT_EQ(r.text, "part");
+  EXPECT_TRUE(content_is_cheap("a raw text", account()));
+  EXPECT_FALSE(content_is_cheap(multipart_of(3), account()));
+  EXPECT_FALSE(content_is_cheap(std::string(100000, 'a'), account()));
+}
+
 }  // namespace
 }  // namespace postino::mime

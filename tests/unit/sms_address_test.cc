@@ -15,7 +15,7 @@
 namespace {
 
 using postino::account_settings;
-using postino::smtp::originator_kind;
+using postino::originator_kind;
 using postino::sms::classify_originator;
 using postino::sms::normalize_recipient;
 using postino::sms::resolve_originator;

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <new>
 
+#include "postino/mime.h"
 #include "postino/smtp.h"
 #include "../../src/smtp/base64.h"
 
@@ -93,6 +94,11 @@ struct owner {
         s.resolve(r);
         break;
       }
+      case request_kind::content: {
+        const auto& req = s.pending_content();
+        s.resolve(mime::read_content(*req.body, *req.account, req.limits));
+        break;
+      }
       case request_kind::none: break;
     }
   }
@@ -103,10 +109,12 @@ struct owner {
     for (std::size_t pos = 0; pos < input.size() && !s.closing(); pos += fragment) {
       std::string_view chunk = input.substr(pos, fragment);
       while (!s.closing()) {
-        chunk.remove_prefix(s.feed(chunk));
+        const std::size_t n = s.feed(chunk);
+        chunk.remove_prefix(n);
         out += s.output();
         s.output().clear();
-        if (s.pending() == request_kind::none) break;
+        // A feed also stops when its replies reach max_pending_output.
+        if (s.pending() == request_kind::none && (chunk.empty() || n == 0)) break;
         resolve(s);
         out += s.output();
         s.output().clear();
@@ -202,6 +210,9 @@ TEST(smtp_session, feed_stops_right_after_the_terminator_for_the_commit) {
   take(s);
   const std::string text = "hello\r\n.\r\n";
   EXPECT_EQ(s.feed(text + "QUIT\r\n"), text.size());
+  ASSERT_EQ(s.pending(), request_kind::content);
+  EXPECT_EQ(*s.pending_content().body, "hello\r\n");
+  o.resolve(s);
   ASSERT_EQ(s.pending(), request_kind::commit);
   EXPECT_EQ(s.pending_commit().body, "hello\r\n");
   EXPECT_EQ(s.pending_commit().recipients, std::vector<std::string>{"+393331234567"});
@@ -216,6 +227,7 @@ TEST(smtp_session, shutdown_waits_for_a_pending_commit) {
   o.drive(s, "EHLO x\r\nMAIL FROM:<ACME>\r\nRCPT TO:<+393331234567>\r\nDATA\r\n");
   take(s);
   s.feed("text\r\n.\r\n");
+  o.resolve(s);  // the content step
   ASSERT_EQ(s.pending(), request_kind::commit);
   s.on_shutdown();
   EXPECT_FALSE(s.closing());
@@ -477,6 +489,7 @@ TEST(smtp_session, data_text_is_appended_without_per_line_allocations) {
   }
   EXPECT_LT(g_allocations.load() - before, 40);
   s.feed(".\r\n");
+  o.resolve(s);  // the content step
   ASSERT_EQ(s.pending(), request_kind::commit) << take(s);
   EXPECT_EQ(s.pending_commit().body, text);
   EXPECT_EQ(s.pending_commit().sms_text, "see the attachment");
@@ -642,6 +655,47 @@ TEST(smtp_session, take_for_journal_moves_only_the_body) {
   EXPECT_EQ(record.mm4_message_id, "<id>");
   EXPECT_EQ(record.price, 4);
   EXPECT_EQ(record.unit_prices, (std::vector<credit_units>{4}));
+}
+
+
+// PROTOCOL.md 1 / issue 19: a client that pipelines without reading gets no
+// more replies queued once max_pending_output is reached; the rest of its
+// input stays with the owner until the replies are taken.
+TEST(smtp_session, feed_stops_once_the_replies_reach_their_bound) {
+  auto cfg = config();
+  cfg.max_pending_output = 4096;
+  session s(cfg, {1, "::1"});
+  s.start();
+  std::string input;
+  for (int i = 0; i < 10000; ++i) input += "EHLO x\r\n";
+  const std::size_t used = s.feed(input);
+  EXPECT_LT(used, input.size());
+  EXPECT_TRUE(s.output_full());
+  EXPECT_LT(s.output().size(), 4096u + 512u);
+  EXPECT_EQ(s.feed(std::string_view(input).substr(used)), 0u);  // nothing until the owner sends
+  s.output().clear();
+  EXPECT_FALSE(s.output_full());
+  EXPECT_GT(s.feed(std::string_view(input).substr(used)), 0u);
+}
+
+TEST(smtp_session, shutdown_waits_for_a_pending_content_step) {
+  const auto cfg = config();
+  const auto pre = acme();
+  session s(cfg, {1, "::1"}, &pre);
+  owner o;
+  s.start();
+  o.drive(s, "EHLO x\r\nMAIL FROM:<ACME>\r\nRCPT TO:<+393331234567>\r\nDATA\r\n");
+  take(s);
+  s.feed("text\r\n.\r\n");
+  ASSERT_EQ(s.pending(), request_kind::content);
+  s.on_shutdown();
+  EXPECT_FALSE(s.closing());
+  o.resolve(s);  // the content step, then the commit
+  o.resolve(s);
+  EXPECT_EQ(take(s),
+            "250 2.0.0 Message accepted for delivery to: +393331234567 queued as Q1\r\n"
+            "421 4.3.2 Service shutting down\r\n");
+  EXPECT_TRUE(s.closing());
 }
 
 }  // namespace

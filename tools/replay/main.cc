@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "postino/runtime.h"
+#include "postino/mime.h"
 #include "postino/smtp.h"
 #include "counters.h"
 #include "recording.h"
@@ -109,6 +110,11 @@ void resolve(smtp::session& s, const world& w, outcome& o) {
       break;
     }
     case smtp::request_kind::rate_check: s.resolve(smtp::rate_check_result{true}); break;
+    case smtp::request_kind::content: {
+      const auto& req = s.pending_content();
+      s.resolve(mime::read_content(*req.body, *req.account, req.limits));
+      break;
+    }
     case smtp::request_kind::none: break;
   }
   // A request kind this owner does not know would stall the session forever.
