@@ -204,8 +204,9 @@ class request_handler {
   // now or later and then call c.complete(); if c.gone(), skip the resolve but
   // still call complete(), which releases the connection.
   virtual void handle(io::connection& c) = 0;
-  // `c` closed while its request is with the handler. A handler that can
-  // drop the request (a password check still queued) does, and calls
+  // `c` closed, or its client finished sending, while its request is with
+  // the handler. A handler that can drop the request (a password check
+  // still queued) does: it resolves the session if !c.gone() and calls
   // c.complete() now; otherwise it does nothing and completes as usual.
   virtual void abandoned(io::connection& c) {}
   // Called once per event-loop batch, after the shard has drained its

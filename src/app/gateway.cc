@@ -164,8 +164,9 @@ class gateway_handler final : public core::request_handler, public delivery::hos
     }
   }
 
-  // A connection that closed while its password check is still queued
-  // leaves it; once nobody waits for a check, its worker skips Argon2id.
+  // A connection that closed (or whose client stopped sending, so that it
+  // could not use a 235) while its password check is still queued leaves
+  // it; once nobody waits for a check, its worker skips Argon2id.
   void abandoned(io::connection& c) override {
     if (c.session().pending() != smtp::request_kind::authenticate) return;
     const auto& req = c.session().pending_auth();
@@ -176,6 +177,7 @@ class gateway_handler final : public core::request_handler, public delivery::hos
     if (at == waiters.end()) return;
     waiters.erase(at);
     if (waiters.empty()) it->second.abandoned->store(true, std::memory_order_relaxed);
+    if (!c.gone()) c.session().resolve(smtp::auth_result{outcome::temporary_failure, {}, 0});
     c.complete();
   }
 

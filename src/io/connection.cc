@@ -103,9 +103,11 @@ void connection::on_recv(int result, std::uint32_t flags) {
     return;
   }
   if (result == 0) {
-    // The peer finished sending; what it sent still gets its replies.
+    // The peer finished sending; what it sent still gets its replies, but a
+    // request it can no longer act on (a password check) may be dropped.
     peer_eof_ = true;
     recv_armed_ = false;
+    if (waiting_) shard_.handler().abandoned(*this);
     flush();
     return;
   }
