@@ -10,7 +10,6 @@
 #pragma once
 
 #include <cstdint>
-#include <optional>
 #include <string>
 #include <string_view>
 
@@ -52,10 +51,11 @@ struct content_limits {
 content_result read_content(std::string_view body, const account_settings& account,
                             const content_limits& limits = {});
 
-// read_content's result when it is cheap enough for a shard's own loop (a
-// raw-mode text of at most 64 KiB: one linear pass, microseconds); nullopt
-// for anything GMime would parse, or a big body, which belongs on a worker.
-std::optional<content_result> read_content_if_cheap(std::string_view body, const account_settings& account);
+// read_content into `out` when that is cheap enough for a shard's own loop
+// (a raw-mode text of at most 64 KiB: one linear pass, microseconds); false,
+// with `out` untouched, for anything GMime would parse, or a big body, which
+// belongs on a worker.
+bool read_content_if_cheap(std::string_view body, const account_settings& account, content_result& out);
 
 // A linear scan of the MIME structure that stops at the first part or level
 // over `limits`, before any parser builds the parts (src/mime/structure.cc).

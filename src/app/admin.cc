@@ -1,242 +1,517 @@
-// Admin endpoint (see admin.h): HTTP/1.0, one connection at a time, each
-// bounded by a short read deadline so a silent client cannot hold it. Reads
-// the shards' counters (relaxed atomics they alone write); live operations
-// are closures posted to shards, answered through a promise this thread
-// waits on with a deadline (a late answer lands in the shared state and is
-// dropped). Owns its request buffer, the response it builds, and its own
-// account_store connection.
+// Admin endpoint (see admin.h) on cpp-httplib. httplib's accept loop runs on
+// thread_; every accepted socket goes to a pool of `workers` threads through
+// a queue that stamps the accept time. Each connection is read and written
+// through a deadline_stream, whose every wait (poll) ends at accept time +
+// request_deadline, so the whole request, however it is dripped, is bounded;
+// there is no watchdog thread and no shutdown() of a socket another thread
+// may already have closed and whose fd number may be reused. (httplib's own
+// SocketStream applies its timeouts per read, so a byte every few seconds
+// would hold a worker forever.) The queue is bounded too: a connection past
+// it is closed at once. Checks run before routing (pre-routing handler):
+// Host and Origin (403), then the bearer token (401). Shard operations are
+// closures posted to shards, answered through a promise the worker waits on
+// until a limit inside the deadline (a late answer lands in the shared state
+// and is dropped). Owns its listening socket (handed to httplib), the
+// responses it builds and one account_store connection, shared by the
+// workers under store_mutex_.
 #include "admin.h"
 
+#include <arpa/inet.h>
+#include <fcntl.h>
 #include <poll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <chrono>
-#include <cstdio>
 #include <cstring>
 #include <functional>
 #include <future>
-#include <memory>
 #include <optional>
+#include <vector>
 
+#include "admin_token.h"
 #include "gateway.h"
-#include "postino/credit.h"
 #include "postino/io.h"
 
 namespace postino::app {
+
+using credit::stored_account;
+
 namespace {
 
-void write_all(int fd, const std::string& bytes) {
-  std::size_t off = 0;
-  while (off < bytes.size()) {
-    ssize_t n = ::send(fd, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    off += static_cast<std::size_t>(n);
-  }
-}
+using clock_type = std::chrono::steady_clock;
+using json = nlohmann::ordered_json;
 
-std::string response(const char* status, const std::string& body,
-                     const char* type = "text/plain; version=0.0.4") {
-  return std::string("HTTP/1.0 ") + status + "\r\nContent-Type: " + type + "\r\nContent-Length: " +
-         std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
-}
+// Shard answers are awaited until this long after accept, which leaves the
+// rest of the deadline for writing the 503 that says they were late, and
+// keeps the answer inside postino-ctl's own 5 s bound.
+constexpr auto shard_answer_limit = std::chrono::milliseconds(2500);
+// Accepted connections waiting for a worker; beyond that they are closed.
+constexpr std::size_t max_waiting = 64;
+constexpr const char* metrics_type = "text/plain; version=0.0.4";
 
-std::string json_string(std::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    if (static_cast<unsigned char>(c) < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-      continue;
+// When the connection this worker thread serves was accepted (set by the
+// accept_stamping_queue before it runs the connection's job).
+thread_local clock_type::time_point accepted_at{};
+
+clock_type::time_point request_deadline_now() { return accepted_at + admin_server::request_deadline; }
+
+// An httplib::Stream on one socket whose every wait ends at one deadline.
+// Reads go through a small buffer (httplib reads request lines a byte at a
+// time). Owns the buffer, not the socket.
+class deadline_stream final : public httplib::Stream {
+ public:
+  deadline_stream(int fd, clock_type::time_point deadline) : fd_(fd), deadline_(deadline) {}
+
+  bool is_readable() const override { return pos_ < have_ || wait_for(POLLIN); }
+  bool is_writable() const override { return wait_for(POLLOUT); }
+
+  ssize_t read(char* ptr, size_t size) override {
+    if (pos_ == have_) {
+      if (!wait_for(POLLIN)) return -1;
+      ssize_t n;
+      do {
+        n = ::recv(fd_, buffer_, sizeof buffer_, 0);
+      } while (n < 0 && errno == EINTR);
+      if (n <= 0) return n;
+      pos_ = 0;
+      have_ = static_cast<std::size_t>(n);
     }
-    out += c;
+    const std::size_t n = std::min(size, have_ - pos_);
+    std::memcpy(ptr, buffer_ + pos_, n);
+    pos_ += n;
+    return static_cast<ssize_t>(n);
   }
-  return out + "\"";
+
+  ssize_t write(const char* ptr, size_t size) override {
+    if (!wait_for(POLLOUT)) return -1;
+    ssize_t n;
+    do {
+      n = ::send(fd_, ptr, size, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    return n;
+  }
+
+  void get_remote_ip_and_port(std::string& ip, int& port) const override { name_of(::getpeername, ip, port); }
+  void get_local_ip_and_port(std::string& ip, int& port) const override { name_of(::getsockname, ip, port); }
+  socket_t socket() const override { return fd_; }
+
+ private:
+  // poll() until `events` or the deadline; false once it has passed.
+  bool wait_for(short events) const {
+    for (;;) {
+      const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline_ - clock_type::now()).count();
+      if (left <= 0) return false;
+      pollfd p{fd_, events, 0};
+      const int n = ::poll(&p, 1, static_cast<int>(left));
+      if (n > 0) return true;
+      if (n < 0 && errno != EINTR) return false;
+    }
+  }
+
+  template <class Getter>
+  void name_of(Getter get, std::string& ip, int& port) const {
+    sockaddr_storage addr{};
+    socklen_t len = sizeof addr;
+    ip.clear();
+    port = 0;
+    if (get(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return;
+    char text[INET6_ADDRSTRLEN] = {};
+    if (addr.ss_family == AF_INET) {
+      const auto* a = reinterpret_cast<const sockaddr_in*>(&addr);
+      ::inet_ntop(AF_INET, &a->sin_addr, text, sizeof text);
+      port = ntohs(a->sin_port);
+    } else if (addr.ss_family == AF_INET6) {
+      const auto* a = reinterpret_cast<const sockaddr_in6*>(&addr);
+      ::inet_ntop(AF_INET6, &a->sin6_addr, text, sizeof text);
+      port = ntohs(a->sin6_port);
+    }
+    ip = text;
+  }
+
+  int fd_;
+  clock_type::time_point deadline_;
+  char buffer_[4096];
+  std::size_t pos_ = 0, have_ = 0;
+};
+
+// httplib's task queue: a ThreadPool of `workers`, each job stamped with the
+// time its connection was accepted (the queue is called right after accept).
+class accept_stamping_queue final : public httplib::TaskQueue {
+ public:
+  accept_stamping_queue() : pool_(admin_server::workers) {}
+
+  void enqueue(std::function<void()> fn) override {
+    const auto now = clock_type::now();
+    if (waiting_.load(std::memory_order_relaxed) >= max_waiting) {
+      // Served here with its deadline already past: closed without a wait.
+      accepted_at = clock_type::time_point{};
+      fn();
+      return;
+    }
+    waiting_.fetch_add(1, std::memory_order_relaxed);
+    pool_.enqueue([this, fn = std::move(fn), now] {
+      waiting_.fetch_sub(1, std::memory_order_relaxed);
+      accepted_at = now;
+      fn();
+    });
+  }
+  void shutdown() override { pool_.shutdown(); }
+
+ private:
+  httplib::ThreadPool pool_;
+  std::atomic<std::size_t> waiting_{0};
+};
+
+}  // namespace
+
+// httplib's server with one request per connection, read and written
+// through a deadline_stream. process_and_close_socket is a private virtual
+// of httplib::Server; overriding it is allowed and is httplib's only hook
+// between accept and the request. process_request (protected) parses,
+// routes and writes the answer.
+class admin_server::http final : public httplib::Server {
+ public:
+  // A request without Content-Length or Transfer-Encoding has no body
+  // (RFC 9112 6.3), but httplib 0.11 reads a POST's body until the client
+  // closes, so `curl -X POST` would wait for the deadline and get nothing.
+  static void no_length_no_body(httplib::Request& req) {
+    if (!req.has_header("Content-Length") && !req.has_header("Transfer-Encoding"))
+      req.set_header("Content-Length", "0");
+  }
+
+  // Serves on an already listening socket (bound by io::open_listener,
+  // whose errors carry errno text, which httplib's bind does not report).
+  void adopt_listener(int fd) { svr_sock_ = fd; }
+
+ private:
+  bool process_and_close_socket(socket_t sock) override {
+    deadline_stream stream(sock, request_deadline_now());
+    bool connection_closed = true;
+    const bool ok = process_request(stream, /*close_connection=*/true, connection_closed, no_length_no_body);
+    ::shutdown(sock, SHUT_RDWR);
+    ::close(sock);
+    return ok;
+  }
+};
+
+struct admin_server::answer {
+  int status = 200;
+  std::string body;
+  const char* type = "application/json";
+};
+
+namespace {
+
+std::string json_text(const json& j) {
+  // Usernames come from postino-ctl: invalid UTF-8 is replaced, not thrown.
+  return j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
 }
 
-std::string error_json(const std::string& what) { return "{\"error\": " + json_string(what) + "}\n"; }
+std::string error_json(const std::string& what) { return json_text(json{{"error", what}}); }
 
-bool all_digits(std::string_view s) {
-  return !s.empty() && s.size() <= 19 && s.find_first_not_of("0123456789") == std::string_view::npos;
+std::optional<std::uint64_t> account_number(std::string_view s) {
+  if (s.empty() || s.find_first_not_of("0123456789") != std::string_view::npos) return std::nullopt;
+  std::uint64_t v = 0;
+  const auto r = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (r.ec != std::errc() || r.ptr != s.data() + s.size()) return std::nullopt;
+  return v;
 }
 
-// Runs `fn` on `shard` and waits (bounded) for the value it produces.
+// Posts `fn` to `shard`; the future is ready once fn's reply ran there.
 template <class T>
-std::optional<T> ask_shard(core::shard& shard, std::function<void(std::function<void(T)>)> fn,
-                           std::chrono::seconds timeout = std::chrono::seconds(10)) {
+std::future<T> post_to_shard(core::shard& shard, std::function<void(std::function<void(T)>)> fn) {
   auto promise = std::make_shared<std::promise<T>>();
   std::future<T> future = promise->get_future();
   shard.post_from_any_thread([fn = std::move(fn), promise] {
     fn([promise](T value) { promise->set_value(std::move(value)); });
   });
-  if (future.wait_for(timeout) != std::future_status::ready) return std::nullopt;
+  return future;
+}
+
+clock_type::time_point shard_answer_deadline() { return accepted_at + shard_answer_limit; }
+
+// Runs `fn` on `shard` and waits (until the shard answer limit) for its value.
+template <class T>
+std::optional<T> ask_shard(core::shard& shard, std::function<void(std::function<void(T)>)> fn) {
+  std::future<T> future = post_to_shard<T>(shard, std::move(fn));
+  if (future.wait_until(shard_answer_deadline()) != std::future_status::ready) return std::nullopt;
   return future.get();
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+bool loopback_literal(const std::string& name) {
+  in_addr v4;
+  in6_addr v6;
+  if (::inet_pton(AF_INET, name.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  if (::inet_pton(AF_INET6, name.c_str(), &v6) == 1) return IN6_IS_ADDR_LOOPBACK(&v6);
+  return false;
+}
+
+// A Host header naming this machine: localhost, 127.0.0.0/8 or [::1], with
+// or without a port. Anything else is a name that merely resolves here (a
+// DNS rebinding page).
+bool loopback_host(std::string_view host) {
+  std::string name, port;
+  if (!host.empty() && host.front() == '[') {
+    const auto close = host.find(']');
+    if (close == std::string_view::npos) return false;
+    name = std::string(host.substr(1, close - 1));
+    std::string_view rest = host.substr(close + 1);
+    if (!rest.empty() && rest.front() != ':') return false;
+    if (!rest.empty()) port = std::string(rest.substr(1));
+    if (name.find(':') == std::string::npos) return false;  // brackets are for IPv6 only
+  } else {
+    const auto colon = host.find(':');
+    if (colon != std::string_view::npos && host.find(':', colon + 1) != std::string_view::npos) return false;
+    name = std::string(host.substr(0, colon));
+    if (colon != std::string_view::npos) port = std::string(host.substr(colon + 1));
+  }
+  if (!port.empty() && !account_number(port)) return false;
+  name = lower(name);
+  return name == "localhost" || loopback_literal(name);
+}
+
+// The origins of this endpoint's own pages (none exist today, but a page
+// served from the endpoint itself is no cross-site request).
+bool own_origin(std::string_view origin, const std::string& address, std::uint16_t port) {
+  const std::string p = ":" + std::to_string(port);
+  const std::string bound = address.find(':') != std::string::npos ? "[" + address + "]" : address;
+  const std::string o = lower(origin);
+  for (const std::string& host : {bound, std::string("localhost"), std::string("127.0.0.1"), std::string("[::1]")})
+    if (o == "http://" + lower(host) + p) return true;
+  return false;
+}
+
+// The token of "Authorization: Bearer <token>" ("" when there is none).
+std::string bearer_token(const httplib::Request& req) {
+  const std::string value = req.get_header_value("Authorization");
+  if (value.size() < 7 || lower(value.substr(0, 7)) != "bearer ") return {};
+  const auto start = value.find_first_not_of(' ', 7);
+  if (start == std::string::npos) return {};
+  const auto end = value.find_last_not_of(' ');
+  return value.substr(start, end + 1 - start);
 }
 
 }  // namespace
 
+admin_server::admin_server(core::runtime& rt, std::string database, std::string token)
+    : rt_(rt), database_(std::move(database)), token_(std::move(token)) {}
+
 admin_server::~admin_server() { stop(); }
 
 bool admin_server::start(const std::string& address, std::uint16_t port, std::string& error) {
-  listen_fd_ = io::open_listener(address, port, 64, error);
-  if (listen_fd_ < 0) return false;
-  port_ = io::local_port(listen_fd_);
-  stop_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (stop_fd_ < 0) {
-    error = std::string("eventfd: ") + std::strerror(errno);
+  address_ = address == "localhost" ? "127.0.0.1" : address;
+  int fd = io::open_listener(address_, port, 64, error);
+  if (fd < 0) return false;
+  // httplib's accept loop blocks in accept(); io::open_listener's socket is
+  // non-blocking (the shards' rings want that), which would end the loop.
+  const int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0 || ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
+    error = std::string("admin endpoint: fcntl: ") + std::strerror(errno);
+    ::close(fd);
     return false;
   }
-  thread_ = std::thread([this] { run(); });
+  port_ = io::local_port(fd);
+  http_ = std::make_unique<http>();
+  http_->new_task_queue = [] { return new accept_stamping_queue; };
+  http_->set_payload_max_length(64 * 1024);
+  install_routes();
+  http_->adopt_listener(fd);
+  thread_ = std::thread([this] { http_->listen_after_bind(); });
+  // httplib's stop() does nothing until its loop says it runs.
+  const auto until = clock_type::now() + std::chrono::seconds(5);
+  while (!http_->is_running() && clock_type::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  if (!http_->is_running()) {
+    error = "admin endpoint: the HTTP server did not start";
+    return false;
+  }
   return true;
 }
 
 void admin_server::stop() {
-  if (thread_.joinable()) {
-    std::uint64_t one = 1;
-    if (write(stop_fd_, &one, sizeof one) < 0) {
-      // an eventfd write only fails on overflow, which cannot happen here
+  if (http_) http_->stop();
+  if (thread_.joinable()) thread_.join();
+  http_.reset();
+}
+
+void admin_server::install_routes() {
+  httplib::Server& s = *http_;
+  // Before routing, so unknown paths need the token as well.
+  s.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    const char* refusal = nullptr;
+    if (req.has_header("Host") && !loopback_host(req.get_header_value("Host")))
+      refusal = "the Host header must name a loopback address (localhost, 127.0.0.1, [::1])";
+    else if (req.has_header("Origin") && !own_origin(req.get_header_value("Origin"), address_, port_))
+      refusal = "cross-origin requests are refused";
+    if (refusal != nullptr) {
+      res.status = 403;
+      res.set_content(error_json(refusal), "application/json");
+      return httplib::Server::HandlerResponse::Handled;
     }
-    thread_.join();
-  }
-  if (listen_fd_ >= 0) close(listen_fd_);
-  if (stop_fd_ >= 0) close(stop_fd_);
-  listen_fd_ = stop_fd_ = -1;
-}
-
-void admin_server::run() {
-  for (;;) {
-    pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
-    if (poll(fds, 2, -1) < 0) {
-      if (errno == EINTR) continue;
-      return;
+    const std::string presented = bearer_token(req);
+    if (!same_token(presented, token_)) {
+      res.status = 401;
+      res.set_header("WWW-Authenticate", presented.empty() ? "Bearer" : "Bearer error=\"invalid_token\"");
+      res.set_content(error_json(presented.empty() ? "Authorization: Bearer <token of <data-dir>/admin-token> needed"
+                                                   : "wrong token"),
+                      "application/json");
+      return httplib::Server::HandlerResponse::Handled;
     }
-    if (fds[1].revents != 0) return;
-    if ((fds[0].revents & POLLIN) == 0) continue;
-    int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd < 0) continue;
-    serve(fd);
-    close(fd);
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+  // httplib's own refusals (no route: 404; a malformed request: 400) get a body too.
+  s.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request&, httplib::Response& res) {
+    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+    res.set_content(error_json(res.status == 404 ? "not found" : "HTTP " + std::to_string(res.status)),
+                    "application/json");
+    return httplib::Server::HandlerResponse::Handled;
+  }));
+  s.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
+    res.status = 500;
+    res.set_content(error_json("internal error"), "application/json");
+  });
+  s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    res.set_content(render_metrics(rt_, delivery_.get()), metrics_type);
+  });
+  s.Post("/metrics", [](const httplib::Request&, httplib::Response& res) {
+    res.status = 405;
+    res.set_content(error_json("GET only"), "application/json");
+  });
+  if (database_.empty()) return;
+  auto accounts = [this](const httplib::Request& req, httplib::Response& res) {
+    const std::string verb = req.matches.size() > 2 ? req.matches[2].str() : std::string();
+    const bool one_amount = req.get_param_value_count("amount") == 1;
+    const std::string amount = one_amount ? req.get_param_value("amount") : std::string();
+    answer a = account_request(req.method, req.matches[1].str(), verb, one_amount ? &amount : nullptr);
+    res.status = a.status;
+    res.set_content(a.body, a.type);
+  };
+  for (const char* pattern : {R"(/accounts/([^/]+))", R"(/accounts/([^/]+)/([^/]+))"}) {
+    s.Get(pattern, accounts);
+    s.Post(pattern, accounts);
   }
 }
 
-void admin_server::serve(int fd) {
-  std::string request;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-  while (request.find("\r\n\r\n") == std::string::npos && request.find("\n\n") == std::string::npos &&
-         request.size() < 8192) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) return;
-    pollfd p{fd, POLLIN, 0};
-    if (poll(&p, 1, static_cast<int>(left.count())) <= 0) return;
-    char buf[2048];
-    ssize_t n = recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) break;
-    request.append(buf, static_cast<std::size_t>(n));
-  }
-  auto line_end = request.find_first_of("\r\n");
-  std::string line = request.substr(0, line_end);
-  std::string method = line.substr(0, line.find(' '));
-  std::string target;
-  if (auto sp = line.find(' '); sp != std::string::npos) {
-    auto end = line.find(' ', sp + 1);
-    target = line.substr(sp + 1, end == std::string::npos ? std::string::npos : end - sp - 1);
-  }
-  if (target == "/metrics") {
-    if (method != "GET") return write_all(fd, response("405 Method Not Allowed", "only GET\n"));
-    return write_all(fd, response("200 OK", render_metrics(rt_, delivery_.get())));
-  }
-  if (target.rfind("/accounts/", 0) == 0 && !database_.empty()) {
-    answer a = accounts(method, target);
-    return write_all(fd, response(a.status, a.body, "application/json"));
-  }
-  write_all(fd, response("404 Not Found", "not found\n"));
-}
-
-admin_server::answer admin_server::accounts(const std::string& method, const std::string& target) {
-  // /accounts/<who>[/<verb>][?amount=<n>]
-  std::string path = target, query;
-  if (auto q = target.find('?'); q != std::string::npos) {
-    path = target.substr(0, q);
-    query = target.substr(q + 1);
-  }
-  std::string rest = path.substr(std::strlen("/accounts/"));
-  std::string who = rest.substr(0, rest.find('/'));
-  std::string verb = rest.find('/') == std::string::npos ? "" : rest.substr(rest.find('/') + 1);
-  if (who.empty()) return {"404 Not Found", error_json("no account named")};
+admin_server::answer admin_server::account_request(const std::string& method, const std::string& who,
+                                                   const std::string& verb, const std::string* amount) {
   if ((verb.empty() && method != "GET") || (!verb.empty() && method != "POST"))
-    return {"405 Method Not Allowed", error_json(verb.empty() ? "GET only" : "POST only")};
+    return {405, error_json(verb.empty() ? "GET only" : "POST only")};
+  if (!verb.empty() && verb != "credit" && verb != "suspend" && verb != "resume")
+    return {404, error_json("unknown operation: " + verb)};
 
-  std::string error;
-  if (!store_) store_ = credit::account_store::open(database_, error);
-  if (!store_) return {"503 Service Unavailable", error_json("database: " + error)};
-  auto account = all_digits(who) ? store_->find_by_id(std::stoull(who)) : store_->find_by_username(who);
-  if (!account) {
-    std::string why = store_->last_error();
-    store_.reset();  // reopen next time if the connection is what failed
-    return why.empty() ? answer{"404 Not Found", error_json("no such account: " + who)}
-                       : answer{"503 Service Unavailable", error_json("database: " + why)};
+  std::optional<stored_account> account;
+  {
+    std::lock_guard<std::mutex> lock(store_mutex_);
+    std::string error;
+    if (!store_) store_ = credit::account_store::open(database_, error);
+    if (!store_) return {503, error_json("database: " + error)};
+    const auto number = account_number(who);
+    account = number ? store_->find_by_id(*number) : store_->find_by_username(who);
+    if (!account) {
+      std::string why = store_->last_error();
+      store_.reset();  // reopen next time if the connection is what failed
+      return why.empty() ? answer{404, error_json("no such account: " + who)}
+                         : answer{503, error_json("database: " + why)};
+    }
   }
-  const account_id id = account->settings.id;
+  if (verb.empty()) return show_account(*account);
+  if (verb == "credit") return top_up_account(*account, amount);
+  return change_status(*account, verb == "suspend" ? account_status::suspended : account_status::active);
+}
+
+namespace {
+
+json account_head(const stored_account& a) {
+  return json{{"id", a.settings.id}, {"username", a.settings.username}};
+}
+
+}  // namespace
+
+admin_server::answer admin_server::show_account(const stored_account& account) {
+  const account_id id = account.settings.id;
   core::shard& home = rt_.shard_at(credit::home_shard(id, rt_.shard_count()));
-  const std::string id_field = "{\"id\": " + std::to_string(id) + ", \"username\": " +
-                               json_string(account->settings.username);
+  auto view = ask_shard<credit::lease_authority::account_view>(
+      home, [&home, id](auto reply) { reply(app::account_view(home, id)); });
+  if (!view) return {503, error_json("the home shard did not answer")};
+  json j = account_head(account);
+  j["status"] = status_name(account.settings.status);
+  j["balance"] = view->balance;
+  j["leased"] = view->leased;
+  j["lease_holders"] = view->lease_holders;
+  j["recalling"] = view->recalling;
+  j["messages_since_start"] = view->messages;
+  return {200, json_text(j)};
+}
 
-  if (verb.empty()) {
-    auto view = ask_shard<credit::lease_authority::account_view>(
-        home, [&home, id](auto reply) { reply(app::account_view(home, id)); });
-    if (!view) return {"503 Service Unavailable", error_json("the home shard did not answer")};
-    return {"200 OK", id_field + ", \"status\": \"" + status_name(account->settings.status) +
-                          "\", \"balance\": " + std::to_string(view->balance) +
-                          ", \"leased\": " + std::to_string(view->leased) +
-                          ", \"lease_holders\": " + std::to_string(view->lease_holders) +
-                          ", \"recalling\": " + (view->recalling ? "true" : "false") +
-                          ", \"messages_since_start\": " + std::to_string(view->messages) + "}\n"};
-  }
-  if (verb == "credit") {
-    std::string amount_text = query.rfind("amount=", 0) == 0 ? query.substr(7) : "";
-    credit_units amount = 0;
-    const auto parsed = std::from_chars(amount_text.data(), amount_text.data() + amount_text.size(), amount);
-    if (amount_text.empty() || parsed.ec != std::errc() || parsed.ptr != amount_text.data() + amount_text.size() ||
-        amount <= 0 || amount > max_balance)
-      return {"400 Bad Request", error_json("amount must be an integer from 1 to " + std::to_string(max_balance) +
-                                            ": ?amount=<n>")};
-    auto r = ask_shard<top_up_result>(home, [&home, id, amount](auto reply) {
-      app::top_up(home, id, amount, [reply](top_up_result result) { reply(result); });
-    });
-    if (!r) return {"503 Service Unavailable", error_json("the home shard did not answer")};
-    if (r->result == top_up_result::outcome::over_maximum)
-      return {"400 Bad Request", error_json("the balance " + std::to_string(r->balance) + " plus " +
-                                            std::to_string(amount) + " would pass the maximum balance " +
-                                            std::to_string(max_balance))};
-    if (r->result != top_up_result::outcome::durable)
-      return {"503 Service Unavailable", error_json("the journal could not store the top-up")};
-    return {"200 OK", id_field + ", \"added\": " + std::to_string(amount) +
-                          ", \"balance\": " + std::to_string(r->balance) + "}\n"};
-  }
-  if (verb == "suspend" || verb == "resume") {
-    const account_status status = verb == "suspend" ? account_status::suspended : account_status::active;
+admin_server::answer admin_server::top_up_account(const stored_account& account, const std::string* amount_text) {
+  credit_units amount = 0;
+  const std::string text = amount_text != nullptr ? *amount_text : std::string();
+  const auto parsed = std::from_chars(text.data(), text.data() + text.size(), amount);
+  if (text.empty() || parsed.ec != std::errc() || parsed.ptr != text.data() + text.size() || amount <= 0 ||
+      amount > max_balance)
+    return {400, error_json("amount must be an integer from 1 to " + std::to_string(max_balance) +
+                            ": ?amount=<n>, once")};
+  const account_id id = account.settings.id;
+  core::shard& home = rt_.shard_at(credit::home_shard(id, rt_.shard_count()));
+  auto r = ask_shard<top_up_result>(home, [&home, id, amount](auto reply) {
+    app::top_up(home, id, amount, [reply](top_up_result result) { reply(result); });
+  });
+  if (!r) return {503, error_json("the home shard did not answer")};
+  if (r->result == top_up_result::outcome::over_maximum)
+    return {400, error_json("the balance " + std::to_string(r->balance) + " plus " + std::to_string(amount) +
+                            " would pass the maximum balance " + std::to_string(max_balance))};
+  if (r->result != top_up_result::outcome::durable)
+    return {503, error_json("the journal could not store the top-up")};
+  json j = account_head(account);
+  j["added"] = amount;
+  j["balance"] = r->balance;
+  return {200, json_text(j)};
+}
+
+admin_server::answer admin_server::change_status(const stored_account& account, account_status status) {
+  const account_id id = account.settings.id;
+  {
+    std::lock_guard<std::mutex> lock(store_mutex_);
+    std::string error;
+    if (!store_) store_ = credit::account_store::open(database_, error);
+    if (!store_) return {503, error_json("database: " + error)};
     if (!store_->set_status(id, status)) {
       std::string why = store_->last_error();
       store_.reset();
-      return {"503 Service Unavailable", error_json("database: " + why)};
+      return {503, error_json("database: " + why)};
     }
-    // Every shard drops its cached logins, so the next AUTH reads the status.
-    for (unsigned s = 0; s < rt_.shard_count(); ++s) {
-      core::shard& shard = rt_.shard_at(s);
-      ask_shard<bool>(shard, [&shard, id](auto reply) {
-        app::forget_credentials(shard, id);
-        reply(true);
-      });
-    }
-    return {"200 OK", id_field + ", \"status\": \"" + status_name(status) + "\"}\n"};
   }
-  return {"404 Not Found", error_json("unknown operation: " + verb)};
+  // Every shard drops its cached logins, so the next AUTH reads the status;
+  // asked all at once, awaited together within the answer limit.
+  std::vector<std::future<bool>> dropped;
+  for (unsigned s = 0; s < rt_.shard_count(); ++s) {
+    core::shard& shard = rt_.shard_at(s);
+    dropped.push_back(post_to_shard<bool>(shard, [&shard, id](auto reply) {
+      app::forget_credentials(shard, id);
+      reply(true);
+    }));
+  }
+  unsigned late = 0;
+  for (auto& f : dropped) late += f.wait_until(shard_answer_deadline()) == std::future_status::ready ? 0 : 1;
+  json j = account_head(account);
+  j["status"] = status_name(status);
+  // The status is stored either way; a late shard drops the logins when it
+  // gets to its inbox.
+  if (late > 0) j["shards_late"] = late;
+  return {200, json_text(j)};
 }
 
 namespace {

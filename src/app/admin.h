@@ -1,21 +1,34 @@
-// The admin endpoint: a tiny HTTP/1.0 server on its own plain thread (blocking
-// accept and reads, never on a shard), on loopback. Not a hot path: one
-// request at a time. Routes (JSON answers except /metrics):
+// The admin endpoint: a small HTTP server (cpp-httplib, kept out of this
+// header) on its own threads, never on a shard, on a loopback address only
+// (the config loader refuses any other until TLS exists). Not a hot path.
+// A few workers serve connections side by side; each connection gets one
+// request and a deadline on all of it, from accept until the answer is
+// written, so slow or silent clients cannot hold /metrics back for longer
+// than that deadline, however many of them there are.
+// Every request needs `Authorization: Bearer <token>` (the token of
+// <data-dir>/admin-token, admin_token.h), else 401; an `Origin` other than
+// the endpoint's own, or a `Host` that is not a loopback name or address
+// (DNS rebinding), is 403, so a web page in a local browser cannot use it.
+// Routes (JSON answers except /metrics):
 //   GET  /metrics                         the shards' relaxed counters
 //   GET  /accounts/<id|name>              balance, leases outstanding, status
 //   POST /accounts/<id|name>/credit?amount=<n>
-//                                         a top-up, journaled on the home
-//                                         shard; 200 once durable
+//                                         a top-up of 1..max_balance, journaled
+//                                         on the home shard; 200 once durable,
+//                                         400 when the balance would pass
+//                                         max_balance (nothing journaled)
 //   POST /accounts/<id|name>/suspend      status in postino.db, cached
 //   POST /accounts/<id|name>/resume       logins dropped on every shard
 // A path segment of digits only is an account id, anything else a username.
-// Live operations run on the account's home shard through its inbox; this
-// thread waits for the answer (bounded) and never touches shard state.
+// Live operations run on the account's home shard through its inbox; the
+// worker waits for the answer within the request's deadline and never
+// touches shard state.
 #pragma once
 
-#include <atomic>
-#include <memory>
+#include <chrono>
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -28,15 +41,20 @@ namespace postino::app {
 class admin_server {
  public:
   // `database`: postino.db, for account look-ups and status changes (empty:
-  // only /metrics is served).
-  explicit admin_server(core::runtime& rt, std::string database = {}) : rt_(rt), database_(std::move(database)) {}
+  // only /metrics is served). `token`: what a request must present.
+  admin_server(core::runtime& rt, std::string database, std::string token);
   ~admin_server();
   admin_server(const admin_server&) = delete;
   admin_server& operator=(const admin_server&) = delete;
 
-  // Binds address:port (0: ephemeral) and starts the thread.
+  // Binds address:port (0: ephemeral; "localhost" binds 127.0.0.1) and
+  // starts the accepting thread and the workers.
   bool start(const std::string& address, std::uint16_t port, std::string& error);
   std::uint16_t port() const { return port_; }
+  // The IP literal it listens on (after start).
+  const std::string& address() const { return address_; }
+  // Stops accepting and waits for the requests in progress (each bounded
+  // by its deadline).
   void stop();
 
   // SMPP delivery counters for /metrics (set before start(); may stay null).
@@ -45,23 +63,30 @@ class admin_server {
   // The /metrics body (also used by tests).
   static std::string render_metrics(core::runtime& rt, const delivery::shared_state* delivery = nullptr);
 
+  // How many connections are served at once, and the deadline of each.
+  static constexpr unsigned workers = 4;
+  static constexpr std::chrono::seconds request_deadline{5};
+
  private:
-  struct answer {
-    const char* status = "200 OK";
-    std::string body;
-  };
-  void run();
-  void serve(int fd);
-  answer accounts(const std::string& method, const std::string& target);
+  class http;  // the httplib::Server, defined in admin.cc
+  struct answer;
+  void install_routes();
+  answer account_request(const std::string& method, const std::string& who, const std::string& verb,
+                         const std::string* amount);
+  answer show_account(const credit::stored_account& account);
+  answer top_up_account(const credit::stored_account& account, const std::string* amount);
+  answer change_status(const credit::stored_account& account, account_status status);
 
   core::runtime& rt_;
   std::string database_;
+  std::string token_;
   std::shared_ptr<delivery::shared_state> delivery_;
+  std::mutex store_mutex_;                         // the workers share one connection
   std::unique_ptr<credit::account_store> store_;  // opened on first use
-  int listen_fd_ = -1;
-  int stop_fd_ = -1;  // eventfd: wakes the poll() on stop
+  std::unique_ptr<http> http_;
+  std::string address_;
   std::uint16_t port_ = 0;
-  std::thread thread_;
+  std::thread thread_;  // httplib's accept loop; it owns the workers
 };
 
 }  // namespace postino::app

@@ -4,32 +4,34 @@
 // segment, inbound messages from handsets). It opens postino.db directly; every
 // write first takes the database lock the gateway holds for its lifetime.
 // When the gateway holds it, credit top-ups, suspend and resume go through
-// the gateway's loopback admin endpoint instead (a plain HTTP/1.0 client,
-// bounded by a 5 s deadline), because only the gateway may change a running
-// account's credit and cached logins; `account show` then adds the live
-// balance and leases; every other write refuses. Reads work alongside the
-// gateway thanks to SQLite's WAL mode.
+// the gateway's loopback admin endpoint instead (httplib::Client with the
+// bearer token of <data-dir>/admin-token, connect + send + answer bounded by
+// 5 s; the JSON answers read with nlohmann-json), because only the gateway
+// may change a running account's credit and cached logins; `account show`
+// then adds the live balance and leases; every other write refuses. Reads
+// work alongside the gateway thanks to SQLite's WAL mode.
 // The message index is read on a read-only connection of its own, so
 // `message show` and `inbound list` never write and never wait for the lock.
 // Exit codes: 0 done, 1 usage or operational error (a non-2xx admin answer
-// included, and a queue id the index does not have), 2 no such account or a
+// included, a missing or unreadable admin token, and a queue id the index
+// does not have), 2 no such account or a
 // conflict (duplicate name, credit out of range), 3 the gateway holds the
 // lock and no admin endpoint is known.
 // Everything it touches is its own: command-line strings, account copies and
-// the request/response strings of its one admin connection.
+// the client, token and answer of its one admin request.
 #include <fcntl.h>
-#include <netdb.h>
-#include <poll.h>
 #include <sys/file.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <httplib.h>
+#include <nlohmann/json.hpp>
 #include <sqlite3.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -40,6 +42,7 @@
 #include <string>
 #include <vector>
 
+#include "admin_token.h"
 #include "postino/config.h"
 #include "postino/credit.h"
 #include "postino/message_state.h"
@@ -135,6 +138,14 @@ std::string read_text_file(const std::string& path) {
   return text;
 }
 
+// The gateway's TOML file (-c), parsed; ends the command when it is bad.
+postino::gateway_config config_file(const options& o) {
+  std::string error;
+  auto cfg = postino::parse_config_text(read_text_file(o.config), o.config, error);
+  if (!cfg) fail(exit_usage, error);
+  return *cfg;
+}
+
 // The same default as the gateway: <data_dir>/postino.db, data_dir
 // ./postino-data; a gateway config file (-c) supplies both when given.
 std::string database_path(const options& o) {
@@ -142,11 +153,9 @@ std::string database_path(const options& o) {
   std::string data_dir = "./postino-data";
   std::string database;
   if (!o.config.empty()) {
-    std::string error;
-    auto cfg = postino::parse_config_text(read_text_file(o.config), o.config, error);
-    if (!cfg) fail(exit_usage, error);
-    data_dir = cfg->data_dir;
-    database = cfg->database;
+    const postino::gateway_config cfg = config_file(o);
+    data_dir = cfg.data_dir;
+    database = cfg.database;
   }
   if (!o.data_dir.empty()) return o.data_dir + (o.data_dir.ends_with('/') ? "" : "/") + "postino.db";
   if (!database.empty()) return database;
@@ -196,7 +205,7 @@ bool lock_is_held(const std::string& db) {
 
 struct endpoint {
   std::string host;  // without IPv6 brackets
-  std::string port;
+  int port = 0;
 };
 
 // "host:port" or "[v6]:port", as the gateway writes it in its ports file.
@@ -205,11 +214,12 @@ std::optional<endpoint> parse_endpoint(const std::string& text) {
   if (colon == std::string::npos || colon == 0) return std::nullopt;
   std::string host = text.substr(0, colon), port = text.substr(colon + 1);
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  if (host.empty() || port.empty() || port.size() > 5 ||
-      port.find_first_not_of("0123456789") != std::string::npos || std::stoul(port) == 0 ||
-      std::stoul(port) > 65535)
+  int number = 0;
+  const auto parsed = std::from_chars(port.data(), port.data() + port.size(), number);
+  if (host.empty() || port.empty() || parsed.ec != std::errc() || parsed.ptr != port.data() + port.size() ||
+      number <= 0 || number > 65535)
     return std::nullopt;
-  return endpoint{host, port};
+  return endpoint{host, number};
 }
 
 // The `admin <addr>:<port>` line of the gateway's ports file, if any.
@@ -238,12 +248,10 @@ std::optional<endpoint> find_endpoint(const options& o) {
     return e;
   }
   if (o.config.empty()) return std::nullopt;
-  std::string error;
-  auto cfg = postino::parse_config_text(read_text_file(o.config), o.config, error);
-  if (!cfg) fail(exit_usage, error);
-  if (!cfg->ports_file.empty())
-    if (auto e = endpoint_from_ports_file(cfg->ports_file)) return e;
-  if (cfg->admin_port != 0) return endpoint{cfg->admin_address, std::to_string(cfg->admin_port)};
+  const postino::gateway_config cfg = config_file(o);
+  if (!cfg.ports_file.empty())
+    if (auto e = endpoint_from_ports_file(cfg.ports_file)) return e;
+  if (cfg.admin_port != 0) return endpoint{cfg.admin_address, cfg.admin_port};
   return std::nullopt;
 }
 
@@ -253,127 +261,72 @@ endpoint endpoint_or_refuse(const options& o, const std::string& db) {
   return *e;
 }
 
-constexpr auto admin_timeout = std::chrono::seconds(5);
+// The gateway's data directory, where its admin token is: --data-dir, else
+// the -c file's data_dir, else the directory of --database, else the default.
+std::string data_dir_of(const options& o) {
+  if (!o.data_dir.empty()) return o.data_dir;
+  if (!o.config.empty()) return config_file(o).data_dir;
+  if (!o.database.empty()) {
+    const auto parent = std::filesystem::path(o.database).parent_path();
+    return parent.empty() ? "." : parent.string();
+  }
+  return "./postino-data";
+}
+
+std::string admin_token(const options& o) {
+  std::string error;
+  auto token = postino::app::read_admin_token(postino::app::admin_token_path(data_dir_of(o)), error);
+  if (!token)
+    fail(exit_usage, error + " (the gateway writes it when it starts; run postino-ctl as the gateway's user, "
+                             "with --data-dir or -c naming the gateway's data directory)");
+  return *token;
+}
+
+// The whole exchange is bounded by 5 s: connect, send, then the answer.
+constexpr auto admin_connect_timeout = std::chrono::seconds(1);
+constexpr auto admin_write_timeout = std::chrono::seconds(1);
+constexpr auto admin_read_timeout = std::chrono::seconds(3);
 
 std::string where(const endpoint& e) {
-  return (e.host.find(':') != std::string::npos ? "[" + e.host + "]" : e.host) + ":" + e.port;
+  return (e.host.find(':') != std::string::npos ? "[" + e.host + "]" : e.host) + ":" + std::to_string(e.port);
 }
 
-// Connects within the deadline: a non-blocking connect awaited with poll.
-int connect_to(const endpoint& e, std::chrono::steady_clock::time_point deadline) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* found = nullptr;
-  if (int rc = ::getaddrinfo(e.host.c_str(), e.port.c_str(), &hints, &found); rc != 0)
-    fail(exit_usage, "admin endpoint " + where(e) + ": " + ::gai_strerror(rc));
-  std::string why = "no address";
-  int fd = -1;
-  for (addrinfo* ai = found; ai != nullptr && fd < 0; ai = ai->ai_next) {
-    fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
-    if (fd < 0) {
-      why = std::strerror(errno);
-      continue;
-    }
-    int err = 0;
-    if (::connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
-      err = errno;
-      if (err == EINPROGRESS) {
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-        pollfd p{fd, POLLOUT, 0};
-        int n = left.count() > 0 ? ::poll(&p, 1, static_cast<int>(left.count())) : 0;
-        socklen_t len = sizeof err;
-        if (n <= 0) err = n == 0 ? ETIMEDOUT : errno;
-        else if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
-      }
-    }
-    if (err != 0) {
-      why = std::strerror(err);
-      ::close(fd);
-      fd = -1;
-    }
+std::string transport_error(httplib::Error error) {
+  switch (error) {
+    case httplib::Error::Connection: return "cannot connect (is the gateway listening there?)";
+    case httplib::Error::ConnectionTimeout: return "no connection within 1 s";
+    case httplib::Error::Read: return "no answer within 3 s, or the connection broke";
+    case httplib::Error::Write: return "cannot send the request";
+    default: return httplib::to_string(error);
   }
-  ::freeaddrinfo(found);
-  if (fd < 0) fail(exit_usage, "cannot reach the admin endpoint " + where(e) + ": " + why);
-  return fd;
 }
 
-struct http_answer {
-  int status = 0;
-  std::string body;
-};
-
-// One HTTP/1.0 request, the whole answer read until the gateway closes.
-http_answer http_request(const endpoint& e, const std::string& method, const std::string& target) {
-  const auto deadline = std::chrono::steady_clock::now() + admin_timeout;
-  const int fd = connect_to(e, deadline);
-  auto wait_for = [&](short events) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    pollfd p{fd, events, 0};
-    int n = left.count() > 0 ? ::poll(&p, 1, static_cast<int>(left.count())) : 0;
-    if (n > 0 || (n < 0 && errno == EINTR)) return;
-    ::close(fd);
-    fail(exit_usage, "admin endpoint " + where(e) + ": " +
-                         (n == 0 ? std::string("no answer within 5 s") : std::strerror(errno)));
-  };
-  const std::string request = method + " " + target + " HTTP/1.0\r\nHost: " + where(e) + "\r\n\r\n";
-  std::size_t sent = 0;
-  while (sent < request.size()) {
-    wait_for(POLLOUT);
-    ssize_t n = ::send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
-    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-    if (n < 0) {
-      std::string why = std::strerror(errno);
-      ::close(fd);
-      fail(exit_usage, "admin endpoint " + where(e) + ": send: " + why);
-    }
-    sent += static_cast<std::size_t>(n);
+// One request with the token; the JSON object of a 2xx answer. Anything
+// else ends the command with the gateway's reason.
+nlohmann::json admin_call(const options& o, const endpoint& e, const std::string& method, const std::string& target) {
+  httplib::Client client(e.host, e.port);
+  client.set_bearer_token_auth(admin_token(o));
+  client.set_connection_timeout(admin_connect_timeout);
+  client.set_write_timeout(admin_write_timeout);
+  client.set_read_timeout(admin_read_timeout);
+  client.set_keep_alive(false);
+  httplib::Result r = method == "GET" ? client.Get(target) : client.Post(target);
+  if (!r) fail(exit_usage, "admin endpoint " + where(e) + ": " + transport_error(r.error()));
+  const nlohmann::json body = nlohmann::json::parse(r->body, nullptr, /*allow_exceptions=*/false);
+  if (r->status < 200 || r->status > 299) {
+    std::string why = r->body;
+    if (body.is_object() && body.contains("error") && body["error"].is_string()) why = body["error"];
+    while (!why.empty() && (why.back() == '\n' || why.back() == '\r')) why.pop_back();
+    fail(exit_usage, "admin endpoint answered " + std::to_string(r->status) + ": " + why);
   }
-  std::string all;
-  for (;;) {
-    wait_for(POLLIN);
-    char buf[4096];
-    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-    if (n < 0) {
-      std::string why = std::strerror(errno);
-      ::close(fd);
-      fail(exit_usage, "admin endpoint " + where(e) + ": recv: " + why);
-    }
-    if (n == 0) break;
-    all.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
-  http_answer a;
-  if (all.rfind("HTTP/1.", 0) != 0 || all.size() < 12 ||
-      std::sscanf(all.c_str() + 9, "%3d", &a.status) != 1)
-    fail(exit_usage, "admin endpoint " + where(e) + ": not an HTTP answer");
-  auto body = all.find("\r\n\r\n");
-  if (body != std::string::npos) a.body = all.substr(body + 4);
-  return a;
+  if (!body.is_object()) fail(exit_usage, "admin endpoint " + where(e) + ": not a JSON object: " + r->body);
+  return body;
 }
 
-// The body of a 2xx answer; anything else ends the command with the body.
-std::string admin_call(const endpoint& e, const std::string& method, const std::string& target) {
-  http_answer a = http_request(e, method, target);
-  if (a.status < 200 || a.status > 299) {
-    std::string body = a.body;
-    while (!body.empty() && (body.back() == '\n' || body.back() == '\r')) body.pop_back();
-    fail(exit_usage, "admin endpoint answered " + std::to_string(a.status) + ": " + body);
-  }
-  return a.body;
-}
-
-// A number or boolean field of the gateway's flat JSON answers ("name": v).
-std::string json_field(const std::string& json, const std::string& name) {
-  const std::string key = "\"" + name + "\":";
-  auto at = json.find(key);
-  if (at == std::string::npos) fail(exit_usage, "admin endpoint: no '" + name + "' in " + json);
-  at = json.find_first_not_of(' ', at + key.size());
-  auto end = json.find_first_of(",}", at);
-  std::string v = json.substr(at, end == std::string::npos ? std::string::npos : end - at);
-  while (!v.empty() && v.back() == ' ') v.pop_back();
-  return v;
+// A number or boolean field of an admin answer, as text.
+std::string json_field(const nlohmann::json& answer, const char* name) {
+  if (!answer.contains(name)) fail(exit_usage, std::string("admin endpoint: no '") + name + "' in " + answer.dump());
+  return answer[name].dump();
 }
 
 bool all_digits(const std::string& s) {
@@ -523,10 +476,10 @@ int account_show(const options& o) {
   const auto& s = a.settings;
   // Under a running gateway the checkpointed credit lags; ask for the live
   // figures first so a failure prints nothing half-done.
-  std::string live;
+  std::optional<nlohmann::json> live;
   if (lock_is_held(db)) {
     if (auto e = find_endpoint(o))
-      live = admin_call(*e, "GET", "/accounts/" + std::to_string(s.id));
+      live = admin_call(o, *e, "GET", "/accounts/" + std::to_string(s.id));
     else
       std::fprintf(stderr, "postino-ctl: the gateway is running but no admin endpoint is known "
                            "(use --admin or -c); showing the stored figures only\n");
@@ -556,11 +509,11 @@ int account_show(const options& o) {
       std::printf("price +%s: %lld%s\n", rule.prefix.c_str(), static_cast<long long>(rule.price),
                   rule.global ? " (global)" : "");
   }
-  if (!live.empty()) {
-    std::printf("balance: %s\n", json_field(live, "balance").c_str());
-    std::printf("leased: %s\n", json_field(live, "leased").c_str());
-    std::printf("lease holders: %s\n", json_field(live, "lease_holders").c_str());
-    std::printf("messages since start: %s\n", json_field(live, "messages_since_start").c_str());
+  if (live) {
+    std::printf("balance: %s\n", json_field(*live, "balance").c_str());
+    std::printf("leased: %s\n", json_field(*live, "leased").c_str());
+    std::printf("lease holders: %s\n", json_field(*live, "lease_holders").c_str());
+    std::printf("messages since start: %s\n", json_field(*live, "messages_since_start").c_str());
   }
   return exit_ok;
 }
@@ -614,7 +567,7 @@ int account_set_status(const options& o, account_status status) {
   write_context w;
   if (!begin_write_or_live(w, o)) {
     // The gateway changes the status and drops its cached logins.
-    admin_call(*w.live, "POST", account_target(w, status == account_status::active ? "resume" : "suspend"));
+    admin_call(o, *w.live, "POST", account_target(w, status == account_status::active ? "resume" : "suspend"));
   } else if (!w.store->set_status(w.account.settings.id, status)) {
     fail(exit_usage, "cannot change the status: " + w.store->last_error());
   }
@@ -699,7 +652,8 @@ int credit_add(const options& o) {
   write_context w;
   if (!begin_write_or_live(w, o)) {
     // A journaled top-up on the account's home shard, answered once durable.
-    std::string body = admin_call(*w.live, "POST", account_target(w, "credit") + "?amount=" + std::to_string(o.amount));
+    const nlohmann::json body =
+        admin_call(o, *w.live, "POST", account_target(w, "credit") + "?amount=" + std::to_string(o.amount));
     std::printf("credit of %s is now %s\n", w.account.settings.username.c_str(),
                 json_field(body, "balance").c_str());
     return exit_ok;

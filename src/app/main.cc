@@ -3,9 +3,10 @@
 // loads the last checkpoint and replays every shard journal after its
 // position to rebuild balances (summed exactly, cut to 0..max_balance, every
 // cut logged as "repaired: ..." and stored by the start-up checkpoint so the
-// next start finds nothing to repair), binds the listeners, starts the shards, the
-// checkpoint thread, the hash pool and the admin endpoint, writes the ports
-// file, and waits for SIGTERM/SIGINT to shut down in order. Runs on the main thread; the
+// next start finds nothing to repair), binds the listeners, starts the shards,
+// the checkpoint thread, the hash pool and the admin endpoint (after creating
+// or loading its token, <data-dir>/admin-token), writes the ports file, and
+// waits for SIGTERM/SIGINT to shut down in order. Runs on the main thread; the
 // only buffers it owns are start-up strings (configuration, password file).
 #include <fcntl.h>
 #include <openssl/rand.h>
@@ -30,6 +31,7 @@
 #include <vector>
 
 #include "admin.h"
+#include "admin_token.h"
 #include "checkpointer.h"
 #include "gateway.h"
 #include "postino/config.h"
@@ -209,6 +211,19 @@ bool start_balances(credit::account_store& store, const credit::checkpoint_store
   return error.empty();
 }
 
+// The admin endpoint's bearer token, <data-dir>/admin-token: created at the
+// first start, reused afterwards; a file others could read is set to 0600
+// and that is logged. Called under the database lock, so no second gateway
+// races to create it.
+bool load_admin_token(const gateway_config& config, std::string& token, std::string& error) {
+  std::string note;
+  auto loaded = app::load_or_create_admin_token(app::admin_token_path(config.data_dir), note, error);
+  if (!note.empty()) say(note);
+  if (!loaded) return false;
+  token = std::move(*loaded);
+  return true;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -241,6 +256,13 @@ int main(int argc, char** argv) {
   }
   std::unique_ptr<credit::account_store> store = credit::account_store::open(config.database, error);
   if (!store) return fail(1, "cannot open " + config.database + ": " + error);
+
+  // admin_port 0 means no admin endpoint, except that with a ports file
+  // (tests, supervisors) it listens on an ephemeral port and says where. Its
+  // token is loaded or created now, under the lock.
+  const bool want_admin = config.admin_port != 0 || !config.ports_file.empty();
+  std::string admin_token;
+  if (want_admin && !load_admin_token(config, admin_token, error)) return fail(1, "admin token: " + error);
 
   // The demo account, on an empty database only.
   const std::string demo_password_path = join_path(config.data_dir, "demo-password");
@@ -405,11 +427,9 @@ int main(int argc, char** argv) {
     checkpointer->start();
   }
 
-  // The admin endpoint. admin_port 0 means none, except that with a ports
-  // file (tests, supervisors) it listens on an ephemeral port and says where.
-  auto admin = std::make_unique<app::admin_server>(*rt, config.database);
+  // The admin endpoint (loopback only, token required; see want_admin above).
+  auto admin = std::make_unique<app::admin_server>(*rt, config.database, std::move(admin_token));
   admin->set_delivery(services->delivery);
-  const bool want_admin = config.admin_port != 0 || !config.ports_file.empty();
   if (want_admin && !admin->start(config.admin_address, config.admin_port, error)) {
     rt->stop();
     rt->join();
@@ -423,9 +443,9 @@ int main(int argc, char** argv) {
     say("listening on " + endpoint + " (" + std::to_string(shards) + " shards)");
   }
   if (want_admin) {
-    std::string endpoint = io::format_endpoint(config.admin_address, admin->port());
+    std::string endpoint = io::format_endpoint(admin->address(), admin->port());
     ports += "admin " + endpoint + "\n";
-    say("admin endpoint on " + endpoint);
+    say("admin endpoint on " + endpoint + " (bearer token in " + app::admin_token_path(config.data_dir) + ")");
   }
   if (demo_credit >= 0) {
     std::string password = read_first_line(demo_password_path);

@@ -7,6 +7,8 @@
 // SMPP delivery ([[smsc]], [[route]], [delivery]) uses its structs' field
 // names as keys; cross-checks (routes naming SMSCs, an SMSC's shard below
 // the shard count once --shards is known) still name the line at fault.
+// [admin] address must be loopback (127.0.0.0/8, ::1, localhost) while the
+// admin endpoint has no TLS.
 // Exceptions are used inside this file for the first error found and never
 // leave it: the public functions return nullopt with the message.
 #include <arpa/inet.h>
@@ -463,6 +465,19 @@ const toml::array& array_of_tables(const toml_reader& r, const toml::node& v, co
   return *arr;
 }
 
+// The admin endpoint speaks plain HTTP and its bearer token would cross the
+// network in clear, so until it has TLS it listens on this machine only.
+std::string admin_address(const toml_reader& r, const toml::node& n) {
+  const std::string a = r.string(n, "admin.address");
+  if (a == "localhost") return a;
+  if (!canonical_ip(a)) r.fail(n.source(), "admin.address", "'" + a + "' is not an IPv4 or IPv6 address or localhost");
+  if (!is_loopback(a))
+    r.fail(n.source(), "admin.address",
+           "'" + a + "' is not a loopback address (127.0.0.0/8, ::1 or localhost); the admin endpoint has no TLS "
+                     "yet, so it must not be reachable from other machines");
+  return a;
+}
+
 void read_document(const toml_reader& r, const toml::table& doc, parse_state& st,
                    const std::string& source) {
   r.check_keys(doc, "",
@@ -503,7 +518,7 @@ void read_document(const toml_reader& r, const toml::table& doc, parse_state& st
     } else if (key == "admin") {
       const auto& t = r.table(v, key);
       r.check_keys(t, "admin.", {"address", "port"});
-      if (auto* n = t.get("address")) c.admin_address = r.address(*n, "admin.address");
+      if (auto* n = t.get("address")) c.admin_address = admin_address(r, *n);
       if (auto* n = t.get("port"))
         c.admin_port = static_cast<std::uint16_t>(r.integer(*n, "admin.port", 0, 65535));
     } else if (key == "journal") {

@@ -73,9 +73,10 @@ constexpr std::size_t cheap_raw_bytes = 64 * 1024;
 
 }  // namespace
 
-std::optional<content_result> read_content_if_cheap(std::string_view body, const account_settings& account) {
-  if (body.size() > cheap_raw_bytes || email_mode(body, account, is_mm4_forward(body))) return std::nullopt;
-  return finish_sms(sms::clean_raw_text(body).utf8, false, account);
+bool read_content_if_cheap(std::string_view body, const account_settings& account, content_result& out) {
+  if (body.size() > cheap_raw_bytes || email_mode(body, account, is_mm4_forward(body))) return false;
+  out = finish_sms(sms::clean_raw_text(body).utf8, false, account);
+  return true;
 }
 
 content_result read_content(std::string_view body, const account_settings& account, const content_limits& limits) {

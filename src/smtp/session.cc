@@ -703,13 +703,20 @@ struct session::impl {
     // segments, or the refusal. A small raw text is read here; anything
     // costlier is a request the owner runs where it fits (off the shard's
     // loop). The body stays as received; the text is apart.
-    if (auto cheap = mime::read_content_if_cheap(tx.body, account)) return resolve(std::move(*cheap));
+    mime::content_result cheap;
+    if (mime::read_content_if_cheap(tx.body, account, cheap)) return apply_content(cheap);
     content = content_request{&tx.body, &account, config.mime_limits};
     pending = request_kind::content;
   }
 
-  void resolve(mime::content_result r) {
+  void resolve(mime::content_result& r) {
     pending = request_kind::none;
+    apply_content(r);
+  }
+
+  // The content step's answer: a refusal, or the text, encoding and price
+  // (fields moved out of `r`), and then the commit request.
+  void apply_content(mime::content_result& r) {
     if (!r.ok) {
       send(r.refusal);
       finish_transaction();
@@ -879,7 +886,7 @@ void session::resolve(const commit_result& r) {
   if (impl_->pending == request_kind::commit) impl_->resolve(r);
 }
 void session::resolve(mime::content_result r) {
-  if (impl_->pending == request_kind::content) impl_->resolve(std::move(r));
+  if (impl_->pending == request_kind::content) impl_->resolve(r);
 }
 
 std::string& session::output() { return impl_->out; }

@@ -1,6 +1,7 @@
 // postino-ctl against a running gateway: with the database lock held, credit
 // add, account suspend and account resume go through the admin endpoint
-// (named by --admin or found through -c's ports file) and reach the live
+// (named by --admin or found through -c's ports file; the bearer token read
+// from the data dir, that of --database or -c's data_dir) and reach the live
 // sessions; account show adds the live balance; other writes, and any write
 // with no endpoint known, still refuse with exit 3. The test owns its gateway
 // and clients; every wait is bounded by the harness's timeouts.

@@ -100,7 +100,7 @@ double metric(const gateway& gw, const std::string& name) {
 }
 
 std::int64_t balance_of(const gateway& gw, const std::string& user) {
-  return static_cast<std::int64_t>(json_number(http_request(gw.admin_port(), "GET", "/accounts/" + user), "balance"));
+  return static_cast<std::int64_t>(json_number(gw.admin("GET", "/accounts/" + user).body, "balance"));
 }
 
 // One column of one row of a query on the gateway's database ("" or -1
@@ -188,7 +188,7 @@ TEST_F(delivery_test, ten_thousand_messages_with_throttling_and_a_disconnect) {
   const double total_s = std::chrono::duration<double>(clock_type::now() - started).count();
   const std::string stats = sim.stats();
   ASSERT_TRUE(finished) << "finals " << metric(gw, "postino_delivery_final_total") << " of " << segments << "\n"
-                        << stats << "\n" << gw.last_log() << http_request(gw.admin_port(), "GET", "/metrics")
+                        << stats << "\n" << gw.last_log() << gw.admin("GET", "/metrics").body
                         << "\nnot final: "
                         << query_text(gw.database(), "SELECT group_concat(queue_id || '/' || recipient_index || '/' || "
                                                        "segment || '/' || state || '/' || smsc_message_id, ' ') FROM "
@@ -299,7 +299,7 @@ TEST_F(delivery_test, message_show_and_inbound_list) {
         return shown.out.find("state: undeliverable") != std::string::npos;
       },
       60s))
-      << shown.out << shown.err << sim.stats() << "\n" << gw.last_log() << "\n" << http_request(gw.admin_port(), "GET", "/metrics");
+      << shown.out << shown.err << sim.stats() << "\n" << gw.last_log() << "\n" << gw.admin("GET", "/metrics").body;
   EXPECT_NE(shown.out.find("recipient 0 +393331234567 delivered"), std::string::npos) << shown.out;
   EXPECT_NE(shown.out.find("recipient 1 +393801234567 undeliverable refunded 1"), std::string::npos) << shown.out;
   EXPECT_EQ(balance_of(gw, "op"), 100 - 2 + 1);

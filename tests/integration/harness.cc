@@ -275,10 +275,24 @@ std::string gateway::last_log() const {
   return ss.str();
 }
 
+std::string gateway::admin_token() const {
+  std::ifstream in(dir_.path() + "/admin-token");
+  std::string token;
+  std::getline(in, token);
+  return token;
+}
+
+http_reply gateway::admin(const std::string& method, const std::string& target,
+                          const std::string& header_lines) const {
+  const std::string token = admin_token();
+  return http_exchange(admin_port_, method, target,
+                       (token.empty() ? "" : "Authorization: Bearer " + token + "\r\n") + header_lines);
+}
+
 std::map<std::string, double> gateway::metrics() const {
   std::map<std::string, double> values;
   if (admin_port_ == 0) return values;
-  std::istringstream lines(http_request(admin_port_, "GET", "/metrics"));
+  std::istringstream lines(admin("GET", "/metrics").body);
   std::string line;
   while (std::getline(lines, line)) {
     if (line.empty() || line[0] == '#') continue;
@@ -500,15 +514,48 @@ std::string base64(const std::string& in) {
 
 namespace postino::test {
 
+http_reply http_exchange(std::uint16_t port, const std::string& method, const std::string& target,
+                         const std::string& header_lines, const std::string& body,
+                         std::chrono::milliseconds timeout) {
+  http_reply r;
+  raw_client c(port);
+  if (!c.connected()) return r;
+  // A caller's own Host line replaces the default one.
+  std::string lower_lines = "\n" + header_lines;
+  for (auto& ch : lower_lines) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  const bool own_host = lower_lines.find("\nhost:") != std::string::npos;
+  c.send(method + " " + target + " HTTP/1.0\r\n" + (own_host ? "" : "Host: localhost\r\n") + header_lines +
+         "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+  std::string response = c.until_close(timeout);
+  auto start = response.find("\r\n\r\n");
+  if (start == std::string::npos) return r;
+  r.headers = response.substr(0, start + 2);
+  r.body = response.substr(start + 4);
+  std::smatch m;
+  if (std::regex_search(r.headers, m, std::regex("^HTTP/1\\.[01] (\\d{3})"))) r.status = std::stoi(m[1]);
+  return r;
+}
+
+std::string http_reply::header(const std::string& name) const {
+  std::istringstream lines(headers);
+  std::string line, lower_name = name;
+  for (auto& ch : lower_name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  while (std::getline(lines, line)) {
+    auto colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    std::string key = line.substr(0, colon);
+    for (auto& ch : key) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    if (key != lower_name) continue;
+    std::string value = line.substr(colon + 1);
+    while (!value.empty() && (value.back() == '\r' || value.back() == ' ')) value.pop_back();
+    return value.substr(std::min(value.find_first_not_of(' '), value.size()));
+  }
+  return "";
+}
+
 std::string http_request(std::uint16_t port, const std::string& method, const std::string& target,
                          const std::string& body) {
-  raw_client c(port);
-  if (!c.connected()) return {};
-  c.send(method + " " + target + " HTTP/1.0\r\nHost: localhost\r\nContent-Type: application/json\r\n" +
-         "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
-  std::string response = c.until_close(std::chrono::milliseconds(30000));
-  auto start = response.find("\r\n\r\n");
-  return start == std::string::npos ? std::string() : response.substr(start + 4);
+  return http_exchange(port, method, target, "", body).body;
 }
 
 double json_number(const std::string& json, const std::string& key) {

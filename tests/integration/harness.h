@@ -1,7 +1,9 @@
 // Integration-test harness: runs the real `postino` and `postino-ctl`
 // binaries and real clients (swaks, curl, python3) as child processes on
 // loopback, each bounded in time, and reads the journals back after the
-// gateway stops. Every process it starts is killed by the destructor of the
+// gateway stops. Calls to the gateway's admin endpoint (gateway::admin,
+// gateway::metrics) carry the bearer token from its data dir; the plain
+// http_request carries none (the SMSC simulator needs none). Every process it starts is killed by the destructor of the
 // object that started it, so a failing test leaves nothing running.
 #pragma once
 
@@ -44,6 +46,8 @@ class temp_dir {
   std::string path_;
 };
 
+struct http_reply;
+
 struct account_spec {
   std::string username;
   std::string password;
@@ -80,7 +84,13 @@ class gateway {
   // What the log gained after byte `from` (last_log().size() before a restart).
   std::string log_since(std::size_t from) const { return last_log().substr(std::min(from, last_log().size())); }
 
-  // GET /metrics, parsed into name -> value (labels kept in the name).
+  // The admin endpoint's bearer token (<data_dir>/admin-token, written at
+  // start), "" when there is none (an older build, which needs none).
+  std::string admin_token() const;
+  // One request to the admin endpoint, with the token.
+  http_reply admin(const std::string& method, const std::string& target,
+                          const std::string& header_lines = "") const;
+  // GET /metrics (with the token), parsed into name -> value (labels kept in the name).
   std::map<std::string, double> metrics() const;
   // postino-ctl against this gateway's database.
   command_result ctl(const std::vector<std::string>& args) const;
@@ -141,7 +151,21 @@ double cpu_seconds(int pid);
 // The CREDIT figure of a 235 line, or -1.
 std::int64_t credit_in(const std::string& line235);
 
-// One HTTP/1.0 exchange on loopback; returns the body ("" when it fails).
+// One HTTP/1.0 exchange on loopback, read until the server closes.
+struct http_reply {
+  int status = 0;       // 0 when there was no answer
+  std::string headers;  // the status line and header lines, as sent
+  std::string body;
+  // The value of header `name` (case-insensitive), "" when absent.
+  std::string header(const std::string& name) const;
+};
+// `header_lines` ("Name: value\r\n" each) follow "Host: localhost" (or
+// replace it when they hold a Host line).
+http_reply http_exchange(std::uint16_t port, const std::string& method, const std::string& target,
+                         const std::string& header_lines = "", const std::string& body = "",
+                         std::chrono::milliseconds timeout = std::chrono::milliseconds(30000));
+// The same without extra headers (the SMSC simulator's control port); the
+// body ("" when it fails).
 std::string http_request(std::uint16_t port, const std::string& method, const std::string& target,
                          const std::string& body = "");
 // The number at "key": in a JSON text (the first occurrence), or -1.

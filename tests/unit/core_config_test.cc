@@ -174,6 +174,21 @@ TEST(config, wrong_types) {
   expect_error("[[listener]]\nport = 25.0\n", {"test.toml:2:", "listener[0].port", "float"});
 }
 
+// The admin endpoint has no TLS: its address must be loopback, and the
+// refusal names the file, the line and the key.
+TEST(config, admin_address_must_be_loopback) {
+  for (const char* address : {"0.0.0.0", "::", "192.168.1.10", "10.0.0.1", "2001:db8::1", "::ffff:127.0.0.1"})
+    expect_error(std::string("[admin]\nport = 8025\naddress = \"") + address + "\"\n",
+                 {"test.toml:3: admin.address: '", address, "not a loopback address"});
+  expect_error("[admin]\naddress = \"admin.example\"\n", {"test.toml:2: admin.address:", "not an IPv4 or IPv6"});
+  for (const char* address : {"127.0.0.1", "127.1.2.3", "::1", "localhost"}) {
+    std::string error;
+    auto c = parse(std::string("[admin]\naddress = \"") + address + "\"\n", error);
+    ASSERT_TRUE(c.has_value()) << address << ": " << error;
+    EXPECT_EQ(c->admin_address, address);
+  }
+}
+
 TEST(config, out_of_range_values) {
   expect_error("[[listener]]\nport = 65536\n", {"test.toml:2:", "listener[0].port", "65536", "0..65535"});
   expect_error("[[listener]]\nport = -1\n", {"listener[0].port"});

@@ -408,11 +408,13 @@ TEST(mime_structure, mail_within_the_bounds_reads_as_before) {
   auto r = read_content(multipart_of(3), account());
   EXPECT_TRUE(r.ok) << r.refusal;
   EXPECT_EQ(r.text, "part");
-  auto cheap = read_content_if_cheap("a raw text", account());
-  ASSERT_TRUE(cheap.has_value());
-  EXPECT_EQ(cheap->text, "a raw text");
-  EXPECT_FALSE(read_content_if_cheap(multipart_of(3), account()).has_value());
-  EXPECT_FALSE(read_content_if_cheap(std::string(100000, 'a'), account()).has_value());
+  content_result cheap;
+  ASSERT_TRUE(read_content_if_cheap("a raw text", account(), cheap));
+  EXPECT_EQ(cheap.text, "a raw text");
+  content_result untouched;
+  EXPECT_FALSE(read_content_if_cheap(multipart_of(3), account(), untouched));
+  EXPECT_FALSE(read_content_if_cheap(std::string(100000, 'a'), account(), untouched));
+  EXPECT_FALSE(untouched.ok);
 }
 
 }  // namespace

@@ -123,7 +123,8 @@ void resolve_one(smtp::session& s, const world& w, outcome& o) {
 // What the session asks, until it asks nothing (the content step's answer
 // leaves the commit pending).
 void resolve(smtp::session& s, const world& w, outcome& o) {
-  for (int i = 0; i < 4 && s.pending() != smtp::request_kind::none; ++i) resolve_one(s, w, o);
+  resolve_one(s, w, o);
+  if (s.pending() != smtp::request_kind::none) resolve_one(s, w, o);
   // A request kind this owner does not know would stall the session forever.
   if (s.pending() != smtp::request_kind::none) throw std::runtime_error("a request postino-replay cannot resolve");
 }
@@ -152,16 +153,15 @@ void feed_input(smtp::session& s, std::string_view input, const world& w, outcom
   for (;;) {
     input.remove_prefix(s.feed(input));
     ++o.feeds;
-    if (s.closing()) break;
-    if (s.pending() != smtp::request_kind::none) {
-      resolve(s, w, o);
-      if (input.empty()) break;
+    if (s.pending() == smtp::request_kind::none || s.closing()) {
+      if (input.empty() || s.closing()) break;
+      // The replies reached max_pending_output: the gateway sends them first.
+      check_replies(s.output(), o);
+      s.output().clear();
       continue;
     }
+    resolve(s, w, o);
     if (input.empty()) break;
-    // The replies reached max_pending_output: the gateway sends them first.
-    check_replies(s.output(), o);
-    s.output().clear();
   }
   check_replies(s.output(), o);
   s.output().clear();
