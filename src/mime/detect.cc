@@ -9,27 +9,13 @@
 // blank continues the field above it (folding) and cannot come first. Lines
 // end in LF, with or without CR. No empty line at all means the whole body is
 // the header block.
-#include <cctype>
 #include <string_view>
 
+#include "ascii.h"
 #include "postino/mime.h"
 
 namespace postino::mime {
 namespace {
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i])))
-      return false;
-  return true;
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
-  return s;
-}
 
 struct header_facts {
   bool all_fields = true;
@@ -82,7 +68,7 @@ header_facts scan_headers(std::string_view body) {
     else if (iequals(name, "Content-Type")) f.content_type = true;
     else if (iequals(name, "From")) f.from = true;
     else if (iequals(name, "Date")) f.date = true;
-    else if (iequals(name, "X-Mms-Message-Type") && iequals(trim(value), "MM4_forward.REQ")) f.mm4_forward = true;
+    else if (iequals(name, "X-Mms-Message-Type") && iequals(trim_blanks(value), "MM4_forward.REQ")) f.mm4_forward = true;
   }
   return f;
 }

@@ -31,6 +31,7 @@
 #include <string>
 #include <string_view>
 
+#include "ascii.h"
 #include "postino/mime.h"
 #include "postino/sms.h"
 
@@ -42,14 +43,6 @@ constexpr int max_depth = 32;  // MIME nesting beyond this is not a real mail
 void init_gmime() {
   static std::once_flag once;
   std::call_once(once, [] { g_mime_init(); });
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i])))
-      return false;
-  return true;
 }
 
 std::string_view view(const char* s) { return s == nullptr ? std::string_view{} : std::string_view(s); }

@@ -10,29 +10,15 @@
 // parse (email.cc) stays the authority; this only keeps hostile bodies away
 // from it. Hand-written because no Debian library bounds MIME structure.
 #include <algorithm>
-#include <cctype>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "ascii.h"
 #include "postino/mime.h"
 
 namespace postino::mime {
 namespace {
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i])))
-      return false;
-  return true;
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
-  return s;
-}
 
 // What an entity's header block says about its body.
 struct entity_kind {
@@ -43,7 +29,7 @@ struct entity_kind {
 
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
-  c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  c = static_cast<char>(ascii_lower(c));
   return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
@@ -64,7 +50,7 @@ std::string decode_extended(std::string_view v) {
 }
 
 std::string unquote(std::string_view v) {
-  v = trim(v);
+  v = trim_blanks(v);
   if (v.size() < 2 || v.front() != '"' || v.back() != '"') return std::string(v);
   std::string out;
   for (std::size_t i = 1; i + 1 < v.size(); ++i) {
@@ -86,11 +72,11 @@ std::string boundary_of(std::string_view params) {
       if (params[semi] == '"') quoted = !quoted;
       ++semi;
     }
-    const std::string_view param = trim(params.substr(pos, semi - pos));
+    const std::string_view param = trim_blanks(params.substr(pos, semi - pos));
     pos = semi + 1;
     const auto eq = param.find('=');
     if (eq == std::string_view::npos) continue;
-    const std::string_view name = trim(param.substr(0, eq));
+    const std::string_view name = trim_blanks(param.substr(0, eq));
     const std::string_view value = param.substr(eq + 1);
     if (iequals(name, "boundary")) plain = unquote(value);
     else if (name.size() > 9 && iequals(name.substr(0, 9), "boundary*"))
@@ -102,11 +88,11 @@ std::string boundary_of(std::string_view params) {
 entity_kind kind_of(std::string_view content_type) {
   entity_kind k;
   const auto semi = content_type.find(';');
-  const std::string_view type = trim(content_type.substr(0, semi));
+  const std::string_view type = trim_blanks(content_type.substr(0, semi));
   const auto slash = type.find('/');
   if (slash == std::string_view::npos) return k;
-  const std::string_view major = trim(type.substr(0, slash));
-  const std::string_view minor = trim(type.substr(slash + 1));
+  const std::string_view major = trim_blanks(type.substr(0, slash));
+  const std::string_view minor = trim_blanks(type.substr(slash + 1));
   if (iequals(major, "multipart")) {
     k.boundary = semi == std::string_view::npos ? std::string() : boundary_of(content_type.substr(semi + 1));
     k.multipart = !k.boundary.empty();
@@ -143,7 +129,7 @@ entity_kind read_headers(line_reader& in) {
       continue;
     }
     const auto colon = line.find(':');
-    in_content_type = colon != std::string_view::npos && iequals(trim(line.substr(0, colon)), "Content-Type");
+    in_content_type = colon != std::string_view::npos && iequals(trim_blanks(line.substr(0, colon)), "Content-Type");
     if (in_content_type) content_type.assign(line.substr(colon + 1));
   }
   return kind_of(content_type);
@@ -165,7 +151,7 @@ int delimiter(std::string_view line, const std::vector<level>& stack, bool& clos
     std::string_view tail = rest.substr(b.size());
     closing = tail.starts_with("--");
     if (closing) tail.remove_prefix(2);
-    if (trim(tail).empty()) return i;
+    if (trim_blanks(tail).empty()) return i;
   }
   return -1;
 }
