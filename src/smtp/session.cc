@@ -31,11 +31,13 @@ namespace {
 enum class phase : std::uint8_t { command, auth_login_user, auth_login_password, auth_plain, data };
 
 // Replies that count toward the per-session error limit (PROTOCOL.md 5):
-// unknown verbs, syntax and sequence errors.
+// what the client sent could not be understood or is not offered. A 503
+// (a command out of sequence) does not count: a client that pipelines ahead
+// of a refusal sends several, and none of them is garbage.
 bool counts_as_error(std::string_view line) {
   if (line.size() < 3) return false;
   const std::string_view code = line.substr(0, 3);
-  return code == "500" || code == "501" || code == "502" || code == "503" || code == "504" || code == "555";
+  return code == "500" || code == "501" || code == "502" || code == "504" || code == "555";
 }
 
 // Recipients are kept distinct through a set of integer keys: an E.164
