@@ -53,6 +53,9 @@ class account_store {
                  credit_units credit, std::string& error);
   bool set_password(account_id id, std::string_view password);
   bool set_status(account_id id, account_status status);
+  // An offline top-up (or, negative, a correction) of the credit column:
+  // refused, with last_error() saying why, when the column would leave
+  // 0..max_balance. `add` refuses an initial credit outside that range too.
   bool add_credit(account_id id, credit_units amount);
   bool update_settings(const account_settings& settings);
 
@@ -191,7 +194,8 @@ class ledger {
 // per account the sum of journal effects folded so far, per shard the
 // journal sequence folded up to, and one row per accepted message. Start-up
 // is then: accounts.credit (initial credit plus offline top-ups, the store's
-// column) + the checkpoint's delta + the records after each shard's position.
+// column) + the checkpoint's delta + the records after each shard's position,
+// summed in 128 bits and cut to 0..max_balance (resolve_start_balance below).
 // Tables (created here with CREATE TABLE IF NOT EXISTS, beside the account
 // store's own schema, which this file does not touch):
 //   checkpoint_journal(shard PK, sequence, updated_ms)
@@ -259,9 +263,50 @@ struct journal_delta {
     return balance.empty() && accepted.empty() && deliveries.empty() && inbound_messages.empty();
   }
   // Appends a later delta of the same shard (a write that failed is retried
-  // with what came after it).
+  // with what came after it). Balance sums saturate at the int64 limits
+  // rather than overflow (start-up recomputes balances exactly anyway).
   void merge(journal_delta&& later);
 };
+
+// An account's checkpoint row set to a value rather than added to: start-up
+// stores every balance it recomputed this way (exact even where the adds of
+// old, saturated data would overflow), and with `credit_column` it also
+// rewrites accounts.credit, in the same transaction, when that column was
+// outside 0..max_balance.
+struct balance_row {
+  account_id account = 0;
+  credit_units journal_delta = 0;
+  std::optional<credit_units> credit_column;
+};
+
+// Start-up balances (checkpoint.cc). Data written before max_balance
+// existed may hold values near the int64 limits (an accounts.credit column,
+// a checkpoint row, journaled top-ups of 9223372036854775807), whose int64
+// sum overflows; so the sum is taken in 128 bits, exactly, and then cut to
+// 0..max_balance. The lease authority only ever sees the cut value.
+using wide_credit = __int128;
+
+struct start_balance {
+  account_id account = 0;
+  wide_credit found = 0;            // column + checkpoint delta + replayed effects
+  credit_units balance = 0;         // found cut to 0..max_balance: the home shard's start
+  credit_units column_found = 0;    // accounts.credit as stored
+  credit_units credit_column = 0;   // column_found cut to 0..max_balance: what is kept
+  credit_units journal_delta = 0;   // balance - credit_column: the checkpoint row to store
+  bool balance_repaired() const { return found != balance; }
+  bool column_repaired() const { return column_found != credit_column; }
+  bool repaired() const { return balance_repaired() || column_repaired(); }
+  balance_row row() const {
+    return {account, journal_delta, column_repaired() ? std::optional<credit_units>(credit_column) : std::nullopt};
+  }
+};
+start_balance resolve_start_balance(account_id id, credit_units credit_column, credit_units checkpoint_delta,
+                                    wide_credit replayed);
+// One line per cut value, for the log ("account 1 (demo): balance
+// 18446744073709551614 is past the maximum 1000000000000000; using the
+// maximum"); none when nothing was cut.
+std::vector<std::string> describe_repairs(const start_balance& b, std::string_view username);
+std::string to_string(wide_credit v);
 
 class checkpoint_store {
  public:
@@ -276,9 +321,13 @@ class checkpoint_store {
   checkpoint_store(const checkpoint_store&) = delete;
   checkpoint_store& operator=(const checkpoint_store&) = delete;
 
+  // Stored values SQLite's own overflow turned into REALs load saturated
+  // at the int64 limits.
   bool load(loaded& out, std::string& error);
-  // One transaction for every delta; on failure nothing is written.
-  bool write(const std::vector<journal_delta>& deltas, std::string& error);
+  // One transaction for every delta, then the rows set to a value; on
+  // failure nothing is written.
+  bool write(const std::vector<journal_delta>& deltas, std::string& error) { return write(deltas, {}, error); }
+  bool write(const std::vector<journal_delta>& deltas, const std::vector<balance_row>& rows, std::string& error);
 
  private:
   struct impl;

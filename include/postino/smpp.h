@@ -171,6 +171,11 @@ struct receipt {
 bool is_receipt(const short_message_pdu& p);  // esm_class says SMSC receipt
 // False when neither form gives a message id and a state.
 bool parse_receipt(const short_message_pdu& p, receipt& out);
+// The receipt's error as a number, for the journal: the leading decimal
+// digits of `error` ("000", "0001", "12 "), read without exceptions; nullopt
+// when it does not start with a digit or does not fit 32 bits (an SMSC's
+// junk, which must not wrap into some other code).
+std::optional<std::uint32_t> receipt_error_code(std::string_view error);
 // "DELIVRD" -> delivered etc.; ENROUTE returns submitted (not final).
 std::optional<message_state> parse_stat(std::string_view stat);
 // message_state TLV value (1..8) -> state; 1 (ENROUTE) returns submitted.

@@ -1,9 +1,11 @@
 // The gateway program: loads the configuration, takes the database lock,
 // opens the account store (creating the demo account on an empty database),
 // loads the last checkpoint and replays every shard journal after its
-// position to rebuild balances, binds the listeners, starts the shards, the
-// checkpoint thread, the hash pool and the admin endpoint (after creating or
-// loading its token, <data-dir>/admin-token), writes the ports file, and
+// position to rebuild balances (summed exactly, cut to 0..max_balance, every
+// cut logged as "repaired: ..." and stored by the start-up checkpoint so the
+// next start finds nothing to repair), binds the listeners, starts the shards,
+// the checkpoint thread, the hash pool and the admin endpoint (after creating
+// or loading its token, <data-dir>/admin-token), writes the ports file, and
 // waits for SIGTERM/SIGINT to shut down in order. Runs on the main thread; the
 // only buffers it owns are start-up strings (configuration, password file).
 #include <fcntl.h>
@@ -15,6 +17,10 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
+#include <limits>
+#include <optional>
+#include <string_view>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -102,18 +108,19 @@ std::string read_first_line(const std::string& path) {
   return line;
 }
 
-// Per account: what the journals say happened since the store's checkpoint.
+// Per account: what the journals say happened since the store's checkpoint,
+// credits minus debits. 128 bits: journals written before max_balance may
+// hold top-ups of 9223372036854775807, whose int64 sum would overflow.
 struct journal_totals {
-  std::map<account_id, credit_units> debits;
-  std::map<account_id, credit_units> credits;
+  std::map<account_id, credit::wide_credit> effect;
   void visit(const spool::record& r) {
     switch (r.type) {
-      case spool::record_type::message: debits[r.tx.account] += r.tx.price; break;
+      case spool::record_type::message: effect[r.tx.account] -= r.tx.price; break;
       case spool::record_type::top_up:
-      case spool::record_type::refund: credits[r.account] += r.amount; break;
+      case spool::record_type::refund: effect[r.account] += r.amount; break;
       // A failed segment's refund is a credit like a refund record's.
       case spool::record_type::delivery_final:
-        if (r.delivery.refund != 0) credits[r.delivery.account] += r.delivery.refund;
+        if (r.delivery.refund != 0) effect[r.delivery.account] += r.delivery.refund;
         break;
       case spool::record_type::seal:
       case spool::record_type::submitted:
@@ -122,21 +129,31 @@ struct journal_totals {
   }
 };
 
+// d.balance[id] += amount without overflow: the start-up checkpoint sets
+// every replayed account's row to its exact balance anyway, so a saturated
+// sum here is never what gets stored.
+void add_to(credit::journal_delta& d, account_id id, credit_units amount) {
+  credit_units& v = d.balance[id];
+  if (__builtin_add_overflow(v, amount, &v))
+    v = amount > 0 ? std::numeric_limits<credit_units>::max() : std::numeric_limits<credit_units>::min();
+}
+
 // Folds a replayed record into its journal's start-up checkpoint delta.
 void fold(credit::journal_delta& d, const spool::record& r, unsigned node_id, unsigned shard) {
   switch (r.type) {
     case spool::record_type::message:
-      d.balance[r.tx.account] -= r.tx.price;
+      // Prices are never negative (the decoder refuses them): -price fits.
+      add_to(d, r.tx.account, -r.tx.price);
       ++d.messages[r.tx.account];
       d.accepted.push_back({spool::format_queue_id(node_id, shard, r.sequence), r.tx.account, r.sequence, r.tx.price,
                             static_cast<std::uint32_t>(r.tx.recipients.size()), r.unix_ms,
                             r.tx.is_mms ? r.tx.mm4_message_id : std::string(), r.tx.recipients, r.tx.segments});
       break;
     case spool::record_type::top_up:
-    case spool::record_type::refund: d.balance[r.account] += r.amount; break;
+    case spool::record_type::refund: add_to(d, r.account, r.amount); break;
     case spool::record_type::seal: break;
     case spool::record_type::delivery_final:
-      if (r.delivery.refund != 0) d.balance[r.delivery.account] += r.delivery.refund;
+      if (r.delivery.refund != 0) add_to(d, r.delivery.account, r.delivery.refund);
       [[fallthrough]];
     case spool::record_type::submitted: {
       // The message's queue id, whichever shard's journal accepted it.
@@ -155,6 +172,43 @@ void fold(credit::journal_delta& d, const spool::record& r, unsigned node_id, un
 
 std::string join_path(const std::string& dir, const std::string& name) {
   return (fs::path(dir) / name).string();
+}
+
+// The shard of a "journal-<n>" directory name, as the gateway writes them:
+// decimal without leading zeros, below 256 (queue ids carry the shard in
+// one byte). Anything else is not a journal of ours.
+std::optional<unsigned> journal_dir_shard(std::string_view name) {
+  constexpr std::string_view prefix = "journal-";
+  if (!name.starts_with(prefix)) return std::nullopt;
+  const std::string_view digits = name.substr(prefix.size());
+  if (digits.empty() || (digits.size() > 1 && digits.front() == '0')) return std::nullopt;
+  unsigned index = 0;
+  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), index);
+  if (ec != std::errc() || end != digits.data() + digits.size() || index > 255) return std::nullopt;
+  return index;
+}
+
+// Every account's start-up balance: the store's column, the checkpoint's
+// delta and the replayed journal effects, summed exactly and cut to
+// 0..max_balance (each cut logged). `rows` gets what the start-up checkpoint
+// stores for each account the replay touched or the cut changed.
+bool start_balances(credit::account_store& store, const credit::checkpoint_store::loaded& checkpoint,
+                    const journal_totals& totals, unsigned shards, app::gateway_services& services,
+                    std::vector<credit::balance_row>& rows, credit_units& demo_credit, std::string& error) {
+  for (const auto& account : store.list()) {
+    const account_id id = account.settings.id;
+    const auto delta = checkpoint.balance.find(id);
+    const auto effect = totals.effect.find(id);
+    const credit::start_balance b = credit::resolve_start_balance(
+        id, account.credit_checkpoint, delta == checkpoint.balance.end() ? 0 : delta->second,
+        effect == totals.effect.end() ? 0 : effect->second);
+    for (const std::string& line : credit::describe_repairs(b, account.settings.username)) say("repaired: " + line);
+    if (b.repaired() || effect != totals.effect.end()) rows.push_back(b.row());
+    services.balances[credit::home_shard(id, shards)].emplace_back(id, b.balance);
+    if (account.settings.username == "demo") demo_credit = b.balance;
+  }
+  error = store.last_error();
+  return error.empty();
 }
 
 // The admin endpoint's bearer token, <data-dir>/admin-token: created at the
@@ -282,26 +336,26 @@ int main(int argc, char** argv) {
   }
   for (const auto& entry : fs::directory_iterator(config.data_dir, ec)) {
     const std::string name = entry.path().filename().string();
-    if (!entry.is_directory() || name.rfind("journal-", 0) != 0) continue;
-    const std::string digits = name.substr(8);
-    if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) continue;
-    unsigned index = static_cast<unsigned>(std::stoul(digits));
-    if (index < shards) continue;
-    if (!open_journal(index)) return fail(1, name + ": " + error);
+    if (!entry.is_directory() || !name.starts_with("journal-")) continue;
+    const std::optional<unsigned> index = journal_dir_shard(name);
+    if (!index) {
+      say("ignoring " + join_path(config.data_dir, name) +
+          ": not a shard journal (journal-<n>, n from 0 to 255 without leading zeros)");
+      continue;
+    }
+    if (*index < shards) continue;
+    if (!open_journal(*index)) return fail(1, name + ": " + error);
   }
 
   auto services = std::make_shared<app::gateway_services>();
   services->database = config.database;
   services->balances.resize(shards);
   credit_units demo_credit = -1;
-  for (const auto& account : store->list()) {
-    account_id id = account.settings.id;
-    credit_units balance = account.credit_checkpoint + checkpoint.balance[id] - totals.debits[id] + totals.credits[id];
-    services->balances[credit::home_shard(id, shards)].emplace_back(id, balance);
-    if (account.settings.username == "demo") demo_credit = balance;
-  }
-  if (!store->last_error().empty()) return fail(1, "cannot list accounts: " + store->last_error());
-  if (!checkpoints->write(replayed, error)) return fail(1, "cannot write the start-up checkpoint: " + error);
+  std::vector<credit::balance_row> balance_rows;
+  if (!start_balances(*store, checkpoint, totals, shards, *services, balance_rows, demo_credit, error))
+    return fail(1, "cannot list accounts: " + error);
+  if (!checkpoints->write(replayed, balance_rows, error))
+    return fail(1, "cannot write the start-up checkpoint: " + error);
   replayed.clear();
   say("recovered: " + std::to_string(checkpoint.messages_to_deliver) + " message(s) in the checkpoint and " +
       std::to_string(replayed_messages) + " replayed from the journals after it still to deliver");

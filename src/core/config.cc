@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <charconv>
 #include <climits>
 #include <cstdint>
 #include <cstdio>
@@ -624,12 +625,15 @@ listener_config parse_listen_flag(const std::string& text) {
     if (addr.find(':') != std::string::npos) throw bad("write an IPv6 address as [ADDR]:PORT");
   }
   if (!canonical_ip(addr)) throw bad("'" + addr + "' is not an IPv4 or IPv6 address");
-  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
-      std::stoul(port) > 65535)
+  // from_chars: no sign, no spaces, no exception; a value past 16 bits is
+  // out of range rather than wrapped.
+  std::uint16_t number = 0;
+  const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), number);
+  if (port.empty() || ec != std::errc() || end != port.data() + port.size())
     throw bad("the port must be a number 0..65535");
   listener_config l;
   l.address = addr;
-  l.port = static_cast<std::uint16_t>(std::stoul(port));
+  l.port = number;
   return l;
 }
 

@@ -510,7 +510,8 @@ account_id account_store::add(const account_settings& settings, std::string_view
   if (!valid_username(settings.username))
     return refuse("invalid username (1 to 255 bytes, no control characters)");
   if (password.empty()) return refuse("the password must not be empty");
-  if (credit < 0) return refuse("initial credit must not be negative");
+  if (credit < 0 || credit > max_balance)
+    return refuse("initial credit must be 0 to " + std::to_string(max_balance) + " (the maximum balance)");
   if (settings.unit_price < 0) return refuse("unit price must not be negative");
   if (settings.max_recipients == 0) return refuse("max recipients must be at least 1");
   if (settings.default_originator.find(',') != std::string::npos ||
@@ -571,9 +572,11 @@ bool account_store::set_status(account_id id, account_status status) {
   return impl_->step_done(s, "setting status") && sqlite3_changes(impl_->db) == 1;
 }
 
-// Read, check and write in one IMMEDIATE transaction: the balance must stay
-// within [0, INT64_MAX], which SQLite's own arithmetic would not guarantee
-// (it turns an overflowing sum into a REAL).
+// Read, check and write in one IMMEDIATE transaction: the column must stay
+// within 0..max_balance, which SQLite's own arithmetic would not guarantee
+// (it turns an overflowing sum into a REAL). The column is not the whole
+// balance (the checkpoint and the journals add to it), so a balance may
+// still end up past the maximum; start-up cuts it and says so.
 bool account_store::add_credit(account_id id, credit_units amount) {
   {
     stmt_use begin(impl_->stmts[s_begin]);
@@ -586,10 +589,11 @@ bool account_store::add_credit(account_id id, credit_units amount) {
     int rc = sqlite3_step(get.get());
     credit_units balance = 0;
     if (rc == SQLITE_ROW) {
-      balance = sqlite3_column_int64(get.get(), 0);
-      if (__builtin_add_overflow(balance, amount, &balance) || balance < 0) {
-        impl_->last_error = "credit would leave the range 0.." +
-                            std::to_string(std::numeric_limits<credit_units>::max());
+      const credit_units before = sqlite3_column_int64(get.get(), 0);
+      if (__builtin_add_overflow(before, amount, &balance) || balance < 0 || balance > max_balance) {
+        impl_->last_error = "the credit " + std::to_string(before) + (amount < 0 ? " minus " : " plus ") +
+                            (amount < 0 ? std::to_string(amount).substr(1) : std::to_string(amount)) +
+                            " would leave the range 0.." + std::to_string(max_balance) + " (the maximum balance)";
       } else {
         stmt_use set(impl_->stmts[s_set_credit]);
         set.int64(1, balance);

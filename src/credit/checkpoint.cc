@@ -9,11 +9,17 @@
 // are the account store's settings, so AUTH look-ups on the hash-pool workers
 // never wait for a checkpoint. Deltas passed in are only read (SQLite binds
 // their strings without copying); loaded values are copied out.
+// The one write outside its own tables: a start-up repair of an
+// accounts.credit value outside 0..max_balance, in the same transaction as
+// the checkpoint row that keeps the balance, so the two never disagree.
+// Also here: the start-up balance sum (128-bit, then cut to 0..max_balance)
+// and the lines that say what was cut.
 #include <sqlite3.h>
 
 #include <algorithm>
 #include <chrono>
 #include <iterator>
+#include <limits>
 #include <string_view>
 #include <unordered_set>
 
@@ -61,8 +67,6 @@ std::string schema() {
          " mm4_message_id TEXT,"
          " recipient_list TEXT,"            // E.164 numbers, newline-separated
          " segments INTEGER NOT NULL DEFAULT 1);"
-         "CREATE INDEX IF NOT EXISTS checkpoint_message_mm4 ON checkpoint_message (mm4_message_id)"
-         " WHERE mm4_message_id IS NOT NULL;"
          "CREATE TABLE IF NOT EXISTS checkpoint_delivery ("
          " queue_id TEXT NOT NULL,"
          " recipient_index INTEGER NOT NULL,"
@@ -88,10 +92,34 @@ std::string schema() {
 }
 
 // Open messages are what start-up counts; the first version's index listed
-// four final states, so it is rebuilt when it lacks the others.
-std::string open_index_sql() {
-  return "CREATE INDEX IF NOT EXISTS checkpoint_message_open ON checkpoint_message (state)"
+// four final states, so it is rebuilt when it lacks the others. The MM4 id
+// index comes after the columns are complete: the first version's message
+// table had no mm4_message_id.
+std::string index_sql() {
+  return "CREATE INDEX IF NOT EXISTS checkpoint_message_mm4 ON checkpoint_message (mm4_message_id)"
+         " WHERE mm4_message_id IS NOT NULL;"
+         "CREATE INDEX IF NOT EXISTS checkpoint_message_open ON checkpoint_message (state)"
          " WHERE state NOT IN " + final_states() + ";";
+}
+
+// Columns added to checkpoint_message since its first version, in order.
+struct added_column {
+  const char* name;
+  const char* sql;
+};
+constexpr added_column added_message_columns[] = {
+    {"mm4_message_id", "ALTER TABLE checkpoint_message ADD COLUMN mm4_message_id TEXT"},
+    {"recipient_list", "ALTER TABLE checkpoint_message ADD COLUMN recipient_list TEXT"},
+    {"segments", "ALTER TABLE checkpoint_message ADD COLUMN segments INTEGER NOT NULL DEFAULT 1"},
+};
+
+// Credit sums that cannot overflow: stored deltas saturate at the int64
+// limits (start-up then cuts the balance to 0..max_balance and says so).
+credit_units saturating_add(credit_units a, credit_units b) {
+  credit_units r;
+  if (__builtin_add_overflow(a, b, &r))
+    return b > 0 ? std::numeric_limits<credit_units>::max() : std::numeric_limits<credit_units>::min();
+  return r;
 }
 
 // A prepared statement, finalized on scope exit.
@@ -117,7 +145,7 @@ class statement {
 
 void journal_delta::merge(journal_delta&& later) {
   sequence = std::max(sequence, later.sequence);
-  for (const auto& [id, amount] : later.balance) balance[id] += amount;
+  for (const auto& [id, amount] : later.balance) balance[id] = saturating_add(balance[id], amount);
   for (const auto& [id, count] : later.messages) messages[id] += count;
   accepted.insert(accepted.end(), std::make_move_iterator(later.accepted.begin()),
                   std::make_move_iterator(later.accepted.end()));
@@ -161,7 +189,7 @@ bool columns_of(sqlite3* db, const char* table, std::unordered_set<std::string>&
 }
 
 // The text of a stored index, empty when there is none.
-bool index_sql(sqlite3* db, const char* name, std::string& out) {
+bool stored_index_sql(sqlite3* db, const char* name, std::string& out) {
   statement q(db, "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?1");
   if (!q.ok()) return false;
   sqlite3_bind_text(q.get(), 1, name, -1, SQLITE_STATIC);
@@ -186,18 +214,14 @@ bool checkpoint_store::impl::create_schema(std::string& error) {
   if (!exec(schema(), error)) return fail();
   std::unordered_set<std::string> columns;
   if (!columns_of(db, "checkpoint_message", columns)) return fail();
-  if (!columns.contains("recipient_list") &&
-      !exec("ALTER TABLE checkpoint_message ADD COLUMN recipient_list TEXT", error))
-    return fail();
-  if (!columns.contains("segments") &&
-      !exec("ALTER TABLE checkpoint_message ADD COLUMN segments INTEGER NOT NULL DEFAULT 1", error))
-    return fail();
+  for (const added_column& c : added_message_columns)
+    if (!columns.contains(c.name) && !exec(c.sql, error)) return fail();
   std::string open_index;
-  if (!index_sql(db, "checkpoint_message_open", open_index)) return fail();
+  if (!stored_index_sql(db, "checkpoint_message_open", open_index)) return fail();
   if (!open_index.empty() && open_index.find("'accepted'") == std::string::npos &&
       !exec("DROP INDEX checkpoint_message_open", error))
     return fail();
-  if (!exec(open_index_sql(), error)) return fail();
+  if (!exec(index_sql(), error)) return fail();
   if (!exec("COMMIT", error)) return fail();
   return true;
 }
@@ -330,45 +354,160 @@ std::string join_lines(const std::vector<std::string>& items) {
 
 }  // namespace
 
-bool checkpoint_store::write(const std::vector<journal_delta>& deltas, std::string& error) {
-  sqlite3* db = impl_->db;
-  statement journal(db,
-                    "INSERT INTO checkpoint_journal (shard, sequence, updated_ms) VALUES (?1, ?2, ?3) "
-                    "ON CONFLICT (shard) DO UPDATE SET sequence = max(sequence, excluded.sequence), "
-                    "updated_ms = excluded.updated_ms");
-  statement balance(db,
-                    "INSERT INTO checkpoint_balance (account, journal_delta, messages) VALUES (?1, ?2, ?3) "
-                    "ON CONFLICT (account) DO UPDATE SET journal_delta = journal_delta + excluded.journal_delta, "
-                    "messages = messages + excluded.messages");
-  // Queue ids are unique and each record is folded once, so a row exists
-  // already only if something replayed a journal twice; keep the first row
-  // then (delivery may have moved its state on).
-  statement message(db,
-                    "INSERT OR IGNORE INTO checkpoint_message (queue_id, account, shard, sequence, price, "
-                    "recipients, accepted_ms, mm4_message_id, recipient_list, segments) "
-                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
+namespace {
+
+// The statements of one checkpoint, prepared together.
+struct checkpoint_statements {
+  explicit checkpoint_statements(sqlite3* db)
+      : journal(db,
+                "INSERT INTO checkpoint_journal (shard, sequence, updated_ms) VALUES (?1, ?2, ?3) "
+                "ON CONFLICT (shard) DO UPDATE SET sequence = max(sequence, excluded.sequence), "
+                "updated_ms = excluded.updated_ms"),
+        // SQLite turns an overflowing integer sum into a REAL; the sum is cut
+        // to the int64 range instead (only data from before max_balance can
+        // get there, and start-up repairs what it finds).
+        balance(db,
+                "INSERT INTO checkpoint_balance (account, journal_delta, messages) VALUES (?1, ?2, ?3) "
+                "ON CONFLICT (account) DO UPDATE SET journal_delta = "
+                "max(-9223372036854775807 - 1, min(9223372036854775807, journal_delta + excluded.journal_delta)), "
+                "messages = messages + excluded.messages"),
+        balance_set(db,
+                    "INSERT INTO checkpoint_balance (account, journal_delta, messages) VALUES (?1, ?2, 0) "
+                    "ON CONFLICT (account) DO UPDATE SET journal_delta = excluded.journal_delta"),
+        credit_column(db, "UPDATE accounts SET credit = ?2 WHERE id = ?1"),
+        // Queue ids are unique and each record is folded once, so a row exists
+        // already only if something replayed a journal twice; keep the first row
+        // then (delivery may have moved its state on).
+        message(db,
+                "INSERT OR IGNORE INTO checkpoint_message (queue_id, account, shard, sequence, price, "
+                "recipients, accepted_ms, mm4_message_id, recipient_list, segments) "
+                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
+        delivery(db, delivery_sql().c_str()),
+        inbound(db,
+                "INSERT OR IGNORE INTO checkpoint_inbound (shard, sequence, smsc, source, destination, "
+                "text, received_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
+        states(db) {}
+  bool ok() const {
+    return journal.ok() && balance.ok() && balance_set.ok() && message.ok() && delivery.ok() && inbound.ok() &&
+           states.ok();
+  }
+
   // A final row is never replaced: not by a submitted one (a receipt may be
   // journaled on one shard before a resubmission's record on another is
   // folded), nor by a second final (the first receipt won and refunded).
   // A submitted row yields to a final or to a later submitted one (a retry).
   // What a newer record does not know (a final without the SMSC message id)
   // keeps the older row's value.
-  const std::string delivery_sql =
-      "INSERT INTO checkpoint_delivery (queue_id, recipient_index, segment, recipient, state, smsc, "
-      "smsc_message_id, error, refund, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) "
-      "ON CONFLICT (queue_id, recipient_index, segment) DO UPDATE SET "
-      "recipient = coalesce(excluded.recipient, recipient), state = excluded.state, "
-      "smsc = coalesce(excluded.smsc, smsc), smsc_message_id = coalesce(excluded.smsc_message_id, smsc_message_id), "
-      "error = excluded.error, refund = excluded.refund, updated_ms = excluded.updated_ms "
-      "WHERE state NOT IN " + final_states() + " AND (excluded.state IN " + final_states() +
-      " OR excluded.updated_ms >= updated_ms)";
-  statement delivery(db, delivery_sql.c_str());
-  statement inbound(db,
-                    "INSERT OR IGNORE INTO checkpoint_inbound (shard, sequence, smsc, source, destination, "
-                    "text, received_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
-  message_state_update states(db);
-  if (!journal.ok() || !balance.ok() || !message.ok() || !delivery.ok() || !inbound.ok() ||
-      !states.ok()) {
+  static std::string delivery_sql() {
+    return "INSERT INTO checkpoint_delivery (queue_id, recipient_index, segment, recipient, state, smsc, "
+           "smsc_message_id, error, refund, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) "
+           "ON CONFLICT (queue_id, recipient_index, segment) DO UPDATE SET "
+           "recipient = coalesce(excluded.recipient, recipient), state = excluded.state, "
+           "smsc = coalesce(excluded.smsc, smsc), smsc_message_id = coalesce(excluded.smsc_message_id, "
+           "smsc_message_id), error = excluded.error, refund = excluded.refund, updated_ms = excluded.updated_ms "
+           "WHERE state NOT IN " + final_states() + " AND (excluded.state IN " + final_states() +
+           " OR excluded.updated_ms >= updated_ms)";
+  }
+
+  statement journal, balance, balance_set, credit_column, message, delivery, inbound;
+  message_state_update states;
+};
+
+bool step_done(statement& s) { return sqlite3_step(s.get()) == SQLITE_DONE; }
+
+// One delta's balances, accepted messages and journal position.
+bool write_accepted(checkpoint_statements& st, const journal_delta& d, sqlite3_int64 now) {
+  for (const auto& [id, amount] : d.balance) {
+    st.balance.reset();
+    sqlite3_bind_int64(st.balance.get(), 1, static_cast<sqlite3_int64>(id));
+    sqlite3_bind_int64(st.balance.get(), 2, amount);
+    auto m = d.messages.find(id);
+    sqlite3_bind_int64(st.balance.get(), 3, m == d.messages.end() ? 0 : static_cast<sqlite3_int64>(m->second));
+    if (!step_done(st.balance)) return false;
+  }
+  for (const auto& m : d.accepted) {
+    sqlite3_stmt* q = st.message.get();
+    st.message.reset();
+    bind_text(q, 1, m.queue_id);
+    sqlite3_bind_int64(q, 2, static_cast<sqlite3_int64>(m.account));
+    sqlite3_bind_int64(q, 3, d.shard);
+    sqlite3_bind_int64(q, 4, static_cast<sqlite3_int64>(m.sequence));
+    sqlite3_bind_int64(q, 5, m.price);
+    sqlite3_bind_int64(q, 6, m.recipients);
+    sqlite3_bind_int64(q, 7, static_cast<sqlite3_int64>(m.accepted_ms));
+    bind_text_or_null(q, 8, m.mm4_message_id);
+    const std::string recipient_list = join_lines(m.recipient_list);
+    bind_text_or_null(q, 9, recipient_list);
+    sqlite3_bind_int64(q, 10, m.segments);
+    if (!step_done(st.message)) return false;
+  }
+  st.journal.reset();
+  sqlite3_bind_int64(st.journal.get(), 1, d.shard);
+  sqlite3_bind_int64(st.journal.get(), 2, static_cast<sqlite3_int64>(d.sequence));
+  sqlite3_bind_int64(st.journal.get(), 3, now);
+  return step_done(st.journal);
+}
+
+// One delta's delivery rows and inbound messages; `touched` collects the
+// queue ids whose message state must be folded again.
+bool write_delivered(checkpoint_statements& st, const journal_delta& d, std::unordered_set<std::string>& touched) {
+  for (const auto& e : d.deliveries) {
+    sqlite3_stmt* q = st.delivery.get();
+    st.delivery.reset();
+    bind_text(q, 1, e.queue_id);
+    sqlite3_bind_int64(q, 2, e.recipient_index);
+    sqlite3_bind_int64(q, 3, e.segment);
+    bind_text_or_null(q, 4, e.recipient);
+    sqlite3_bind_text(q, 5, state_name(e.state), -1, SQLITE_STATIC);
+    bind_text_or_null(q, 6, e.smsc);
+    bind_text_or_null(q, 7, e.smsc_message_id);
+    sqlite3_bind_int64(q, 8, e.error);
+    sqlite3_bind_int64(q, 9, e.refund);
+    sqlite3_bind_int64(q, 10, static_cast<sqlite3_int64>(e.unix_ms));
+    if (!step_done(st.delivery)) return false;
+    touched.insert(e.queue_id);
+  }
+  for (const auto& m : d.inbound_messages) {
+    sqlite3_stmt* q = st.inbound.get();
+    st.inbound.reset();
+    sqlite3_bind_int64(q, 1, d.shard);
+    sqlite3_bind_int64(q, 2, static_cast<sqlite3_int64>(m.sequence));
+    bind_text(q, 3, m.smsc);
+    bind_text(q, 4, m.source);
+    bind_text(q, 5, m.destination);
+    bind_text(q, 6, m.text);
+    sqlite3_bind_int64(q, 7, static_cast<sqlite3_int64>(m.unix_ms));
+    if (!step_done(st.inbound)) return false;
+  }
+  return true;
+}
+
+// Rows set to a value, after every delta's adds, so they win.
+bool write_rows(checkpoint_statements& st, const std::vector<balance_row>& rows, std::string& error) {
+  for (const balance_row& r : rows) {
+    st.balance_set.reset();
+    sqlite3_bind_int64(st.balance_set.get(), 1, static_cast<sqlite3_int64>(r.account));
+    sqlite3_bind_int64(st.balance_set.get(), 2, r.journal_delta);
+    if (!step_done(st.balance_set)) return false;
+    if (!r.credit_column) continue;
+    if (!st.credit_column.ok()) {
+      error = "account " + std::to_string(r.account) + ": no accounts table to store the repaired credit in";
+      return false;
+    }
+    st.credit_column.reset();
+    sqlite3_bind_int64(st.credit_column.get(), 1, static_cast<sqlite3_int64>(r.account));
+    sqlite3_bind_int64(st.credit_column.get(), 2, *r.credit_column);
+    if (!step_done(st.credit_column)) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool checkpoint_store::write(const std::vector<journal_delta>& deltas, const std::vector<balance_row>& rows,
+                             std::string& error) {
+  checkpoint_statements st(impl_->db);
+  if (!st.ok()) {
     error = impl_->error();
     return false;
   }
@@ -382,72 +521,65 @@ bool checkpoint_store::write(const std::vector<journal_delta>& deltas, std::stri
   const auto now = static_cast<sqlite3_int64>(core::unix_ms());
   // Every delta's messages go in before any delivery: a message accepted on
   // one shard may be submitted by another within the same checkpoint.
-  for (const auto& d : deltas) {
-    for (const auto& [id, amount] : d.balance) {
-      balance.reset();
-      sqlite3_bind_int64(balance.get(), 1, static_cast<sqlite3_int64>(id));
-      sqlite3_bind_int64(balance.get(), 2, amount);
-      auto m = d.messages.find(id);
-      sqlite3_bind_int64(balance.get(), 3, m == d.messages.end() ? 0 : static_cast<sqlite3_int64>(m->second));
-      if (sqlite3_step(balance.get()) != SQLITE_DONE) return fail();
-    }
-    for (const auto& m : d.accepted) {
-      message.reset();
-      bind_text(message.get(), 1, m.queue_id);
-      sqlite3_bind_int64(message.get(), 2, static_cast<sqlite3_int64>(m.account));
-      sqlite3_bind_int64(message.get(), 3, d.shard);
-      sqlite3_bind_int64(message.get(), 4, static_cast<sqlite3_int64>(m.sequence));
-      sqlite3_bind_int64(message.get(), 5, m.price);
-      sqlite3_bind_int64(message.get(), 6, m.recipients);
-      sqlite3_bind_int64(message.get(), 7, static_cast<sqlite3_int64>(m.accepted_ms));
-      bind_text_or_null(message.get(), 8, m.mm4_message_id);
-      const std::string recipient_list = join_lines(m.recipient_list);
-      bind_text_or_null(message.get(), 9, recipient_list);
-      sqlite3_bind_int64(message.get(), 10, m.segments);
-      if (sqlite3_step(message.get()) != SQLITE_DONE) return fail();
-    }
-    journal.reset();
-    sqlite3_bind_int64(journal.get(), 1, d.shard);
-    sqlite3_bind_int64(journal.get(), 2, static_cast<sqlite3_int64>(d.sequence));
-    sqlite3_bind_int64(journal.get(), 3, now);
-    if (sqlite3_step(journal.get()) != SQLITE_DONE) return fail();
-  }
+  for (const auto& d : deltas)
+    if (!write_accepted(st, d, now)) return fail();
   std::unordered_set<std::string> touched;
-  for (const auto& d : deltas) {
-    for (const auto& e : d.deliveries) {
-      delivery.reset();
-      bind_text(delivery.get(), 1, e.queue_id);
-      sqlite3_bind_int64(delivery.get(), 2, e.recipient_index);
-      sqlite3_bind_int64(delivery.get(), 3, e.segment);
-      bind_text_or_null(delivery.get(), 4, e.recipient);
-      sqlite3_bind_text(delivery.get(), 5, state_name(e.state), -1, SQLITE_STATIC);
-      bind_text_or_null(delivery.get(), 6, e.smsc);
-      bind_text_or_null(delivery.get(), 7, e.smsc_message_id);
-      sqlite3_bind_int64(delivery.get(), 8, e.error);
-      sqlite3_bind_int64(delivery.get(), 9, e.refund);
-      sqlite3_bind_int64(delivery.get(), 10, static_cast<sqlite3_int64>(e.unix_ms));
-      if (sqlite3_step(delivery.get()) != SQLITE_DONE) return fail();
-      touched.insert(e.queue_id);
-    }
-    for (const auto& m : d.inbound_messages) {
-      inbound.reset();
-      sqlite3_bind_int64(inbound.get(), 1, d.shard);
-      sqlite3_bind_int64(inbound.get(), 2, static_cast<sqlite3_int64>(m.sequence));
-      bind_text(inbound.get(), 3, m.smsc);
-      bind_text(inbound.get(), 4, m.source);
-      bind_text(inbound.get(), 5, m.destination);
-      bind_text(inbound.get(), 6, m.text);
-      sqlite3_bind_int64(inbound.get(), 7, static_cast<sqlite3_int64>(m.unix_ms));
-      if (sqlite3_step(inbound.get()) != SQLITE_DONE) return fail();
-    }
-  }
+  for (const auto& d : deltas)
+    if (!write_delivered(st, d, touched)) return fail();
   for (const auto& queue_id : touched)
-    if (!states.run(queue_id)) return fail();
+    if (!st.states.run(queue_id)) return fail();
+  if (!write_rows(st, rows, error)) return fail();
   if (!impl_->exec("COMMIT", error)) {
     impl_->rollback();
     return false;
   }
   return true;
+}
+
+// ------------------------------------------------------------ start-up sums
+
+std::string to_string(wide_credit v) {
+  if (v == 0) return "0";
+  const bool negative = v < 0;
+  // Digits of the magnitude, taken from the negative side so that the
+  // smallest value needs no negation that would overflow.
+  std::string digits;
+  for (wide_credit n = negative ? v : -v; n != 0; n /= 10) digits += static_cast<char>('0' - n % 10);
+  if (negative) digits += '-';
+  return std::string(digits.rbegin(), digits.rend());
+}
+
+start_balance resolve_start_balance(account_id id, credit_units credit_column, credit_units checkpoint_delta,
+                                    wide_credit replayed) {
+  auto cut = [](wide_credit v) {
+    return static_cast<credit_units>(std::clamp<wide_credit>(v, 0, max_balance));
+  };
+  start_balance b;
+  b.account = id;
+  // Each term is within 64 bits (the replayed sum is one record per term,
+  // far fewer than 2^63 of them), so the 128-bit sum cannot overflow.
+  b.found = wide_credit{credit_column} + checkpoint_delta + replayed;
+  b.balance = cut(b.found);
+  b.column_found = credit_column;
+  b.credit_column = cut(credit_column);
+  b.journal_delta = b.balance - b.credit_column;  // both in 0..max_balance
+  return b;
+}
+
+std::vector<std::string> describe_repairs(const start_balance& b, std::string_view username) {
+  std::vector<std::string> out;
+  const std::string who = "account " + std::to_string(b.account) + " (" + std::string(username) + "): ";
+  const std::string maximum = std::to_string(max_balance);
+  if (b.column_repaired())
+    out.push_back(who + "accounts.credit " + std::to_string(b.column_found) +
+                  (b.column_found < 0 ? " is below zero; storing 0" : " is past the maximum " + maximum +
+                                                                       "; storing the maximum") +
+                  " (the checkpoint delta takes the difference)");
+  if (b.balance_repaired())
+    out.push_back(who + "balance " + to_string(b.found) +
+                  (b.found < 0 ? " is below zero; using 0" : " is past the maximum " + maximum +
+                                                               "; using the maximum"));
+  return out;
 }
 
 }  // namespace postino::credit

@@ -5,7 +5,7 @@
 // the shard mailboxes are. Holds no buffers beyond its own tables.
 //
 // Invariants, per account (checked, a broken one aborts with a message):
-//   home:   0 <= leased <= balance, leased == sum of granted[shard];
+//   home:   0 <= leased <= balance <= max_balance, leased == sum of granted[shard];
 //   shard:  granted[shard] == lease + in_flight + unreported spent + what is
 //           in transit between the two, so the sum of every debit can never
 //           exceed the balance.
@@ -17,6 +17,12 @@
 // recall restates the need of its own queued request, because the lease that
 // need was computed against has just gone home. Debits in flight (taken, not
 // yet durable) are spent as far as a refusal is concerned.
+// Arithmetic: balances, leases and grants stay within 0..max_balance, so
+// sums of them cannot overflow; amounts that arrive from elsewhere (a top-up,
+// a refund, a waiter's price, a shard's report) are added with overflow
+// checks: saturating where the value is outside input (a price that
+// saturated, a refund past the maximum is cut to it), aborting where only a
+// bug of ours could overflow.
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -40,6 +46,14 @@ credit_units saturating_add(credit_units a, credit_units b) {
   return r;
 }
 
+// a + b where only a bug of ours could overflow (both are leases or debits
+// already bounded by a balance).
+credit_units checked_add(credit_units a, credit_units b, const char* what, account_id id) {
+  credit_units r;
+  if (__builtin_add_overflow(a, b, &r)) broken(what, id);
+  return r;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- authority
@@ -50,7 +64,10 @@ lease_authority::account_state& lease_authority::state(account_id id) {
   return a;
 }
 
+// Start-up cuts every balance to 0..max_balance before it gets here, so a
+// value outside is our bug, not the data's.
 void lease_authority::set_balance(account_id id, credit_units balance) {
+  if (balance < 0 || balance > max_balance) broken("balance set outside 0..max_balance", id);
   account_state& a = state(id);
   a.balance = balance;
   if (a.balance < a.leased) broken("balance set below the credit leased out", id);
@@ -58,7 +75,10 @@ void lease_authority::set_balance(account_id id, credit_units balance) {
 
 void lease_authority::credit(account_id id, credit_units amount, outbox&) {
   account_state& a = state(id);
-  a.balance = saturating_add(a.balance, amount);
+  // Top-ups past the maximum are refused before they are journaled; a
+  // refund that would pass it (a balance topped up to the maximum while
+  // the message waited for its receipt) is cut to it.
+  a.balance = std::min(saturating_add(a.balance, amount), max_balance);
   // A negative amount (an operator's correction) may not take back what is
   // leased: it is clamped so leased credit stays covered.
   if (a.balance < a.leased) a.balance = a.leased;
@@ -107,8 +127,10 @@ void lease_authority::decide(account_state& a, const lease_request& r, bool afte
     if (!after_recall) {
       // Beyond the need, what the asker's spend rate wants, but never more
       // than a fair share of what is left, so other shards still find some.
+      // want comes from another shard: compared, not subtracted blindly.
       credit_units share = (free - need) / static_cast<credit_units>(shards_);
-      grant += std::min(std::max<credit_units>(r.want - need, 0), share);
+      const credit_units extra = r.want > need ? r.want - need : 0;  // need >= 0: cannot overflow
+      grant += std::min(extra, share);
     }
     return answer(a, r, grant, false, out);
   }
@@ -131,8 +153,8 @@ void lease_authority::decide(account_state& a, const lease_request& r, bool afte
 void lease_authority::answer(account_state& a, const lease_request& r, credit_units granted,
                              bool refused, outbox& out) {
   if (granted > 0) {
-    a.granted[r.shard] += granted;
-    a.leased += granted;
+    a.granted[r.shard] = checked_add(a.granted[r.shard], granted, "a grant overflowed", r.account);
+    a.leased = checked_add(a.leased, granted, "the leased total overflowed", r.account);
   }
   if (a.leased > a.balance) broken("granted more than the balance", r.account);
   lease_answer ans;
@@ -146,8 +168,9 @@ void lease_authority::answer(account_state& a, const lease_request& r, credit_un
 void lease_authority::on_report(const lease_report& r, outbox& out) {
   account_state& a = state(r.account);
   if (r.shard >= shards_) broken("report from a shard that does not exist", r.account);
-  const credit_units back = r.spent + r.returned;
-  if (r.spent < 0 || r.returned < 0 || back > a.granted[r.shard])
+  credit_units back = 0;
+  if (r.spent < 0 || r.returned < 0 || __builtin_add_overflow(r.spent, r.returned, &back) ||
+      back > a.granted[r.shard])
     broken("a shard reported more than it was granted", r.account);
   a.granted[r.shard] -= back;
   a.leased -= back;
@@ -182,10 +205,11 @@ bool lease_wallet::try_take(account_id id, use kind, credit_units amount, std::u
 }
 
 void lease_wallet::take(account_state& a, credit_units amount, std::uint64_t now_ms) {
-  a.lease -= amount;
+  a.lease -= amount;  // amount <= lease: the callers checked
   a.in_flight += amount;
   a.last_take_ms = now_ms;
-  a.taken_since_request += amount;
+  // Only a rate estimate: saturating is right for it.
+  a.taken_since_request = saturating_add(a.taken_since_request, amount);
 }
 
 void lease_wallet::wait(account_id id, const waiter& w, std::uint64_t now_ms, outbox& out) {
@@ -238,7 +262,7 @@ void lease_wallet::request(account_id id, account_state& a, std::uint64_t now_ms
       if (a.waiting[i].kind == use::debit) queued = saturating_add(queued, std::max<credit_units>(a.waiting[i].amount, 0));
     const double ahead = a.rate * static_cast<double>(tuning_.horizon_ms) / 1000.0;
     const credit_units by_rate =
-        ahead >= 1e15 ? credit_units{1'000'000'000'000'000} : static_cast<credit_units>(ahead);
+        !(ahead < static_cast<double>(max_balance)) ? max_balance : static_cast<credit_units>(ahead);
     r.want = saturating_add(saturating_add(r.need, queued), by_rate);
   }
   a.requesting = true;
@@ -250,7 +274,8 @@ void lease_wallet::on_answer(const lease_answer& ans, std::uint64_t now_ms, outb
   account_state& a = accounts_[ans.account];
   if (!a.requesting) broken("an answer to no request", ans.account);
   a.requesting = false;
-  a.lease += ans.granted;
+  if (ans.granted < 0) broken("a negative grant", ans.account);
+  a.lease = checked_add(a.lease, ans.granted, "a grant overflowed the lease", ans.account);
   if (has_waiters(a) && a.waiting[a.head].token == a.asked_for && a.waiting[a.head].kind == use::check &&
       !ans.refused) {
     // A check answered by the home: the account has the credit, nothing is taken.
@@ -306,7 +331,7 @@ void lease_wallet::settle(account_id id, credit_units amount, bool durable, std:
   if (amount > a.in_flight) broken("settled more than was in flight", id);
   a.in_flight -= amount;
   if (durable) {
-    a.spent += amount;
+    a.spent = checked_add(a.spent, amount, "unreported debits overflowed", id);
     ++a.messages;
     mark_dirty(id, a);
     return;

@@ -1,6 +1,7 @@
 // A home shard's in-memory balances. The journal is the truth and the SQLite
 // column only a checkpoint; this table is what the shard debits against, so
 // it is single-threaded and lock-free by ownership. Holds no buffers.
+#include <algorithm>
 #include <limits>
 
 #include "postino/credit.h"
@@ -24,11 +25,12 @@ bool ledger::try_debit(account_id id, credit_units amount) {
 
 void ledger::credit(account_id id, credit_units amount) {
   credit_units& balance = balances_[id];
-  // The store refuses top-ups that overflow, so saturating only guards a
-  // corrupted input from wrapping a balance negative.
+  // Like the lease authority: never past max_balance, and an overflowing
+  // sum (a corrupted input) saturates instead of wrapping.
   if (__builtin_add_overflow(balance, amount, &balance))
     balance = amount > 0 ? std::numeric_limits<credit_units>::max()
                          : std::numeric_limits<credit_units>::min();
+  balance = std::min(balance, max_balance);
 }
 
 }  // namespace postino::credit

@@ -479,14 +479,9 @@ struct engine::impl {
     return smpp::receipt_key(id, s.config->receipt_ids);
   }
 
-  static std::uint32_t receipt_error(const smpp::receipt& r) {
-    std::uint32_t v = 0;
-    for (char c : r.error) {
-      if (c < '0' || c > '9') break;
-      v = v * 10 + static_cast<std::uint32_t>(c - '0');
-    }
-    return v;
-  }
+  // An error that is not a 32-bit number (an SMSC's junk) is recorded as 0,
+  // never wrapped into some other code.
+  static std::uint32_t receipt_error(const smpp::receipt& r) { return smpp::receipt_error_code(r.error).value_or(0); }
 
   // --- binds coming and going -----------------------------------------------
   void bind_up(smsc_runtime& s, const smpp_bind& b) {

@@ -610,6 +610,13 @@ bool parse_receipt(const short_message_pdu& p, receipt& out) {
   return true;
 }
 
+std::optional<std::uint32_t> receipt_error_code(std::string_view error) {
+  std::uint32_t v = 0;
+  const auto [end, ec] = std::from_chars(error.data(), error.data() + error.size(), v, 10);
+  if (ec != std::errc() || end == error.data()) return std::nullopt;
+  return v;
+}
+
 // ---- message ids ----------------------------------------------------------
 
 std::string canonical_id(std::string_view id) {

@@ -327,6 +327,122 @@ check_result check_record(const std::uint8_t* data, std::size_t available, heade
   return crc == h.crc ? check_result::ok : check_result::bad_crc;
 }
 
+namespace {
+
+// Range checks of decoded values: what our encoders can never have written
+// is damage (or a hostile file), refused with the value named rather than
+// passed on to arithmetic or allocations downstream. Prices and amounts up
+// to the int64 maximum are kept: data written before max_balance holds them,
+// and start-up sums them exactly.
+bool refuse(std::string& what, std::string text) {
+  what = std::move(text);
+  return false;
+}
+
+// A recipient takes at least its 4-byte length in a payload below 4 GiB.
+constexpr std::uint32_t max_recipient_index = 0x3FFFFFFF;
+
+// Reserving for a count read from the file is bounded by what the payload
+// can hold (one element per `per_item` bytes left) and by a fixed cap: the
+// count may still lie, and a vector of strings costs more than the bytes.
+constexpr std::size_t max_reserve = 4096;
+
+bool decode_recipients(reader& in, smtp::transaction& tx) {
+  const auto count = in.take<std::uint32_t>();
+  if (!in.ok || count > in.left / 4) {
+    in.ok = false;
+    return false;
+  }
+  tx.recipients.reserve(std::min<std::size_t>(count, max_reserve));
+  for (std::uint32_t i = 0; i < count && in.ok; ++i) tx.recipients.push_back(in.take_string());
+  return in.ok;
+}
+
+bool decode_content_fields(reader& in, smtp::transaction& tx, std::string& what) {
+  const auto flags = in.take<std::uint8_t>();
+  if (in.ok && (flags & ~(flag_mms | flag_ack_owed)) != 0) return refuse(what, "unknown content flags");
+  tx.is_mms = (flags & flag_mms) != 0;
+  tx.mm4_ack_owed = (flags & flag_ack_owed) != 0;
+  tx.data_coding = in.take<std::uint8_t>();
+  tx.sms_text = in.take_string();
+  tx.mm4_message_id = in.take_string();
+  tx.mm4_transaction_id = in.take_string();
+  tx.mm4_originator_system = in.take_string();
+  return true;
+}
+
+// Version 3's unit prices; `units` is how many were written (0: derived).
+bool decode_unit_prices(reader& in, smtp::transaction& tx, std::uint32_t& units, std::string& what) {
+  units = in.take<std::uint32_t>();
+  if (in.ok && units != 0 && units != tx.recipients.size())
+    return refuse(what, "unit price count does not match the recipients");
+  if (!in.ok || units > in.left / 8) {
+    in.ok = false;  // the payload is short: decode_record says so
+    return true;
+  }
+  tx.unit_prices.reserve(units);  // == recipients.size(): already allocated once
+  for (std::uint32_t i = 0; i < units && in.ok; ++i) {
+    const auto u = in.take<std::int64_t>();
+    if (in.ok && (u < 0 || u > tx.price))
+      return refuse(what, "unit price " + std::to_string(u) + " is outside 0..the price " + std::to_string(tx.price));
+    tx.unit_prices.push_back(u);
+  }
+  return true;
+}
+
+bool decode_message(const header& h, reader& in, smtp::transaction& tx, std::string& what) {
+  tx.account = in.take<std::uint64_t>();
+  tx.price = in.take<std::int64_t>();
+  tx.segments = in.take<std::uint32_t>();
+  if (in.ok && tx.price < 0) return refuse(what, "negative price " + std::to_string(tx.price));
+  if (in.ok && tx.segments > sms::max_concat_segments)
+    return refuse(what, "segment count " + std::to_string(tx.segments) + " is outside 0.." +
+                            std::to_string(sms::max_concat_segments));
+  const auto kind = in.take<std::uint8_t>();
+  if (kind > static_cast<std::uint8_t>(smtp::originator_kind::numeric_long))
+    return refuse(what, "unknown originator kind");
+  tx.originator_type = static_cast<smtp::originator_kind>(kind);
+  tx.originator = in.take_string();
+  if (!decode_recipients(in, tx)) return true;  // in.ok says the payload is short
+  if (h.version >= 2 && !decode_content_fields(in, tx, what)) return false;
+  std::uint32_t units = 0;
+  if (h.version >= 3 && !decode_unit_prices(in, tx, units, what)) return false;
+  tx.body = in.take_string();
+  if (h.version == 1 && in.ok) {
+    tx.sms_text = sms::clean_raw_text(tx.body).utf8;
+    tx.data_coding = sms::smpp_data_coding(sms::count_segments(tx.sms_text).encoding);
+  }
+  if (units == 0 && in.ok) derive_unit_prices(tx);
+  return true;
+}
+
+bool decode_delivery(record_type type, reader& in, delivery_event& e, std::string& what) {
+  e.key.node = in.take<std::uint8_t>();
+  e.key.shard = in.take<std::uint8_t>();
+  e.key.sequence = in.take<std::uint64_t>();
+  e.key.recipient = in.take<std::uint32_t>();
+  e.key.segment = in.take<std::uint32_t>();
+  if (in.ok && (e.key.recipient > max_recipient_index || e.key.segment >= sms::max_concat_segments))
+    return refuse(what, "recipient " + std::to_string(e.key.recipient) + " segment " +
+                            std::to_string(e.key.segment) + " cannot be part of a message");
+  e.recipient = in.take_string();
+  e.smsc = in.take_string();
+  e.smsc_message_id = in.take_string();
+  e.state = message_state::submitted;
+  if (type != record_type::delivery_final) return true;
+  const auto state = in.take<std::uint8_t>();
+  if (in.ok && state > static_cast<std::uint8_t>(message_state::rejected))
+    return refuse(what, "unknown delivery state");
+  e.state = static_cast<message_state>(state);
+  e.error = in.take<std::uint32_t>();
+  e.account = in.take<std::uint64_t>();
+  e.refund = in.take<std::int64_t>();
+  if (in.ok && e.refund < 0) return refuse(what, "negative refund " + std::to_string(e.refund));
+  return true;
+}
+
+}  // namespace
+
 bool decode_record(const header& h, const std::uint8_t* payload, record& out, std::string& what) {
   out = record{};
   out.type = static_cast<record_type>(h.type);
@@ -334,96 +450,23 @@ bool decode_record(const header& h, const std::uint8_t* payload, record& out, st
   out.unix_ms = h.unix_ms;
   reader in{payload, h.length};
   switch (out.type) {
-    case record_type::message: {
-      out.tx.account = in.take<std::uint64_t>();
-      out.tx.price = in.take<std::int64_t>();
-      out.tx.segments = in.take<std::uint32_t>();
-      auto kind = in.take<std::uint8_t>();
-      if (kind > static_cast<std::uint8_t>(smtp::originator_kind::numeric_long)) {
-        what = "unknown originator kind";
-        return false;
-      }
-      out.tx.originator_type = static_cast<smtp::originator_kind>(kind);
-      out.tx.originator = in.take_string();
-      auto count = in.take<std::uint32_t>();
-      // Each recipient takes at least its 4-byte length: bounds the reserve.
-      if (in.ok && count <= in.left / 4) {
-        out.tx.recipients.reserve(count);
-        for (std::uint32_t i = 0; i < count && in.ok; ++i)
-          out.tx.recipients.push_back(in.take_string());
-      } else {
-        in.ok = false;
-      }
-      if (h.version >= 2) {
-        const auto flags = in.take<std::uint8_t>();
-        if (in.ok && (flags & ~(flag_mms | flag_ack_owed)) != 0) {
-          what = "unknown content flags";
-          return false;
-        }
-        out.tx.is_mms = (flags & flag_mms) != 0;
-        out.tx.mm4_ack_owed = (flags & flag_ack_owed) != 0;
-        out.tx.data_coding = in.take<std::uint8_t>();
-        out.tx.sms_text = in.take_string();
-        out.tx.mm4_message_id = in.take_string();
-        out.tx.mm4_transaction_id = in.take_string();
-        out.tx.mm4_originator_system = in.take_string();
-      }
-      std::uint32_t units = 0;
-      if (h.version >= 3) {
-        units = in.take<std::uint32_t>();
-        if (in.ok && units != 0 && units != out.tx.recipients.size()) {
-          what = "unit price count does not match the recipients";
-          return false;
-        }
-        if (in.ok && units <= in.left / 8) {
-          out.tx.unit_prices.reserve(units);
-          for (std::uint32_t i = 0; i < units; ++i) out.tx.unit_prices.push_back(in.take<std::int64_t>());
-        } else {
-          in.ok = false;
-        }
-      }
-      out.tx.body = in.take_string();
-      if (h.version == 1 && in.ok) {
-        out.tx.sms_text = sms::clean_raw_text(out.tx.body).utf8;
-        out.tx.data_coding = sms::smpp_data_coding(sms::count_segments(out.tx.sms_text).encoding);
-      }
-      if (units == 0 && in.ok) derive_unit_prices(out.tx);
+    case record_type::message:
+      if (!decode_message(h, in, out.tx, what)) return false;
       break;
-    }
     case record_type::top_up:
     case record_type::refund:
       out.account = in.take<std::uint64_t>();
       out.amount = in.take<std::int64_t>();
+      if (in.ok && out.amount < 0) return refuse(what, "negative amount " + std::to_string(out.amount));
       break;
     case record_type::seal:
       out.sealed_segment = in.take<std::uint64_t>();
       out.offset = in.take<std::uint64_t>();
       break;
     case record_type::submitted:
-    case record_type::delivery_final: {
-      delivery_event& e = out.delivery;
-      e.key.node = in.take<std::uint8_t>();
-      e.key.shard = in.take<std::uint8_t>();
-      e.key.sequence = in.take<std::uint64_t>();
-      e.key.recipient = in.take<std::uint32_t>();
-      e.key.segment = in.take<std::uint32_t>();
-      e.recipient = in.take_string();
-      e.smsc = in.take_string();
-      e.smsc_message_id = in.take_string();
-      e.state = message_state::submitted;
-      if (out.type == record_type::delivery_final) {
-        const auto state = in.take<std::uint8_t>();
-        if (in.ok && state > static_cast<std::uint8_t>(message_state::rejected)) {
-          what = "unknown delivery state";
-          return false;
-        }
-        e.state = static_cast<message_state>(state);
-        e.error = in.take<std::uint32_t>();
-        e.account = in.take<std::uint64_t>();
-        e.refund = in.take<std::int64_t>();
-      }
+    case record_type::delivery_final:
+      if (!decode_delivery(out.type, in, out.delivery, what)) return false;
       break;
-    }
     case record_type::inbound:
       out.inbound.smsc = in.take_string();
       out.inbound.source = in.take_string();
@@ -432,14 +475,8 @@ bool decode_record(const header& h, const std::uint8_t* payload, record& out, st
       out.inbound.text = in.take_string();
       break;
   }
-  if (!in.ok) {
-    what = "payload shorter than its fields";
-    return false;
-  }
-  if (in.left != 0) {
-    what = "payload longer than its fields";
-    return false;
-  }
+  if (!in.ok) return refuse(what, "payload shorter than its fields");
+  if (in.left != 0) return refuse(what, "payload longer than its fields");
   return true;
 }
 

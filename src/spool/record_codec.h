@@ -48,6 +48,14 @@
 //   delivery_final: the same as submitted, then state u8 (message_state, at
 //            most `rejected`), error u32, account u64, refund i64
 //   inbound: smsc, source, destination strings, data_coding u8, text string
+// The decoder range-checks what our encoders can never write, and refuses
+// the record (start-up then stops naming the file and offset): a negative
+// price, amount, refund or unit price, a unit price above the message's
+// price, more than 255 segments, a delivery key past 255 segments or 2^30
+// recipients. Counts are bounded by the bytes the payload has left before
+// anything is allocated for them. Prices and amounts up to the int64 maximum
+// are read as they are: data written before max_balance holds top-ups of
+// 9223372036854775807, and start-up sums them exactly.
 #pragma once
 
 #include <cstddef>
@@ -91,6 +99,9 @@ inline constexpr std::size_t seal_size = header_size + 16;
 std::size_t delivery_size(record_type type, const delivery_event& e);
 // Bytes an inbound record occupies.
 std::size_t inbound_size(const inbound_message& m);
+// Largest record sequence (and segment name): a queue id has 12 hex digits
+// for it, and one past the largest u64 would wrap the next sequence to 0.
+inline constexpr std::uint64_t max_sequence = (std::uint64_t{1} << 48) - 1;
 // Largest payload the u32 length field (and the body length) can carry.
 inline constexpr std::size_t max_payload = 0xFFFFFFFFu;
 

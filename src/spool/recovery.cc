@@ -158,6 +158,11 @@ bool walk(segment& s, std::string& error) {
       error = at(s, off, what);
       return false;
     }
+    if (h.sequence > codec::max_sequence) {
+      error = at(s, off, "sequence " + std::to_string(h.sequence) + " is past the largest a queue id holds (" +
+                             std::to_string(codec::max_sequence) + ")");
+      return false;
+    }
     s.max_sequence = s.any_record ? std::max(s.max_sequence, h.sequence) : h.sequence;
     s.any_record = true;
     off += codec::header_size + h.length;
@@ -374,6 +379,11 @@ bool recover(const journal_options& options, const std::function<void(const reco
   if (segments.empty()) return start_empty(options, state, error);
 
   for (auto& s : segments) {
+    if (s->name > codec::max_sequence) {
+      error = s->path + ": a segment name past the largest sequence a queue id holds (" +
+              std::to_string(codec::max_sequence) + ")";
+      return false;
+    }
     if (!s->file.map(s->path, error)) return false;
     s->limit = s->file.size();
   }

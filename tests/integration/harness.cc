@@ -204,6 +204,15 @@ gateway::~gateway() {
   if (pid_ > 0) kill_hard();
 }
 
+std::unique_ptr<gateway> gateway::on_copy_of(const std::string& data_dir, const std::string& extra_toml,
+                                             unsigned shards) {
+  auto gw = std::make_unique<gateway>(std::vector<account_spec>{}, extra_toml, shards);
+  std::error_code ec;
+  fs::copy(data_dir, gw->dir_.path(), fs::copy_options::recursive | fs::copy_options::overwrite_existing, ec);
+  EXPECT_FALSE(ec) << "copying " << data_dir << ": " << ec.message();
+  return gw;
+}
+
 bool gateway::start() {
   std::error_code ec;
   fs::remove(ports_path_, ec);

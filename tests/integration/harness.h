@@ -9,9 +9,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -60,6 +62,12 @@ class gateway {
   // without any, one auth-required listener on 127.0.0.1:0 is used).
   explicit gateway(const std::vector<account_spec>& accounts, const std::string& extra_toml = "",
                    unsigned shards = 2);
+  // A gateway on a copy of the data directory `data_dir` (tests/fixtures/...),
+  // copied into its own temporary one (the source is never written); no
+  // accounts are added. A factory, not a constructor: a second constructor
+  // would make gateway({...}, "...") calls ambiguous.
+  static std::unique_ptr<gateway> on_copy_of(const std::string& data_dir, const std::string& extra_toml = "",
+                                             unsigned shards = 2);
   ~gateway();
 
   bool start();              // false (with the log in last_log()) when it fails
@@ -73,6 +81,8 @@ class gateway {
   const std::string& data_dir() const { return dir_.path(); }
   std::string database() const { return dir_.path() + "/postino.db"; }
   std::string last_log() const;
+  // What the log gained after byte `from` (last_log().size() before a restart).
+  std::string log_since(std::size_t from) const { return last_log().substr(std::min(from, last_log().size())); }
 
   // The admin endpoint's bearer token (<data_dir>/admin-token, written at
   // start), "" when there is none (an older build, which needs none).

@@ -202,6 +202,34 @@ TEST(config, out_of_range_values) {
   expect_error("[[listener]]\nport = 2600\n[[listener]]\nport = 2600\n", {"listener[1]", "twice"});
 }
 
+// Numbers no key can hold: past the int64 range (toml++ refuses those while
+// parsing), negative for unsigned keys, past the narrow types the values are
+// stored in (a port in 16 bits, a shard count in 32), in other bases and
+// as floats. Each names the file, the line and the key.
+TEST(config, hostile_numbers_name_file_line_and_key) {
+  expect_error("\nshards = 99999999999999999999\n", {"test.toml:2:"});
+  expect_error("shards = -9223372036854775808\n", {"test.toml:1: shards:", "out of range 0..256"});
+  expect_error("shards = 4294967297\n", {"test.toml:1: shards:", "4294967297 is out of range 0..256"});
+  expect_error("[[listener]]\nport = 0x10000\n", {"test.toml:2: listener[0].port:", "65536 is out of range"});
+  expect_error("[[listener]]\nport = 4294967296\n", {"test.toml:2: listener[0].port:", "out of range 0..65535"});
+  expect_error("[admin]\nport = -65535\n", {"test.toml:2: admin.port:", "out of range"});
+  expect_error("[[listener]]\nmax_message_size = 4294967296\n",
+               {"test.toml:2: listener[0].max_message_size:", "out of range 1..4294967295"});
+  expect_error("[[listener]]\nmax_errors = 1e3\n", {"test.toml:2: listener[0].max_errors:", "got a float"});
+  expect_error("[journal]\nsegment_bytes = 1099511627777\n", {"test.toml:2: journal.segment_bytes:", "out of range"});
+  expect_error("auth_queue = 16777217\n", {"test.toml:1: auth_queue:", "out of range"});
+  expect_error("idle_timeout = 0\n", {"test.toml:1: idle_timeout:", "out of range 1..86400"});
+  expect_error("node_id = -1\n", {"test.toml:1: node_id:", "out of range 0..255"});
+  expect_error("[[smsc]]\nname = \"a\"\nsystem_id = \"x\"\nport = 0\n", {"test.toml:4: smsc[0].port:"});
+  expect_error("[[smsc]]\nname = \"a\"\nsystem_id = \"x\"\nwindow = 4294967297\n",
+               {"test.toml:4: smsc[0].window:", "out of range 1..1000"});
+  expect_error("[delivery]\nqueue_limit = -1\n", {"test.toml:2: delivery.queue_limit:"});
+  expect_error("[delivery]\nvalidity_s = inf\n", {"test.toml:2: delivery.validity_s:", "got a float"});
+  expect_error("[delivery]\nvalidity_s = nan\n", {"test.toml:2: delivery.validity_s:", "got a float"});
+  expect_error("[limits]\nmime_max_parts = 4294967297\n", {"test.toml:2: limits.mime_max_parts:", "out of range"});
+  expect_error("[limits]\nmax_pending_output = -1\n", {"test.toml:2: limits.max_pending_output:", "out of range"});
+}
+
 TEST(config, boundary_values_are_accepted) {
   std::string error;
   auto c = parse("shards = 256\nnode_id = 255\n[[listener]]\nport = 65535\n", error);
@@ -608,6 +636,22 @@ TEST_F(config_cli, bad_flags_are_errors) {
   EXPECT_NE(error.find("--listen"), std::string::npos) << error;
   EXPECT_FALSE(load({"--listen", "127.0.0.1:99999"}, error, code));
   EXPECT_FALSE(load({"--listen", "::1:25"}, error, code));
+  // Ports the old std::stoul path would have thrown on or wrapped.
+  for (const char* port : {"65536", "99999999999999999999", "18446744073709551616", "-1", "+25", " 25", "25 ",
+                           "0x19", "", "2.5"}) {
+    EXPECT_FALSE(load({"--listen", std::string("127.0.0.1:") + port}, error, code)) << port;
+    EXPECT_EQ(code, 2) << port;
+    EXPECT_NE(error.find("the port must be a number 0..65535"), std::string::npos) << port << ": " << error;
+  }
+  auto c = load({"--listen", "127.0.0.1:000025"}, error, code);
+  ASSERT_TRUE(c.has_value()) << error;
+  EXPECT_EQ(c->listeners[0].port, 25);
+  for (std::vector<std::string> flags : {std::vector<std::string>{"--admin-port", "65536"}, {"--admin-port", "-1"},
+                                         {"--shards", "-1"}, {"--shards", "4294967296"}, {"--node-id", "256"},
+                                         {"--node-id", "99999999999999999999"}}) {
+    EXPECT_FALSE(load(flags, error, code)) << flags[0] << " " << flags[1];
+    EXPECT_EQ(code, 2) << flags[0] << " " << flags[1];
+  }
   EXPECT_FALSE(load({"--shards", "300"}, error, code));
   EXPECT_NE(code, 0);
   EXPECT_FALSE(load({"--no-such-flag"}, error, code));

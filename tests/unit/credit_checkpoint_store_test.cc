@@ -9,6 +9,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <optional>
 #include <string>
@@ -392,6 +393,177 @@ TEST_F(checkpoint_test, old_database_is_migrated) {
   ASSERT_TRUE(s);
   EXPECT_EQ(open_messages(*s), 2u);
   EXPECT_EQ(one("SELECT segments FROM checkpoint_message WHERE queue_id = 'NEW1'"), "2");
+}
+
+}  // namespace
+}  // namespace postino::credit
+
+namespace postino::credit {
+namespace {
+
+// Sums near the int64 limits (data written before max_balance existed):
+// SQLite would turn an overflowing sum into a REAL; the checkpoint cuts it
+// to the int64 range instead, and loads the REALs old versions left.
+TEST_F(checkpoint_test, balance_sums_saturate_instead_of_becoming_reals) {
+  auto s = open();
+  ASSERT_TRUE(s);
+  constexpr credit_units big = 5'000'000'000'000'000'000;
+  for (int i = 0; i < 3; ++i) {
+    journal_delta d;
+    d.shard = 0;
+    d.sequence = ++sequence_;
+    d.balance[1] = big;
+    d.balance[2] = -big;
+    ASSERT_TRUE(write(*s, {d}));
+  }
+  EXPECT_EQ(one("SELECT journal_delta || ' ' || typeof(journal_delta) FROM checkpoint_balance WHERE account = 1"),
+            "9223372036854775807 integer");
+  EXPECT_EQ(one("SELECT journal_delta || ' ' || typeof(journal_delta) FROM checkpoint_balance WHERE account = 2"),
+            "-9223372036854775808 integer");
+  checkpoint_store::loaded out;
+  std::string error;
+  ASSERT_TRUE(s->load(out, error)) << error;
+  EXPECT_EQ(out.balance[1], std::numeric_limits<credit_units>::max());
+  EXPECT_EQ(out.balance[2], std::numeric_limits<credit_units>::min());
+}
+
+TEST_F(checkpoint_test, reals_left_by_an_old_overflow_load_saturated) {
+  auto s = open();
+  ASSERT_TRUE(s);
+  exec("INSERT INTO checkpoint_balance VALUES (3, 14000000000000000000.0, 1), (4, -1.4e19, 1), (5, 12.0, 1)");
+  checkpoint_store::loaded out;
+  std::string error;
+  ASSERT_TRUE(s->load(out, error)) << error;
+  EXPECT_EQ(out.balance[3], std::numeric_limits<credit_units>::max());
+  EXPECT_EQ(out.balance[4], std::numeric_limits<credit_units>::min());
+  EXPECT_EQ(out.balance[5], 12);
+}
+
+TEST_F(checkpoint_test, rows_set_a_value_after_every_add) {
+  auto s = open();
+  ASSERT_TRUE(s);
+  exec("CREATE TABLE accounts (id INTEGER PRIMARY KEY, credit INTEGER NOT NULL);"
+       "INSERT INTO accounts VALUES (1, 9223372036854775807), (2, 50);");
+  journal_delta d;
+  d.shard = 0;
+  d.sequence = ++sequence_;
+  d.balance[1] = std::numeric_limits<credit_units>::max();
+  d.balance[2] = -5;
+  d.messages[2] = 3;
+  std::string error;
+  ASSERT_TRUE(s->write({d}, {{1, -42, max_balance}, {2, 7, std::nullopt}}, error)) << error;
+  EXPECT_EQ(one("SELECT journal_delta FROM checkpoint_balance WHERE account = 1"), "-42");
+  EXPECT_EQ(one("SELECT journal_delta || '/' || messages FROM checkpoint_balance WHERE account = 2"), "7/3");
+  EXPECT_EQ(one("SELECT credit FROM accounts WHERE id = 1"), "1000000000000000");
+  EXPECT_EQ(one("SELECT credit FROM accounts WHERE id = 2"), "50") << "no column value: the column stays";
+  EXPECT_EQ(one("SELECT sequence FROM checkpoint_journal WHERE shard = 0"), std::to_string(sequence_));
+}
+
+TEST_F(checkpoint_test, a_column_repair_without_an_accounts_table_writes_nothing) {
+  auto s = open();
+  ASSERT_TRUE(s);
+  std::string error;
+  EXPECT_FALSE(s->write({with_messages(0, {message("Q9", {"+393330000000"}, 1)})}, {{1, 0, 0}}, error));
+  EXPECT_NE(error.find("account 1: no accounts table"), std::string::npos) << error;
+  EXPECT_EQ(one("SELECT count(*) FROM checkpoint_message"), "0");
+  EXPECT_EQ(one("SELECT count(*) FROM checkpoint_balance"), "0");
+}
+
+TEST_F(checkpoint_test, merged_balances_saturate) {
+  journal_delta a, b;
+  a.balance[1] = std::numeric_limits<credit_units>::max();
+  b.balance[1] = 1;
+  a.balance[2] = std::numeric_limits<credit_units>::min();
+  b.balance[2] = -1;
+  a.merge(std::move(b));
+  EXPECT_EQ(a.balance[1], std::numeric_limits<credit_units>::max());
+  EXPECT_EQ(a.balance[2], std::numeric_limits<credit_units>::min());
+}
+
+// The message table as the very first checkpoint wrote it (before MMS ids
+// were indexed): opening it must add the column before indexing it.
+TEST_F(checkpoint_test, a_message_table_without_mm4_ids_is_migrated) {
+  exec("PRAGMA journal_mode = WAL;"
+       "CREATE TABLE checkpoint_journal (shard INTEGER PRIMARY KEY, sequence INTEGER NOT NULL,"
+       " updated_ms INTEGER NOT NULL);"
+       "CREATE TABLE checkpoint_balance (account INTEGER PRIMARY KEY, journal_delta INTEGER NOT NULL,"
+       " messages INTEGER NOT NULL);"
+       "CREATE TABLE checkpoint_message (queue_id TEXT PRIMARY KEY, account INTEGER NOT NULL,"
+       " shard INTEGER NOT NULL, sequence INTEGER NOT NULL, price INTEGER NOT NULL,"
+       " recipients INTEGER NOT NULL, accepted_ms INTEGER NOT NULL, state TEXT NOT NULL DEFAULT 'queued');"
+       "CREATE INDEX checkpoint_message_open ON checkpoint_message (state)"
+       " WHERE state NOT IN ('delivered', 'expired', 'undeliverable', 'rejected');"
+       "INSERT INTO checkpoint_message VALUES ('OLD1', 7, 0, 5, 1, 1, 1000, 'queued');");
+  sqlite3_close(db_);
+  db_ = nullptr;
+  auto s = open();
+  ASSERT_TRUE(s);
+  EXPECT_EQ(one("SELECT coalesce(mm4_message_id, 'NULL') || '/' || segments FROM checkpoint_message"), "NULL/1");
+  EXPECT_EQ(one("SELECT count(*) FROM sqlite_master WHERE name = 'checkpoint_message_mm4'"), "1");
+  EXPECT_EQ(open_messages(*s), 1u);
+}
+
+// ------------------------------------------------------------ start-up sums
+
+TEST(start_balance, wide_values_print_exactly) {
+  EXPECT_EQ(to_string(wide_credit{0}), "0");
+  EXPECT_EQ(to_string(wide_credit{-5}), "-5");
+  EXPECT_EQ(to_string(wide_credit{std::numeric_limits<credit_units>::max()} * 2), "18446744073709551614");
+  EXPECT_EQ(to_string(wide_credit{std::numeric_limits<credit_units>::min()} * 3), "-27670116110564327424");
+  const wide_credit lowest = -(((wide_credit{1} << 126) - 1) * 2) - 2;  // -2^127
+  EXPECT_EQ(to_string(lowest), "-170141183460469231731687303715884105728");
+}
+
+TEST(start_balance, sums_are_exact_and_cut_to_the_maximum) {
+  constexpr credit_units top = std::numeric_limits<credit_units>::max();
+  // The report's case: a column of 1000 and a top-up of 2^63 - 1.
+  auto b = resolve_start_balance(1, 1000, 0, top);
+  EXPECT_EQ(to_string(b.found), "9223372036854776807");
+  EXPECT_EQ(b.balance, max_balance);
+  EXPECT_TRUE(b.balance_repaired());
+  EXPECT_FALSE(b.column_repaired());
+  EXPECT_EQ(b.journal_delta, max_balance - 1000);
+  EXPECT_EQ(describe_repairs(b, "demo"),
+            std::vector<std::string>{"account 1 (demo): balance 9223372036854776807 is past the maximum "
+                                     "1000000000000000; using the maximum"});
+  // A saturated checkpoint row on a saturated column.
+  b = resolve_start_balance(2, top, top, 0);
+  EXPECT_EQ(to_string(b.found), "18446744073709551614");
+  EXPECT_EQ(b.balance, max_balance);
+  EXPECT_EQ(b.credit_column, max_balance);
+  EXPECT_EQ(b.journal_delta, 0);
+  ASSERT_TRUE(b.row().credit_column.has_value());
+  EXPECT_EQ(*b.row().credit_column, max_balance);
+  auto lines = describe_repairs(b, "x");
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0], "account 2 (x): accounts.credit 9223372036854775807 is past the maximum 1000000000000000; "
+                      "storing the maximum (the checkpoint delta takes the difference)");
+  // A column near the limit whose checkpoint delta brings the balance back:
+  // the column is stored cut, the balance is unchanged.
+  b = resolve_start_balance(3, top, -(top - 500), -20);
+  EXPECT_EQ(b.balance, 480);
+  EXPECT_FALSE(b.balance_repaired());
+  EXPECT_TRUE(b.column_repaired());
+  EXPECT_EQ(b.credit_column + b.journal_delta, 480);
+  // Below zero.
+  b = resolve_start_balance(4, std::numeric_limits<credit_units>::min(), std::numeric_limits<credit_units>::min(),
+                            -wide_credit{top} * 1000);
+  EXPECT_EQ(b.balance, 0);
+  EXPECT_EQ(b.credit_column, 0);
+  EXPECT_EQ(b.journal_delta, 0);
+  lines = describe_repairs(b, "y");
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_NE(lines[0].find("accounts.credit -9223372036854775808 is below zero; storing 0"), std::string::npos);
+  EXPECT_NE(lines[1].find("is below zero; using 0"), std::string::npos);
+  // In range: nothing to say.
+  b = resolve_start_balance(5, 1000, -10, 25);
+  EXPECT_EQ(b.balance, 1015);
+  EXPECT_FALSE(b.repaired());
+  EXPECT_TRUE(describe_repairs(b, "z").empty());
+  EXPECT_EQ(b.journal_delta, 15);
+  EXPECT_FALSE(b.row().credit_column.has_value());
+  // Exactly the maximum is not a repair.
+  EXPECT_FALSE(resolve_start_balance(6, max_balance, 0, 0).repaired());
 }
 
 }  // namespace

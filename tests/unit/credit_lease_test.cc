@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <deque>
 #include <functional>
+#include <limits>
 #include <map>
 #include <random>
 #include <variant>
@@ -344,6 +345,62 @@ TEST(credit_lease, a_failed_commit_gives_its_debit_back_to_the_lease) {
   net.deliver_all();
   ASSERT_EQ(net.results(0).size(), 1u);
   EXPECT_TRUE(net.results(0)[0].ok) << "recalled from shard 1";
+}
+
+// Hostile and saturated values: the balance never passes max_balance, a
+// price that saturated at the int64 maximum is refused like any price the
+// account cannot pay, and a want near the int64 limits grants no more than
+// the free credit.
+TEST(credit_lease, credit_stops_at_the_maximum_balance) {
+  network net(2);
+  lease_authority::outbox out;
+  net.authority().set_balance(1, 10);
+  net.authority().credit(1, std::numeric_limits<credit_units>::max(), out);
+  EXPECT_EQ(net.authority().balance(1), max_balance);
+  net.authority().credit(1, 5'000'000'000'000'000'000, out);
+  net.authority().credit(1, 5'000'000'000'000'000'000, out);
+  EXPECT_EQ(net.authority().balance(1), max_balance);
+  net.authority().credit(1, std::numeric_limits<credit_units>::min(), out);
+  EXPECT_EQ(net.authority().balance(1), 0) << "a correction takes back at most the unleased credit";
+  net.authority().set_balance(2, max_balance);
+  net.authority().credit(2, 1, out);
+  EXPECT_EQ(net.authority().balance(2), max_balance);
+}
+
+TEST(credit_lease, saturated_prices_and_hostile_wants_stay_within_the_balance) {
+  network net(2);
+  net.authority().set_balance(3, max_balance);
+  net.ask(1, 3, use::debit, std::numeric_limits<credit_units>::max(), token(0));
+  net.ask(1, 3, use::check, std::numeric_limits<credit_units>::max(), token(1));
+  net.deliver_all();
+  ASSERT_EQ(net.results(1).size(), 2u);
+  EXPECT_FALSE(net.results(1)[0].ok);
+  EXPECT_EQ(net.results(1)[0].available, max_balance);
+  EXPECT_FALSE(net.results(1)[1].ok);
+
+  lease_authority::outbox out;
+  for (credit_units want : {std::numeric_limits<credit_units>::max(), std::numeric_limits<credit_units>::min()}) {
+    net.authority().on_request({3, 0, lease_request::kind::grant, 10, want}, out);
+    ASSERT_FALSE(out.answers.empty());
+    EXPECT_FALSE(out.answers.back().second.refused);
+    EXPECT_GE(out.answers.back().second.granted, 10);
+    EXPECT_LE(net.authority().view(3).leased, max_balance);
+  }
+  const auto v = net.authority().view(3);
+  EXPECT_LE(v.leased, v.balance);
+}
+
+TEST(credit_lease_death, a_balance_outside_the_range_is_a_bug_of_ours) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  lease_authority home(2);
+  EXPECT_DEATH(home.set_balance(1, -1), "balance set outside 0..max_balance");
+  EXPECT_DEATH(home.set_balance(1, max_balance + 1), "balance set outside 0..max_balance");
+  lease_authority::outbox out;
+  home.set_balance(1, 100);
+  home.on_request({1, 1, lease_request::kind::grant, 50, 50}, out);
+  ASSERT_EQ(out.answers.size(), 1u);
+  lease_report hostile{1, 1, std::numeric_limits<credit_units>::max(), std::numeric_limits<credit_units>::max()};
+  EXPECT_DEATH(home.on_report(hostile, out), "reported more than it was granted");
 }
 
 TEST(credit_lease, unknown_accounts_have_nothing) {

@@ -44,11 +44,14 @@ TEST(ledger, credit_and_set_balance) {
   EXPECT_EQ(l.available(3), 100) << "accounts are independent";
 }
 
-TEST(ledger, credit_saturates_instead_of_wrapping) {
+TEST(ledger, credit_stops_at_the_maximum_balance_instead_of_wrapping) {
   ledger l;
   l.set_balance(1, std::numeric_limits<credit_units>::max() - 1);
   l.credit(1, 10);
-  EXPECT_EQ(l.available(1), std::numeric_limits<credit_units>::max());
+  EXPECT_EQ(l.available(1), max_balance);
+  l.set_balance(2, 5);
+  l.credit(2, std::numeric_limits<credit_units>::max());
+  EXPECT_EQ(l.available(2), max_balance);
 }
 
 TEST(ledger, home_shard_is_stable_and_in_range) {

@@ -227,13 +227,33 @@ TEST_F(store_test, add_credit_stays_within_bounds) {
   EXPECT_TRUE(store->add_credit(id, -15));
   EXPECT_EQ(store->find_by_id(id)->credit_checkpoint, 0);
   EXPECT_FALSE(store->add_credit(id, -1));
-  EXPECT_TRUE(store->add_credit(id, std::numeric_limits<credit_units>::max()));
-  EXPECT_FALSE(store->add_credit(id, 1)) << "overflow must be refused";
-  EXPECT_FALSE(store->last_error().empty());
-  EXPECT_EQ(store->find_by_id(id)->credit_checkpoint, std::numeric_limits<credit_units>::max());
+  EXPECT_TRUE(store->add_credit(id, max_balance));
+  EXPECT_FALSE(store->add_credit(id, 1)) << "past the maximum balance must be refused";
+  EXPECT_EQ(store->last_error(),
+            "the credit 1000000000000000 plus 1 would leave the range 0..1000000000000000 (the maximum balance)");
+  EXPECT_EQ(store->find_by_id(id)->credit_checkpoint, max_balance);
   EXPECT_FALSE(store->add_credit(4242, 1));
   // The refused calls rolled back: the store still takes writes.
   EXPECT_TRUE(store->add_credit(id, -1));
+}
+
+TEST_F(store_test, hostile_credit_amounts_are_refused_with_a_reason) {
+  auto store = open_store();
+  std::string error;
+  account_id id = store->add(settings("bob"), "pw", 10, error);
+  ASSERT_NE(id, 0u) << error;
+  for (credit_units amount : {std::numeric_limits<credit_units>::max(), credit_units{5'000'000'000'000'000'000},
+                              max_balance, std::numeric_limits<credit_units>::min(), credit_units{-11}}) {
+    EXPECT_FALSE(store->add_credit(id, amount)) << amount;
+    EXPECT_NE(store->last_error().find("would leave the range 0..1000000000000000"), std::string::npos)
+        << store->last_error();
+    EXPECT_EQ(store->find_by_id(id)->credit_checkpoint, 10) << "nothing was written";
+  }
+  EXPECT_EQ(store->add(settings("carol"), "pw", max_balance + 1, error), 0u);
+  EXPECT_EQ(error, "initial credit must be 0 to 1000000000000000 (the maximum balance)");
+  EXPECT_EQ(store->add(settings("carol"), "pw", std::numeric_limits<credit_units>::max(), error), 0u);
+  EXPECT_EQ(store->add(settings("carol"), "pw", -1, error), 0u);
+  EXPECT_NE(store->add(settings("carol"), "pw", max_balance, error), 0u) << error;
 }
 
 TEST_F(store_test, update_settings) {

@@ -559,6 +559,61 @@ TEST(SmppFrame, BadLength) {
   EXPECT_EQ(next_frame(from_hex("00 00 00 10 00 00 00 15 00 00 00 00 00 00 00 01"), h), frame_result::ok);
 }
 
+// ---- what a hostile SMSC may send ---------------------------------------------
+
+// A PDU of the largest accepted length made only of empty TLVs: every one is
+// read, none runs past the body, and their number is bounded by the length.
+TEST(SmppHostile, AMaximalPduOfEmptyTlvsIsBounded) {
+  std::string body = from_hex("00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00");
+  const std::size_t room = max_pdu_length - header_size - body.size();
+  for (std::size_t i = 0; i + 4 <= room; i += 4) body += from_hex("14 00 00 00");
+  short_message_pdu p;
+  ASSERT_TRUE(decode_short_message_pdu(body, p));
+  EXPECT_EQ(p.tlvs.size(), room / 4);
+  // One octet more than a whole TLV header: corrupt.
+  EXPECT_FALSE(decode_short_message_pdu(body + from_hex("14"), p));
+  // The largest TLV length with nothing behind it.
+  EXPECT_FALSE(decode_short_message_pdu(body.substr(0, 17) + from_hex("04 24 FF FF"), p));
+}
+
+TEST(SmppHostile, ReceiptFieldsOutOfRangeAreIgnoredNotTrusted) {
+  short_message_pdu p;
+  p.esm_class = esm::smsc_receipt;
+  p.short_message = "id:1A stat:DELIVRD err:000";
+  for (std::string_view state : {"\x00", "\x09", "\xFF", "\x02\x02"}) {
+    p.tlvs = {{tag::message_state, std::string(state)}};
+    receipt r;
+    ASSERT_TRUE(parse_receipt(p, r));
+    EXPECT_EQ(r.state, message_state::delivered) << "the text's stat:, not the bad TLV";
+  }
+  p.short_message = "id:1A err:000";
+  p.tlvs = {{tag::message_state, "\x09"}};
+  receipt r;
+  EXPECT_FALSE(parse_receipt(p, r)) << "no usable state anywhere";
+  p.short_message = "id:1A stat:UNDELIV";
+  p.tlvs = {{tag::network_error_code, std::string("\x03\xFF\xFF\xFF", 4)}};
+  ASSERT_TRUE(parse_receipt(p, r));
+  EXPECT_EQ(r.error, "000") << "a network_error_code of the wrong size is not read";
+  p.tlvs = {{tag::receipted_message_id, std::string(0xFFFF, '7')}};
+  ASSERT_TRUE(parse_receipt(p, r));
+  EXPECT_EQ(r.message_id.size(), 0xFFFFu);
+}
+
+TEST(SmppHostile, ReceiptErrorCodesAreReadWithoutWrapping) {
+  EXPECT_EQ(receipt_error_code("000"), 0u);
+  EXPECT_EQ(receipt_error_code("011"), 11u);
+  EXPECT_EQ(receipt_error_code("12 text:"), 12u);
+  EXPECT_EQ(receipt_error_code("4294967295"), 4294967295u);
+  EXPECT_EQ(receipt_error_code("4294967296"), std::nullopt) << "would wrap to 0";
+  EXPECT_EQ(receipt_error_code("4294967307"), std::nullopt) << "would wrap to 11";
+  EXPECT_EQ(receipt_error_code("99999999999999999999999999"), std::nullopt);
+  EXPECT_EQ(receipt_error_code(""), std::nullopt);
+  EXPECT_EQ(receipt_error_code("-1"), std::nullopt);
+  EXPECT_EQ(receipt_error_code("+5"), std::nullopt);
+  EXPECT_EQ(receipt_error_code("x1"), std::nullopt);
+  EXPECT_EQ(receipt_error_code(" 1"), std::nullopt);
+}
+
 // ---- command_status -------------------------------------------------------
 
 TEST(SmppStatus, Classify) {

@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "../../src/spool/record_codec.h"
 #include "postino/core.h"
 #include "postino/spool.h"
 
@@ -578,6 +579,68 @@ TEST_F(JournalTest, EmptyNewestSegmentContinuesAfterItsName) {
   drain();
   EXPECT_EQ(id, format_queue_id(1, 3, 0x40));
   EXPECT_EQ(messages(open()).size(), 2u);
+}
+
+// A data directory copied with its segments cut to their records (the
+// repository's fixtures are, to stay small): the journal reads them, grows
+// the newest to the configured size and appends after the last record.
+TEST_F(JournalTest, ASegmentShorterThanConfiguredIsReadAndAppendedTo) {
+  open();
+  std::uint64_t end = 0;
+  for (int i = 0; i < 3; ++i) end = append_one(i);
+  j_.reset();
+  auto file = segments().at(0);
+  fs::resize_file(file, end);
+  EXPECT_EQ(messages(open()).size(), 3u);
+  EXPECT_EQ(fs::file_size(file), 1u << 20) << "grown back to the configured size";
+  append_one(3);
+  EXPECT_EQ(messages(open()).size(), 4u);
+}
+
+TEST_F(JournalTest, EverySegmentCutToItsRecordsIsRead) {
+  open(2048);
+  for (int i = 0; i < 12; ++i) append_one(i, 400);
+  j_.reset();
+  auto files = segments();
+  ASSERT_GE(files.size(), 3u);
+  for (const auto& f : files) {
+    const std::string bytes = read_file(f);
+    std::size_t end = 0;
+    codec::header h;
+    while (codec::check_record(reinterpret_cast<const std::uint8_t*>(bytes.data()) + end, bytes.size() - end, h) ==
+           codec::check_result::ok)
+      end += codec::header_size + h.length;
+    fs::resize_file(f, end);
+  }
+  EXPECT_EQ(messages(open(2048)).size(), 12u);
+  append_one(12, 400);
+  EXPECT_EQ(messages(open(2048)).size(), 13u);
+}
+
+// Sequences and segment names a queue id cannot carry (12 hex digits): not
+// ours, refused with the file named rather than wrapped past 2^64 into 0.
+TEST_F(JournalTest, SequencesPastTheQueueIdRangeAreRefused) {
+  open();
+  append_one(1);
+  j_.reset();
+  record r;
+  r.type = record_type::top_up;
+  r.sequence = std::uint64_t{1} << 48;
+  r.account = 1;
+  r.amount = 1;
+  const std::string path = dir_ + "/segment-0000000000000040.log";
+  write_file(path, codec::encode_record(r));
+  std::string error = open_error();
+  EXPECT_EQ(error, path + ": offset 0: sequence 281474976710656 is past the largest a queue id holds "
+                          "(281474976710655)");
+  r.sequence = ~std::uint64_t{0};
+  write_file(path, codec::encode_record(r));
+  EXPECT_NE(open_error().find("sequence 18446744073709551615 is past"), std::string::npos);
+  fs::remove(path);
+  const std::string far = dir_ + "/segment-ffffffffffffffff.log";
+  write_file(far, std::string(4096, '\0'));
+  error = open_error();
+  EXPECT_EQ(error.rfind(far + ": a segment name past the largest sequence", 0), 0u) << error;
 }
 
 record delivery_record(record_type type, int i) {

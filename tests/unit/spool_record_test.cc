@@ -6,13 +6,26 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <new>
 #include <limits>
 #include <string>
 #include <vector>
 
 #include "../../src/spool/record_codec.h"
+#include "../fixtures/old_records.h"
 #include "postino/spool.h"
+
+// Counts the largest single allocation (SpoolRecordHostile below).
+namespace { std::size_t* allocation_watch = nullptr; }
+void* operator new(std::size_t n) {
+  if (allocation_watch != nullptr && n > *allocation_watch) *allocation_watch = n;
+  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 namespace {
 
@@ -58,75 +71,16 @@ record sample_mms() {
   return r;
 }
 
-// Seals a hand-built header + payload: version, type, length and CRC.
-std::string finish_record(std::uint8_t version, record_type type, std::uint64_t sequence,
-                          const std::string& payload) {
-  std::string h(codec::header_size, '\0');
-  const std::uint32_t magic = codec::record_magic, length = static_cast<std::uint32_t>(payload.size());
-  std::memcpy(h.data(), &magic, 4);
-  h[4] = static_cast<char>(version);
-  h[5] = static_cast<char>(type);
-  std::memcpy(h.data() + 8, &length, 4);
-  std::memcpy(h.data() + 16, &sequence, 8);
-  std::string all = h + payload;
-  std::uint32_t crc = codec::crc32c(all.data() + 4, 8);
-  crc = codec::crc32c_extend(crc, all.data() + 16, all.size() - 16);
-  std::memcpy(all.data() + 12, &crc, 4);
-  return all;
-}
+using test::old_records::finish_record;
+using test::old_records::old_payload;
+using test::old_records::version1_message;
+using test::old_records::version2_message;
 
 // Recomputes the CRC after a test edited a record's bytes.
 void reseal(std::string& e) {
   std::uint32_t crc = codec::crc32c(e.data() + 4, 8);
   crc = codec::crc32c_extend(crc, e.data() + 16, e.size() - 16);
   std::memcpy(e.data() + 12, &crc, 4);
-}
-
-// The payload writer of the old record versions' tests.
-struct old_payload {
-  std::string bytes;
-  void put(const void* p, std::size_t n) { bytes.append(static_cast<const char*>(p), n); }
-  void put_str(const std::string& v) {
-    const auto n = static_cast<std::uint32_t>(v.size());
-    put(&n, 4);
-    bytes += v;
-  }
-  // What versions 1 and 2 wrote first: account, price, segments, originator, recipients.
-  void put_envelope(const smtp::transaction& tx) {
-    put(&tx.account, 8);
-    put(&tx.price, 8);
-    put(&tx.segments, 4);
-    const auto kind = static_cast<std::uint8_t>(tx.originator_type);
-    put(&kind, 1);
-    put_str(tx.originator);
-    const auto count = static_cast<std::uint32_t>(tx.recipients.size());
-    put(&count, 4);
-    for (const auto& r : tx.recipients) put_str(r);
-  }
-};
-
-// A message record as version 2 wrote it (content fields, no unit prices).
-std::string version2_message(const smtp::transaction& tx, std::uint64_t sequence) {
-  old_payload p;
-  p.put_envelope(tx);
-  const std::uint8_t flags = (tx.is_mms ? 1 : 0) | (tx.mm4_ack_owed ? 2 : 0);
-  p.put(&flags, 1);
-  p.put(&tx.data_coding, 1);
-  p.put_str(tx.sms_text);
-  p.put_str(tx.mm4_message_id);
-  p.put_str(tx.mm4_transaction_id);
-  p.put_str(tx.mm4_originator_system);
-  p.put_str(tx.body);
-  return finish_record(2, record_type::message, sequence, p.bytes);
-}
-
-
-// A message record as version 1 wrote it (before the content fields).
-std::string version1_message(const smtp::transaction& tx, std::uint64_t sequence) {
-  old_payload p;
-  p.put_envelope(tx);
-  p.put_str(tx.body);
-  return finish_record(1, record_type::message, sequence, p.bytes);
 }
 
 record sample_submitted() {
@@ -423,7 +377,7 @@ TEST(SpoolRecord, DeliveryRecordsRoundTrip) {
     record r = sample_final();
     r.delivery.state = static_cast<message_state>(s);
     r.delivery.smsc_message_id.clear();
-    r.delivery.refund = -1;
+    r.delivery.refund = std::numeric_limits<credit_units>::max();  // negative ones are refused
     r.delivery.account = ~0ull;
     expect_same(round_trip(codec::encode_record(r)), r);
   }
@@ -648,6 +602,102 @@ TEST(SpoolRecord, MalformedPayloadWithGoodCrcIsRefusedByDecode) {
   std::string what;
   EXPECT_FALSE(codec::decode_record(h, bytes(e) + codec::header_size, out, what));
   EXPECT_FALSE(what.empty());
+}
+
+// ---- hostile values with a good CRC ----------------------------------------
+
+// The largest single allocation since reset: the decoder must not size a
+// reservation from a count in the file beyond what the bytes can hold.
+std::size_t largest_allocation = 0;
+[[maybe_unused]] const bool watching = (allocation_watch = &largest_allocation, true);
+
+// Decodes `e` (its CRC good); the refusal's text, or "" when it decoded.
+std::string refusal(const std::string& e) {
+  std::string what;
+  return decodes(e, what) ? std::string() : what;
+}
+
+TEST(SpoolRecordHostile, NegativeAndOutOfRangeValuesAreRefused) {
+  record r = sample_message();
+  r.tx.price = -6;
+  EXPECT_EQ(refusal(codec::encode_record(r)), "negative price -6");
+  r = sample_message();
+  for (std::uint32_t segments : {256u, 0xFFFFFFFFu}) {
+    r.tx.segments = segments;
+    EXPECT_EQ(refusal(codec::encode_record(r)), "segment count " + std::to_string(segments) + " is outside 0..255");
+  }
+  r = sample_message();
+  r.tx.unit_prices = {1, 7, 1};  // non-uniform, so written; 7 > the price 6
+  EXPECT_EQ(refusal(codec::encode_record(r)), "unit price 7 is outside 0..the price 6");
+  r.tx.unit_prices = {1, -1, 1};
+  EXPECT_EQ(refusal(codec::encode_record(r)), "unit price -1 is outside 0..the price 6");
+
+  record credit;
+  credit.type = record_type::top_up;
+  credit.account = 1;
+  credit.amount = std::numeric_limits<credit_units>::min();
+  EXPECT_EQ(refusal(codec::encode_record(credit)), "negative amount -9223372036854775808");
+  credit.type = record_type::refund;
+  credit.amount = -1;
+  EXPECT_EQ(refusal(codec::encode_record(credit)), "negative amount -1");
+
+  record f = sample_final();
+  f.delivery.refund = -7;
+  EXPECT_EQ(refusal(codec::encode_record(f)), "negative refund -7");
+  f = sample_final();
+  f.delivery.key.segment = 255;
+  EXPECT_NE(refusal(codec::encode_record(f)).find("cannot be part of a message"), std::string::npos);
+  record sub = sample_submitted();
+  sub.delivery.key.recipient = 0x40000000;
+  EXPECT_NE(refusal(codec::encode_record(sub)).find("recipient 1073741824"), std::string::npos);
+  sub.delivery.key.recipient = 0x3FFFFFFF;
+  sub.delivery.key.segment = 254;
+  EXPECT_EQ(refusal(codec::encode_record(sub)), "") << "the largest key that can be part of a message";
+}
+
+// Data written before max_balance existed: top-ups of 2^63 - 1, and a price
+// that saturated there. They decode as they are (start-up sums them exactly).
+TEST(SpoolRecordHostile, SaturatedAmountsAndPricesStillDecode) {
+  record credit;
+  credit.type = record_type::top_up;
+  credit.account = 1;
+  credit.amount = std::numeric_limits<credit_units>::max();
+  expect_same(round_trip(codec::encode_record(credit)), credit);
+  record r = sample_message();
+  r.tx.price = std::numeric_limits<credit_units>::max();
+  r.tx.unit_prices = {std::numeric_limits<credit_units>::max(), 1, 1};
+  expect_same(round_trip(codec::encode_record(r)), r);
+  r.tx.unit_prices.clear();  // uniform: derived from the saturated price
+  record out = round_trip(codec::encode_record(r));
+  EXPECT_EQ(out.tx.unit_prices.size(), 3u);
+  EXPECT_GE(out.tx.unit_prices[0], 0);
+}
+
+// A recipient count as large as the bound allows (a quarter of the bytes
+// left), but only one recipient really there: refused, and no reservation
+// sized from the count.
+TEST(SpoolRecordHostile, AHugeRecipientCountAllocatesNothingLarge) {
+  old_payload p;
+  smtp::transaction tx;
+  tx.account = 1;
+  tx.price = 1;
+  tx.segments = 1;
+  tx.originator = "A";
+  p.put_envelope(tx);  // zero recipients; the count is patched below
+  const std::size_t count_at = p.bytes.size() - 4;
+  p.put_str("");                           // one empty recipient
+  p.bytes.append(8u << 20, '\xFF');        // then a length no payload has
+  const auto count = static_cast<std::uint32_t>((p.bytes.size() - count_at - 4) / 4);
+  std::memcpy(p.bytes.data() + count_at, &count, 4);
+  const std::string e = finish_record(3, record_type::message, 1, p.bytes);
+  codec::header h;
+  ASSERT_EQ(codec::check_record(bytes(e), e.size(), h), codec::check_result::ok);
+  record out;
+  std::string what;
+  largest_allocation = 0;
+  EXPECT_FALSE(codec::decode_record(h, bytes(e) + codec::header_size, out, what));
+  EXPECT_EQ(what, "payload shorter than its fields");
+  EXPECT_LT(largest_allocation, std::size_t{1} << 20) << "count " << count;
 }
 
 TEST(SpoolQueueId, Format) {
