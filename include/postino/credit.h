@@ -405,7 +405,9 @@ class lease_authority {
 
   void set_balance(account_id id, credit_units balance);
   // A top-up or refund that is durable: it is unleased credit at once.
-  void credit(account_id id, credit_units amount, outbox& out);
+  // Returns what the balance actually gained: less than `amount` when the
+  // maximum balance (or the credit leased out) cut it.
+  credit_units credit(account_id id, credit_units amount, outbox& out);
   credit_units balance(account_id id) const;
   credit_units unleased(account_id id) const;
   account_view view(account_id id) const;

@@ -226,9 +226,8 @@ class gateway_handler final : public core::request_handler, public delivery::hos
   void top_up_durable(account_id id, credit_units amount, bool ok, std::function<void(top_up_result)>& done) {
     if (ok) {
       credit::lease_authority::outbox out;
-      authority_.credit(id, amount, out);
+      delta_.balance[id] += authority_.credit(id, amount, out);
       dispatch(out);
-      delta_.balance[id] += amount;
     }
     done({ok ? top_up_result::outcome::durable : top_up_result::outcome::failed, authority_.balance(id)});
   }
@@ -693,10 +692,14 @@ class gateway_handler final : public core::request_handler, public delivery::hos
   }
   credit::journal_delta& delta() override { return delta_; }
 
+  // The refund's shard folded the whole amount into its checkpoint delta; a
+  // refund cut by the maximum balance is corrected here, so the checkpoint
+  // sums to the balance the home holds and no start-up repairs it.
   static void refund_at_home(core::shard& home, const core::message& m) {
     auto& self = at(home);
     credit::lease_authority::outbox out;
-    self.authority_.credit(m.a, m.c, out);
+    const credit_units credited = self.authority_.credit(m.a, m.c, out);
+    if (credited != m.c) self.delta_.balance[m.a] += credited - m.c;
     self.dispatch(out);
   }
   void fold_message(const commit_waiter& w);

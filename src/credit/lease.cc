@@ -73,8 +73,9 @@ void lease_authority::set_balance(account_id id, credit_units balance) {
   if (a.balance < a.leased) broken("balance set below the credit leased out", id);
 }
 
-void lease_authority::credit(account_id id, credit_units amount, outbox&) {
+credit_units lease_authority::credit(account_id id, credit_units amount, outbox&) {
   account_state& a = state(id);
+  const credit_units before = a.balance;
   // Top-ups past the maximum are refused before they are journaled; a
   // refund that would pass it (a balance topped up to the maximum while
   // the message waited for its receipt) is cut to it.
@@ -82,6 +83,7 @@ void lease_authority::credit(account_id id, credit_units amount, outbox&) {
   // A negative amount (an operator's correction) may not take back what is
   // leased: it is clamped so leased credit stays covered.
   if (a.balance < a.leased) a.balance = a.leased;
+  return a.balance - before;
 }
 
 credit_units lease_authority::balance(account_id id) const {

@@ -355,11 +355,14 @@ TEST(credit_lease, credit_stops_at_the_maximum_balance) {
   network net(2);
   lease_authority::outbox out;
   net.authority().set_balance(1, 10);
-  net.authority().credit(1, std::numeric_limits<credit_units>::max(), out);
+  // What the balance gained is returned, so the checkpoint records that.
+  EXPECT_EQ(net.authority().credit(1, std::numeric_limits<credit_units>::max(), out), max_balance - 10);
   EXPECT_EQ(net.authority().balance(1), max_balance);
-  net.authority().credit(1, 5'000'000'000'000'000'000, out);
+  EXPECT_EQ(net.authority().credit(1, 5'000'000'000'000'000'000, out), 0);
   net.authority().credit(1, 5'000'000'000'000'000'000, out);
   EXPECT_EQ(net.authority().balance(1), max_balance);
+  EXPECT_EQ(net.authority().credit(1, -5, out), -5);
+  EXPECT_EQ(net.authority().credit(1, 5, out), 5);
   net.authority().credit(1, std::numeric_limits<credit_units>::min(), out);
   EXPECT_EQ(net.authority().balance(1), 0) << "a correction takes back at most the unleased credit";
   net.authority().set_balance(2, max_balance);
