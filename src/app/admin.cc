@@ -56,6 +56,9 @@ constexpr auto shard_answer_limit = std::chrono::milliseconds(2500);
 // Accepted connections waiting for a worker; beyond that they are closed.
 constexpr std::size_t max_waiting = 64;
 constexpr const char* metrics_type = "text/plain; version=0.0.4";
+// What one connection may send: no route takes a body, and a request line
+// with its headers fits in a few hundred bytes.
+constexpr std::size_t max_request_bytes = 64 * 1024;
 
 // When the connection this worker thread serves was accepted (set by the
 // accept_stamping_queue before it runs the connection's job).
@@ -75,12 +78,15 @@ class deadline_stream final : public httplib::Stream {
 
   ssize_t read(char* ptr, size_t size) override {
     if (pos_ == have_) {
-      if (!wait_for(POLLIN)) return -1;
+      // The deadline bounds time, this the bytes: httplib grows a header
+      // line until its LF and keeps every header, before any check runs.
+      if (read_total_ >= max_request_bytes || !wait_for(POLLIN)) return -1;
       ssize_t n;
       do {
-        n = ::recv(fd_, buffer_, sizeof buffer_, 0);
+        n = ::recv(fd_, buffer_, std::min(sizeof buffer_, max_request_bytes - read_total_), 0);
       } while (n < 0 && errno == EINTR);
       if (n <= 0) return n;
+      read_total_ += static_cast<std::size_t>(n);
       pos_ = 0;
       have_ = static_cast<std::size_t>(n);
     }
@@ -140,6 +146,7 @@ class deadline_stream final : public httplib::Stream {
   clock_type::time_point deadline_;
   char buffer_[4096];
   std::size_t pos_ = 0, have_ = 0;
+  std::size_t read_total_ = 0;
 };
 
 // httplib's task queue: a ThreadPool of `workers`, each job stamped with the

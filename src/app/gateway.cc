@@ -20,6 +20,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <exception>
 #include <functional>
 #include <unordered_map>
 
@@ -37,7 +38,8 @@ using outcome = smtp::auth_result::outcome;
 struct verified {
   outcome result = outcome::temporary_failure;
   account_settings account;
-  bool checked = true;  // false: every waiter had left, no password check ran
+  bool checked = true;   // false: no password check ran (skipped, refused, or it failed to run)
+  bool skipped = false;  // every waiter had left when the worker came to it
 };
 
 // Runs on a hash-pool worker. Each worker keeps its own store connection.
@@ -211,10 +213,16 @@ class gateway_handler final : public core::request_handler, public delivery::hos
   void top_up(account_id id, credit_units amount, std::function<void(top_up_result)> done) {
     using outcome = top_up_result::outcome;
     const credit_units balance = authority_.balance(id);
-    if (amount <= 0 || amount > max_balance - std::max<credit_units>(balance, 0))
+    // Top-ups still being journaled count too, so two that each fit but
+    // together would not are not both answered 200.
+    credit_units& in_flight = top_ups_in_flight_[id];
+    if (amount <= 0 || amount > max_balance - std::max<credit_units>(balance, 0) - in_flight) {
+      if (in_flight == 0) top_ups_in_flight_.erase(id);
       return done({outcome::over_maximum, balance});
+    }
     spool::journal* journal = shard_.journal();
     if (journal == nullptr) return done({outcome::failed, balance});
+    in_flight += amount;
     auto* w = new top_up_waiter;
     w->handler = this;
     w->account = id;
@@ -224,6 +232,7 @@ class gateway_handler final : public core::request_handler, public delivery::hos
   }
 
   void top_up_durable(account_id id, credit_units amount, bool ok, std::function<void(top_up_result)>& done) {
+    if ((top_ups_in_flight_[id] -= amount) <= 0) top_ups_in_flight_.erase(id);
     if (ok) {
       credit::lease_authority::outbox out;
       delta_.balance[id] += authority_.credit(id, amount, out);
@@ -262,7 +271,10 @@ class gateway_handler final : public core::request_handler, public delivery::hos
     }
     auto [it, fresh] = auth_checks_.try_emplace(key);
     it->second.waiters.push_back(&c);
-    if (!fresh) return;  // the same credentials are being verified already
+    // The same credentials are being verified already: wait for that check
+    // (wanted again, even if everyone before had left it).
+    it->second.abandoned->store(false, std::memory_order_relaxed);
+    if (!fresh) return;
     it->second.address = c.session().connection().peer_ip;
     auto* p = new auth_permit{key, it->second.address, shard_.id()};
     core::message m;
@@ -325,8 +337,18 @@ class gateway_handler final : public core::request_handler, public delivery::hos
     return services_->pool->submit(
         [shard, services, key, abandoned = check.abandoned, user = req.username, pass = req.password] {
           auto result = std::make_shared<verified>();
-          if (abandoned->load(std::memory_order_relaxed)) result->checked = false;
-          else *result = verify_credentials(services->database, user, pass);
+          result->checked = false;
+          if (abandoned->load(std::memory_order_relaxed)) {
+            result->skipped = true;
+          } else {
+            try {
+              *result = verify_credentials(services->database, user, pass);
+            } catch (const std::exception& e) {
+              // Always answer: a check that never came back would hold its
+              // waiters and the address's permit for ever.
+              std::fprintf(stderr, "postino: auth worker: %s\n", e.what());
+            }
+          }
           shard->post_from_any_thread([shard, key, result] { at(*shard).auth_done(key, std::move(*result)); });
         });
   }
@@ -347,8 +369,16 @@ class gateway_handler final : public core::request_handler, public delivery::hos
   // The check is over (or never ran): the address's home hears how it ended
   // when it had allowed it, and every connection still waiting is answered.
   void auth_done(const credit::credential_cache::key& key, verified result) {
-    auto node = auth_checks_.extract(key);
-    if (node.empty()) return;
+    auto it = auth_checks_.find(key);
+    if (it == auth_checks_.end()) return;
+    // Skipped because everyone had left, but someone asked again since: run
+    // it after all (the address's permit is still held for it).
+    if (result.skipped && it->second.permitted && !it->second.waiters.empty()) {
+      if (start_check(key, it->second)) return;
+      note_busy();
+      result = verified{outcome::busy, {}, false};
+    }
+    auto node = auth_checks_.extract(it);
     if (node.mapped().permitted)
       report_end(node.mapped().address, result.checked && result.result == outcome::invalid);
     if (result.result == outcome::ok) cache_.insert(key, result.account);
@@ -427,7 +457,15 @@ class gateway_handler final : public core::request_handler, public delivery::hos
     core::shard* shard = &shard_;
     io::connection* conn = &c;
     const bool queued = services_->content_pool->submit([shard, conn, req] {
-      auto result = std::make_shared<mime::content_result>(mime::read_content(*req.body, *req.account, req.limits));
+      auto result = std::make_shared<mime::content_result>();
+      try {
+        *result = mime::read_content(*req.body, *req.account, req.limits);
+      } catch (const std::exception& e) {
+        // Always answer, or the session would wait for ever.
+        std::fprintf(stderr, "postino: content worker: %s\n", e.what());
+        result->ok = false;
+        result->refusal = "451 4.3.0 Local error in processing, try again";
+      }
       shard->post_from_any_thread([conn, result] {
         if (!conn->gone()) conn->session().resolve(std::move(*result));
         conn->complete();
@@ -755,6 +793,7 @@ class gateway_handler final : public core::request_handler, public delivery::hos
   std::vector<balance_query> balance_queries_;
   credit::credential_cache cache_;
   std::unordered_map<credit::credential_cache::key, auth_check> auth_checks_;
+  std::unordered_map<account_id, credit_units> top_ups_in_flight_;  // home side: journaled, not yet durable
   credit::auth_limiter limiter_;  // the source addresses whose home is this shard
   std::uint64_t busy_refusals_ = 0;
   std::uint64_t busy_logged_ms_ = 0;

@@ -103,11 +103,13 @@ void connection::on_recv(int result, std::uint32_t flags) {
     return;
   }
   if (result == 0) {
-    // The peer finished sending; what it sent still gets its replies, but a
-    // request it can no longer act on (a password check) may be dropped.
+    // The peer finished sending; what it sent still gets its replies. With
+    // nothing of it left to run, a request whose answer it could no longer
+    // act on (a password check) may be dropped; a pipelining client that
+    // half-closed behind its commands still has them parked and waits.
     peer_eof_ = true;
     recv_armed_ = false;
-    if (waiting_) shard_.handler().abandoned(*this);
+    if (waiting_ && spill_.empty()) shard_.handler().abandoned(*this);
     flush();
     return;
   }

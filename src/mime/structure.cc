@@ -6,7 +6,8 @@
 // max_depth entries, each a view into the body) stops at the first part or
 // level over the bound. It follows GMime's reading: multipart bodies split at
 // "--boundary" lines (an outer boundary also ends every part inside it),
-// message/rfc822 parts hold a message of their own. The count after GMime's
+// message/rfc822 (rfc2822, news) parts and a digest's untyped parts hold a
+// message of their own, a delimiter line ends a header block. The count after GMime's
 // parse (email.cc) stays the authority; this only keeps hostile bodies away
 // from it. Hand-written because no Debian library bounds MIME structure.
 #include <algorithm>
@@ -23,7 +24,8 @@ namespace {
 // What an entity's header block says about its body.
 struct entity_kind {
   bool multipart = false;
-  bool message = false;   // message/rfc822 (or global): a message inside
+  bool digest = false;    // multipart/digest: a part without Content-Type is a message
+  bool message = false;   // message/rfc822, rfc2822, news or global: a message inside
   std::string boundary;   // multipart only; may come from RFC 2231 pieces
 };
 
@@ -96,48 +98,19 @@ entity_kind kind_of(std::string_view content_type) {
   if (iequals(major, "multipart")) {
     k.boundary = semi == std::string_view::npos ? std::string() : boundary_of(content_type.substr(semi + 1));
     k.multipart = !k.boundary.empty();
-  } else if (iequals(major, "message") && (iequals(minor, "rfc822") || iequals(minor, "global"))) {
-    k.message = true;
+    k.digest = iequals(minor, "digest");
+  } else if (iequals(major, "message")) {
+    // The subtypes GMime parses as a message of their own.
+    k.message = iequals(minor, "rfc822") || iequals(minor, "rfc2822") || iequals(minor, "news") ||
+                iequals(minor, "global");
   }
   return k;
-}
-
-struct line_reader {
-  std::string_view body;
-  std::size_t pos = 0;
-  bool done() const { return pos >= body.size(); }
-  std::string_view next() {
-    const std::size_t nl = body.find('\n', pos);
-    const std::size_t end = nl == std::string_view::npos ? body.size() : nl;
-    std::string_view line = body.substr(pos, end - pos);
-    pos = nl == std::string_view::npos ? body.size() : nl + 1;
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    return line;
-  }
-};
-
-// Reads one header block (up to and including its empty line) and returns
-// what its Content-Type says; folded lines continue the field above.
-entity_kind read_headers(line_reader& in) {
-  std::string content_type;
-  bool in_content_type = false;
-  while (!in.done()) {
-    const std::string_view line = in.next();
-    if (line.empty()) break;
-    if (line.front() == ' ' || line.front() == '\t') {
-      if (in_content_type) content_type += line;
-      continue;
-    }
-    const auto colon = line.find(':');
-    in_content_type = colon != std::string_view::npos && iequals(trim_blanks(line.substr(0, colon)), "Content-Type");
-    if (in_content_type) content_type.assign(line.substr(colon + 1));
-  }
-  return kind_of(content_type);
 }
 
 struct level {
   std::string boundary;
   std::uint32_t depth = 0;  // of the multipart that owns the boundary
+  bool digest = false;      // its parts default to message/rfc822
 };
 
 // -1: not a delimiter; else the stack index it closes or opens (`closing`
@@ -156,19 +129,67 @@ int delimiter(std::string_view line, const std::vector<level>& stack, bool& clos
   return -1;
 }
 
+struct line_reader {
+  std::string_view body;
+  std::size_t pos = 0;
+  bool done() const { return pos >= body.size(); }
+  std::string_view next() {
+    const std::size_t nl = body.find('\n', pos);
+    const std::size_t end = nl == std::string_view::npos ? body.size() : nl;
+    std::string_view line = body.substr(pos, end - pos);
+    pos = nl == std::string_view::npos ? body.size() : nl + 1;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    return line;
+  }
+};
+
+// Reads one header block (up to and including its empty line) and returns
+// what its Content-Type says; folded lines continue the field above. As in
+// GMime, a delimiter of an open multipart also ends the block (it is left
+// for the caller: the next part starts there), and a part of a digest
+// without a Content-Type is a message.
+entity_kind read_headers(line_reader& in, const std::vector<level>& stack, bool in_digest) {
+  std::string content_type;
+  bool in_content_type = false;
+  while (!in.done()) {
+    const std::size_t start = in.pos;
+    const std::string_view line = in.next();
+    if (line.empty()) break;
+    bool closing = false;
+    if (delimiter(line, stack, closing) >= 0) {
+      in.pos = start;
+      break;
+    }
+    if (line.front() == ' ' || line.front() == '\t') {
+      if (in_content_type) content_type += line;
+      continue;
+    }
+    const auto colon = line.find(':');
+    in_content_type = colon != std::string_view::npos && iequals(trim_blanks(line.substr(0, colon)), "Content-Type");
+    if (in_content_type) content_type.assign(line.substr(colon + 1));
+  }
+  if (content_type.empty() && in_digest) {
+    entity_kind message;
+    message.message = true;
+    return message;
+  }
+  return kind_of(content_type);
+}
+
 class structure_walk {
  public:
   structure_walk(std::string_view body, const content_limits& limits) : in_{body, 0}, limits_(limits) {}
 
   structure_check run() {
-    entity(0);  // the message's own header block
+    entity(0, false);  // the message's own header block
     while (!over() && !stack_.empty() && !in_.done()) {
       bool closing = false;
       const int at = delimiter(in_.next(), stack_, closing);
       if (at < 0) continue;
       const std::uint32_t depth = stack_[static_cast<std::size_t>(at)].depth;
+      const bool digest = stack_[static_cast<std::size_t>(at)].digest;
       stack_.resize(static_cast<std::size_t>(at) + (closing ? 0 : 1));
-      if (!closing) entity(depth + 1);
+      if (!closing) entity(depth + 1, digest);
     }
     return result_;
   }
@@ -178,7 +199,7 @@ class structure_walk {
 
   // One entity at `depth` (0: the message); a message/rfc822 part's own
   // message follows its headers at once, one level deeper.
-  void entity(std::uint32_t depth) {
+  void entity(std::uint32_t depth, bool in_digest) {
     for (;;) {
       if (depth > limits_.max_depth) {
         result_.too_deep = true;
@@ -189,13 +210,14 @@ class structure_walk {
         return;
       }
       result_.depth = std::max(result_.depth, depth);
-      entity_kind k = read_headers(in_);
+      entity_kind k = read_headers(in_, stack_, in_digest);
       if (k.multipart) {
-        stack_.push_back({std::move(k.boundary), depth});
+        stack_.push_back({std::move(k.boundary), depth, k.digest});
         return;
       }
       if (!k.message) return;
       ++depth;
+      in_digest = false;
     }
   }
 

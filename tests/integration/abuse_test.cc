@@ -170,6 +170,21 @@ TEST(abuse, checks_of_clients_that_left_are_not_run) {
   EXPECT_EQ(login(c, "victim", "right-password").rfind("235 ", 0), 0u);
 }
 
+// A script that pipelines a whole session and half-closes (nc -N) is no
+// client that left: its AUTH is checked and its message accepted.
+TEST(abuse, a_half_closed_pipelining_client_still_gets_its_session) {
+  gateway gw({{"alice", "pw-alice"}}, "", 1);
+  ASSERT_TRUE(gw.start()) << gw.last_log();
+  raw_client c(gw.smtp_port());
+  c.send("EHLO script\r\n" + auth_plain("alice", "pw-alice") +
+         "MAIL FROM:<ACME>\r\nRCPT TO:<+393331234567>\r\nDATA\r\nhello\r\n.\r\nQUIT\r\n");
+  c.finish_sending();
+  const std::string all = c.until_close(std::chrono::seconds(20));
+  EXPECT_NE(all.find("235 2.7.0 Authentication successful"), std::string::npos) << all;
+  EXPECT_NE(all.find("250 2.0.0 Message accepted for delivery to: +393331234567 queued as"), std::string::npos) << all;
+  EXPECT_NE(all.find("221 2.0.0"), std::string::npos) << all;
+}
+
 // A 9 MB e-mail of 200,000 MIME parts.
 std::string mime_bomb() {
   std::string m = "From: a@example.com\r\nDate: Mon, 1 Dec 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\n"

@@ -199,6 +199,22 @@ class drip_feeder {
   std::size_t sent_ = 0;
 };
 
+// The deadline bounds time; a header line that never ends is bounded in
+// bytes too (httplib would grow it until its LF, before any check runs).
+TEST(admin_hardening, a_header_line_that_never_ends_is_cut_off_at_its_byte_bound) {
+  gateway gw({});
+  ASSERT_TRUE(gw.start()) << gw.last_log();
+  const std::int64_t before = rss_bytes(gw.pid());
+  raw_client c(gw.admin_port());
+  const std::string endless = "GET /metrics HTTP/1.1\r\nX-Pad: " + std::string(32u << 20, 'a');
+  const std::size_t sent = c.send_for(endless, std::chrono::seconds(10));
+  const std::int64_t grown = rss_bytes(gw.pid()) - before;
+  std::printf("admin: a 32 MiB header line: %zu bytes taken, RSS +%lld KiB\n", sent, static_cast<long long>(grown / 1024));
+  EXPECT_LT(sent, endless.size());
+  EXPECT_LT(grown, 16ll << 20);
+  EXPECT_FALSE(gw.metrics().empty());
+}
+
 TEST(admin_hardening, drip_feeding_connections_do_not_hold_back_metrics) {
   gateway gw({});
   ASSERT_TRUE(gw.start()) << gw.last_log();

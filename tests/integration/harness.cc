@@ -380,6 +380,10 @@ raw_client::raw_client(std::uint16_t port, const std::string& source) {
   if (fd_ >= 0) setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
+void raw_client::finish_sending() {
+  if (fd_ >= 0) shutdown(fd_, SHUT_WR);
+}
+
 std::size_t raw_client::send_for(const std::string& bytes, std::chrono::milliseconds timeout) {
   const auto deadline = clock_type::now() + timeout;
   std::size_t off = 0;

@@ -120,6 +120,8 @@ class raw_client {
   ~raw_client();
   bool connected() const { return fd_ >= 0; }
   void send(const std::string& bytes);
+  // shutdown(SHUT_WR): the client has sent everything and still reads.
+  void finish_sending();
   // Sends what the socket takes within `timeout` without blocking beyond it
   // (the peer may stop reading); returns how many bytes went.
   std::size_t send_for(const std::string& bytes, std::chrono::milliseconds timeout);

@@ -404,6 +404,28 @@ TEST(mime_structure, rfc2231_boundaries_and_attached_messages_are_followed) {
   EXPECT_TRUE(check_structure(m, {1000, 2}).too_deep);
 }
 
+// The shapes GMime reads as parts that a blank-line-only reading would miss
+// (found in review): delimiters inside header blocks, message/news, and a
+// digest's untyped parts.
+TEST(mime_structure, every_shape_gmime_builds_parts_from_is_counted) {
+  std::string headers_only = "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=a\r\n\r\n";
+  for (int i = 0; i < 5000; ++i) headers_only += "--a\r\nX:y\r\n";
+  EXPECT_TRUE(check_structure(headers_only, {1000, 20}).too_many_parts);
+  EXPECT_EQ(read_content(headers_only, account()).refusal, "554 5.6.0 Too many MIME parts (max 1000)");
+
+  std::string news = "MIME-Version: 1.0\r\nContent-Type: message/news\r\n\r\n"
+                     "Content-Type: multipart/mixed; boundary=n\r\n\r\n";
+  for (int i = 0; i < 5000; ++i) news += "--n\r\n\r\nx\r\n";
+  EXPECT_TRUE(check_structure(news, {1000, 20}).too_many_parts);
+
+  std::string digest = "MIME-Version: 1.0\r\nContent-Type: multipart/digest; boundary=d\r\n\r\n--d\r\n\r\n"
+                       "Content-Type: multipart/mixed; boundary=inner\r\n\r\n";
+  for (int i = 0; i < 5000; ++i) digest += "--inner\r\n\r\nx\r\n";
+  const auto d = check_structure(digest, {1000, 20});
+  EXPECT_TRUE(d.too_many_parts);
+  EXPECT_EQ(check_structure(digest, {100000, 20}).depth, 3u);  // digest, its message, the inner multipart's parts
+}
+
 TEST(mime_structure, mail_within_the_bounds_reads_as_before) {
   auto r = read_content(multipart_of(3), account());
   EXPECT_TRUE(r.ok) << r.refusal;
