@@ -15,10 +15,12 @@
 #include <unistd.h>
 
 #include <array>
+#include <chrono>
 #include <climits>
 #include <cstdio>
 #include <exception>
 #include <limits>
+#include <thread>
 
 #include "postino/credit.h"
 
@@ -425,6 +427,28 @@ struct account_store::impl {
 account_store::account_store(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
 account_store::~account_store() = default;
 
+namespace {
+
+// "PRAGMA journal_mode = WAL", the mode it reports. Switching a new file to
+// WAL takes an exclusive lock that SQLite's busy handler does not wait for,
+// so connections opened at the same moment (the gateway's auth workers at
+// start-up) retry for a while instead of failing.
+std::string enable_wal(sqlite3* db, std::string& error) {
+  for (int attempt = 0;; ++attempt) {
+    sqlite3_stmt* s = nullptr;
+    int rc = sqlite3_prepare_v2(db, "PRAGMA journal_mode = WAL", -1, &s, nullptr);
+    if (rc == SQLITE_OK) rc = sqlite3_step(s);
+    std::string mode;
+    if (rc == SQLITE_ROW) mode = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
+    else error = sqlite3_errmsg(db);
+    sqlite3_finalize(s);
+    if (rc == SQLITE_ROW || (rc & 0xff) != SQLITE_BUSY || attempt == 200) return mode;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+}  // namespace
+
 std::unique_ptr<account_store> account_store::open(const std::string& path, std::string& error) {
   auto p = std::make_unique<impl>();
   p->path = path;
@@ -450,14 +474,7 @@ std::unique_ptr<account_store> account_store::open(const std::string& path, std:
     error = "database " + path + ": " + what + ": " + p->last_error;
     return nullptr;
   };
-  sqlite3_stmt* s = nullptr;
-  std::string mode;
-  if (sqlite3_prepare_v2(p->db, "PRAGMA journal_mode = WAL", -1, &s, nullptr) == SQLITE_OK &&
-      sqlite3_step(s) == SQLITE_ROW)
-    mode = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
-  else
-    p->last_error = sqlite3_errmsg(p->db);
-  sqlite3_finalize(s);
+  const std::string mode = enable_wal(p->db, p->last_error);
   if (mode != "wal" && !(path == ":memory:" && mode == "memory")) {
     if (!mode.empty()) p->last_error = "journal_mode is '" + mode + "'";
     return bad("cannot enable WAL mode");
