@@ -224,69 +224,12 @@ bool load_admin_token(const gateway_config& config, std::string& token, std::str
   return true;
 }
 
-}  // namespace
 
-int main(int argc, char** argv) {
-  signal(SIGPIPE, SIG_IGN);
-  // Every thread inherits this mask; only sigwait() below takes the signals.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-
-  std::string error;
-  int exit_code = 0;
-  std::optional<gateway_config> loaded = load_config(argc, argv, error, exit_code);
-  if (!loaded) {
-    if (!error.empty()) std::fprintf(stderr, "postino: %s\n", error.c_str());
-    return exit_code;
-  }
-  const gateway_config& config = *loaded;
-  raise_fd_limit();
-
-  std::error_code ec;
-  fs::create_directories(config.data_dir, ec);
-  if (ec) return fail(1, "cannot create data directory " + config.data_dir + ": " + ec.message());
-
-  credit::database_lock lock;
-  if (!lock.try_acquire(config.database)) {
-    if (errno == EWOULDBLOCK) return fail(1, "another gateway holds " + config.database + ".lock");
-    return fail(1, "cannot lock " + config.database + ".lock: " + std::strerror(errno));
-  }
-  std::unique_ptr<credit::account_store> store = credit::account_store::open(config.database, error);
-  if (!store) return fail(1, "cannot open " + config.database + ": " + error);
-
-  // admin_port 0 means no admin endpoint, except that with a ports file
-  // (tests, supervisors) it listens on an ephemeral port and says where. Its
-  // token is loaded or created now, under the lock.
-  const bool want_admin = config.admin_port != 0 || !config.ports_file.empty();
-  std::string admin_token;
-  if (want_admin && !load_admin_token(config, admin_token, error)) return fail(1, "admin token: " + error);
-
-  // The demo account, on an empty database only.
-  const std::string demo_password_path = join_path(config.data_dir, "demo-password");
-  if (config.create_demo_account && store->list().empty()) {
-    std::string password = random_password();
-    if (password.empty()) return fail(1, "cannot draw a random password");
-    account_settings demo;
-    demo.username = "demo";
-    if (store->add(demo, password, 1000, error) == 0) return fail(1, "cannot create the demo account: " + error);
-    if (!write_file_atomically(demo_password_path, password + "\n", 0600, error))
-      return fail(1, "cannot store the demo password: " + error);
-  }
-
-  const unsigned shards = config.shards != 0 ? config.shards : std::max(1u, std::thread::hardware_concurrency());
-
-  // The last checkpoint: per account the journal effects folded so far, per
-  // shard the sequence they reach. Start-up replays only what comes after.
-  std::unique_ptr<credit::checkpoint_store> checkpoints = credit::checkpoint_store::open(config.database, error);
-  if (!checkpoints) return fail(1, "checkpoint: " + error);
-  credit::checkpoint_store::loaded checkpoint;
-  if (!checkpoints->load(checkpoint, error)) return fail(1, "checkpoint: " + error);
-
-  // Journals: one per shard, replayed now. Directories of shards beyond the
-  // current count (the count was lowered) are replayed for balances too.
+// Everything the journals said at start-up: the effects after the
+// checkpoint (balances, the start-up checkpoint's rows), the journals
+// themselves (kept open for the shards), and the delivery work still to do.
+struct replay_state {
+  explicit replay_state(const gateway_config& config) : undelivered(config) {}
   journal_totals totals;
   std::uint64_t replayed_messages = 0;
   // What the replay found after each position goes into a checkpoint before
@@ -294,46 +237,61 @@ int main(int argc, char** argv) {
   // to its journal's end, so records replayed now must be folded by then.
   std::vector<credit::journal_delta> replayed;
   std::vector<std::unique_ptr<spool::journal>> journals;
-  // Delivery work still to do is rebuilt from every record, not only those
-  // after the checkpoint: a message accepted long ago may await its receipt.
-  // Without an SMSC there is nothing to rebuild (messages stay queued).
-  delivery::recovery undelivered(config);
-  auto open_journal = [&](unsigned index) -> std::unique_ptr<spool::journal> {
-    spool::journal_options options;
-    options.dir = join_path(config.data_dir, "journal-" + std::to_string(index));
-    options.node_id = config.node_id;
-    options.shard_id = index;
-    options.segment_bytes = config.journal_segment_bytes;
-    const std::uint64_t after = checkpoint.sequence.count(index) ? checkpoint.sequence[index] : 0;
-    credit::journal_delta delta;
-    delta.shard = index;
-    auto j = spool::journal::open(
-        options,
-        [&](const spool::record& r) {
-          if (!config.smscs.empty()) undelivered.visit(r, config.node_id, index);
-          if (r.sequence <= after) return;  // in the checkpoint already
-          totals.visit(r);
-          fold(delta, r, config.node_id, index);
-          replayed_messages += r.type == spool::record_type::message ? 1 : 0;
-        },
-        error);
-    // A journal that ends before the checkpoint's position was replaced or
-    // cut short: replaying it would silently mis-state every balance.
-    if (j && j->durable_sequence() < after) {
-      error = options.dir + ": ends at sequence " + std::to_string(j->durable_sequence()) +
-              " but the checkpoint covers it up to " + std::to_string(after);
-      return nullptr;
-    }
-    if (j) {
-      delta.sequence = j->durable_sequence();
-      replayed.push_back(std::move(delta));
-    }
-    return j;
-  };
-  for (unsigned i = 0; i < shards; ++i) {
-    journals.push_back(open_journal(i));
-    if (!journals.back()) return fail(1, "journal-" + std::to_string(i) + ": " + error);
+  // Rebuilt from every record, not only those after the checkpoint: a
+  // message accepted long ago may await its receipt. Without an SMSC there
+  // is nothing to rebuild (messages stay queued).
+  delivery::recovery undelivered;
+};
+
+// Opens journal-<index> and replays it into `st`.
+std::unique_ptr<spool::journal> open_journal(const gateway_config& config, unsigned index,
+                                             const credit::checkpoint_store::loaded& checkpoint, replay_state& st,
+                                             std::string& error) {
+  spool::journal_options options;
+  options.dir = join_path(config.data_dir, "journal-" + std::to_string(index));
+  options.node_id = config.node_id;
+  options.shard_id = index;
+  options.segment_bytes = config.journal_segment_bytes;
+  const auto position = checkpoint.sequence.find(index);
+  const std::uint64_t after = position == checkpoint.sequence.end() ? 0 : position->second;
+  credit::journal_delta delta;
+  delta.shard = index;
+  auto j = spool::journal::open(
+      options,
+      [&](const spool::record& r) {
+        if (!config.smscs.empty()) st.undelivered.visit(r, config.node_id, index);
+        if (r.sequence <= after) return;  // in the checkpoint already
+        st.totals.visit(r);
+        fold(delta, r, config.node_id, index);
+        st.replayed_messages += r.type == spool::record_type::message ? 1 : 0;
+      },
+      error);
+  // A journal that ends before the checkpoint's position was replaced or
+  // cut short: replaying it would silently mis-state every balance.
+  if (j && j->durable_sequence() < after) {
+    error = options.dir + ": ends at sequence " + std::to_string(j->durable_sequence()) +
+            " but the checkpoint covers it up to " + std::to_string(after);
+    return nullptr;
   }
+  if (j) {
+    delta.sequence = j->durable_sequence();
+    st.replayed.push_back(std::move(delta));
+  }
+  return j;
+}
+
+// One journal per shard, kept for the shards; directories of shards beyond
+// the current count (the count was lowered) are replayed for balances too.
+bool replay_journals(const gateway_config& config, unsigned shards,
+                     const credit::checkpoint_store::loaded& checkpoint, replay_state& st, std::string& error) {
+  for (unsigned i = 0; i < shards; ++i) {
+    st.journals.push_back(open_journal(config, i, checkpoint, st, error));
+    if (!st.journals.back()) {
+      error = "journal-" + std::to_string(i) + ": " + error;
+      return false;
+    }
+  }
+  std::error_code ec;
   for (const auto& entry : fs::directory_iterator(config.data_dir, ec)) {
     const std::string name = entry.path().filename().string();
     if (!entry.is_directory() || !name.starts_with("journal-")) continue;
@@ -344,133 +302,273 @@ int main(int argc, char** argv) {
       continue;
     }
     if (*index < shards) continue;
-    if (!open_journal(*index)) return fail(1, name + ": " + error);
+    if (!open_journal(config, *index, checkpoint, st, error)) {
+      error = name + ": " + error;
+      return false;
+    }
   }
+  return true;
+}
 
-  auto services = std::make_shared<app::gateway_services>();
-  services->database = config.database;
-  services->balances.resize(shards);
-  credit_units demo_credit = -1;
-  std::vector<credit::balance_row> balance_rows;
-  if (!start_balances(*store, checkpoint, totals, shards, *services, balance_rows, demo_credit, error))
-    return fail(1, "cannot list accounts: " + error);
-  if (!checkpoints->write(replayed, balance_rows, error))
-    return fail(1, "cannot write the start-up checkpoint: " + error);
-  replayed.clear();
-  say("recovered: " + std::to_string(checkpoint.messages_to_deliver) + " message(s) in the checkpoint and " +
-      std::to_string(replayed_messages) + " replayed from the journals after it still to deliver");
-  delivery::recovery::result todo = undelivered.finish(shards);
-  services->delivery = delivery::make_shared_state(config, shards);
-  if (services->delivery->enabled()) {
-    services->delivery->recovered = std::move(todo.per_shard);
-    say("delivery: " + std::to_string(config.smscs.size()) + " SMSC account(s); " +
-        std::to_string(todo.to_submit) + " segment(s) to submit and " + std::to_string(todo.awaiting_receipt) +
-        " awaiting a receipt from the journals (those submitted without a recorded submit_sm_resp may reach "
-        "the SMSC twice)" +
-        (todo.mms_left_queued > 0 ? "; " + std::to_string(todo.mms_left_queued) + " MMS stay queued (no MM4 out)"
-                                  : std::string()));
-  } else {
-    say("delivery: no [[smsc]] configured: accepted messages stay queued");
+// The demo account, on an empty database only; its password in the data
+// directory, for the start-up line.
+bool create_demo_account(const gateway_config& config, credit::account_store& store, std::string& error) {
+  if (!config.create_demo_account || !store.list().empty()) return true;
+  std::string password = random_password();
+  if (password.empty()) {
+    error = "cannot draw a random password";
+    return false;
   }
+  account_settings demo;
+  demo.username = "demo";
+  if (store.add(demo, password, 1000, error) == 0) {
+    error = "cannot create the demo account: " + error;
+    return false;
+  }
+  if (write_file_atomically(join_path(config.data_dir, "demo-password"), password + "\n", 0600, error)) return true;
+  error = "cannot store the demo password: " + error;
+  return false;
+}
 
-  // Listeners; an auth = "none" listener's account is resolved once, now.
+// Delivery's shared state, with the work the replay found, and its line.
+void start_delivery(const gateway_config& config, unsigned shards, replay_state& st,
+                    app::gateway_services& services) {
+  delivery::recovery::result todo = st.undelivered.finish(shards);
+  services.delivery = delivery::make_shared_state(config, shards);
+  if (!services.delivery->enabled()) return say("delivery: no [[smsc]] configured: accepted messages stay queued");
+  services.delivery->recovered = std::move(todo.per_shard);
+  say("delivery: " + std::to_string(config.smscs.size()) + " SMSC account(s); " + std::to_string(todo.to_submit) +
+      " segment(s) to submit and " + std::to_string(todo.awaiting_receipt) +
+      " awaiting a receipt from the journals (those submitted without a recorded submit_sm_resp may reach "
+      "the SMSC twice)" +
+      (todo.mms_left_queued > 0 ? "; " + std::to_string(todo.mms_left_queued) + " MMS stay queued (no MM4 out)"
+                                : std::string()));
+}
+
+// The runtime's listeners: each listener's session settings plus the
+// delivery queue's bound, and an auth = "none" listener's account, resolved
+// once, now. The specs point into the other two vectors.
+struct listener_set {
   std::vector<account_settings> preauth;
-  preauth.reserve(config.listeners.size());  // the specs point into it
+  std::vector<smtp::session_config> sessions;
   std::vector<core::listener_spec> specs;
-  // Each listener's session settings plus the delivery queue's bound.
-  std::vector<smtp::session_config> sessions(config.listeners.size());
+};
+
+bool build_listeners(const gateway_config& config, credit::account_store& store,
+                     const app::gateway_services& services, listener_set& out, std::string& error) {
+  out.preauth.reserve(config.listeners.size());
+  out.sessions.resize(config.listeners.size());
   for (std::size_t i = 0; i < config.listeners.size(); ++i) {
     const listener_config& l = config.listeners[i];
-    sessions[i] = l.session;
-    if (services->delivery->enabled()) {
-      sessions[i].delivery_backlog = &services->delivery->backlog;
-      sessions[i].delivery_backlog_limit = static_cast<std::int64_t>(config.delivery.queue_limit);
+    out.sessions[i] = l.session;
+    if (services.delivery->enabled()) {
+      out.sessions[i].delivery_backlog = &services.delivery->backlog;
+      out.sessions[i].delivery_backlog_limit = static_cast<std::int64_t>(config.delivery.queue_limit);
     }
     core::listener_spec spec;
     spec.address = l.address;
     spec.port = l.port;
-    spec.session = &sessions[i];
+    spec.session = &out.sessions[i];
     if (!l.auth_required) {
-      auto account = store->find_by_username(l.account);
-      if (!account)
-        return fail(2, "listener[" + std::to_string(i) + "]: account '" + l.account + "' does not exist" +
-                           (store->last_error().empty() ? "" : ": " + store->last_error()));
-      preauth.push_back(account->settings);
-      spec.preauthenticated = &preauth.back();
+      auto account = store.find_by_username(l.account);
+      if (!account) {
+        error = "listener[" + std::to_string(i) + "]: account '" + l.account + "' does not exist" +
+                (store.last_error().empty() ? "" : ": " + store.last_error());
+        return false;
+      }
+      out.preauth.push_back(account->settings);
+      spec.preauthenticated = &out.preauth.back();
     }
-    specs.push_back(spec);
+    out.specs.push_back(spec);
   }
-  store.reset();  // workers open their own connections
+  return true;
+}
 
-  auto pool = std::make_unique<credit::hash_pool>(config.auth_workers, config.auth_queue);
-  services->pool = pool.get();
-  auto content_pool = std::make_unique<credit::hash_pool>(config.limits.content_workers, config.limits.content_queue);
-  services->content_pool = content_pool.get();
-  services->auth_failures_per_minute = config.limits.auth_failures_per_minute;
-
-  say(sms::prepare_recipient_validation());
-
+core::runtime_options runtime_options_of(const gateway_config& config, unsigned shards) {
   core::runtime_options options;
   options.shards = shards;
   options.idle_timeout = std::chrono::seconds(config.idle_timeout_s);
   options.data_timeout = std::chrono::seconds(config.data_timeout_s);
   options.shutdown_grace = std::chrono::seconds(config.shutdown_grace_s);
-  std::vector<spool::journal*> journal_ptrs;
-  for (auto& j : journals) journal_ptrs.push_back(j.get());
-  auto rt = std::make_unique<core::runtime>(options, specs, journal_ptrs, app::make_gateway_handlers(services));
-  if (!rt->bind(error)) return fail(1, error);
-  if (!rt->start(error)) return fail(1, error);
-  std::unique_ptr<app::checkpointer> checkpointer;
-  if (config.checkpoint_interval_s > 0) {
-    checkpointer = std::make_unique<app::checkpointer>(*rt, std::move(checkpoints),
-                                                       std::chrono::seconds(config.checkpoint_interval_s));
-    checkpointer->start();
-  }
+  return options;
+}
 
-  // The admin endpoint (loopback only, token required; see want_admin above).
-  auto admin = std::make_unique<app::admin_server>(*rt, config.database, std::move(admin_token));
-  admin->set_delivery(services->delivery);
-  if (want_admin && !admin->start(config.admin_address, config.admin_port, error)) {
-    rt->stop();
-    rt->join();
-    return fail(1, "admin endpoint: " + error);
-  }
-
+// The start-up lines saying where the gateway listens (and the demo
+// account), and the ports file's text.
+std::string announce(const gateway_config& config, const listener_set& listeners, core::runtime& rt,
+                     const app::admin_server* admin, credit_units demo_credit) {
   std::string ports;
-  for (std::size_t i = 0; i < specs.size(); ++i) {
-    std::string endpoint = io::format_endpoint(specs[i].address, rt->bound_port(i));
+  for (std::size_t i = 0; i < listeners.specs.size(); ++i) {
+    std::string endpoint = io::format_endpoint(listeners.specs[i].address, rt.bound_port(i));
     ports += "smtp " + std::to_string(i) + " " + endpoint + "\n";
-    say("listening on " + endpoint + " (" + std::to_string(shards) + " shards)");
+    say("listening on " + endpoint + " (" + std::to_string(rt.shard_count()) + " shards)");
   }
-  if (want_admin) {
+  if (admin != nullptr) {
     std::string endpoint = io::format_endpoint(admin->address(), admin->port());
     ports += "admin " + endpoint + "\n";
     say("admin endpoint on " + endpoint + " (bearer token in " + app::admin_token_path(config.data_dir) + ")");
   }
   if (demo_credit >= 0) {
-    std::string password = read_first_line(demo_password_path);
+    std::string password = read_first_line(join_path(config.data_dir, "demo-password"));
     if (!password.empty())
       say("demo account: user demo, password " + password + ", credit " + std::to_string(demo_credit));
   }
-  if (!config.ports_file.empty() && !write_file_atomically(config.ports_file, ports, 0644, error)) {
-    std::fprintf(stderr, "postino: ports file: %s\n", error.c_str());
-    rt->stop();
-    rt->join();
-    return 1;
-  }
+  return ports;
+}
 
+// The replay's effects into the start-up balances and the start-up
+// checkpoint (which must hold them before any shard's first checkpoint
+// moves the positions), and its line.
+bool fold_replay(credit::account_store& store, credit::checkpoint_store& checkpoints,
+                 const credit::checkpoint_store::loaded& checkpoint, replay_state& replay, unsigned shards,
+                 app::gateway_services& services, credit_units& demo_credit, std::string& error) {
+  std::vector<credit::balance_row> balance_rows;
+  if (!start_balances(store, checkpoint, replay.totals, shards, services, balance_rows, demo_credit, error)) {
+    error = "cannot list accounts: " + error;
+    return false;
+  }
+  if (!checkpoints.write(replay.replayed, balance_rows, error)) {
+    error = "cannot write the start-up checkpoint: " + error;
+    return false;
+  }
+  replay.replayed.clear();
+  say("recovered: " + std::to_string(checkpoint.messages_to_deliver) + " message(s) in the checkpoint and " +
+      std::to_string(replay.replayed_messages) + " replayed from the journals after it still to deliver");
+  return true;
+}
+
+// The pools the shards hand slow work to: password checks and the content
+// step of e-mails. They must outlive the shards.
+struct worker_pools {
+  std::unique_ptr<credit::hash_pool> auth;
+  std::unique_ptr<credit::hash_pool> content;
+};
+
+worker_pools start_pools(const gateway_config& config, app::gateway_services& services) {
+  worker_pools pools;
+  pools.auth = std::make_unique<credit::hash_pool>(config.auth_workers, config.auth_queue);
+  pools.content = std::make_unique<credit::hash_pool>(config.limits.content_workers, config.limits.content_queue);
+  services.pool = pools.auth.get();
+  services.content_pool = pools.content.get();
+  services.auth_failures_per_minute = config.limits.auth_failures_per_minute;
+  return pools;
+}
+
+std::unique_ptr<app::checkpointer> start_checkpointer(const gateway_config& config, core::runtime& rt,
+                                                      std::unique_ptr<credit::checkpoint_store> store) {
+  if (config.checkpoint_interval_s == 0) return nullptr;
+  auto c = std::make_unique<app::checkpointer>(rt, std::move(store), std::chrono::seconds(config.checkpoint_interval_s));
+  c->start();
+  return c;
+}
+
+// Blocks every thread's SIGTERM and SIGINT (threads inherit the mask), so
+// that only the main thread's sigwait takes them.
+sigset_t block_stop_signals() {
+  signal(SIGPIPE, SIG_IGN);
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  return stop_signals;
+}
+
+void wait_for_stop(const sigset_t& stop_signals) {
   int signal_number = 0;
   while (sigwait(&stop_signals, &signal_number) != 0) {
   }
   say(std::string("shutting down (") + strsignal(signal_number) + ")");
+}
+
+bool take_database_lock(const gateway_config& config, credit::database_lock& lock, std::string& error) {
+  std::error_code ec;
+  fs::create_directories(config.data_dir, ec);
+  if (ec) {
+    error = "cannot create data directory " + config.data_dir + ": " + ec.message();
+    return false;
+  }
+  if (lock.try_acquire(config.database)) return true;
+  error = errno == EWOULDBLOCK ? "another gateway holds " + config.database + ".lock"
+                               : "cannot lock " + config.database + ".lock: " + std::strerror(errno);
+  return false;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const sigset_t stop_signals = block_stop_signals();
+  std::string error;
+  int exit_code = 0;
+  std::optional<gateway_config> loaded = load_config(argc, argv, error, exit_code);
+  if (!loaded) {
+    if (!error.empty()) std::fprintf(stderr, "postino: %s\n", error.c_str());
+    return exit_code;
+  }
+  const gateway_config& config = *loaded;
+  raise_fd_limit();
+
+  credit::database_lock lock;
+  if (!take_database_lock(config, lock, error)) return fail(1, error);
+  std::unique_ptr<credit::account_store> store = credit::account_store::open(config.database, error);
+  if (!store) return fail(1, "cannot open " + config.database + ": " + error);
+  // admin_port 0 means no admin endpoint, except that with a ports file
+  // (tests, supervisors) it listens on an ephemeral port and says where. Its
+  // token is loaded or created now, under the lock.
+  const bool want_admin = config.admin_port != 0 || !config.ports_file.empty();
+  std::string admin_token;
+  if (want_admin && !load_admin_token(config, admin_token, error)) return fail(1, "admin token: " + error);
+  if (!create_demo_account(config, *store, error)) return fail(1, error);
+
+  const unsigned shards = config.shards != 0 ? config.shards : std::max(1u, std::thread::hardware_concurrency());
+  // The last checkpoint: per account the journal effects folded so far, per
+  // shard the sequence they reach. Start-up replays only what comes after.
+  std::unique_ptr<credit::checkpoint_store> checkpoints = credit::checkpoint_store::open(config.database, error);
+  credit::checkpoint_store::loaded checkpoint;
+  if (!checkpoints || !checkpoints->load(checkpoint, error)) return fail(1, "checkpoint: " + error);
+  replay_state replay(config);
+  if (!replay_journals(config, shards, checkpoint, replay, error)) return fail(1, error);
+
+  auto services = std::make_shared<app::gateway_services>();
+  services->database = config.database;
+  services->balances.resize(shards);
+  credit_units demo_credit = -1;
+  if (!fold_replay(*store, *checkpoints, checkpoint, replay, shards, *services, demo_credit, error))
+    return fail(1, error);
+  start_delivery(config, shards, replay, *services);
+
+  listener_set listeners;
+  if (!build_listeners(config, *store, *services, listeners, error)) return fail(2, error);
+  store.reset();  // workers open their own connections
+  worker_pools pools = start_pools(config, *services);
+  say(sms::prepare_recipient_validation());
+
+  std::vector<spool::journal*> journal_ptrs;
+  for (auto& j : replay.journals) journal_ptrs.push_back(j.get());
+  auto rt = std::make_unique<core::runtime>(runtime_options_of(config, shards), listeners.specs, journal_ptrs,
+                                            app::make_gateway_handlers(services));
+  if (!rt->bind(error) || !rt->start(error)) return fail(1, error);
+  std::unique_ptr<app::checkpointer> checkpointer = start_checkpointer(config, *rt, std::move(checkpoints));
+  // The admin endpoint (loopback only, token required; see want_admin above).
+  auto admin = std::make_unique<app::admin_server>(*rt, config.database, std::move(admin_token));
+  admin->set_delivery(services->delivery);
+  // From here a failure still stops the shards in order before it exits.
+  std::string failed;
+  if (want_admin && !admin->start(config.admin_address, config.admin_port, error)) failed = "admin endpoint: " + error;
+  if (failed.empty()) {
+    const std::string ports = announce(config, listeners, *rt, want_admin ? admin.get() : nullptr, demo_credit);
+    if (!config.ports_file.empty() && !write_file_atomically(config.ports_file, ports, 0644, error))
+      failed = "ports file: " + error;
+  }
+  if (failed.empty()) wait_for_stop(stop_signals);
   if (checkpointer) checkpointer->stop();
   rt->stop();
   rt->join();  // every shard drained: sessions closed, journals at pending() == 0
   admin->stop();
-  pool.reset();
-  content_pool.reset();
+  pools = worker_pools{};  // after the shards: their jobs post to them
   rt.reset();
-  journals.clear();
+  replay.journals.clear();
+  if (!failed.empty()) return fail(1, failed);
   say("stopped");
   return 0;
 }
