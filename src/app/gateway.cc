@@ -463,8 +463,7 @@ class gateway_handler final : public core::request_handler, public delivery::hos
       } catch (const std::exception& e) {
         // Always answer, or the session would wait for ever.
         std::fprintf(stderr, "postino: content worker: %s\n", e.what());
-        result->ok = false;
-        result->refusal = "451 4.3.0 Local error in processing, try again";
+        *result = content_failed();
       }
       shard->post_from_any_thread([conn, result] {
         if (!conn->gone()) conn->session().resolve(std::move(*result));
@@ -472,10 +471,16 @@ class gateway_handler final : public core::request_handler, public delivery::hos
       });
     });
     if (queued) return;
-    mime::content_result busy;
-    busy.refusal = "451 4.3.0 Local error in processing, try again";
-    c.session().resolve(std::move(busy));
+    c.session().resolve(content_failed());  // the pool's queue is full
     c.complete();
+  }
+
+  // The content step could not run (its queue was full, or it failed): the
+  // client may send the message again later.
+  static mime::content_result content_failed() {
+    mime::content_result r;
+    r.refusal = "451 4.3.0 Local error in processing, try again";
+    return r;
   }
 
   // --- credit: the per-message path -----------------------------------------
