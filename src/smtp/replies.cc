@@ -67,14 +67,6 @@ void append_auth_ok(std::string& out, credit_units available, account_id account
                     " STATUS: ", status_name(status)});
 }
 
-void append_sender_ok(std::string& out, std::string_view sender) {
-  append_line(out, {"250 2.1.0 ", sender, " ...Sender Ok"});
-}
-
-void append_recipient_ok(std::string& out, std::string_view e164) {
-  append_line(out, {"250 2.1.5 ", e164, " ...Recipient Ok"});
-}
-
 void append_insufficient_credit(std::string& out, credit_units need, credit_units available) {
   const decimal n(need);
   const decimal a(available);
@@ -104,6 +96,8 @@ void append_content_refusal(std::string& out, const mime::content_refusal& refus
   append_line(out, {local_error.line()});
 }
 
+// Once per message: the literal parts are appended as constants of known
+// size (the guard counts bytes through memcpy).
 void append_accepted(std::string& out, const std::vector<std::string>& recipients, std::string_view queue_id) {
   constexpr std::string_view head = "250 2.0.0 Message accepted for delivery to: ";
   constexpr std::string_view queued = " queued as ";
@@ -122,8 +116,14 @@ void append_accepted(std::string& out, const std::vector<std::string>& recipient
     if (sep != 0) out += ", ";
     out += recipients[listed];
   }
-  if (listed < n) append_line(out, {" and ", decimal(n - listed).view(), " more", queued, queue_id});
-  else append_line(out, {queued, queue_id});
+  if (listed < n) {
+    out += " and ";
+    out += decimal(n - listed).view();
+    out += " more";
+  }
+  out += queued;
+  out += queue_id;
+  out += "\r\n";
 }
 
 }  // namespace postino::smtp::replies

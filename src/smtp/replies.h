@@ -153,10 +153,19 @@ void append_multiline(std::string& out, std::uint16_t code, std::span<const std:
 
 // `235 2.7.0 Authentication successful. CREDIT: <n> ID ACCOUNT: <id> STATUS: <status>`
 void append_auth_ok(std::string& out, credit_units available, account_id account, account_status status);
-// `250 2.1.0 <sender> ...Sender Ok`
-void append_sender_ok(std::string& out, std::string_view sender);
-// `250 2.1.5 <e164> ...Recipient Ok`
-void append_recipient_ok(std::string& out, std::string_view e164);
+// `250 2.1.0 <sender> ...Sender Ok` and `250 2.1.5 <e164> ...Recipient Ok`,
+// once per message and per recipient: inline, so that the literal parts are
+// copied as constants of known size.
+inline void append_sender_ok(std::string& out, std::string_view sender) {
+  out += "250 2.1.0 ";
+  out += sender;
+  out += " ...Sender Ok\r\n";
+}
+inline void append_recipient_ok(std::string& out, std::string_view e164) {
+  out += "250 2.1.5 ";
+  out += e164;
+  out += " ...Recipient Ok\r\n";
+}
 // `554 5.7.1 Insufficient credit: need <n>, available <m>`
 void append_insufficient_credit(std::string& out, credit_units need, credit_units available);
 // `421 4.4.2 <hostname> Timeout, closing connection`

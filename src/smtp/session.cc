@@ -86,7 +86,8 @@ void session_machine::close_with(const reply& r) {
 }
 
 void session_machine::enter(phase to, std::string_view cause) {
-  if (config.trace.write != nullptr && to != state) trace(to, cause);
+  if (to == state) return;  // every RCPT after the first
+  if (config.trace.write != nullptr) trace(to, cause);
   state = to;
 }
 
