@@ -4,8 +4,8 @@
 // Definitions in session.cc. Buffers: the input view is the caller's and is
 // only read during feed(); the line scanner's carry buffer, the output, the
 // transaction (with the message body, copied once from the input) and the
-// pending requests belong to the machine. The owner may move the body out of
-// the transaction while the commit is pending.
+// pending requests belong to the machine. The owner may move the whole
+// transaction (a postino::message) out while the commit is pending.
 #pragma once
 
 #include <cstddef>
@@ -100,7 +100,6 @@ class session_machine {
   // DATA and the end of the transaction
   void end_of_data();
   void apply_content(mime::content_result& r);
-  void fill_unit_prices();
   void finish_transaction(std::string_view cause);
   void finish_if_shutting_down();
   void reset_transaction();
@@ -111,6 +110,7 @@ class session_machine {
   std::string waiting_recipient;  // the RCPT whose credit check is pending
   std::uint64_t declared_size = 0;
   std::optional<credit_units> cached_credit;  // a positive credit answer, this transaction
+  std::size_t recipients_hint = 1;            // recipients of the last message committed
   unsigned errors = 0;
   unsigned auth_failures = 0;
   phase state = phase::connected;

@@ -53,6 +53,7 @@ class key_set {
     bits_ = 0;
     size_ = 0;
   }
+  std::size_t capacity() const { return slots_.size() / 2; }
 
  private:
   std::size_t mask() const { return slots_.size() - 1; }

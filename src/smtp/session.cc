@@ -446,6 +446,9 @@ bool session_machine::is_duplicate(const std::string& e164) const {
 
 void session_machine::add_recipient(std::string e164) {
   if (auto key = recipient_key(e164)) recipient_keys.insert(*key);
+  // The owner moves each message out with its recipient list: reserve what
+  // the last one needed, so a list is one allocation, not a doubling chain.
+  if (tx.recipients.capacity() == 0) tx.recipients.reserve(recipients_hint);
   tx.recipients.push_back(std::move(e164));
   enter(phase::rcpt, "RCPT");
   recipient_ok(tx.recipients.back());
@@ -526,23 +529,9 @@ void session_machine::apply_content(mime::content_result& r) {
   tx.mm4_transaction_id = std::move(r.mm4_transaction_id);
   tx.mm4_originator_system = std::move(r.mm4_originator_system);
   tx.price = message_price(account, tx.recipients, tx.segments, tx.is_mms);
-  fill_unit_prices();
+  postino::fill_unit_prices(account, tx.recipients, tx.is_mms, tx.unit_prices);
+  recipients_hint = std::min<std::size_t>(tx.recipients.size(), keep_recipient_capacity);
   pending = request_kind::commit;
-}
-
-// What one segment to each recipient costs, kept with the message so that
-// a failed segment is refunded its own price when prefix prices differ.
-// Uniform prices (no prefix rules, an MMS, or rules that all matched alike)
-// leave the list empty: the even share of the price is exact, and the usual
-// message costs no allocation or copy for it.
-void session_machine::fill_unit_prices() {
-  tx.unit_prices.clear();
-  if (tx.is_mms || !account.prices || tx.recipients.empty()) return;
-  const credit_units first = segment_price(account, tx.recipients.front());
-  const auto differs = [&](const std::string& r) { return segment_price(account, r) != first; };
-  if (std::none_of(tx.recipients.begin() + 1, tx.recipients.end(), differs)) return;
-  tx.unit_prices.reserve(tx.recipients.size());
-  for (const std::string& r : tx.recipients) tx.unit_prices.push_back(segment_price(account, r));
 }
 
 void session_machine::resolve(const commit_result& r) {
@@ -550,7 +539,7 @@ void session_machine::resolve(const commit_result& r) {
   switch (r.result) {
     case commit_result::outcome::accepted:
       ++accepted;
-      if (!closing) replies::append_accepted(out, tx.recipients, r.queue_id);
+      if (!closing) replies::append_accepted(out, r.recipients != nullptr ? *r.recipients : tx.recipients, r.queue_id);
       break;
     case commit_result::outcome::insufficient_credit:
       if (!closing) replies::append_insufficient_credit(out, r.need, r.available);
@@ -583,7 +572,8 @@ void session_machine::reset_transaction() {
   tx.unit_prices.clear();
   tx.segments = 1;
   tx.recipients.clear();
-  if (tx.recipients.capacity() > keep_recipient_capacity) {
+  // The owner usually moved the list out already; the keys stay here.
+  if (tx.recipients.capacity() > keep_recipient_capacity || recipient_keys.capacity() > keep_recipient_capacity) {
     std::vector<std::string>().swap(tx.recipients);
     recipient_keys.release();
     std::vector<credit_units>().swap(tx.unit_prices);
@@ -632,13 +622,6 @@ void session_machine::on_shutdown() {
 struct session::impl : session_machine {
   using session_machine::session_machine;
 };
-
-transaction take_for_journal(transaction& tx) {
-  std::string body = std::move(tx.body);
-  transaction record = tx;
-  record.body = std::move(body);
-  return record;
-}
 
 session::session(const session_config& config, connection_info conn, const account_settings* preauthenticated)
     : impl_(std::make_unique<impl>(config, std::move(conn), preauthenticated)) {}
