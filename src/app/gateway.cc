@@ -476,10 +476,10 @@ class gateway_handler final : public core::service, public io::request_handler, 
   }
 
   // The content step could not run (its queue was full, or it failed): the
-  // client may send the message again later.
+  // client may send the message again later (the session words it, a 451).
   static mime::content_result content_failed() {
     mime::content_result r;
-    r.refusal = "451 4.3.0 Local error in processing, try again";
+    r.refusal.kind = mime::refusal_kind::not_run;
     return r;
   }
 

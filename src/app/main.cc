@@ -342,6 +342,13 @@ void start_delivery(const gateway_config& config, unsigned shards, replay_state&
                                 : std::string()));
 }
 
+// log_level = "debug": each SMTP session's phase changes, one stderr line
+// each (stdio locks the stream, so shards' lines do not interleave).
+void trace_to_stderr(void*, std::uint64_t connection, std::string_view line) {
+  std::fprintf(stderr, "postino: smtp connection %llu: %.*s\n", static_cast<unsigned long long>(connection),
+               static_cast<int>(line.size()), line.data());
+}
+
 // The SMTP listeners: each one's session settings plus the delivery queue's
 // bound, and an auth = "none" listener's account, resolved once, now. The
 // listener specs point into both; the sockets are io::listener_set's.
@@ -372,6 +379,7 @@ bool build_listeners(const gateway_config& config, credit::account_store& store,
   for (std::size_t i = 0; i < config.listeners.size(); ++i) {
     const listener_config& l = config.listeners[i];
     smtp::session_config& session = out.sessions[i] = session_config_of(l.session);
+    if (config.log_level == verbosity::debug) session.trace = {&trace_to_stderr, nullptr};
     if (services.delivery->enabled()) {
       session.delivery_backlog = &services.delivery->backlog;
       session.delivery_backlog_limit = static_cast<std::int64_t>(config.delivery.queue_limit);

@@ -481,7 +481,7 @@ std::string admin_address(const toml_reader& r, const toml::node& n) {
 void read_document(const toml_reader& r, const toml::table& doc, parse_state& st,
                    const std::string& source) {
   r.check_keys(doc, "",
-               {"hostname", "shards", "node_id", "data_dir", "database", "idle_timeout",
+               {"hostname", "log_level", "shards", "node_id", "data_dir", "database", "idle_timeout",
                 "data_timeout", "shutdown_grace", "auth_workers", "auth_queue",
                 "create_demo_account", "ports_file", "admin", "journal", "listener",
                 "checkpoint_interval", "smsc", "route", "delivery", "limits"});
@@ -491,6 +491,11 @@ void read_document(const toml_reader& r, const toml::table& doc, parse_state& st
     if (key == "hostname") {
       c.hostname = r.hostname(v, key);
       st.hostname_set = true;
+    } else if (key == "log_level") {
+      const std::string level = r.string(v, key);
+      if (level != "info" && level != "debug")
+        r.fail(v.source(), key, "'" + level + "' is not one of \"info\", \"debug\"");
+      c.log_level = level == "debug" ? verbosity::debug : verbosity::info;
     } else if (key == "shards") {
       c.shards = static_cast<unsigned>(r.integer(v, key, 0, 256));
     } else if (key == "node_id") {
@@ -659,7 +664,7 @@ std::optional<gateway_config> parse_config_text(const std::string& toml_text,
 std::optional<gateway_config> load_config(int argc, char** argv, std::string& error,
                                           int& exit_code) {
   CLI::App app{"postino: SMTP-to-SMS/MMS gateway", "postino"};
-  std::string config_path, data_dir, database, hostname, ports_file;
+  std::string config_path, data_dir, database, hostname, ports_file, log_level;
   std::vector<std::string> listen;
   unsigned shards = 0, node_id = 0;
   std::uint16_t admin_port = 0;
@@ -678,6 +683,8 @@ std::optional<gateway_config> load_config(int argc, char** argv, std::string& er
                            ->check(CLI::Range(0, 65535));
   auto* o_node_id = app.add_option("--node-id", node_id, "node number 0..255, unique per cluster")
                         ->check(CLI::Range(0u, 255u));
+  auto* o_log_level = app.add_option("--log-level", log_level, "info, or debug: also SMTP phase changes")
+                          ->check(CLI::IsMember({"info", "debug"}));
   exit_code = 0;
   try {
     app.parse(argc, argv);
@@ -718,6 +725,7 @@ std::optional<gateway_config> load_config(int argc, char** argv, std::string& er
     if (o_ports_file->count() > 0) c.ports_file = ports_file;
     if (o_admin_port->count() > 0) c.admin_port = admin_port;
     if (o_node_id->count() > 0) c.node_id = node_id;
+    if (o_log_level->count() > 0) c.log_level = log_level == "debug" ? verbosity::debug : verbosity::info;
     finalize(st);
   } catch (const config_error& e) {
     error = e.message;

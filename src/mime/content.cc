@@ -1,8 +1,9 @@
 // The content step (PROTOCOL.md section 3): what the session runs on a DATA
 // body at its terminator, before pricing. It chooses raw or e-mail mode,
 // recognises an MMS, cleans the text up, encodes and counts segments, and
-// turns every reason not to send into the exact refusal reply. Reads the
-// caller's body view and settings; the result is owned.
+// names every reason not to send as a refusal kind with its numbers (the SMTP
+// session words it: src/smtp/replies.cc). Reads the caller's body view and
+// settings; the result is owned.
 //
 // Decisions where PROTOCOL.md leaves room:
 // - X-Mms-Message-Type: MM4_forward.REQ in a well-formed header block makes
@@ -17,6 +18,7 @@
 // - max_segments is capped at 255, the most an 8-bit UDH can number.
 #include <algorithm>
 #include <string>
+#include <string_view>
 
 #include "postino/mime.h"
 #include "postino/sms.h"
@@ -24,22 +26,21 @@
 namespace postino::mime {
 namespace {
 
-content_result refuse(std::string reply) {
+content_result refuse(refusal_kind kind, std::uint64_t count = 0, std::uint64_t limit = 0) {
   content_result r;
   r.ok = false;
-  r.refusal = std::move(reply);
+  r.refusal = {kind, count, limit};
   return r;
 }
 
 // The SMS rules shared by both modes, on text already in UTF-8.
 content_result finish_sms(std::string text, bool email, const account_settings& account) {
-  if (text.empty()) return refuse("554 5.6.0 Empty message");
+  if (text.empty()) return refuse(refusal_kind::empty);
   if (account.transliterate) text = sms::transliterate_to_gsm(text);
   const sms::segment_count count = sms::count_segments(text);
   const std::uint32_t max = std::clamp<std::uint32_t>(account.max_segments, 1, sms::max_concat_segments);
   if (count.segments > max) {
-    content_result r = refuse("554 5.3.4 Message too long for SMS (" + std::to_string(count.segments) +
-                              " segments, max " + std::to_string(max) + ")");
+    content_result r = refuse(refusal_kind::too_many_segments, count.segments, max);
     r.segments = count.segments;
     r.encoding = count.encoding;
     r.email = email;
@@ -54,12 +55,12 @@ content_result finish_sms(std::string text, bool email, const account_settings& 
   return r;
 }
 
-content_result too_many_parts(const content_limits& limits) {
-  return refuse("554 5.6.0 Too many MIME parts (max " + std::to_string(limits.max_parts) + ")");
+content_result too_many_parts(const content_limits& limits, std::uint32_t found) {
+  return refuse(refusal_kind::too_many_parts, found, limits.max_parts);
 }
 
-content_result too_deep(const content_limits& limits) {
-  return refuse("554 5.6.0 MIME nesting too deep (max " + std::to_string(limits.max_depth) + ")");
+content_result too_deep(const content_limits& limits, std::uint32_t found) {
+  return refuse(refusal_kind::too_deep, found, limits.max_depth);
 }
 
 bool email_mode(std::string_view body, const account_settings& account, bool mm4) {
@@ -73,6 +74,20 @@ constexpr std::size_t cheap_raw_bytes = 64 * 1024;
 
 }  // namespace
 
+std::string_view refusal_name(refusal_kind kind) noexcept {
+  switch (kind) {
+    case refusal_kind::none: return "none";
+    case refusal_kind::too_many_parts: return "too_many_parts";
+    case refusal_kind::too_deep: return "too_deep";
+    case refusal_kind::mms_not_enabled: return "mms_not_enabled";
+    case refusal_kind::mms_too_big: return "mms_too_big";
+    case refusal_kind::empty: return "empty";
+    case refusal_kind::too_many_segments: return "too_many_segments";
+    case refusal_kind::not_run: return "not_run";
+  }
+  return "unknown";
+}
+
 bool read_content_if_cheap(std::string_view body, const account_settings& account, content_result& out) {
   if (body.size() > cheap_raw_bytes || email_mode(body, account, is_mm4_forward(body))) return false;
   out = finish_sms(sms::clean_raw_text(body).utf8, false, account);
@@ -85,17 +100,17 @@ content_result read_content(std::string_view body, const account_settings& accou
 
   // The structure bound first: GMime builds every part it finds.
   const structure_check shape = check_structure(body, limits);
-  if (shape.too_many_parts) return too_many_parts(limits);
-  if (shape.too_deep) return too_deep(limits);
+  if (shape.too_many_parts) return too_many_parts(limits, shape.parts);
+  if (shape.too_deep) return too_deep(limits, shape.depth);
   email_content e = parse_email(body, {account.subject_prefix, account.strip_signature, limits});
-  if (e.over_limits) return e.parts > limits.max_parts ? too_many_parts(limits) : too_deep(limits);
+  if (e.over_limits) return e.parts > limits.max_parts ? too_many_parts(limits, e.parts) : too_deep(limits, e.depth);
   const bool mms = mm4 || e.mm4_forward || (account.mms_enabled && e.has_media);
   if (!mms) return finish_sms(sms::tidy_text_lines(e.text), true, account);
 
-  if (!account.mms_enabled) return refuse("554 5.6.1 MMS not enabled for this account");
-  if (body.size() > account.max_mms_bytes) return refuse("552 5.3.4 Message too big");
+  if (!account.mms_enabled) return refuse(refusal_kind::mms_not_enabled);
+  if (body.size() > account.max_mms_bytes) return refuse(refusal_kind::mms_too_big, body.size(), account.max_mms_bytes);
   std::string text = sms::tidy_text_lines(e.text);
-  if (text.empty() && !e.has_media) return refuse("554 5.6.0 Empty message");
+  if (text.empty() && !e.has_media) return refuse(refusal_kind::empty);
   content_result r;
   r.ok = true;
   r.email = true;

@@ -1,36 +1,70 @@
 // The command table and argument parsers. The table is the single place that
-// says which verbs exist, what they need before they run and how long their
-// lines may be; the session's dispatch follows it. Works on caller-owned views.
+// says which verbs exist, in which phases they run and what the others
+// answer, how they end a pipelining group, whether their failures count, and
+// how long their lines may be; the session's dispatch follows it. Works on
+// caller-owned views; the table is static data.
 #include "command.h"
 
-#include <array>
-
+#include "machine.h"
 #include "scanner.h"
 
 namespace postino::smtp {
 namespace {
 
-constexpr std::string_view helo_first = "503 5.5.1 ERROR: send EHLO or HELO first";
-constexpr std::string_view ehlo_first = "503 5.5.1 ERROR: send EHLO first";
+using m = session_machine;
+using p = pipelining;
+namespace r = replies;
+using refusals = std::array<const reply*, command_phases>;
 
+// What each command phase answers where the verb does not run, in phase
+// order: connected, greeted, authenticated, mail, rcpt (PROTOCOL.md's
+// precedence: EHLO/HELO first, then AUTH, then the transaction order; the
+// handler then checks the arguments). Null: the verb runs there.
+constexpr refusals runs_anywhere{};
+constexpr refusals auth_refused{&r::ehlo_first, nullptr, &r::already_authenticated, &r::auth_in_transaction, &r::auth_in_transaction};
+constexpr refusals mail_refused{&r::helo_first, &r::auth_required, nullptr, &r::nested_mail, &r::nested_mail};
+constexpr refusals rcpt_refused{&r::helo_first, &r::auth_required, &r::need_mail_for_rcpt, nullptr, nullptr};
+constexpr refusals data_refused{&r::helo_first, &r::auth_required, &r::need_mail_for_data, &r::need_rcpt, nullptr};
+
+constexpr phase_mask anywhere = any_command_phase;
+constexpr phase_mask after_mail = in(phase::mail) | in(phase::rcpt);
 // RFC 5321 4.5.3.1.4: 512 for commands; MAIL and RCPT get room for ESMTP
 // parameters; an AUTH line may carry a SASL initial response (RFC 4954).
-constexpr std::array<command_spec, 14> table{{
-    {"EHLO", verb::ehlo, 0, {}, default_line_limit},
-    {"HELO", verb::helo, 0, {}, default_line_limit},
-    {"AUTH", verb::auth, needs_helo, ehlo_first, auth_line_limit},
-    {"MAIL", verb::mail, needs_helo | needs_auth, helo_first, 1024},
-    {"RCPT", verb::rcpt, needs_helo | needs_auth, helo_first, 1024},
-    {"DATA", verb::data, needs_helo | needs_auth | text_follows, helo_first, default_line_limit},
-    {"RSET", verb::rset, 0, {}, default_line_limit},
-    {"NOOP", verb::noop, 0, {}, default_line_limit},
-    {"QUIT", verb::quit, 0, {}, default_line_limit},
-    {"VRFY", verb::vrfy, 0, {}, default_line_limit},
-    {"EXPN", verb::expn, 0, {}, default_line_limit},
-    {"TURN", verb::turn, 0, {}, default_line_limit},
-    {"HELP", verb::help, 0, {}, default_line_limit},
-    {"STARTTLS", verb::starttls, discards_readahead, {}, default_line_limit},
+constexpr std::size_t command_512 = default_line_limit;
+constexpr std::size_t with_params = 1024;
+
+// clang-format off
+constexpr std::array<command_spec, verb_count> table{{
+//  verb        id               handler         runs in                   else          pipelining         counts  syntax               line limit
+    {"EHLO",     verb::ehlo,     &m::greet,       anywhere,                 runs_anywhere, p::ends_group,    true, &r::syntax_ehlo,     command_512},
+    {"HELO",     verb::helo,     &m::greet,       anywhere,                 runs_anywhere, p::ends_group,    true, &r::syntax_helo,     command_512},
+    {"AUTH",     verb::auth,     &m::auth,        in(phase::greeted),       auth_refused,  p::ends_group,    true, &r::syntax_auth,     auth_line_limit},
+    {"MAIL",     verb::mail,     &m::mail,        in(phase::authenticated), mail_refused,  p::continues,     true, &r::syntax_mail,     with_params},
+    {"RCPT",     verb::rcpt,     &m::rcpt,        after_mail,               rcpt_refused,  p::continues,     true, &r::syntax_rcpt,     with_params},
+    {"DATA",     verb::data,     &m::data,        in(phase::rcpt),          data_refused,  p::text_follows,  true, &r::syntax_data,     command_512},
+    {"RSET",     verb::rset,     &m::rset,        anywhere,                 runs_anywhere, p::continues,     true, &r::syntax_rset,     command_512},
+    {"NOOP",     verb::noop,     &m::noop,        anywhere,                 runs_anywhere, p::ends_group,    true, nullptr,             command_512},
+    {"QUIT",     verb::quit,     &m::quit,        anywhere,                 runs_anywhere, p::ends_group,    true, nullptr,             command_512},
+    {"VRFY",     verb::vrfy,     &m::not_offered, anywhere,                 runs_anywhere, p::ends_group,    true, nullptr,             command_512},
+    {"EXPN",     verb::expn,     &m::not_offered, anywhere,                 runs_anywhere, p::ends_group,    true, nullptr,             command_512},
+    {"TURN",     verb::turn,     &m::not_offered, anywhere,                 runs_anywhere, p::ends_group,    true, nullptr,             command_512},
+    {"HELP",     verb::help,     &m::not_offered, anywhere,                 runs_anywhere, p::continues,     true, nullptr,             command_512},
+    {"STARTTLS", verb::starttls, &m::starttls,    anywhere,                 runs_anywhere, p::discards_rest, true, &r::syntax_starttls, command_512},
 }};
+// clang-format on
+
+// A row is refused exactly in the command phases it does not allow, and only
+// command phases are allowed; the rows are in verb order.
+constexpr bool rows_agree() {
+  for (std::size_t i = 0; i < table.size(); ++i) {
+    const command_spec& row = table[i];
+    if (static_cast<std::size_t>(row.id) != i || (row.allowed & ~any_command_phase) != 0) return false;
+    for (std::size_t p = 0; p < command_phases; ++p)
+      if (((row.allowed & in(static_cast<phase>(p))) != 0) != (row.refused[p] == nullptr)) return false;
+  }
+  return true;
+}
+static_assert(rows_agree(), "a command row's refusals must match its allowed phases");
 
 char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
 
@@ -71,6 +105,23 @@ bool iequals(std::string_view a, std::string_view b) {
 bool istarts_with(std::string_view s, std::string_view prefix) {
   return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
 }
+
+std::string_view phase_name(phase p) {
+  switch (p) {
+    case phase::connected: return "connected";
+    case phase::greeted: return "greeted";
+    case phase::authenticated: return "authenticated";
+    case phase::mail: return "mail";
+    case phase::rcpt: return "rcpt";
+    case phase::auth_username: return "auth-username";
+    case phase::auth_password: return "auth-password";
+    case phase::auth_plain: return "auth-plain";
+    case phase::data: return "data";
+  }
+  return "?";
+}
+
+const std::array<command_spec, verb_count>& command_table() { return table; }
 
 const command_spec* find_command(std::string_view name) {
   for (const auto& row : table)

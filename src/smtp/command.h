@@ -1,36 +1,92 @@
 // The SMTP command table and the argument parsers, in the manner of Postfix's
-// smtpd_cmd_table: each verb carries the checks the session applies before its
-// handler runs (EHLO/HELO needed, AUTH needed), its line limit and how it
-// treats read-ahead. Everything here works on views into the caller's line
-// (input buffer or the scanner's carry buffer) and copies nothing.
+// smtpd_cmd_table and OpenSMTPD's smtp_session.c: one row per verb, and the
+// row is the wire contract of that verb. It names the handler, the session
+// phases where the verb runs (and what every other command phase answers),
+// how it ends a pipelining group, whether its failures count toward the error
+// limit, its syntax reply and its line limit. The session's dispatch is one
+// lookup and the row's checks; no other place lists the verbs. Everything here
+// works on views into the caller's line (input buffer or the scanner's carry
+// buffer) and copies nothing; the table is static data.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
+
+#include "replies.h"
 
 namespace postino::smtp {
 
 enum class verb : std::uint8_t {
   ehlo, helo, auth, mail, rcpt, data, rset, noop, quit, vrfy, expn, turn, help, starttls
 };
+inline constexpr std::size_t verb_count = 14;
 
-// Flags of a command table row.
-enum command_flag : std::uint8_t {
-  needs_helo = 1 << 0,          // refused before EHLO/HELO (with the row's text)
-  needs_auth = 1 << 1,          // refused before AUTH: 530 5.7.0
-  text_follows = 1 << 2,        // accepted, the bytes after it are message text;
-                                // refused with bytes after it: synchronization error
-  discards_readahead = 1 << 3,  // accepted, bytes after it are dropped (CVE-2011-0411)
+// Where the session is. Commands are read in the first five; the others read
+// SASL responses or message text. Being authenticated before EHLO/HELO (an
+// `auth = "none"` listener) is still `connected`.
+enum class phase : std::uint8_t {
+  connected,      // before EHLO/HELO (and again after STARTTLS)
+  greeted,        // after EHLO/HELO, not authenticated
+  authenticated,  // greeted and authenticated, no transaction
+  mail,           // after MAIL, no recipient yet
+  rcpt,           // after at least one accepted RCPT
+  auth_username,  // AUTH LOGIN: the next line is the base64 user name
+  auth_password,  // AUTH LOGIN: the next line is the base64 password
+  auth_plain,     // AUTH PLAIN: the next line is the base64 PLAIN message
+  data,           // DATA: message text, until the terminator's reply is out
 };
+inline constexpr std::size_t command_phases = 5;  // connected .. rcpt
+
+using phase_mask = std::uint16_t;
+constexpr phase_mask in(phase p) { return static_cast<phase_mask>(1u << static_cast<unsigned>(p)); }
+inline constexpr phase_mask any_command_phase =
+    in(phase::connected) | in(phase::greeted) | in(phase::authenticated) | in(phase::mail) | in(phase::rcpt);
+constexpr bool is_command_phase(phase p) { return (any_command_phase & in(p)) != 0; }
+constexpr bool in_transaction(phase p) { return p == phase::mail || p == phase::rcpt || p == phase::data; }
+
+// The phase's name in traces ("authenticated").
+std::string_view phase_name(phase p);
+
+// What the client may have sent behind the command (RFC 2920 3.1: a command
+// whose answer changes what the client sends next is the last of its group).
+enum class pipelining : std::uint8_t {
+  continues,      // the group may go on (MAIL, RCPT, RSET, HELP)
+  ends_group,     // the last of a group; the bytes after it are read as commands
+  text_follows,   // ends the group; accepted, the bytes after it are message text;
+                  // refused with bytes after it: synchronization error, close
+  discards_rest,  // ends the group; accepted, the bytes after it are dropped (CVE-2011-0411)
+};
+constexpr bool ends_group(pipelining p) { return p != pipelining::continues; }
+
+class session_machine;  // src/smtp/machine.h
+struct command_spec;
+// A handler runs once the row's phase check passed; it answers and returns
+// whether the command was accepted (the row's `group` rule needs that).
+using command_handler = bool (session_machine::*)(const command_spec& row, std::string_view args);
 
 struct command_spec {
   std::string_view name;
   verb id;
-  std::uint8_t flags;
-  std::string_view no_helo_reply;  // the 503 when needs_helo fails
-  std::size_t line_limit;          // octets including CRLF
+  command_handler handler;
+  phase_mask allowed;  // the command phases where the handler runs
+  // For each command phase outside `allowed`, the reply (a 503 sequence
+  // error, 530 before AUTH); null where allowed. Checked to agree with
+  // `allowed` when the table is compiled.
+  std::array<const reply*, command_phases> refused;
+  pipelining group;
+  bool counts_errors;      // a counted reply (counts_toward_error_limit) to it counts
+  const reply* syntax;     // the 501 for malformed arguments; null: arguments are ignored
+  std::size_t line_limit;  // octets including CRLF
+
+  bool allowed_in(phase p) const { return (allowed & in(p)) != 0; }
+  // The answer in a command phase where the verb does not run.
+  const reply& refusal(phase p) const { return *refused[static_cast<std::size_t>(p)]; }
 };
+
+// Every row, in verb order (table()[v].id == v).
+const std::array<command_spec, verb_count>& command_table();
 
 // The row for `name` (case-insensitive), or nullptr for an unknown verb.
 const command_spec* find_command(std::string_view name);

@@ -133,28 +133,23 @@ void data_scanner::line_break(std::string& body, bool real_crlf) {
   body.append("\r\n", 2);
 }
 
+void data_scanner::take_if(const char*& p, char c, state next) {
+  if (*p == c) {
+    state_ = next;
+    ++p;
+  } else {
+    state_ = state::text;
+  }
+}
+
 std::size_t data_scanner::feed(std::string_view input, std::string& body) {
   const char* p = input.data();
   const char* const end = p + input.size();
   while (p < end && !done_) {
     switch (state_) {
-      case state::line_start:
-        if (*p == '.') {
-          state_ = state::dot;
-          ++p;
-        } else {
-          state_ = state::text;
-        }
-        break;
-      case state::dot:
-        // Any line starting with '.' loses that dot; ".\r" may be the end.
-        if (*p == '\r') {
-          state_ = state::dot_cr;
-          ++p;
-        } else {
-          state_ = state::text;
-        }
-        break;
+      case state::line_start: take_if(p, '.', state::dot); break;
+      // Any line starting with '.' loses that dot; ".\r" may be the end.
+      case state::dot: take_if(p, '\r', state::dot_cr); break;
       case state::dot_cr:
         if (*p == '\n') {
           ++p;

@@ -75,6 +75,9 @@ class data_scanner {
   // the reject policy) its text is never used: stop keeping it.
   void stop_appending(std::string& body);
   enum class state : std::uint8_t { line_start, dot, dot_cr, text, cr };
+  // At a line's first octets: `c` is taken and leads to `next`; anything
+  // else is left for the text state.
+  void take_if(const char*& p, char c, state next);
   void append(std::string& body, const char* p, std::size_t n);
   void line_break(std::string& body, bool real_crlf);
 

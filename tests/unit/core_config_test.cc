@@ -693,5 +693,26 @@ TEST_F(config_cli, help_exits_zero) {
   EXPECT_NE(out.find("--listen"), std::string::npos) << out;
 }
 
+// log_level: "info" (the default) or "debug" (SMTP phase traces), in the
+// file or as --log-level, which wins.
+TEST_F(config_cli, log_level_in_the_file_and_as_a_flag) {
+  std::string error;
+  int code = -1;
+  auto c = load({}, error, code);
+  ASSERT_TRUE(c.has_value()) << error;
+  EXPECT_EQ(c->log_level, verbosity::info);
+  const std::string path = write("hostname = \"mx.example\"\nlog_level = \"debug\"\n");
+  c = load({"-c", path}, error, code);
+  ASSERT_TRUE(c.has_value()) << error;
+  EXPECT_EQ(c->log_level, verbosity::debug);
+  c = load({"-c", path, "--log-level", "info"}, error, code);
+  ASSERT_TRUE(c.has_value()) << error;
+  EXPECT_EQ(c->log_level, verbosity::info);
+  EXPECT_FALSE(load({"--log-level", "loud"}, error, code).has_value());
+  EXPECT_EQ(code, 2);
+  EXPECT_FALSE(load({"-c", write("\nlog_level = \"trace\"\n")}, error, code).has_value());
+  EXPECT_NE(error.find(":2: log_level: 'trace' is not one of \"info\", \"debug\""), std::string::npos) << error;
+}
+
 }  // namespace
 }  // namespace postino

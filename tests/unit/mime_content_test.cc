@@ -1,12 +1,14 @@
 // Unit tests for the content step (src/mime): e-mail detection, the GMime
 // e-mail reader (text choice, transfer encodings, charsets, encoded-word
 // subjects, format=flowed, signature and subject rules), the libxml2 HTML
-// reduction, MMS recognition and every refusal. The messages here are small
+// reduction, MMS recognition and every refusal (its kind and numbers; the
+// SMTP words for them are tested in smtp_command_table_test.cc). The messages here are small
 // hand-made MIME texts that pin one rule each; mail produced by real composers
 // (Python's email, nodemailer) is tested end to end in
 // tests/integration/content_test.cc. All buffers are test-owned.
 #include <gtest/gtest.h>
 
+#include <ostream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -14,6 +16,12 @@
 #include "postino/mime.h"
 
 namespace postino::mime {
+
+// gtest's message for a refusal that is not the expected one.
+void PrintTo(const content_refusal& r, std::ostream* os) {
+  *os << refusal_name(r.kind) << " (count " << r.count << ", limit " << r.limit << ")";
+}
+
 namespace {
 
 // Test messages are written with LF and sent as the session stores them: CRLF.
@@ -69,7 +77,7 @@ TEST(mime_detect, mm4_forward_request) {
 
 TEST(mime_content, raw_text_is_cleaned_and_counted) {
   auto r = read_content(crlf("Promo: 20% off today\n\n\n"), account());
-  ASSERT_TRUE(r.ok) << r.refusal;
+  ASSERT_TRUE(r.ok) << refusal_name(r.refusal.kind);
   EXPECT_FALSE(r.email);
   EXPECT_EQ(r.text, "Promo: 20% off today");
   EXPECT_EQ(r.segments, 1u);
@@ -77,20 +85,20 @@ TEST(mime_content, raw_text_is_cleaned_and_counted) {
 }
 
 TEST(mime_content, empty_and_too_long) {
-  EXPECT_EQ(read_content("", account()).refusal, "554 5.6.0 Empty message");
-  EXPECT_EQ(read_content(crlf("\n  \n\t\n"), account()).refusal, "554 5.6.0 Empty message");
+  EXPECT_EQ(read_content("", account()).refusal.kind, refusal_kind::empty);
+  EXPECT_EQ(read_content(crlf("\n  \n\t\n"), account()).refusal.kind, refusal_kind::empty);
   EXPECT_TRUE(read_content(std::string(160, 'a'), account()).ok);
   auto r = read_content(std::string(161, 'a'), account());
   EXPECT_FALSE(r.ok);
-  EXPECT_EQ(r.refusal, "554 5.3.4 Message too long for SMS (2 segments, max 1)");
+  EXPECT_EQ(r.refusal, (content_refusal{refusal_kind::too_many_segments, 2, 1}));
   auto a = account();
   a.max_segments = 2;
   EXPECT_TRUE(read_content(std::string(306, 'a'), a).ok);
-  EXPECT_EQ(read_content(std::string(307, 'a'), a).refusal, "554 5.3.4 Message too long for SMS (3 segments, max 2)");
+  EXPECT_EQ(read_content(std::string(307, 'a'), a).refusal, (content_refusal{refusal_kind::too_many_segments, 3, 2}));
   // The cap is what an 8-bit UDH can number.
   a.max_segments = 1000;
   EXPECT_EQ(read_content(std::string(153 * 255 + 1, 'a'), a).refusal,
-            "554 5.3.4 Message too long for SMS (256 segments, max 255)");
+            (content_refusal{refusal_kind::too_many_segments, 256, 255}));
 }
 
 TEST(mime_content, ucs2_counts_code_units) {
@@ -135,7 +143,7 @@ TEST(mime_email, plain_quoted_printable_latin1) {
                              "Caff=E8 pronto, costa 2=80 =\n"
                              "(euro).\n\n-- \nMario\n"),
                         account());
-  ASSERT_TRUE(r.ok) << r.refusal;
+  ASSERT_TRUE(r.ok) << refusal_name(r.refusal.kind);
   EXPECT_TRUE(r.email);
   // ISO-8859-1 is read as Windows-1252, so 0x80 is the euro sign.
   EXPECT_EQ(r.text, "Caff\xC3\xA8 pronto, costa 2\xE2\x82\xAC (euro).\n\n-- \nMario");
@@ -152,10 +160,10 @@ TEST(mime_email, signature_and_subject_rules) {
   EXPECT_EQ(read_content(mail, a).text, "Rinovo \xC3\xA8 pronto\nPassa in negozio.");
   // A subject alone is a message.
   auto r = read_content(crlf("MIME-Version: 1.0\nSubject: Solo oggetto\n\n"), a);
-  ASSERT_TRUE(r.ok) << r.refusal;
+  ASSERT_TRUE(r.ok) << refusal_name(r.refusal.kind);
   EXPECT_EQ(r.text, "Solo oggetto");
   a.subject_prefix = false;
-  EXPECT_EQ(read_content(crlf("MIME-Version: 1.0\nSubject: Solo oggetto\n\n"), a).refusal, "554 5.6.0 Empty message");
+  EXPECT_EQ(read_content(crlf("MIME-Version: 1.0\nSubject: Solo oggetto\n\n"), a).refusal.kind, refusal_kind::empty);
 }
 
 TEST(mime_email, alternative_prefers_plain) {
@@ -166,7 +174,7 @@ TEST(mime_email, alternative_prefers_plain) {
                              "UGxhaW4gdmVyc2lvbiDimLo=\n"
                              "--b1--\n"),
                         account());
-  ASSERT_TRUE(r.ok) << r.refusal;
+  ASSERT_TRUE(r.ok) << refusal_name(r.refusal.kind);
   EXPECT_EQ(r.text, "Plain version \xE2\x98\xBA");
   EXPECT_EQ(r.encoding, sms::sms_encoding::ucs2);
 }
@@ -183,7 +191,7 @@ TEST(mime_email, html_only_becomes_readable_text) {
                              "<ul><li>uno</li><li>due</li></ul>\n"
                              "<div class=\"moz-signature\">-- <br>\nAnna</div>\n</body></html>\n"),
                         account());
-  ASSERT_TRUE(r.ok) << r.refusal;
+  ASSERT_TRUE(r.ok) << refusal_name(r.refusal.kind);
   EXPECT_EQ(r.text,
             "Ciao Anna,\nil codice \xC3\xA8 1234.\nVedi il sito (https://example.com/x) o https://example.com.\n"
             "- uno\n- due\n--\nAnna");
@@ -221,7 +229,7 @@ TEST(mime_email, mixed_with_attachment_takes_the_body) {
                              "not the text\n"
                              "--zz--\n"),
                         account());
-  ASSERT_TRUE(r.ok) << r.refusal;
+  ASSERT_TRUE(r.ok) << refusal_name(r.refusal.kind);
   EXPECT_EQ(r.text, "Totale: 10\xE2\x82\xAC");
 }
 
@@ -241,13 +249,13 @@ TEST(mime_email, inline_image_without_mms_is_text) {
                                 "--r\nContent-Type: image/png\nContent-ID: <logo>\nContent-Transfer-Encoding: base64\n\n"
                                 "iVBORw0KGgo=\n--r--\n");
   auto r = read_content(mail, account());
-  ASSERT_TRUE(r.ok) << r.refusal;
+  ASSERT_TRUE(r.ok) << refusal_name(r.refusal.kind);
   EXPECT_FALSE(r.mms);
   EXPECT_EQ(r.text, "Guarda che bello");
   auto a = account();
   a.mms_enabled = true;
   r = read_content(mail, a);
-  ASSERT_TRUE(r.ok) << r.refusal;
+  ASSERT_TRUE(r.ok) << refusal_name(r.refusal.kind);
   EXPECT_TRUE(r.mms);
   EXPECT_FALSE(r.ack_owed);
 }
@@ -276,7 +284,7 @@ TEST(mime_mms, mm4_forward_for_an_mms_account) {
   auto a = account();
   a.mms_enabled = true;
   auto r = read_content(mm4_request(true), a);
-  ASSERT_TRUE(r.ok) << r.refusal;
+  ASSERT_TRUE(r.ok) << refusal_name(r.refusal.kind);
   EXPECT_TRUE(r.mms);
   EXPECT_TRUE(r.ack_owed);
   EXPECT_EQ(r.segments, 1u);
@@ -291,14 +299,17 @@ TEST(mime_mms, mm4_forward_for_an_mms_account) {
 }
 
 TEST(mime_mms, refusals) {
-  EXPECT_EQ(read_content(mm4_request(true), account()).refusal, "554 5.6.1 MMS not enabled for this account");
+  EXPECT_EQ(read_content(mm4_request(true), account()).refusal.kind, refusal_kind::mms_not_enabled);
   auto a = account();
   a.mms_enabled = true;
   a.max_mms_bytes = 200;
-  EXPECT_EQ(read_content(mm4_request(true), a).refusal, "552 5.3.4 Message too big");
+  const content_refusal big = read_content(mm4_request(true), a).refusal;
+  EXPECT_EQ(big.kind, refusal_kind::mms_too_big);
+  EXPECT_GT(big.count, 200u);
+  EXPECT_EQ(big.limit, 200u);
   a.max_mms_bytes = default_max_mms_bytes;
-  EXPECT_EQ(read_content(crlf("X-Mms-Message-Type: MM4_forward.REQ\nMIME-Version: 1.0\n\n"), a).refusal,
-            "554 5.6.0 Empty message");
+  EXPECT_EQ(read_content(crlf("X-Mms-Message-Type: MM4_forward.REQ\nMIME-Version: 1.0\n\n"), a).refusal.kind,
+            refusal_kind::empty);
 }
 
 // ---------------------------------------------------------------- HTML
@@ -372,7 +383,8 @@ TEST(mime_structure, the_200000_part_message_is_refused_before_gmime_parses_it) 
   const std::string body = multipart_of(200000);
   auto r = read_content(body, account());
   EXPECT_FALSE(r.ok);
-  EXPECT_EQ(r.refusal, "554 5.6.0 Too many MIME parts (max 1000)");
+  EXPECT_EQ(r.refusal.kind, refusal_kind::too_many_parts);
+  EXPECT_EQ(r.refusal.limit, 1000u);
 }
 
 TEST(mime_structure, nesting_is_bounded_and_an_outer_boundary_ends_the_inner_parts) {
@@ -382,7 +394,9 @@ TEST(mime_structure, nesting_is_bounded_and_an_outer_boundary_ends_the_inner_par
   m += "--l25\r\nContent-Type: text/plain\r\n\r\ndeep\r\n--l0--\r\n";
   auto deep = check_structure(m, {1000, 20});
   EXPECT_TRUE(deep.too_deep);
-  EXPECT_EQ(read_content(m, account()).refusal, "554 5.6.0 MIME nesting too deep (max 20)");
+  const content_refusal too_deep = read_content(m, account()).refusal;
+  EXPECT_EQ(too_deep.kind, refusal_kind::too_deep);
+  EXPECT_EQ(too_deep.limit, 20u);
   auto fine = check_structure(m, {1000, 30});
   EXPECT_FALSE(fine.too_deep);
   EXPECT_EQ(fine.depth, 26u);
@@ -411,7 +425,7 @@ TEST(mime_structure, every_shape_gmime_builds_parts_from_is_counted) {
   std::string headers_only = "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=a\r\n\r\n";
   for (int i = 0; i < 5000; ++i) headers_only += "--a\r\nX:y\r\n";
   EXPECT_TRUE(check_structure(headers_only, {1000, 20}).too_many_parts);
-  EXPECT_EQ(read_content(headers_only, account()).refusal, "554 5.6.0 Too many MIME parts (max 1000)");
+  EXPECT_EQ(read_content(headers_only, account()).refusal, (content_refusal{refusal_kind::too_many_parts, 1001, 1000}));
 
   std::string news = "MIME-Version: 1.0\r\nContent-Type: message/news\r\n\r\n"
                      "Content-Type: multipart/mixed; boundary=n\r\n\r\n";
@@ -428,7 +442,7 @@ TEST(mime_structure, every_shape_gmime_builds_parts_from_is_counted) {
 
 TEST(mime_structure, mail_within_the_bounds_reads_as_before) {
   auto r = read_content(multipart_of(3), account());
-  EXPECT_TRUE(r.ok) << r.refusal;
+  EXPECT_TRUE(r.ok) << refusal_name(r.refusal.kind);
   EXPECT_EQ(r.text, "part");
   content_result cheap;
   ASSERT_TRUE(read_content_if_cheap("a raw text", account(), cheap));

@@ -310,13 +310,13 @@ TEST(smtp_command_table, lookup_is_case_insensitive_and_knows_only_implemented_v
   EXPECT_EQ(find_command("BDAT"), nullptr);
   EXPECT_EQ(find_command("MAILX"), nullptr);
   EXPECT_EQ(find_command(""), nullptr);
-  EXPECT_TRUE(find_command("DATA")->flags & text_follows);
-  EXPECT_TRUE(find_command("STARTTLS")->flags & discards_readahead);
-  EXPECT_TRUE(find_command("RCPT")->flags & needs_auth);
-  EXPECT_FALSE(find_command("AUTH")->flags & needs_auth);
-  EXPECT_FALSE(find_command("NOOP")->flags & needs_helo);
-  EXPECT_EQ(find_command("AUTH")->no_helo_reply, "503 5.5.1 ERROR: send EHLO first");
-  EXPECT_EQ(find_command("MAIL")->no_helo_reply, "503 5.5.1 ERROR: send EHLO or HELO first");
+  EXPECT_EQ(find_command("DATA")->group, pipelining::text_follows);
+  EXPECT_EQ(find_command("STARTTLS")->group, pipelining::discards_rest);
+  EXPECT_FALSE(find_command("RCPT")->allowed_in(phase::greeted));  // needs AUTH
+  EXPECT_TRUE(find_command("AUTH")->allowed_in(phase::greeted));
+  EXPECT_TRUE(find_command("NOOP")->allowed_in(phase::connected));
+  EXPECT_EQ(find_command("AUTH")->refusal(phase::connected).line(), "503 5.5.1 ERROR: send EHLO first");
+  EXPECT_EQ(find_command("MAIL")->refusal(phase::connected).line(), "503 5.5.1 ERROR: send EHLO or HELO first");
 }
 
 TEST(smtp_command_table, split_command) {
@@ -391,7 +391,7 @@ TEST(smtp_replies, accepted_line_lists_what_fits_under_512_octets) {
   std::vector<std::string> r;
   for (int i = 0; i < 1000; ++i) r.push_back("+39333" + std::to_string(1000000 + i));
   std::string out;
-  reply::append_accepted(out, r, "0123456789ABCDEF");
+  replies::append_accepted(out, r, "0123456789ABCDEF");
   EXPECT_LT(out.size(), 512u);
   EXPECT_EQ(out.rfind("250 2.0.0 Message accepted for delivery to: +393331000000, +393331000001, ", 0), 0u);
   EXPECT_NE(out.find(" more queued as 0123456789ABCDEF\r\n"), std::string::npos);
@@ -400,10 +400,10 @@ TEST(smtp_replies, accepted_line_lists_what_fits_under_512_octets) {
   EXPECT_NE(out.find(" and " + std::to_string(1000 - listed) + " more"), std::string::npos);
   const std::size_t k = 1000 - listed;
   const std::size_t with_next = out.size() + 15 - (std::to_string(k).size() - std::to_string(k - 1).size());
-  EXPECT_GT(with_next, reply::accepted_line_limit);
+  EXPECT_GT(with_next, replies::accepted_line_limit);
 
   out.clear();
-  reply::append_accepted(out, {"+393331234567"}, "X");
+  replies::append_accepted(out, {"+393331234567"}, "X");
   EXPECT_EQ(out, "250 2.0.0 Message accepted for delivery to: +393331234567 queued as X\r\n");
 }
 

@@ -469,6 +469,33 @@ TEST(smtp_session, command_lines_are_parsed_without_allocation) {
   EXPECT_EQ(g_allocations.load() - before, 0);
 }
 
+// Replies are static data or written straight into the output (replies.h):
+// once a transaction's own buffers have grown, a whole envelope (EHLO's
+// multi-line reply, MAIL's and RCPT's lines with their addresses, RSET)
+// allocates nothing.
+TEST(smtp_session, an_envelope_allocates_nothing_once_warm) {
+  const auto cfg = config();
+  const auto pre = acme();
+  session s(cfg, {1, "::1"}, &pre);
+  s.start();
+  s.output().reserve(2048);
+  const std::string_view envelope =
+      "EHLO client.example\r\nMAIL FROM:<+393401234567>\r\nRCPT TO:<+393331234567>\r\nRSET\r\n";
+  long long allocations = 0;
+  for (int round = 0; round < 20; ++round) {
+    const long long before = g_allocations.load();
+    std::size_t n = s.feed(envelope);
+    ASSERT_EQ(s.pending(), request_kind::credit_check) << take(s);
+    s.resolve(credit_check_result{1000});
+    n += s.feed(envelope.substr(n));
+    ASSERT_EQ(n, envelope.size());
+    if (round > 0) allocations += g_allocations.load() - before;
+    ASSERT_NE(s.output().find("250 2.1.5 +393331234567 ...Recipient Ok\r\n250 2.0.0 OK\r\n"), std::string::npos);
+    s.output().clear();
+  }
+  EXPECT_EQ(allocations, 0);
+}
+
 // The body is copied once, straight from the input views: appending a 1 MB
 // message costs only the body string's own geometric growth.
 TEST(smtp_session, data_text_is_appended_without_per_line_allocations) {

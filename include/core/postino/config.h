@@ -93,8 +93,13 @@ struct limits_config {
   std::size_t max_pending_output = 16384;       // unread reply bytes before a session stops reading
 };
 
+// How much the gateway says on stderr: debug adds each SMTP session's phase
+// changes (smtp::session_config::trace).
+enum class verbosity : std::uint8_t { info, debug };
+
 struct gateway_config {
   std::string hostname = "localhost";
+  verbosity log_level = verbosity::info;  // log_level = "info" | "debug"; --log-level
   unsigned shards = 0;                // 0: one per core
   unsigned node_id = 0;
   std::string data_dir = "./postino-data";

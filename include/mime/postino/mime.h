@@ -2,7 +2,8 @@
 // content step reads the body the session stored (raw text, an e-mail from a
 // mail client or library, or an MM4 MMS) with the account's settings and
 // returns the SMS text with its encoding and segment count, or the MMS facts,
-// or the refusal reply. Pure functions over caller-owned views: the body is
+// or why it is refused (a kind and its numbers; SMTP words it, mime writes no
+// reply text). Pure functions over caller-owned views: the body is
 // only read during the call; results are owned. E-mail parsing uses GMime 3,
 // HTML reduction libxml2's HTML parser; both are initialised once per process
 // on first use, and independent calls may run on different threads at once.
@@ -18,9 +19,31 @@
 
 namespace postino::mime {
 
+// Why a body is not sent, with the numbers a reply may name: `limit` is the
+// bound (max parts, max depth, max segments, max MMS bytes), `count` what was
+// found (for parts and depth: as far as the scan went, one over the bound).
+enum class refusal_kind : std::uint8_t {
+  none,
+  too_many_parts,     // e-mail mode: more MIME parts than limit
+  too_deep,           // e-mail mode: nested deeper than limit
+  mms_not_enabled,    // an MMS for an account without MMS
+  mms_too_big,        // an MMS of count bytes over limit (max_mms_bytes)
+  empty,              // no text (and, for an MMS, no media)
+  too_many_segments,  // count segments, over the limit of max_segments
+  not_run,            // the step could not run (its worker queue was full, or it failed)
+};
+struct content_refusal {
+  refusal_kind kind = refusal_kind::none;
+  std::uint64_t count = 0;
+  std::uint64_t limit = 0;
+  bool operator==(const content_refusal&) const = default;
+};
+// A name for logs and test messages ("too_many_parts"), not a reply.
+std::string_view refusal_name(refusal_kind kind) noexcept;
+
 struct content_result {
   bool ok = false;
-  std::string refusal;        // when !ok: the whole reply line, without CRLF
+  content_refusal refusal;    // when !ok: why (kind none only in a result nobody filled)
   std::string text;           // the SMS text, UTF-8, cleaned up; an MMS: its text part
   sms::sms_encoding encoding = sms::sms_encoding::gsm7;
   std::uint32_t segments = 0; // SMS segments (may exceed max_segments when refused); 1 for an MMS
@@ -42,12 +65,9 @@ struct content_limits {
 
 // The content step the session runs at the terminator. `body` is the stored
 // DATA body (unstuffed, CRLF line ends). Refusals, in this order:
-//   554 5.6.0 Too many MIME parts (max <n>)    (e-mail mode)
-//   554 5.6.0 MIME nesting too deep (max <n>)  (e-mail mode)
-//   554 5.6.1 MMS not enabled for this account
-//   552 5.3.4 Message too big                  (an MMS over max_mms_bytes)
-//   554 5.6.0 Empty message
-//   554 5.3.4 Message too long for SMS (<n> segments, max <m>)
+//   too_many_parts, too_deep (e-mail mode), mms_not_enabled, mms_too_big,
+//   empty, too_many_segments
+// (src/smtp/replies.h words them for the client).
 content_result read_content(std::string_view body, const account_settings& account,
                             const content_limits& limits = {});
 

@@ -22,6 +22,16 @@
 
 namespace postino::smtp {
 
+// Debug tracing of a session's phase changes (connected, greeted,
+// authenticated, mail, rcpt, the AUTH exchange, data): write() gets the
+// connection number and a line such as "phase greeted -> authenticated (AUTH)",
+// valid only during the call. Null (the default): no tracing, one branch per
+// phase change.
+struct phase_trace {
+  void (*write)(void* context, std::uint64_t connection, std::string_view line) = nullptr;
+  void* context = nullptr;
+};
+
 // Per-listener settings; the session keeps a reference, so it must outlive it.
 struct session_config {
   std::string hostname = "localhost";
@@ -39,6 +49,7 @@ struct session_config {
   // until it reads, as Postfix blocks in write): output stays bounded.
   std::size_t max_pending_output = 16 * 1024;
   mime::content_limits mime_limits;           // e-mail mode: parts and depth
+  phase_trace trace;                          // debug logging; off by default
 };
 
 struct connection_info {

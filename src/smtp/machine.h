@@ -1,0 +1,123 @@
+// The SMTP session's state machine (private to src/smtp): what
+// smtp::session (include/postino/smtp.h) runs behind its pimpl, declared here
+// so that the command table (command.cc) can name each verb's handler.
+// Definitions in session.cc. Buffers: the input view is the caller's and is
+// only read during feed(); the line scanner's carry buffer, the output, the
+// transaction (with the message body, copied once from the input) and the
+// pending requests belong to the machine. The owner may move the whole
+// transaction (a postino::message) out while the commit is pending.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "command.h"
+#include "postino/mime.h"
+#include "postino/smtp.h"
+#include "recipient_keys.h"
+#include "replies.h"
+#include "scanner.h"
+
+namespace postino::smtp {
+
+class session_machine {
+ public:
+  session_machine(const session_config& c, connection_info ci, const account_settings* preauthenticated);
+
+  // ------------------------------------------------ the owner's side (smtp.h)
+  void start();
+  std::size_t feed(std::string_view in);
+  bool output_full() const { return out.size() >= config.max_pending_output; }
+  timer_kind current_timer() const;
+  void resolve(const auth_result& r);
+  void resolve(const credit_check_result& r);
+  void resolve(const rate_check_result& r);
+  void resolve(const commit_result& r);
+  void resolve(mime::content_result& r);
+  void on_timeout();
+  void on_shutdown();
+
+  // ------------------------------------------------ the command table's handlers
+  // Each runs once its row allowed the phase (command.cc) and returns whether
+  // the command was accepted.
+  bool greet(const command_spec& row, std::string_view args);  // EHLO, HELO
+  bool auth(const command_spec& row, std::string_view args);
+  bool mail(const command_spec& row, std::string_view args);
+  bool rcpt(const command_spec& row, std::string_view args);
+  bool data(const command_spec& row, std::string_view args);
+  bool rset(const command_spec& row, std::string_view args);
+  bool noop(const command_spec& row, std::string_view args);
+  bool quit(const command_spec& row, std::string_view args);
+  bool not_offered(const command_spec& row, std::string_view args);  // VRFY, EXPN, TURN, HELP
+  bool starttls(const command_spec& row, std::string_view args);
+
+  const session_config& config;
+  connection_info conn;
+  account_settings account;
+  transaction tx;
+  std::string out;
+  auth_request credentials;  // the AUTH exchange's user and password (wiped after)
+  credit_check_request credit;
+  rate_check_request rate;
+  content_request content;
+  request_kind pending = request_kind::none;
+  std::uint64_t accepted = 0;
+  bool authed = false;
+  bool closing = false;
+
+ private:
+  // output
+  void send(const reply& r);
+  void send(const reply& r, std::string_view value);  // a reply whose text ends in a slot
+  bool refuse(const reply& r);                         // send(r), then "not accepted"
+  void count(const reply& r);
+  void close_with(const reply& r);
+  void enter(phase to, std::string_view cause);
+  void trace(phase to, std::string_view cause) const;
+
+  // input
+  bool command(std::string_view line, bool more_follows);
+  void line_too_long();
+
+  // AUTH
+  bool auth_login(bool has_initial, std::string_view initial);
+  bool auth_plain(bool has_initial, std::string_view initial);
+  void auth_response(std::string_view line);
+  void plain(std::string_view message);
+  void abandon_auth(std::string_view cause);
+  void auth_failed();
+
+  // MAIL, RCPT
+  bool mail_params(std::string_view params, std::uint64_t& size);
+  void mail_ok();
+  bool is_duplicate(const std::string& e164) const;
+  void add_recipient(std::string e164);
+  void recipient_ok(std::string_view e164);
+
+  // DATA and the end of the transaction
+  void end_of_data();
+  void apply_content(mime::content_result& r);
+  void finish_transaction(std::string_view cause);
+  void finish_if_shutting_down();
+  void reset_transaction();
+
+  line_scanner lines;
+  data_scanner text;
+  key_set recipient_keys;
+  std::string waiting_recipient;  // the RCPT whose credit check is pending
+  std::uint64_t declared_size = 0;
+  std::optional<credit_units> cached_credit;  // a positive credit answer, this transaction
+  std::size_t recipients_hint = 1;            // recipients of the last message committed
+  unsigned errors = 0;
+  unsigned auth_failures = 0;
+  phase state = phase::connected;
+  bool preauthenticated = false;
+  bool tls_active = false;
+  bool shutdown_requested = false;
+  bool counting_errors = true;  // the current command's row counts its failures
+};
+
+}  // namespace postino::smtp
