@@ -143,6 +143,19 @@ class statement {
 
 }  // namespace
 
+void journal_delta::add_message(std::string queue_id, std::uint64_t sequence, std::uint64_t accepted_ms,
+                                std::shared_ptr<const postino::message> m) {
+  // Prices are never negative (the journal's decoder refuses them): -price fits.
+  add_credit(m->account, -m->price);
+  ++messages[m->account];
+  accepted.push_back({std::move(queue_id), sequence, accepted_ms, std::move(m)});
+}
+
+void journal_delta::add_credit(account_id account, credit_units amount) {
+  credit_units& v = balance[account];
+  v = saturating_add(v, amount);
+}
+
 void journal_delta::merge(journal_delta&& later) {
   sequence = std::max(sequence, later.sequence);
   for (const auto& [id, amount] : later.balance) balance[id] = saturating_add(balance[id], amount);
@@ -426,19 +439,21 @@ bool write_accepted(checkpoint_statements& st, const journal_delta& d, sqlite3_i
     if (!step_done(st.balance)) return false;
   }
   for (const auto& m : d.accepted) {
+    const postino::message& accepted = *m.accepted;
     sqlite3_stmt* q = st.message.get();
     st.message.reset();
     bind_text(q, 1, m.queue_id);
-    sqlite3_bind_int64(q, 2, static_cast<sqlite3_int64>(m.account));
+    sqlite3_bind_int64(q, 2, static_cast<sqlite3_int64>(accepted.account));
     sqlite3_bind_int64(q, 3, d.shard);
     sqlite3_bind_int64(q, 4, static_cast<sqlite3_int64>(m.sequence));
-    sqlite3_bind_int64(q, 5, m.price);
-    sqlite3_bind_int64(q, 6, m.recipients);
+    sqlite3_bind_int64(q, 5, accepted.price);
+    sqlite3_bind_int64(q, 6, static_cast<sqlite3_int64>(accepted.recipients.size()));
     sqlite3_bind_int64(q, 7, static_cast<sqlite3_int64>(m.accepted_ms));
-    bind_text_or_null(q, 8, m.mm4_message_id);
-    const std::string recipient_list = join_lines(m.recipient_list);
+    static const std::string none;
+    bind_text_or_null(q, 8, accepted.is_mms ? accepted.mm4_message_id : none);
+    const std::string recipient_list = join_lines(accepted.recipients);
     bind_text_or_null(q, 9, recipient_list);
-    sqlite3_bind_int64(q, 10, m.segments);
+    sqlite3_bind_int64(q, 10, accepted.segments);
     if (!step_done(st.message)) return false;
   }
   st.journal.reset();

@@ -583,8 +583,9 @@ engine::~engine() {
 
 void engine::hand_off(std::shared_ptr<const outbound_message> message) {
   std::vector<segment_ref> segments;
-  segments.reserve(message->recipients.size() * message->segments.size());
-  for (std::uint32_t r = 0; r < message->recipients.size(); ++r)
+  const std::size_t recipients = message->source->recipients.size();
+  segments.reserve(recipients * message->segments.size());
+  for (std::uint32_t r = 0; r < recipients; ++r)
     for (std::uint32_t s = 0; s < message->segments.size(); ++s) segments.push_back({message, r, s, 0});
   impl_->route_segments(std::move(segments));
 }

@@ -26,9 +26,9 @@ struct segment_ref {
     k.segment = segment;
     return k;
   }
-  account_id account() const { return message->account; }
+  account_id account() const { return message->source->account; }
   credit_units unit_price() const { return message->unit_prices[recipient]; }
-  const std::string& number() const { return message->recipients[recipient]; }
+  const std::string& number() const { return message->source->recipients[recipient]; }
 };
 
 // The digits of an E.164 number ("+393331234567" -> "393331234567"): what

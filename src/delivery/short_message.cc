@@ -18,7 +18,7 @@ bool latin1_segment(const std::string& sm, bool has_udh, std::string& out) {
   return true;
 }
 
-smpp::address source_address(const smsc_config& c, const outbound_message& m) {
+smpp::address source_address(const smsc_config& c, const message& m) {
   smpp::address a;
   a.value = m.originator;
   switch (m.originator_type) {
@@ -45,7 +45,7 @@ smpp::address source_address(const smsc_config& c, const outbound_message& m) {
 smpp::short_message_pdu submit_pdu(const smsc_config& c, const segment_ref& seg, std::uint64_t now_unix_ms) {
   const outbound_message& m = *seg.message;
   smpp::short_message_pdu p;
-  p.source = source_address(c, m);
+  p.source = source_address(c, *m.source);
   p.destination = {c.destination_ton, c.destination_npi, std::string(e164_digits(seg.number()))};
   const bool concatenated = m.segments.size() > 1;
   p.esm_class = concatenated ? smpp::esm::udh_indicator : 0;

@@ -17,9 +17,11 @@ namespace {
 // One message per account and recipient count; segments name themselves by
 // (account, recipient).
 std::shared_ptr<const outbound_message> message(account_id account, std::size_t recipients) {
+  auto accepted = std::make_shared<postino::message>();
+  accepted->account = account;
+  for (std::size_t i = 0; i < recipients; ++i) accepted->recipients.push_back("+3933300" + std::to_string(i));
   auto m = std::make_shared<outbound_message>();
-  m->account = account;
-  for (std::size_t i = 0; i < recipients; ++i) m->recipients.push_back("+3933300" + std::to_string(i));
+  m->source = std::move(accepted);
   m->unit_prices.assign(recipients, 1);
   m->segments = {"x"};
   return m;
@@ -27,7 +29,7 @@ std::shared_ptr<const outbound_message> message(account_id account, std::size_t 
 
 std::vector<segment_ref> segments_of(const std::shared_ptr<const outbound_message>& m) {
   std::vector<segment_ref> out;
-  for (std::uint32_t r = 0; r < m->recipients.size(); ++r) out.push_back({m, r, 0, 0});
+  for (std::uint32_t r = 0; r < m->source->recipients.size(); ++r) out.push_back({m, r, 0, 0});
   return out;
 }
 

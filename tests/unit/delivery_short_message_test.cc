@@ -16,10 +16,12 @@ constexpr std::uint64_t now_ms = 1'700'000'000'000;
 
 std::shared_ptr<outbound_message> message(std::string originator, originator_kind kind,
                                           std::vector<std::string> segments) {
+  auto accepted = std::make_shared<postino::message>();
+  accepted->originator = std::move(originator);
+  accepted->originator_type = kind;
+  accepted->recipients = {"+393331234567"};
   auto m = std::make_shared<outbound_message>();
-  m->originator = std::move(originator);
-  m->originator_type = kind;
-  m->recipients = {"+393331234567"};
+  m->source = std::move(accepted);
   m->unit_prices = {1};
   m->segments = std::move(segments);
   m->expires_unix_ms = now_ms + 3600 * 1000;
