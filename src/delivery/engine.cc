@@ -1,27 +1,33 @@
-// The per-shard delivery engine (include/postino/delivery.h). On the shard
-// that accepted a message it routes each recipient (longest destination
-// prefix, first SMSC of the route that is up) and posts the segments to the
-// shard owning that SMSC account. On the owning shard each SMSC account has
-// its binds, a fair queue (round robin over customer accounts, one segment
-// per turn, so a million-message campaign never starves a one-message
-// sender), the submits in flight by token, the submitted segments waiting
-// for their receipt by SMSC message id, and the receipts that came before
-// their submit_sm_resp. Journal records: `submitted` when an SMSC confirms a
-// segment, `delivery_final` (with its refund) when a segment ends; a receipt
-// is acknowledged to the SMSC only once its final record is durable, so a
-// crash never loses one. Buffers: segments share their message (shared_ptr);
-// the engine owns its queues, maps and the waiters it gives the journal
-// (each deletes itself when told); the binds own their sockets and buffers.
+// The per-shard delivery engine (include/postino/delivery.h): the driver
+// that wires the router, the fair queues and the receipt matchers to the
+// binds, the journal and the host. On the shard that accepted a message it
+// routes each recipient (router.h) and posts the segments to the shard
+// owning the chosen SMSC account. On the owning shard each SMSC account has
+// its binds, its fair queue (fair_queue.h), the submits in flight by token
+// and its receipt matcher (receipt_matcher.h); the engine submits while a
+// bind has room, retries temporary errors with back-off until the validity
+// period ends, expires what is left, and runs the periodic tick (due
+// retries, held receipts, failover). Journal records: `submitted` when an
+// SMSC confirms a segment, `delivery_final` (with its refund) when a segment
+// ends, `inbound` for a handset message; a receipt is acknowledged to the
+// SMSC only once its final record is durable, so a crash never loses one.
+// Buffers: segments share their message (shared_ptr); the engine owns its
+// SMSC runtimes (queues, matchers, in-flight maps), its retries and the
+// waiters it gives the journal (each deletes itself when told); the binds
+// own their sockets and buffers.
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
-#include <deque>
 #include <queue>
 #include <unordered_map>
 
+#include "fair_queue.h"
 #include "postino/delivery.h"
 #include "postino/runtime.h"
 #include "postino/smpp.h"
+#include "receipt_matcher.h"
+#include "router.h"
+#include "segment.h"
+#include "short_message.h"
 #include "smpp_bind.h"
 
 namespace postino::delivery {
@@ -30,24 +36,6 @@ namespace {
 // Delivery counters have one writer each, like the shard's own.
 void bump(std::atomic<std::uint64_t>& counter, std::int64_t delta = 1) { core::shard_metrics::bump(counter, delta); }
 
-// One segment of one recipient of one message.
-struct segment_ref {
-  std::shared_ptr<const outbound_message> message;
-  std::uint32_t recipient = 0;
-  std::uint32_t segment = 0;
-  std::uint32_t attempts = 0;  // temporary failures so far
-
-  spool::delivery_key key() const {
-    spool::delivery_key k = message->key;
-    k.recipient = recipient;
-    k.segment = segment;
-    return k;
-  }
-  account_id account() const { return message->source->account; }
-  credit_units unit_price() const { return message->unit_prices[recipient]; }
-  const std::string& number() const { return message->source->recipients[recipient]; }
-};
-
 // Segments handed from one shard to another through a mailbox.
 struct handoff {
   shared_state* shared = nullptr;
@@ -55,11 +43,9 @@ struct handoff {
   std::vector<segment_ref> segments;
 };
 
-std::string_view digits_of(const std::string& e164) {
-  std::string_view d = e164;
-  if (!d.empty() && d.front() == '+') d.remove_prefix(1);
-  return d;
-}
+// An error that is not a 32-bit number (an SMSC's junk) is recorded as 0,
+// never wrapped into some other code.
+std::uint32_t receipt_error(const smpp::receipt& r) { return smpp::receipt_error_code(r.error).value_or(0); }
 
 }  // namespace
 
@@ -90,14 +76,14 @@ struct engine::impl {
   // Told when a delivery record's group is durable or failed.
   struct record_waiter final : spool::append_waiter {
     impl* self = nullptr;
-    smsc_runtime* smsc = nullptr;
+    smsc_runtime* smsc = nullptr;  // null: no SMSC took the segment (no route)
     spool::record_type type = spool::record_type::submitted;
     segment_ref seg;
     std::string smsc_message_id;
     message_state state = message_state::submitted;
     std::uint32_t error = 0;
     credit_units refund = 0;
-    smpp_bind* ack_bind = nullptr;  // a receipt waiting for its deliver_sm_resp
+    smpp_bind* ack_bind = nullptr;  // a deliver_sm waiting for its deliver_sm_resp
     deliver_ticket ack_ticket = 0;
     credit::journal_delta::inbound inbound;
     void on_durable(bool ok) override {
@@ -106,52 +92,19 @@ struct engine::impl {
     }
   };
 
+  // One SMSC account on its owning shard; hears its binds.
   struct smsc_runtime final : bind_listener {
     impl* self = nullptr;
     int index = 0;
     const smsc_config* config = nullptr;
     std::vector<std::unique_ptr<smpp_bind>> binds;
     std::vector<const smpp_bind*> up;  // binds bound now
-    // The fair queue: per customer account a FIFO; `rotation` lists the
-    // accounts whose FIFO is not empty, each once.
-    std::unordered_map<account_id, std::deque<segment_ref>> queues;
-    std::deque<account_id> rotation;
-    std::size_t queued = 0;
+    fair_queue queue;
     std::unordered_map<std::uint64_t, segment_ref> in_flight;  // by token
-    struct awaiting {
-      segment_ref seg;
-      std::string smsc_message_id;
-    };
-    std::unordered_map<std::string, awaiting> by_id;  // canonical SMSC message id
-    struct held {
-      smpp::receipt receipt;
-      std::uint64_t until_ms = 0;
-    };
-    std::unordered_map<std::string, held> early;  // receipts before their submit_sm_resp
+    receipt_matcher receipts;
 
-    void push(segment_ref seg, bool front) {
-      auto& q = queues[seg.account()];
-      if (q.empty()) rotation.push_back(seg.account());
-      front ? q.push_front(std::move(seg)) : q.push_back(std::move(seg));
-      ++queued;
-    }
-    bool pop(segment_ref& out) {
-      while (!rotation.empty()) {
-        const account_id a = rotation.front();
-        rotation.pop_front();
-        auto it = queues.find(a);
-        if (it == queues.end() || it->second.empty()) continue;
-        out = std::move(it->second.front());
-        it->second.pop_front();
-        --queued;
-        if (it->second.empty())
-          queues.erase(it);
-        else
-          rotation.push_back(a);
-        return true;
-      }
-      return false;
-    }
+    smsc_runtime(impl& owner, int i, const smsc_config& c)
+        : self(&owner), index(i), config(&c), queue(owner.shared->backlog), receipts(c.receipt_ids) {}
 
     void on_bound(smpp_bind& b) override { self->bind_up(*this, b); }
     void on_unbound(smpp_bind& b, std::vector<std::uint64_t> outstanding) override {
@@ -168,7 +121,7 @@ struct engine::impl {
 
   struct retry {
     std::uint64_t due_ms = 0;
-    int smsc = 0;
+    int smsc = 0;  // -1: no route yet, routed again when due
     segment_ref seg;
     bool operator>(const retry& o) const { return due_ms > o.due_ms; }
   };
@@ -183,22 +136,21 @@ struct engine::impl {
   host& gateway;
   const gateway_config& config;
   delivery_metrics& metrics;
+  router routes;
   std::vector<std::unique_ptr<smsc_runtime>> smscs;  // indexed like config.smscs; null when another shard owns it
   std::priority_queue<retry, std::vector<retry>, std::greater<>> retries;
   std::uint64_t next_token = 0;
   tick_timer timer;
   bool stopping = false;
-  // Routes, longest prefix first, with SMSC names resolved to indexes.
-  struct route {
-    std::string prefix;
-    std::vector<int> smscs;
-  };
-  std::vector<route> routes;
 
   impl(core::shard& s, std::shared_ptr<shared_state> sh, host& h)
-      : shard(s), shared(std::move(sh)), gateway(h), config(*shared->config), metrics(shared->metrics[s.id()]) {
+      : shard(s),
+        shared(std::move(sh)),
+        gateway(h),
+        config(*shared->config),
+        metrics(shared->metrics[s.id()]),
+        routes(config, shared->smsc_down_since_ms.get()) {
     timer.self = this;
-    build_routes();
     smscs.resize(config.smscs.size());
     for (std::size_t i = 0; i < config.smscs.size(); ++i)
       if (shared->smsc_shard[i] == shard.id()) start_smsc(static_cast<int>(i));
@@ -210,28 +162,8 @@ struct engine::impl {
     if (timer.armed()) shard.timers().cancel(timer);
   }
 
-  void build_routes() {
-    std::unordered_map<std::string, int> index;
-    for (std::size_t i = 0; i < config.smscs.size(); ++i) index[config.smscs[i].name] = static_cast<int>(i);
-    for (const auto& r : config.routes) {
-      route out{r.prefix, {}};
-      for (const auto& name : r.smscs) out.smscs.push_back(index.at(name));
-      routes.push_back(std::move(out));
-    }
-    if (routes.empty()) {
-      route all{"", {}};
-      for (std::size_t i = 0; i < config.smscs.size(); ++i) all.smscs.push_back(static_cast<int>(i));
-      routes.push_back(std::move(all));
-    }
-    std::stable_sort(routes.begin(), routes.end(),
-                     [](const route& a, const route& b) { return a.prefix.size() > b.prefix.size(); });
-  }
-
   void start_smsc(int i) {
-    auto s = std::make_unique<smsc_runtime>();
-    s->self = this;
-    s->index = i;
-    s->config = &config.smscs[i];
+    auto s = std::make_unique<smsc_runtime>(*this, i, config.smscs[i]);
     bind_env env{&shard.ring(), &shard.timers(), [this] { return core::monotonic_ms(); }};
     for (unsigned b = 0; b < s->config->binds; ++b)
       s->binds.push_back(std::make_unique<smpp_bind>(env, *s->config, b, *s));
@@ -239,59 +171,30 @@ struct engine::impl {
     smscs[i] = std::move(s);
     // Counted down from start: failover waits failover_after_s for a first bind.
     // (monotonic_ms: the shard's clock is not running yet during set-up.)
-    shared->smsc_down_since_ms[i].store(std::max<std::uint64_t>(1, core::monotonic_ms()), std::memory_order_relaxed);
+    routes.mark_down(i, core::monotonic_ms());
     for (auto& b : ref.binds) b->start();
   }
 
+  // What start-up found in the journals for this shard: segments submitted
+  // to one of its SMSCs wait for their receipt, the others are routed.
   void take_recovered() {
     std::vector<recovered_segment> work = std::move(shared->recovered[shard.id()]);
     std::vector<segment_ref> to_route;
     for (auto& r : work) {
       segment_ref seg{std::move(r.message), r.recipient, r.segment, 0};
-      if (r.smsc >= 0 && smscs[r.smsc]) {
-        smsc_runtime& s = *smscs[r.smsc];
-        s.by_id[index_key(s, r.smsc_message_id)] = {std::move(seg), r.smsc_message_id};
-      } else {
+      if (r.smsc >= 0 && smscs[r.smsc])
+        smscs[r.smsc]->receipts.await(std::move(seg), std::move(r.smsc_message_id));
+      else
         to_route.push_back(std::move(seg));
-      }
     }
     route_segments(std::move(to_route));
   }
 
   // --- routing (on any shard) -------------------------------------------
-  const route* route_for(const std::string& e164) const {
-    const std::string_view d = digits_of(e164);
-    for (const auto& r : routes)
-      if (d.substr(0, r.prefix.size()) == r.prefix) return &r;
-    return nullptr;
-  }
-
-  bool smsc_up(int i) const {
-    return shared->smsc_down_since_ms[i].load(std::memory_order_relaxed) == 0;
-  }
-
-  // The first SMSC of the route that is up, else the route's first. -1: no route.
-  int choose(const std::string& e164, int avoid = -1) const {
-    const route* r = route_for(e164);
-    if (r == nullptr) return -1;
-    for (int i : r->smscs)
-      if (i != avoid && smsc_up(i)) return i;
-    return avoid >= 0 ? -1 : r->smscs.front();
-  }
-
-  // Some route lists SMSC `i` and another SMSC that is up.
-  bool alternative_up(int i) const {
-    for (const auto& r : routes)
-      if (std::find(r.smscs.begin(), r.smscs.end(), i) != r.smscs.end())
-        for (int other : r.smscs)
-          if (other != i && smsc_up(other)) return true;
-    return false;
-  }
-
   void route_segments(std::vector<segment_ref> segments) {
     std::unordered_map<int, std::vector<segment_ref>> by_smsc;
     for (auto& seg : segments) {
-      const int i = choose(seg.number());
+      const int i = routes.choose(seg.number());
       if (i < 0) {
         // Routes are configured and none covers this number: nothing will
         // ever take it. A permanent failure, refunded.
@@ -316,86 +219,30 @@ struct engine::impl {
     std::unique_ptr<handoff> h(static_cast<handoff*>(m.target));
     engine* e = h->shared->engines[at.id()];
     if (e == nullptr) return;  // shutting down: the journal still has them
-    e->impl_->enqueue(h->smsc, std::move(h->segments));
-  }
-
-  void enqueue(int i, std::vector<segment_ref> segments) {
-    smsc_runtime& s = *smscs[i];
-    shared->backlog.fetch_add(static_cast<std::int64_t>(segments.size()), std::memory_order_relaxed);
-    for (auto& seg : segments) s.push(std::move(seg), false);
-    pump(s);
+    smsc_runtime& s = *e->impl_->smscs[h->smsc];
+    s.queue.admit(std::move(h->segments));
+    e->impl_->pump(s);
   }
 
   // --- submitting ---------------------------------------------------------
   void pump(smsc_runtime& s) {
     if (stopping) return;
     for (auto& b : s.binds) {
-      while (s.queued > 0 && b->can_submit()) {
+      while (!s.queue.empty() && b->can_submit()) {
         segment_ref seg;
-        if (!s.pop(seg)) break;
-        if (core::unix_ms() >= seg.message->expires_unix_ms) {
-          expire(&s, std::move(seg));
+        if (!s.queue.pop(seg)) break;
+        const std::uint64_t now = core::unix_ms();
+        if (now >= seg.message->expires_unix_ms) {
+          expire(s, std::move(seg));
           continue;
         }
         const std::uint64_t token = ++next_token;
-        const smpp::short_message_pdu pdu = build_pdu(*s.config, seg);
+        const smpp::short_message_pdu pdu = submit_pdu(*s.config, seg, now);
         s.in_flight.emplace(token, std::move(seg));
         b->submit(pdu, token);
         bump(metrics.submits);
       }
     }
-  }
-
-  smpp::short_message_pdu build_pdu(const smsc_config& c, const segment_ref& seg) const {
-    const outbound_message& m = *seg.message;
-    const message& accepted = *m.source;
-    smpp::short_message_pdu p;
-    p.source.value = accepted.originator;
-    switch (accepted.originator_type) {
-      case originator_kind::alphanumeric:
-        p.source.ton = c.alphanumeric_ton;
-        p.source.npi = c.alphanumeric_npi;
-        break;
-      case originator_kind::numeric:
-        p.source.ton = c.numeric_ton;
-        p.source.npi = c.numeric_npi;
-        break;
-      case originator_kind::numeric_long:
-        p.source.ton = c.long_numeric_ton;
-        p.source.npi = c.long_numeric_npi;
-        break;
-    }
-    if (accepted.originator_type != originator_kind::alphanumeric && !p.source.value.empty() &&
-        p.source.value.front() == '+')
-      p.source.value.erase(0, 1);
-    p.destination = {c.destination_ton, c.destination_npi, std::string(digits_of(seg.number()))};
-    const bool concatenated = m.segments.size() > 1;
-    p.esm_class = concatenated ? smpp::esm::udh_indicator : 0;
-    p.registered_delivery = 1;
-    const std::uint64_t now = core::unix_ms();
-    const std::uint64_t left_s = m.expires_unix_ms > now ? (m.expires_unix_ms - now + 999) / 1000 : 1;
-    p.validity_period = smpp::relative_time(left_s);
-    const std::string& sm = m.segments[seg.segment];
-    if (m.encoding == sms::sms_encoding::ucs2) {
-      p.data_coding = 0x08;
-      p.short_message = sm;
-    } else if (c.gsm_data_coding == 0x03 && latin1_segment(sm, concatenated, p.short_message)) {
-      p.data_coding = 0x03;
-    } else {
-      p.data_coding = 0x00;
-      p.short_message = sm;
-    }
-    return p;
-  }
-
-  // A GSM segment as Latin-1 octets (the UDH, when there is one, unchanged);
-  // false when a character has no Latin-1 form: it then goes as GSM.
-  static bool latin1_segment(const std::string& sm, bool has_udh, std::string& out) {
-    const std::size_t udh = has_udh && !sm.empty() ? static_cast<unsigned char>(sm[0]) + 1u : 0;
-    std::string text;
-    if (!sms::gsm7_to_latin1(std::string_view(sm).substr(std::min(udh, sm.size())), text)) return false;
-    out = sm.substr(0, udh) + text;
-    return true;
   }
 
   void submit_answered(smsc_runtime& s, std::uint64_t token, std::uint32_t status, std::string_view id) {
@@ -405,52 +252,65 @@ struct engine::impl {
     switch (smpp::classify(status)) {
       case smpp::error_class::ok:
         bump(metrics.submitted_ok);
-        shared->backlog.fetch_sub(1, std::memory_order_relaxed);
+        s.queue.settled();
         submitted(s, std::move(seg), std::string(id));
         break;
       case smpp::error_class::throttled:
         // The bind has slowed down already; the segment keeps its turn.
         bump(metrics.throttled);
-        s.push(std::move(seg), true);
+        s.queue.push_front(std::move(seg));
         break;
       case smpp::error_class::temporary:
         bump(metrics.temporary_errors);
-        retry_later(s.index, std::move(seg));
+        retry_later(s, std::move(seg));
         break;
       case smpp::error_class::permanent:
         bump(metrics.permanent_errors);
-        shared->backlog.fetch_sub(1, std::memory_order_relaxed);
+        s.queue.settled();
         finalize(&s, std::move(seg), {}, message_state::rejected, status, nullptr, 0);
         break;
     }
     pump(s);
   }
 
-  void retry_later(int smsc, segment_ref seg) {
+  // --- retries and expiry ---------------------------------------------------
+  void retry_later(smsc_runtime& s, segment_ref seg) {
     const std::uint64_t now = core::unix_ms();
     const unsigned shift = std::min<std::uint32_t>(seg.attempts, 20);
     const std::uint64_t delay =
         std::min<std::uint64_t>(std::uint64_t{config.delivery.retry_min_ms} << shift, config.delivery.retry_max_ms);
     ++seg.attempts;
-    if (now + delay >= seg.message->expires_unix_ms) return expire(smscs[smsc].get(), std::move(seg));
-    retries.push({shard.now_ms() + delay, smsc, std::move(seg)});
+    if (now + delay >= seg.message->expires_unix_ms) return expire(s, std::move(seg));
+    retries.push({shard.now_ms() + delay, s.index, std::move(seg)});
     arm_tick();
   }
 
-  void expire(smsc_runtime* s, segment_ref seg) {
-    shared->backlog.fetch_sub(1, std::memory_order_relaxed);
+  void expire(smsc_runtime& s, segment_ref seg) {
+    s.queue.settled();
     bump(metrics.expired);
-    finalize(s, std::move(seg), {}, message_state::expired, 0, nullptr, 0);
+    finalize(&s, std::move(seg), {}, message_state::expired, 0, nullptr, 0);
   }
 
+  void run_due_retries(std::uint64_t now) {
+    while (!retries.empty() && retries.top().due_ms <= now) {
+      retry r = retries.top();
+      retries.pop();
+      if (r.smsc >= 0 && smscs[r.smsc]) {
+        smscs[r.smsc]->queue.push_back(std::move(r.seg));
+      } else {
+        std::vector<segment_ref> again;
+        again.push_back(std::move(r.seg));
+        route_segments(std::move(again));
+      }
+    }
+  }
+
+  // --- receipts -------------------------------------------------------------
   void submitted(smsc_runtime& s, segment_ref seg, std::string id) {
-    auto* w = new record_waiter;
-    w->self = this;
-    w->smsc = &s;
-    w->type = spool::record_type::submitted;
-    w->seg = seg;
-    w->smsc_message_id = id;
-    append(*w);
+    record_waiter& w = new_waiter(spool::record_type::submitted, &s);
+    w.seg = seg;
+    w.smsc_message_id = id;
+    append(w);
     if (id.empty()) {
       std::fprintf(stderr, "postino: smsc %s: submit_sm_resp without a message id for %s: no receipt can match\n",
                    s.config->name.c_str(), seg.message->queue_id.c_str());
@@ -458,37 +318,53 @@ struct engine::impl {
     }
     // A receipt that came first is applied now; the final record follows
     // the submitted one in the same journal, so it is never durable alone.
-    if (auto early = s.early.find(index_key(s, id)); early != s.early.end()) {
-      const smpp::receipt r = std::move(early->second.receipt);
-      s.early.erase(early);
+    if (std::optional<smpp::receipt> r = s.receipts.take_held(id)) {
       bump(metrics.receipts_matched);
-      finalize(&s, std::move(seg), id, r.state, receipt_error(r), nullptr, 0);
+      finalize(&s, std::move(seg), id, r->state, receipt_error(*r), nullptr, 0);
       return;
     }
-    // (The key first: the right side of an assignment is evaluated first.)
-    std::string key = index_key(s, id);
-    s.by_id[std::move(key)] = {std::move(seg), std::move(id)};
+    s.receipts.await(std::move(seg), std::move(id));
   }
 
-  // Submitted ids are indexed under receipt_key() (the canonical id, or its
-  // hex/decimal form when the SMSC's receipts are configured to print that);
-  // receipts, and the early receipts, are keyed by their canonical id. No
-  // guessing: with many receipts in flight, "1a" read as hex may be exactly
-  // another segment's decimal id, and a wrong match finalizes the wrong
-  // segment; an SMSC that mixes bases is configured (receipt_ids).
-  static std::string index_key(const smsc_runtime& s, std::string_view id) {
-    return smpp::receipt_key(id, s.config->receipt_ids);
+  void deliver_sm(smsc_runtime& s, smpp_bind& b, deliver_ticket ticket, const smpp::short_message_pdu& pdu) {
+    if (!smpp::is_receipt(pdu)) return store_inbound(s, b, ticket, pdu);
+    bump(metrics.receipts);
+    smpp::receipt r;
+    if (!smpp::parse_receipt(pdu, r)) {
+      std::fprintf(stderr, "postino: smsc %s: a receipt without an id or state: acknowledged and ignored\n",
+                   b.name().c_str());
+      bump(metrics.receipts_unmatched);
+      return b.ack_deliver(ticket, smpp::status::ok);
+    }
+    if (!r.final) return b.ack_deliver(ticket, smpp::status::ok);
+    if (std::optional<receipt_matcher::awaiting> a = s.receipts.match(r)) {
+      bump(metrics.receipts_matched);
+      // Acknowledged once its final record is durable: the SMSC keeps it until then.
+      finalize(&s, std::move(a->seg), std::move(a->smsc_message_id), r.state, receipt_error(r), &b, ticket);
+      return;
+    }
+    // Before its submit_sm_resp (or for a segment this process does not
+    // know). Acknowledging it now is safe: a segment whose submitted record
+    // is not durable is submitted again after a crash, and the SMSC sends a
+    // receipt for that one.
+    bump(metrics.receipts_held);
+    s.receipts.hold(std::move(r), shard.now_ms() + config.delivery.receipt_hold_s * 1000ull);
+    b.ack_deliver(ticket, smpp::status::ok);
   }
 
-  // An error that is not a 32-bit number (an SMSC's junk) is recorded as 0,
-  // never wrapped into some other code.
-  static std::uint32_t receipt_error(const smpp::receipt& r) { return smpp::receipt_error_code(r.error).value_or(0); }
+  void drop_held_receipts(smsc_runtime& s, std::uint64_t now) {
+    for (const smpp::receipt& r : s.receipts.drop_expired(now)) {
+      bump(metrics.receipts_unmatched);
+      std::fprintf(stderr, "postino: smsc %s: receipt for unknown message id %s dropped after %u s\n",
+                   s.config->name.c_str(), r.message_id.c_str(), config.delivery.receipt_hold_s);
+    }
+  }
 
   // --- binds coming and going -----------------------------------------------
   void bind_up(smsc_runtime& s, const smpp_bind& b) {
     s.up.push_back(&b);
     bump(metrics.binds_up);
-    shared->smsc_down_since_ms[s.index].store(0, std::memory_order_relaxed);
+    routes.mark_up(s.index);
     pump(s);
   }
 
@@ -498,14 +374,13 @@ struct engine::impl {
       s.up.erase(was_up);
       bump(metrics.binds_up, -1);
     }
-    if (s.up.empty() && smsc_up(s.index))
-      shared->smsc_down_since_ms[s.index].store(std::max<std::uint64_t>(1, shard.now_ms()), std::memory_order_relaxed);
+    if (s.up.empty() && routes.up(s.index)) routes.mark_down(s.index, shard.now_ms());
     std::size_t again = 0;
     // Newest first onto the front, so they go out again in their old order.
     for (auto it = outstanding.rbegin(); it != outstanding.rend(); ++it) {
       auto node = s.in_flight.extract(*it);
       if (node.empty()) continue;
-      s.push(std::move(node.mapped()), true);
+      s.queue.push_front(std::move(node.mapped()));
       ++again;
     }
     if (again > 0) {
@@ -518,79 +393,62 @@ struct engine::impl {
     pump(s);
   }
 
-  // --- receipts and handset messages --------------------------------------------
-  void deliver_sm(smsc_runtime& s, smpp_bind& b, deliver_ticket ticket, const smpp::short_message_pdu& pdu) {
-    if (!smpp::is_receipt(pdu)) return store_inbound(s, b, ticket, pdu);
-    bump(metrics.receipts);
-    smpp::receipt r;
-    if (!smpp::parse_receipt(pdu, r)) {
-      std::fprintf(stderr, "postino: smsc %s: a receipt without an id or state: acknowledged and ignored\n",
-                   b.name().c_str());
-      bump(metrics.receipts_unmatched);
-      return b.ack_deliver(ticket, smpp::status::ok);
-    }
-    if (!r.final) return b.ack_deliver(ticket, smpp::status::ok);
-    if (auto it = s.by_id.find(smpp::canonical_id(r.message_id)); it != s.by_id.end()) {
-      auto a = std::move(it->second);
-      s.by_id.erase(it);
-      bump(metrics.receipts_matched);
-      // Acknowledged once its final record is durable: the SMSC keeps it until then.
-      finalize(&s, std::move(a.seg), std::move(a.smsc_message_id), r.state, receipt_error(r), &b, ticket);
-      return;
-    }
-    // Before its submit_sm_resp (or for a segment this process does not
-    // know). Acknowledging it now is safe: a segment whose submitted record
-    // is not durable is submitted again after a crash, and the SMSC sends a
-    // receipt for that one.
-    bump(metrics.receipts_held);
-    std::string key = smpp::canonical_id(r.message_id);
-    s.early[std::move(key)] = {std::move(r), shard.now_ms() + config.delivery.receipt_hold_s * 1000ull};
-    b.ack_deliver(ticket, smpp::status::ok);
+  // An SMSC down for failover_after_s: its queued segments move to the next
+  // SMSC of their route that is up (in-flight ones came back at the loss).
+  void fail_over(smsc_runtime& s, std::uint64_t now) {
+    if (s.queue.empty()) return;
+    const std::optional<std::uint64_t> down_ms = routes.failover_due(s.index, now);
+    if (!down_ms) return;
+    fair_queue::moved_segments moved;
+    const std::size_t count = s.queue.move_out(
+        [&](const segment_ref& seg) { return routes.choose_instead_of(seg.number(), s.index); }, moved);
+    if (count == 0) return;
+    bump(metrics.failovers, count);
+    std::fprintf(stderr, "postino: smsc %s: down for %llu s, %zu segment(s) moved to the next route\n",
+                 s.config->name.c_str(), static_cast<unsigned long long>(*down_ms / 1000), count);
+    for (auto& [to, list] : moved) post_segments(to, std::move(list));
+  }
+
+  // --- journal records --------------------------------------------------------
+  record_waiter& new_waiter(spool::record_type type, smsc_runtime* s) {
+    auto* w = new record_waiter;
+    w->self = this;
+    w->smsc = s;
+    w->type = type;
+    return *w;
   }
 
   void store_inbound(smsc_runtime& s, smpp_bind& b, deliver_ticket ticket, const smpp::short_message_pdu& pdu) {
-    auto* w = new record_waiter;
-    w->self = this;
-    w->smsc = &s;
-    w->type = spool::record_type::inbound;
-    w->ack_bind = &b;
-    w->ack_ticket = ticket;
-    w->inbound.smsc = s.config->name;
-    w->inbound.source = pdu.source.value;
-    w->inbound.destination = pdu.destination.value;
-    w->inbound.text = inbound_text(pdu);
-    append(*w);
+    record_waiter& w = new_waiter(spool::record_type::inbound, &s);
+    w.ack_bind = &b;
+    w.ack_ticket = ticket;
+    w.inbound.smsc = s.config->name;
+    w.inbound.source = pdu.source.value;
+    w.inbound.destination = pdu.destination.value;
+    w.inbound.text = inbound_text(pdu);
+    append(w);
   }
 
-  static std::string inbound_text(const smpp::short_message_pdu& pdu) {
-    std::string_view sm = pdu.short_message;
-    if ((pdu.esm_class & smpp::esm::udh_indicator) != 0 && !sm.empty())
-      sm.remove_prefix(std::min<std::size_t>(sm.size(), static_cast<unsigned char>(sm[0]) + 1u));
-    switch (pdu.data_coding) {
-      case 0x00: return sms::gsm7_to_utf8(sm);
-      case 0x03: return sms::latin1_to_utf8(sm);
-      case 0x08: return sms::utf16be_to_utf8(sm);
-      default: return sms::is_valid_utf8(sm) ? std::string(sm) : sms::latin1_to_utf8(sm);
-    }
-  }
-
-  // --- final states ---------------------------------------------------------
   // `s` may be null (no SMSC took it: no route). `ack_bind`: a receipt to
   // acknowledge once the record is durable.
   void finalize(smsc_runtime* s, segment_ref seg, std::string smsc_message_id, message_state state,
                 std::uint32_t error, smpp_bind* ack_bind, deliver_ticket ack_ticket) {
-    auto* w = new record_waiter;
-    w->self = this;
-    w->smsc = s;
-    w->type = spool::record_type::delivery_final;
-    w->state = state;
-    w->error = error;
-    w->refund = is_refunded(state) ? seg.unit_price() : 0;
-    w->smsc_message_id = std::move(smsc_message_id);
-    w->seg = std::move(seg);
-    w->ack_bind = ack_bind;
-    w->ack_ticket = ack_ticket;
-    append(*w);
+    record_waiter& w = new_waiter(spool::record_type::delivery_final, s);
+    w.state = state;
+    w.error = error;
+    w.refund = is_refunded(state) ? seg.unit_price() : 0;
+    w.smsc_message_id = std::move(smsc_message_id);
+    w.seg = std::move(seg);
+    w.ack_bind = ack_bind;
+    w.ack_ticket = ack_ticket;
+    append(w);
+  }
+
+  static message_state recorded_state(const record_waiter& w) {
+    return w.type == spool::record_type::submitted ? message_state::submitted : w.state;
+  }
+  static std::string smsc_name(const record_waiter& w) {
+    return w.smsc != nullptr ? w.smsc->config->name : std::string();
   }
 
   void append(record_waiter& w) {
@@ -603,9 +461,9 @@ struct engine::impl {
     } else {
       r.delivery.key = w.seg.key();
       r.delivery.recipient = w.seg.number();
-      r.delivery.smsc = w.smsc != nullptr ? w.smsc->config->name : std::string();
+      r.delivery.smsc = smsc_name(w);
       r.delivery.smsc_message_id = w.smsc_message_id;
-      r.delivery.state = w.type == spool::record_type::submitted ? message_state::submitted : w.state;
+      r.delivery.state = recorded_state(w);
       r.delivery.error = w.error;
       r.delivery.account = w.seg.account();
       r.delivery.refund = w.refund;
@@ -632,8 +490,8 @@ struct engine::impl {
     row.recipient_index = w.seg.recipient;
     row.segment = w.seg.segment;
     row.recipient = w.seg.number();
-    row.state = w.type == spool::record_type::submitted ? message_state::submitted : w.state;
-    row.smsc = w.smsc != nullptr ? w.smsc->config->name : std::string();
+    row.state = recorded_state(w);
+    row.smsc = smsc_name(w);
     row.smsc_message_id = w.smsc_message_id;
     row.error = w.error;
     row.refund = w.refund;
@@ -657,10 +515,7 @@ struct engine::impl {
     if (w.type == spool::record_type::submitted) return;
     if (w.ack_bind != nullptr) {
       w.ack_bind->ack_deliver(w.ack_ticket, smpp::status::system_error);
-      if (w.smsc != nullptr) {
-        std::string key = index_key(*w.smsc, w.smsc_message_id);
-        w.smsc->by_id[std::move(key)] = {std::move(w.seg), std::move(w.smsc_message_id)};
-      }
+      if (w.smsc != nullptr) w.smsc->receipts.await(std::move(w.seg), std::move(w.smsc_message_id));
       return;
     }
     if (w.smsc == nullptr) {
@@ -668,8 +523,8 @@ struct engine::impl {
       retries.push({shard.now_ms() + config.delivery.retry_min_ms, -1, std::move(w.seg)});
       return arm_tick();
     }
-    shared->backlog.fetch_add(1, std::memory_order_relaxed);
-    retry_later(w.smsc->index, std::move(w.seg));
+    w.smsc->queue.unsettled();
+    retry_later(*w.smsc, std::move(w.seg));
   }
 
   // --- the periodic tick: retries, held receipts, failover --------------------
@@ -688,62 +543,14 @@ struct engine::impl {
 
   void tick() {
     const std::uint64_t now = shard.now_ms();
-    while (!retries.empty() && retries.top().due_ms <= now) {
-      retry r = retries.top();
-      retries.pop();
-      if (r.smsc >= 0 && smscs[r.smsc]) {
-        smscs[r.smsc]->push(std::move(r.seg), false);
-      } else {
-        std::vector<segment_ref> again;
-        again.push_back(std::move(r.seg));
-        route_segments(std::move(again));
-      }
-    }
+    run_due_retries(now);
     for (auto& s : smscs) {
       if (!s) continue;
-      for (auto it = s->early.begin(); it != s->early.end();) {
-        if (it->second.until_ms > now) {
-          ++it;
-          continue;
-        }
-        bump(metrics.receipts_unmatched);
-        std::fprintf(stderr, "postino: smsc %s: receipt for unknown message id %s dropped after %u s\n",
-                     s->config->name.c_str(), it->second.receipt.message_id.c_str(), config.delivery.receipt_hold_s);
-        it = s->early.erase(it);
-      }
+      drop_held_receipts(*s, now);
       fail_over(*s, now);
       pump(*s);
     }
     arm_tick();
-  }
-
-  // An SMSC down for failover_after_s: its queued segments move to the next
-  // SMSC of their route that is up (in-flight ones came back at the loss).
-  void fail_over(smsc_runtime& s, std::uint64_t now) {
-    const std::uint64_t since = shared->smsc_down_since_ms[s.index].load(std::memory_order_relaxed);
-    if (since == 0 || s.queued == 0 || now - since < config.delivery.failover_after_s * 1000ull) return;
-    // Without an SMSC to move to, the queue is not walked every tick.
-    if (!alternative_up(s.index)) return;
-    std::unordered_map<int, std::vector<segment_ref>> moved;
-    segment_ref seg;
-    std::size_t count = 0;
-    std::deque<segment_ref> stay;
-    while (s.pop(seg)) {
-      const int to = choose(seg.number(), s.index);
-      if (to < 0) {
-        stay.push_back(std::move(seg));
-        continue;
-      }
-      moved[to].push_back(std::move(seg));
-      ++count;
-    }
-    for (auto& x : stay) s.push(std::move(x), false);
-    if (count == 0) return;
-    bump(metrics.failovers, count);
-    shared->backlog.fetch_sub(static_cast<std::int64_t>(count), std::memory_order_relaxed);
-    std::fprintf(stderr, "postino: smsc %s: down for %llu s, %zu segment(s) moved to the next route\n",
-                 s.config->name.c_str(), static_cast<unsigned long long>((now - since) / 1000), count);
-    for (auto& [to, list] : moved) post_segments(to, std::move(list));
   }
 
   // --- shutdown ------------------------------------------------------------------

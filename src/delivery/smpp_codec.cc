@@ -3,7 +3,8 @@
 // tests need), the command_status table and its retry classification,
 // delivery-receipt parsing (TLVs and the text form of SMPP 3.4 Appendix B, with
 // the variants SMSCs actually print) and the message-id keys that match a
-// receipt to its submit_sm_resp across hex/decimal/zero-padding differences.
+// receipt to its submit_sm_resp across zero padding, letter case and the
+// configured hex/decimal difference.
 // Buffers: encoders only append to the caller's string; decoders only read
 // the caller's byte range and copy what they return into caller-owned
 // structs; nothing is kept between calls and nothing throws.
@@ -625,17 +626,6 @@ std::string canonical_id(std::string_view id) {
   std::string o(id.substr(first));
   for (char& c : o) c = lower(c);
   return o;
-}
-
-std::vector<std::string> match_keys(std::string_view id) {
-  std::vector<std::string> keys;
-  keys.push_back(canonical_id(id));
-  auto add = [&](std::optional<std::string> k) {
-    if (k && std::find(keys.begin(), keys.end(), *k) == keys.end()) keys.push_back(std::move(*k));
-  };
-  add(hex_to_decimal(keys[0]));
-  add(decimal_to_hex(keys[0]));
-  return keys;
 }
 
 std::string receipt_key(std::string_view submitted_id, std::string_view form) {

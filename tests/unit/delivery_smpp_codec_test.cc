@@ -881,13 +881,10 @@ TEST(SmppReceipt, ParseStatAndStateFromTlv) {
 
 // ---- message ids ----------------------------------------------------------
 
-// What the delivery engine does: index the submitted id under all its keys,
-// look the receipt's keys up in order; returns the key that hit.
-std::optional<std::string> match(std::string_view submitted, std::string_view receipted) {
-  std::vector<std::string> index = match_keys(submitted);
-  for (const std::string& k : match_keys(receipted))
-    if (std::find(index.begin(), index.end(), k) != index.end()) return k;
-  return std::nullopt;
+// What the receipt matcher does: a submitted id indexed under the SMSC's
+// configured form is found by the receipt's canonical id.
+bool matches(std::string_view submitted, std::string_view receipted, std::string_view form) {
+  return receipt_key(submitted, form) == canonical_id(receipted);
 }
 
 TEST(SmppIds, Canonical) {
@@ -900,25 +897,25 @@ TEST(SmppIds, Canonical) {
   EXPECT_EQ(canonical_id("00x-1"), "x-1");
 }
 
-TEST(SmppIds, MatchKeys) {
-  EXPECT_EQ(match_keys("0A1B2C3D"), (std::vector<std::string>{"a1b2c3d", "169552957"}));
-  EXPECT_EQ(match_keys("169552957"), (std::vector<std::string>{"169552957", "6062156119", "a1b2c3d"}));
-  EXPECT_EQ(match_keys("12345"), (std::vector<std::string>{"12345", "74565", "3039"}));
-  EXPECT_EQ(match_keys("3039"), (std::vector<std::string>{"3039", "12345", "bdf"}));
-  EXPECT_EQ(match_keys("0000"), (std::vector<std::string>{"0"}));
-  EXPECT_EQ(match_keys("7"), (std::vector<std::string>{"7"}));
-  EXPECT_EQ(match_keys("10"), (std::vector<std::string>{"10", "16", "a"}));
-  EXPECT_EQ(match_keys("msg-1"), (std::vector<std::string>{"msg-1"}));
-  EXPECT_EQ(match_keys("ffffffffffffffff"), (std::vector<std::string>{"ffffffffffffffff", "18446744073709551615"}));
+// The conversions at their edges: 16 hex digits at most, 64 bits at most.
+TEST(SmppIds, ReceiptKeyConversionBounds) {
+  EXPECT_EQ(receipt_key("0A1B2C3D", "decimal"), "169552957");
+  EXPECT_EQ(receipt_key("169552957", "hex"), "a1b2c3d");
+  EXPECT_EQ(receipt_key("12345", "hex"), "3039");
+  EXPECT_EQ(receipt_key("12345", "decimal"), "74565");
+  EXPECT_EQ(receipt_key("0000", "hex"), "0");
+  EXPECT_EQ(receipt_key("0000", "decimal"), "0");
+  EXPECT_EQ(receipt_key("7", "hex"), "7");
+  EXPECT_EQ(receipt_key("10", "decimal"), "16");
+  EXPECT_EQ(receipt_key("msg-1", "decimal"), "msg-1");
+  EXPECT_EQ(receipt_key("ffffffffffffffff", "decimal"), "18446744073709551615");
   // 17 hex digits do not fit 64 bits: no decimal form.
-  EXPECT_EQ(match_keys("1ffffffffffffffff"), (std::vector<std::string>{"1ffffffffffffffff"}));
+  EXPECT_EQ(receipt_key("1ffffffffffffffff", "decimal"), "1ffffffffffffffff");
   // Leading zeros do not count against the 16 digits.
-  EXPECT_EQ(match_keys("0000ffffffffffffffff"), (std::vector<std::string>{"ffffffffffffffff", "18446744073709551615"}));
-  EXPECT_EQ(match_keys("18446744073709551615"),
-            (std::vector<std::string>{"18446744073709551615", "ffffffffffffffff"}));
-  // One past 2^64-1 has no hex form; as 20 hex digits no decimal form either.
-  EXPECT_EQ(match_keys("18446744073709551616"), (std::vector<std::string>{"18446744073709551616"}));
-  EXPECT_EQ(match_keys("").size(), 1u);
+  EXPECT_EQ(receipt_key("0000ffffffffffffffff", "decimal"), "18446744073709551615");
+  EXPECT_EQ(receipt_key("18446744073709551615", "hex"), "ffffffffffffffff");
+  EXPECT_EQ(receipt_key("", "hex"), "");
+  EXPECT_EQ(receipt_key("", "decimal"), "");
 }
 
 // The engine's matching: a submitted id's key under each configured form
@@ -937,24 +934,30 @@ TEST(SmppIds, ReceiptKeyByConfiguredForm) {
 }
 
 TEST(SmppIds, MatchingPairs) {
-  EXPECT_EQ(match("0A1B2C3D", "169552957"), "169552957");
-  EXPECT_EQ(match("169552957", "0A1B2C3D"), "a1b2c3d");
-  EXPECT_EQ(match("12345", "3039"), "3039");
-  EXPECT_EQ(match("3039", "12345"), "12345");
-  EXPECT_EQ(match("0A1B2C3D", "a1b2c3d"), "a1b2c3d");
-  EXPECT_EQ(match("000000123", "123"), "123");
-  EXPECT_EQ(match("123", "0123"), "123");
-  EXPECT_EQ(match("00ff", "255"), "255");
-  EXPECT_EQ(match("ABCDEF", "abcdef"), "abcdef");
-  EXPECT_EQ(match("0000", "0"), "0");
-  // An exact match is found first, before any converted key.
-  EXPECT_EQ(match("12345", "12345"), "12345");
-  // Ids that are not numbers match only exactly (case and leading zeros aside).
-  EXPECT_EQ(match("msg-1", "MSG-1"), "msg-1");
-  EXPECT_EQ(match("msg-1", "msg-2"), std::nullopt);
-  EXPECT_EQ(match("12345", "12346"), std::nullopt);
-  EXPECT_EQ(match("0A1B2C3D", "169552958"), std::nullopt);
-  EXPECT_EQ(match("a1b2c3d-x", "169552957"), std::nullopt);
+  EXPECT_TRUE(matches("0A1B2C3D", "169552957", "decimal"));
+  EXPECT_TRUE(matches("169552957", "0A1B2C3D", "hex"));
+  EXPECT_TRUE(matches("12345", "3039", "hex"));
+  EXPECT_TRUE(matches("3039", "12345", "decimal"));
+  EXPECT_TRUE(matches("00ff", "255", "decimal"));
+  for (const char* form : {"auto", "same"}) {
+    EXPECT_TRUE(matches("0A1B2C3D", "a1b2c3d", form));
+    EXPECT_TRUE(matches("000000123", "123", form));
+    EXPECT_TRUE(matches("123", "0123", form));
+    EXPECT_TRUE(matches("ABCDEF", "abcdef", form));
+    EXPECT_TRUE(matches("0000", "0", form));
+    EXPECT_TRUE(matches("12345", "12345", form));
+    // Without a configured conversion the other base never matches.
+    EXPECT_FALSE(matches("12345", "3039", form));
+    EXPECT_FALSE(matches("0A1B2C3D", "169552957", form));
+  }
+  for (const char* form : {"auto", "same", "hex", "decimal"}) {
+    // Ids that are not numbers match only exactly (case and leading zeros aside).
+    EXPECT_TRUE(matches("msg-1", "MSG-1", form));
+    EXPECT_FALSE(matches("msg-1", "msg-2", form));
+    EXPECT_FALSE(matches("12345", "12346", form));
+    EXPECT_FALSE(matches("a1b2c3d-x", "169552957", form));
+  }
+  EXPECT_FALSE(matches("0A1B2C3D", "169552958", "decimal"));
 }
 
 TEST(SmppIds, RandomNumbersMatchAcrossBases) {
@@ -964,8 +967,8 @@ TEST(SmppIds, RandomNumbersMatchAcrossBases) {
     std::string dec = std::to_string(v);
     char hex[32];
     std::snprintf(hex, sizeof hex, i % 2 ? "%016llX" : "%llx", static_cast<unsigned long long>(v));
-    ASSERT_TRUE(match(hex, dec).has_value()) << hex << " " << dec;
-    ASSERT_TRUE(match(dec, hex).has_value()) << dec << " " << hex;
+    ASSERT_TRUE(matches(hex, dec, "decimal")) << hex << " " << dec;
+    ASSERT_TRUE(matches(dec, hex, "hex")) << dec << " " << hex;
   }
 }
 

@@ -54,10 +54,13 @@ struct smsc_config {
   std::uint8_t long_numeric_ton = 0, long_numeric_npi = 1;  // over 15 digits
   std::uint8_t destination_ton = 1, destination_npi = 1;
   // How receipts print the ids submit_sm_resp gave (FIELD-NOTES: SMSCs mix
-  // hex and decimal): "auto" tries the id as given, then its hex/decimal
-  // reading; "same" matches only as given; "hex" (receipts print in hex the
-  // decimal ids of submit_sm_resp) and "decimal" (the reverse) convert.
-  // Mixed-format SMSCs can make "auto" pick the wrong one: say which.
+  // hex and decimal): "same" matches only as given (letter case and leading
+  // zeros aside); "hex" (receipts print in hex the decimal ids of
+  // submit_sm_resp) and "decimal" (the reverse) convert. "auto", the
+  // default, is "same": the other base is never tried on its own, because
+  // an id read in the other base is often exactly another segment's id
+  // (receipt 26 is 0x26 and 0x1A's decimal reading), and a wrong match
+  // finalizes and refunds the wrong segment (src/delivery/receipt_matcher.h).
   std::string receipt_ids = "auto";
   unsigned enquire_link_s = 30;       // keep-alive interval
   unsigned response_timeout_s = 10;   // a response (bind, enquire_link, submit) later than this drops the bind

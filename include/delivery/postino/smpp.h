@@ -183,22 +183,17 @@ std::optional<message_state> state_from_tlv(std::uint8_t value);
 
 // Message ids as submit_sm_resp gave them and as receipts print them may
 // differ: hex in one, decimal in the other, leading zeros, letter case. The
-// canonical key is the id lower-cased without leading zeros. match_keys
-// lists every reading of an id: canonical_id() first, then, for an id that
-// reads as a hex number (at most 16 digits), its decimal form, and for an
-// all-decimal id (fitting 64 bits), its hex form. It is NOT how the engine
-// matches receipts: with many receipts in flight a converted key is often
-// exactly another segment's id ("10" is ten and sixteen), so the engine
-// matches canonical ids, converted only by the SMSC's configured form
-// (receipt_key below); nothing in the gateway calls match_keys.
+// canonical key is the id lower-cased without leading zeros; a receipt is
+// looked up under canonical_id() alone.
 std::string canonical_id(std::string_view id);
-std::vector<std::string> match_keys(std::string_view id);
 
 // The key a submitted id is indexed under when the SMSC's receipts are
-// known to print ids "same" (canonical_id), "hex" (the hex form of a decimal
-// id) or "decimal" (the decimal form of a hex id); a receipt is then looked
-// up under canonical_id() alone. Falls back to canonical_id() when the id
-// does not convert.
+// known to print ids "same" (canonical_id; "auto" is the same), "hex" (the
+// hex form of a decimal id) or "decimal" (the decimal form of a hex id, at
+// most 16 hex digits). Falls back to canonical_id() when the id does not
+// convert. There is no reading that tries both bases: with many receipts in
+// flight a converted key is often exactly another segment's id ("10" is ten
+// and sixteen), so the base is configured, never guessed (receipt_matcher.h).
 std::string receipt_key(std::string_view submitted_id, std::string_view form);
 
 // SMPP relative time "YYMMDDhhmmss000R" for a validity period of `seconds`.
