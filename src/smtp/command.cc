@@ -5,6 +5,7 @@
 
 #include <array>
 
+#include "postino/ascii.h"
 #include "scanner.h"
 
 namespace postino::smtp {
@@ -32,8 +33,6 @@ constexpr std::array<command_spec, 14> table{{
     {"STARTTLS", verb::starttls, discards_readahead, {}, default_line_limit},
 }};
 
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
 bool is_space(char c) { return c == ' ' || c == '\t'; }
 
 // Length of a token that may contain quoted strings; stops at `stop` outside
@@ -60,17 +59,6 @@ std::string_view skip_spaces(std::string_view s) {
 }
 
 }  // namespace
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (lower(a[i]) != lower(b[i])) return false;
-  return true;
-}
-
-bool istarts_with(std::string_view s, std::string_view prefix) {
-  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
-}
 
 const command_spec* find_command(std::string_view name) {
   for (const auto& row : table)

@@ -18,6 +18,7 @@
 #include <optional>
 
 #include "command.h"
+#include "postino/ascii.h"
 #include "postino/mime.h"
 #include "postino/sms.h"
 #include "base64.h"
