@@ -496,6 +496,9 @@ class lease_wallet {
   void request(account_id id, account_state& a, std::uint64_t now_ms, outbox& out);
   void take(account_state& a, credit_units amount, std::uint64_t now_ms);
   void mark_dirty(account_id id, account_state& a);
+  // The report of what `a` has not yet told its home (and, with_lease, the
+  // unspent lease going back); those counters restart at zero.
+  lease_report take_report(account_id id, account_state& a, bool with_lease);
 
   unsigned shard_;
   tuning tuning_;
