@@ -925,7 +925,8 @@ constexpr bool required = true;
 // The settings options of `account add` and `account set`, in --help order.
 const argument setting_options[] = {
     {"--default-originator", &options::default_originator, "sender used when the message names none ('' for none)"},
-    {"--allowed-originators", &options::allowed_originators, "comma-separated senders the account may use ('' for any)"},
+    {"--allowed-originators", &options::allowed_originators,
+     "comma-separated senders the account may use ('' for any)"},
     {"--max-recipients", &options::max_recipients, "recipients per message (default 1000)", false,
      CLI::Range(1u, 1000000u)},
     {"--default-country", &options::default_country,
@@ -968,7 +969,8 @@ void add_argument(CLI::App& cmd, options& o, const argument& a, bool records_giv
 }
 
 const argument account_argument{"account", &options::account, "username or id", required};
-const argument price_table_option{"--account", &options::price_account, "the account's table (default: the global one)"};
+const argument price_table_option{"--account", &options::price_account,
+                                   "the account's table (default: the global one)"};
 
 // One row per command of a group: its name, help line, arguments (then the
 // settings options where `settings` says so) and what runs it, in --help order.
@@ -1044,7 +1046,8 @@ void add_global_options(CLI::App& app, options& o) {
   auto* o_db = app.add_option("--database", o.database, "SQLite database (default ./postino-data/postino.db)");
   auto* o_dir = app.add_option("--data-dir", o.data_dir, "gateway data directory (uses DIR/postino.db)");
   o_db->excludes(o_dir);
-  app.add_option("-c,--config", o.config, "read data_dir/database (and the admin endpoint) from the gateway's TOML file");
+  app.add_option("-c,--config", o.config,
+                 "read data_dir/database (and the admin endpoint) from the gateway's TOML file");
   app.add_option("--admin", o.admin,
                  "the running gateway's admin endpoint HOST:PORT (default: from -c's ports file or [admin])");
 }

@@ -374,7 +374,8 @@ void lease_wallet::tick(std::uint64_t now_ms, outbox& out) {
     const bool quiet = now_ms - a.last_take_ms >= tuning_.idle_ms;
     if (!quiet || has_waiters(a) || a.requesting) continue;
     a.rate = 0;
-    if (a.lease > 0 || a.spent > 0 || a.messages > 0) out.reports.push_back(take_report(id, a, /*with_lease=*/true));
+    if (a.lease > 0 || a.spent > 0 || a.messages > 0)
+      out.reports.push_back(take_report(id, a, /*with_lease=*/true));
     if (a.in_flight == 0 && !a.dirty) forget.push_back(id);
   }
   for (account_id id : forget) accounts_.erase(id);
