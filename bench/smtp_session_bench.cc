@@ -48,9 +48,9 @@ void resolve_inline(session& s, const account_settings& account) {
     }
     case request_kind::credit_check: s.resolve(credit_check_result{1000000000}); break;
     case request_kind::commit: {
-      transaction for_journal = take_for_journal(s.pending_commit());
+      transaction for_journal = std::move(s.pending_commit());
       benchmark::DoNotOptimize(for_journal.body.data());
-      commit_result r{commit_result::outcome::accepted, "0100000000000001", 0, 0};
+      commit_result r{commit_result::outcome::accepted, "0100000000000001", 0, 0, &for_journal.recipients};
       s.resolve(r);
       break;
     }

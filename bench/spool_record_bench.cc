@@ -18,11 +18,11 @@ namespace {
 using namespace postino;
 namespace codec = postino::spool::codec;
 
-smtp::transaction message(std::size_t recipients, std::size_t body_chars) {
-  smtp::transaction tx;
+message sample_message(std::size_t recipients, std::size_t body_chars) {
+  message tx;
   tx.account = 7;
   tx.originator = "+393401234567";
-  tx.originator_type = smtp::originator_kind::numeric_long;
+  tx.originator_type = originator_kind::numeric_long;
   for (std::size_t i = 0; i < recipients; ++i) tx.recipients.push_back("+39333" + std::to_string(1000000 + i));
   tx.body = postino::bench::gsm_text(body_chars) + "\r\n";
   tx.sms_text = postino::bench::gsm_text(std::min<std::size_t>(body_chars, 160));
@@ -32,7 +32,7 @@ smtp::transaction message(std::size_t recipients, std::size_t body_chars) {
 
 // Arg 0: recipients, arg 1: body characters.
 void BM_encode_message(benchmark::State& state) {
-  const smtp::transaction tx = message(static_cast<std::size_t>(state.range(0)), static_cast<std::size_t>(state.range(1)));
+  const message tx = sample_message(static_cast<std::size_t>(state.range(0)), static_cast<std::size_t>(state.range(1)));
   std::string out;
   out.reserve(codec::message_size(tx));
   std::uint64_t sequence = 0;

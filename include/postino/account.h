@@ -90,14 +90,4 @@ inline std::optional<content_mode> parse_content_mode(std::string_view name) {
   return std::nullopt;
 }
 
-// Pricing (src/sms/pricing.cc). The price of one SMS segment to `e164`
-// ("+<digits>"): the first matching rule of account.prices, else unit_price.
-credit_units segment_price(const account_settings& account, std::string_view e164) noexcept;
-
-// What a whole message costs: for an SMS, segments x the segment price of each
-// recipient; for an MMS, mms_price per recipient. Saturates at the largest
-// credit_units value (which no balance covers) instead of overflowing.
-credit_units message_price(const account_settings& account, const std::vector<std::string>& recipients,
-                           std::uint32_t segments, bool mms) noexcept;
-
 }  // namespace postino

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "postino/account.h"
+#include "postino/message.h"
 #include "postino/message_state.h"
 
 namespace postino::credit {
@@ -205,14 +206,12 @@ class credential_cache {
 struct journal_delta {
   struct message {
     std::string queue_id;
-    account_id account = 0;
     std::uint64_t sequence = 0;
-    credit_units price = 0;
-    std::uint32_t recipients = 0;
     std::uint64_t accepted_ms = 0;
-    std::string mm4_message_id;  // MMS only: X-Mms-Message-ID, else Message-ID
-    std::vector<std::string> recipient_list;  // E.164, in order (postino-ctl message show)
-    std::uint32_t segments = 1;                // per recipient (an MMS: 1)
+    // The accepted message (shared with delivery, never copied): account,
+    // price, recipients in order (postino-ctl message show), segments, and
+    // for an MMS its MM4 message id. Its body is not read.
+    std::shared_ptr<const postino::message> accepted;
   };
   // One segment's delivery state changed (issue 7): a submitted or
   // delivery_final record became durable on this shard's journal.
@@ -248,6 +247,13 @@ struct journal_delta {
   bool empty() const {
     return balance.empty() && accepted.empty() && deliveries.empty() && inbound_messages.empty();
   }
+  // The one way each kind of durable journal record enters a delta, live
+  // (the gateway, as each group becomes durable) and at start-up replay.
+  // Balance sums saturate at the int64 limits rather than overflow (start-up
+  // recomputes balances exactly anyway).
+  void add_message(std::string queue_id, std::uint64_t sequence, std::uint64_t accepted_ms,
+                   std::shared_ptr<const postino::message> accepted);
+  void add_credit(account_id account, credit_units amount);
   // Appends a later delta of the same shard (a write that failed is retried
   // with what came after it). Balance sums saturate at the int64 limits
   // rather than overflow (start-up recomputes balances exactly anyway).

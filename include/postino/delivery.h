@@ -8,7 +8,9 @@
 // and hands the recipients of messages accepted on it to the owning shards.
 // Buffers: an accepted message becomes one immutable outbound_message shared
 // (std::shared_ptr, atomically counted) by the shards that deliver its
-// recipients; everything else an engine holds is its own.
+// recipients; it shares in turn the accepted message itself (recipients,
+// originator: never copied) with the message index. Everything else an
+// engine holds is its own.
 #pragma once
 
 #include <atomic>
@@ -20,8 +22,8 @@
 #include "postino/account.h"
 #include "postino/config.h"
 #include "postino/credit.h"
+#include "postino/message.h"
 #include "postino/sms.h"
-#include "postino/smtp.h"
 #include "postino/spool.h"
 
 namespace postino::core {
@@ -34,22 +36,21 @@ namespace postino::delivery {
 // or at start-up from its journal record) and never changed.
 struct outbound_message {
   spool::delivery_key key;           // node, shard, sequence (recipient, segment unused)
-  std::string queue_id;
-  account_id account = 0;
-  std::string originator;
-  smtp::originator_kind originator_type = smtp::originator_kind::numeric;
-  std::vector<std::string> recipients;     // E.164 with '+'
-  std::vector<credit_units> unit_prices;   // per recipient, one segment's price
+  std::string queue_id;              // key's text form, for logs and the message index
+  // The accepted message, without its body: account, originator, recipients.
+  std::shared_ptr<const message> source;
+  std::vector<credit_units> unit_prices;   // per recipient, one segment's price (bounded: see outbound.cc)
   sms::sms_encoding encoding = sms::sms_encoding::gsm7;
   std::vector<std::string> segments;       // exact short_message of each segment (UDH included)
   std::uint64_t expires_unix_ms = 0;       // accepted + validity period
 };
 
-// Builds the outbound form of a committed SMS; nullptr for an MMS (MMS goes
-// out over MM4/MM7, not SMPP: not built yet, such messages stay queued).
-// The concatenation reference is the low byte of the record's sequence, so a
+// Builds the outbound form of a committed SMS (whose body the caller has
+// dropped: delivery never reads it); nullptr for an MMS (MMS goes out over
+// MM4/MM7, not SMPP: not built yet, such messages stay queued). The
+// concatenation reference is the low byte of the record's sequence, so a
 // segment submitted again after a restart carries the same reference.
-std::shared_ptr<const outbound_message> make_outbound(const smtp::transaction& tx, const spool::delivery_key& key,
+std::shared_ptr<const outbound_message> make_outbound(std::shared_ptr<const message> m, const queue_id& id,
                                                       std::uint64_t accepted_unix_ms, unsigned validity_s);
 
 // Per-shard counters for /metrics, written only by the owning shard.
@@ -83,15 +84,17 @@ struct recovered_segment {
 };
 
 // Collects, during start-up replay, every journal's message and delivery
-// records, and then says what is still to do. Memory: each SMS message's
-// transaction (without its body) until finish(), which encodes only those
-// with a segment not final yet.
+// records, and then says what is still to do. Memory: each SMS message
+// (moved out of its record, without its body) until finish(), which encodes
+// only those with a segment not final yet.
 class recovery {
  public:
   recovery(const gateway_config& config);
   ~recovery();
   // Every record of every journal; `node` and `shard` are the journal's
-  // (a message record's queue id parts).
+  // (a message record's queue id parts). A message record's message is
+  // moved out of `r`; the const form copies it.
+  void visit(spool::record&& r, unsigned node, unsigned shard);
   void visit(const spool::record& r, unsigned node, unsigned shard);
   // Per owning shard, what to submit or wait for; counts for the log.
   struct result {

@@ -10,6 +10,28 @@
 #include <vector>
 
 #include "postino/account.h"
+#include "postino/message.h"
+
+namespace postino {
+
+// Pricing (src/sms/pricing.cc): every rule of what a message costs lives
+// there. The price of one SMS segment to `e164` ("+<digits>"): the first
+// matching rule of account.prices, else unit_price.
+credit_units segment_price(const account_settings& account, std::string_view e164) noexcept;
+
+// What a whole message costs: for an SMS, segments x the segment price of each
+// recipient; for an MMS, mms_price per recipient. Saturates at the largest
+// credit_units value (which no balance covers) instead of overflowing.
+credit_units message_price(const account_settings& account, const std::vector<std::string>& recipients,
+                           std::uint32_t segments, bool mms) noexcept;
+
+// The per-recipient segment prices a message keeps (message::unit_prices):
+// empty when every recipient pays the same (no prefix rules, an MMS, or rules
+// that all matched alike), so the usual message allocates nothing for them.
+void fill_unit_prices(const account_settings& account, const std::vector<std::string>& recipients, bool mms,
+                      std::vector<credit_units>& out);
+
+}  // namespace postino
 
 namespace postino::sms {
 
@@ -86,7 +108,7 @@ inline constexpr std::uint32_t gsm7_single_septets = 160;
 inline constexpr std::uint32_t gsm7_concat_septets = 153;   // after the 6-octet UDH
 inline constexpr std::uint32_t ucs2_single_units = 70;
 inline constexpr std::uint32_t ucs2_concat_units = 67;
-inline constexpr std::uint32_t max_concat_segments = 255;   // 8-bit total in the UDH
+inline constexpr std::uint32_t max_concat_segments = max_message_segments;  // 8-bit total in the UDH
 
 // GSM 03.38 default alphabet plus extension table (form feed ^ { } \ [ ~ ] | €
 // cost two septets) when every character fits, else UTF-16 code units (two

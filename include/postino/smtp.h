@@ -4,8 +4,8 @@
 // later. Buffers: the input view passed to feed() is owned by the caller and is
 // only read during the call (command lines are parsed in place; DATA text is
 // copied once, unstuffed, into the transaction's body). Output and the
-// transaction belong to the session; the owner may move the body out while
-// a commit is pending.
+// transaction belong to the session; the owner may move the whole message
+// out while a commit is pending.
 #pragma once
 
 #include <atomic>
@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "postino/account.h"
+#include "postino/message.h"
 #include "postino/mime.h"
 
 namespace postino::smtp {
@@ -94,44 +95,22 @@ struct content_request {
 
 using originator_kind = postino::originator_kind;
 
-// One mail transaction. The session fills it; at end of DATA it is handed to
-// the owner through the commit request.
-struct transaction {
-  account_id account = 0;
-  std::string originator;               // the sender that goes out
-  originator_kind originator_type = originator_kind::numeric;
-  std::vector<std::string> recipients;  // E.164 with '+', distinct, in order
-  std::string body;                     // unstuffed text, CRLF line ends, no terminator (an
-                                        // MMS keeps its whole MIME body here)
-  credit_units price = 0;               // what the commit must debit, all or nothing
-  // Per recipient (parallel to `recipients`), the price of one of its SMS
-  // segments, so a failed segment is refunded exactly what it cost when
-  // prefix prices differ. The sum over recipients of segments x unit price
-  // is `price`. Empty when every recipient pays the same (an MMS always):
-  // then each pays price / (recipients x segments). Set with the price.
-  std::vector<credit_units> unit_prices;
-  std::uint32_t segments = 1;           // SMS segments per recipient; 1 for an MMS
-  // Filled by the content step at the terminator (src/mime, PROTOCOL.md 3).
-  std::string sms_text;                 // the SMS text, UTF-8 (an MMS: its text part, may be empty)
-  std::uint8_t data_coding = 0;         // SMPP data_coding of sms_text: 0x00 GSM 03.38, 0x08 UCS-2
-  bool is_mms = false;
-  bool mm4_ack_owed = false;            // X-Mms-Ack-Request: Yes: an MM4_forward.RES is owed
-  std::string mm4_message_id;           // X-Mms-Message-ID, else Message-ID (MMS only)
-  std::string mm4_transaction_id;       // X-Mms-Transaction-ID, echoed in the MM4_forward.RES
-  std::string mm4_originator_system;    // X-Mms-Originator-System: where the RES goes
-};
-
-// What the journal gets from a transaction being committed: the body is moved
-// out (the large part), every other field copied, because the session still
-// needs its recipients for the 250 line. Owners use this rather than copying
-// fields one by one, so fields added later reach the record too.
-transaction take_for_journal(transaction& tx);
+// One mail transaction is the domain's message (include/postino/message.h):
+// the session fills it; at end of DATA the owner takes it through the
+// commit request, moving it out whole (the session keeps nothing of it).
+using transaction = postino::message;
 
 struct commit_result {
   enum class outcome : std::uint8_t { accepted, insufficient_credit, local_error } result;
-  std::string queue_id;         // when accepted
+  // When accepted: the queue id's text (queue_id::to_text), which the owner
+  // keeps alive during resolve.
+  std::string_view queue_id;
   credit_units need = 0;        // when insufficient_credit
   credit_units available = 0;   // when insufficient_credit
+  // When accepted: the message's recipients, for the 250 line, if the owner
+  // moved the message out of the session (it keeps them alive during
+  // resolve); null: the session's own.
+  const std::vector<std::string>* recipients = nullptr;
 };
 
 enum class timer_kind : std::uint8_t { command, data };

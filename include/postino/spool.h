@@ -1,10 +1,11 @@
 // The journal: each shard's append-only, group-committed log of accepted
 // messages (with their debit) and, later, top-ups, refunds and account changes.
 // Files live in <data_dir>/journal-<shard>/segment-<first sequence, hex>.log,
-// preallocated. Buffers: append() takes the transaction by move and keeps it
-// (its body is written straight from it with writev, never copied again) until
-// the group holding it completes; small header fields are encoded into a
-// per-group staging buffer owned by the journal.
+// preallocated. Buffers: append_message() shares the message (its owner keeps
+// the other reference) and reads it, its body written straight from it with
+// writev, never copied, until the group holding it completes: the journal
+// never reads it once on_durable has been called. Small header fields are
+// encoded into a per-group staging buffer owned by the journal.
 // A segment's name is the journal's next sequence number when the segment was
 // created (16 hex digits), so names sort in creation order; records queued
 // before a rotation may carry lower sequences than the name.
@@ -33,8 +34,8 @@
 #include <vector>
 
 #include "postino/account.h"
+#include "postino/message.h"
 #include "postino/message_state.h"
-#include "postino/smtp.h"
 
 struct io_uring;
 
@@ -84,14 +85,18 @@ struct inbound_message {
   std::string text;             // converted to UTF-8 from data_coding (GSM, Latin-1, UCS-2)
 };
 
-// One record as recovery sees it. For `message`, tx is filled; for top_up and
+// One record as recovery sees it. For `message`, tx (the message) is filled; for top_up and
 // refund, account and amount; for seal, sealed_segment and offset; for
 // submitted and delivery_final, delivery; for inbound, inbound.
 struct record {
   record_type type = record_type::message;
   std::uint64_t sequence = 0;
   std::uint64_t unix_ms = 0;
-  smtp::transaction tx;
+  message tx;
+  // A version 1 message, accepted before the content step existed: its
+  // sms_text and data_coding are empty, and whoever sends it reads its body
+  // as raw text (delivery's recovery does, with src/sms's raw-mode rules).
+  bool content_unread = false;
   account_id account = 0;
   credit_units amount = 0;
   std::uint64_t sealed_segment = 0;
@@ -117,16 +122,13 @@ class append_waiter {
   ~append_waiter() = default;
 };
 
-// "NNSSQQQQQQQQQQQQ": node, shard and the record's sequence, upper-case hex.
-std::string format_queue_id(unsigned node_id, unsigned shard_id, std::uint64_t sequence);
-
 class journal {
  public:
   // Opens (creating if needed) the directory and recovers: every complete
-  // record is passed to `visit` in order; a torn final record of the newest
+  // record is passed to `visit` in order (it may move fields out); a torn final record of the newest
   // segment is cut; any other damage fails with the file and offset in `error`.
   static std::unique_ptr<journal> open(const journal_options& options,
-                                       const std::function<void(const record&)>& visit,
+                                       const std::function<void(record&)>& visit,
                                        std::string& error);
   virtual ~journal() = default;
 
@@ -135,7 +137,11 @@ class journal {
 
   // Queues a message record; returns its queue id now. `waiter` is told when
   // the group holding it is durable or failed; it must stay alive until then.
-  virtual std::string append_message(smtp::transaction&& tx, append_waiter* waiter) = 0;
+  virtual queue_id append_message(std::shared_ptr<const message> m, append_waiter* waiter) = 0;
+  // The same for a message nobody else keeps.
+  queue_id append_message(message&& m, append_waiter* waiter) {
+    return append_message(std::make_shared<const message>(std::move(m)), waiter);
+  }
   virtual void append_credit(record_type type, account_id account, credit_units amount,
                              append_waiter* waiter) = 0;
   // Queues a submitted / delivery_final record (from r.delivery) or an

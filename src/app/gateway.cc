@@ -77,20 +77,14 @@ verified verify_credentials(const std::string& database, const std::string& user
 }
 
 class gateway_handler;
-spool::delivery_key key_of(const std::string& queue_id);
-
 // Kept by the journal until the record's group is durable or failed.
+// The message moved out of the session: the journal reads it until then,
+// and once durable it goes, without its body, to delivery and the message index.
 struct commit_waiter final : spool::append_waiter {
   gateway_handler* handler = nullptr;
   io::connection* conn = nullptr;
-  account_id account = 0;
-  credit_units price = 0;
-  std::uint32_t recipients = 0;
-  std::string mm4_message_id;  // for the message index
-  std::vector<std::string> recipient_list;  // for the message index
-  std::uint32_t segments = 1;
-  std::shared_ptr<const delivery::outbound_message> outbound;  // handed to delivery once durable
-  std::string queue_id;
+  std::shared_ptr<message> accepted;
+  queue_id id;
   bool in_append = true;  // on_durable may come before append_message returns
   bool done = false;
   bool ok = false;
@@ -745,7 +739,6 @@ class gateway_handler final : public core::request_handler, public delivery::hos
     if (credited != m.c) self.delta_.balance[m.a] += credited - m.c;
     self.dispatch(out);
   }
-  void fold_message(const commit_waiter& w);
 
   void refuse(io::connection& c, credit_units need, credit_units available) {
     smtp::commit_result r;
@@ -770,16 +763,8 @@ class gateway_handler final : public core::request_handler, public delivery::hos
     auto* w = new commit_waiter;
     w->handler = this;
     w->conn = &c;
-    w->account = tx.account;
-    w->price = tx.price;
-    w->recipients = static_cast<std::uint32_t>(tx.recipients.size());
-    if (tx.is_mms) w->mm4_message_id = tx.mm4_message_id;
-    w->recipient_list = tx.recipients;
-    w->segments = tx.segments;
-    // The session still needs the recipients for its 250 line; only the body
-    // (the large part) leaves it, every other field is copied.
-    w->queue_id = journal->append_message(smtp::take_for_journal(tx), w);
-    if (engine_) w->outbound = delivery::make_outbound(tx, key_of(w->queue_id), core::unix_ms(), services_->delivery->config->delivery.validity_s);
+    w->accepted = std::make_shared<message>(std::move(tx));
+    w->id = journal->append_message(w->accepted, w);
     w->in_append = false;
     if (w->done) commit_durable(w);
   }
@@ -804,33 +789,6 @@ class gateway_handler final : public core::request_handler, public delivery::hos
   std::uint64_t busy_logged_ms_ = 0;
 };
 
-// "NNSSQQQQQQQQQQQQ" (spool::format_queue_id): node, shard, sequence in hex.
-std::uint64_t hex_field(const std::string& queue_id, std::size_t from, std::size_t count) {
-  std::uint64_t v = 0;
-  for (std::size_t i = from; i < from + count && i < queue_id.size(); ++i) {
-    char c = queue_id[i];
-    v = v << 4 | static_cast<std::uint64_t>(c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
-  }
-  return v;
-}
-
-std::uint64_t sequence_of(const std::string& queue_id) { return hex_field(queue_id, 4, queue_id.size()); }
-
-spool::delivery_key key_of(const std::string& queue_id) {
-  spool::delivery_key k;
-  k.node = static_cast<std::uint8_t>(hex_field(queue_id, 0, 2));
-  k.shard = static_cast<std::uint8_t>(hex_field(queue_id, 2, 2));
-  k.sequence = sequence_of(queue_id);
-  return k;
-}
-
-void gateway_handler::fold_message(const commit_waiter& w) {
-  delta_.balance[w.account] -= w.price;
-  ++delta_.messages[w.account];
-  delta_.accepted.push_back({w.queue_id, w.account, sequence_of(w.queue_id), w.price, w.recipients, core::unix_ms(),
-                             w.mm4_message_id, w.recipient_list, w.segments});
-}
-
 void top_up_waiter::on_durable(bool durable) {
   std::unique_ptr<top_up_waiter> owned(this);
   handler->top_up_durable(account, amount, durable, done);
@@ -849,17 +807,26 @@ void gateway_handler::commit_durable(commit_waiter* w) {
   // Durable: the debit is reported home at the end of this batch. Not
   // durable, so not charged: the debit goes back into the lease and the
   // client retries.
-  settle(w->account, w->price, w->ok);
+  settle(w->accepted->account, w->accepted->price, w->ok);
   if (w->ok) {
     core::shard_metrics::bump(shard_.metrics().messages_accepted);
-    fold_message(*w);
-    if (w->outbound) engine_->hand_off(std::move(w->outbound));
+    // The journal has written the body and reads the message no more.
+    std::string().swap(w->accepted->body);
+    const std::uint64_t now = core::unix_ms();
+    if (engine_) {
+      auto outbound = delivery::make_outbound(w->accepted, w->id, now, services_->delivery->config->delivery.validity_s);
+      if (outbound) engine_->hand_off(std::move(outbound));
+    }
     r.result = smtp::commit_result::outcome::accepted;
-    r.queue_id = std::move(w->queue_id);
+    const queue_id::text id = w->id.to_text();
+    r.queue_id = id.view();
+    r.recipients = &w->accepted->recipients;  // the 250 line lists them
+    if (!c.gone()) c.session().resolve(r);
+    delta_.add_message(w->id.format(), w->id.sequence, now, std::move(w->accepted));
   } else {
     r.result = smtp::commit_result::outcome::local_error;
+    if (!c.gone()) c.session().resolve(r);
   }
-  if (!c.gone()) c.session().resolve(r);
   c.complete();
 }
 

@@ -129,36 +129,30 @@ struct journal_totals {
   }
 };
 
-// d.balance[id] += amount without overflow: the start-up checkpoint sets
-// every replayed account's row to its exact balance anyway, so a saturated
-// sum here is never what gets stored.
-void add_to(credit::journal_delta& d, account_id id, credit_units amount) {
-  credit_units& v = d.balance[id];
-  if (__builtin_add_overflow(v, amount, &v))
-    v = amount > 0 ? std::numeric_limits<credit_units>::max() : std::numeric_limits<credit_units>::min();
-}
-
 // Folds a replayed record into its journal's start-up checkpoint delta.
-void fold(credit::journal_delta& d, const spool::record& r, unsigned node_id, unsigned shard) {
+// The message index needs the message's fields but not its body (copied
+// around, not with them); the record keeps its message for delivery's
+// recovery.
+void fold(credit::journal_delta& d, spool::record& r, unsigned node_id, unsigned shard) {
   switch (r.type) {
-    case spool::record_type::message:
-      // Prices are never negative (the decoder refuses them): -price fits.
-      add_to(d, r.tx.account, -r.tx.price);
-      ++d.messages[r.tx.account];
-      d.accepted.push_back({spool::format_queue_id(node_id, shard, r.sequence), r.tx.account, r.sequence, r.tx.price,
-                            static_cast<std::uint32_t>(r.tx.recipients.size()), r.unix_ms,
-                            r.tx.is_mms ? r.tx.mm4_message_id : std::string(), r.tx.recipients, r.tx.segments});
+    case spool::record_type::message: {
+      std::string body = std::move(r.tx.body);
+      auto indexed = std::make_shared<const message>(r.tx);
+      r.tx.body = std::move(body);
+      const queue_id id{static_cast<std::uint8_t>(node_id), static_cast<std::uint8_t>(shard), r.sequence};
+      d.add_message(id.format(), r.sequence, r.unix_ms, std::move(indexed));
       break;
+    }
     case spool::record_type::top_up:
-    case spool::record_type::refund: add_to(d, r.account, r.amount); break;
+    case spool::record_type::refund: d.add_credit(r.account, r.amount); break;
     case spool::record_type::seal: break;
     case spool::record_type::delivery_final:
-      if (r.delivery.refund != 0) add_to(d, r.delivery.account, r.delivery.refund);
+      if (r.delivery.refund != 0) d.add_credit(r.delivery.account, r.delivery.refund);
       [[fallthrough]];
     case spool::record_type::submitted: {
       // The message's queue id, whichever shard's journal accepted it.
       const spool::delivery_key& key = r.delivery.key;
-      d.deliveries.push_back({spool::format_queue_id(key.node, key.shard, key.sequence), key.recipient, key.segment,
+      d.deliveries.push_back({queue_id{key.node, key.shard, key.sequence}.format(), key.recipient, key.segment,
                               r.delivery.recipient, r.delivery.state, r.delivery.smsc, r.delivery.smsc_message_id,
                               r.delivery.error, r.delivery.refund, r.unix_ms});
       break;
@@ -258,12 +252,14 @@ std::unique_ptr<spool::journal> open_journal(const gateway_config& config, unsig
   delta.shard = index;
   auto j = spool::journal::open(
       options,
-      [&](const spool::record& r) {
-        if (!config.smscs.empty()) st.undelivered.visit(r, config.node_id, index);
-        if (r.sequence <= after) return;  // in the checkpoint already
-        st.totals.visit(r);
-        fold(delta, r, config.node_id, index);
-        st.replayed_messages += r.type == spool::record_type::message ? 1 : 0;
+      [&](spool::record& r) {
+        if (r.sequence > after) {  // else in the checkpoint already
+          st.totals.visit(r);
+          fold(delta, r, config.node_id, index);
+          st.replayed_messages += r.type == spool::record_type::message ? 1 : 0;
+        }
+        // Last: delivery's recovery takes the record's message.
+        if (!config.smscs.empty()) st.undelivered.visit(std::move(r), config.node_id, index);
       },
       error);
   // A journal that ends before the checkpoint's position was replaced or

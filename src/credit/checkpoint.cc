@@ -180,6 +180,19 @@ class statement {
 
 }  // namespace
 
+void journal_delta::add_message(std::string queue_id, std::uint64_t sequence, std::uint64_t accepted_ms,
+                                std::shared_ptr<const postino::message> m) {
+  // Prices are never negative (the journal's decoder refuses them): -price fits.
+  add_credit(m->account, -m->price);
+  ++messages[m->account];
+  accepted.push_back({std::move(queue_id), sequence, accepted_ms, std::move(m)});
+}
+
+void journal_delta::add_credit(account_id account, credit_units amount) {
+  credit_units& v = balance[account];
+  v = saturating_add(v, amount);
+}
+
 void journal_delta::merge(journal_delta&& later) {
   sequence = std::max(sequence, later.sequence);
   for (const auto& [id, amount] : later.balance) balance[id] = saturating_add(balance[id], amount);
@@ -424,9 +437,13 @@ bool write_accepted(checkpoint_statements& st, const journal_delta& d, sqlite3_i
     if (!st.balance.run(id, amount, m == d.messages.end() ? 0 : m->second)) return false;
   }
   for (const auto& m : d.accepted) {
-    const std::string recipient_list = join(m.recipient_list, "\n");
-    if (!st.message.run(m.queue_id, m.account, d.shard, m.sequence, m.price, m.recipients, m.accepted_ms,
-                        text_or_null{m.mm4_message_id}, text_or_null{recipient_list}, m.segments))
+    const postino::message& accepted = *m.accepted;
+    static const std::string none;
+    const std::string recipient_list = join(accepted.recipients, "\n");
+    if (!st.message.run(m.queue_id, accepted.account, d.shard, m.sequence, accepted.price,
+                        accepted.recipients.size(), m.accepted_ms,
+                        text_or_null{accepted.is_mms ? accepted.mm4_message_id : none}, text_or_null{recipient_list},
+                        accepted.segments))
       return false;
   }
   return st.journal.run(d.shard, d.sequence, now);

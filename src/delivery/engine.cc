@@ -43,9 +43,9 @@ struct segment_ref {
     k.segment = segment;
     return k;
   }
-  account_id account() const { return message->account; }
+  account_id account() const { return message->source->account; }
   credit_units unit_price() const { return message->unit_prices[recipient]; }
-  const std::string& number() const { return message->recipients[recipient]; }
+  const std::string& number() const { return message->source->recipients[recipient]; }
 };
 
 // Segments handed from one shard to another through a mailbox.
@@ -348,23 +348,24 @@ struct engine::impl {
 
   smpp::short_message_pdu build_pdu(const smsc_config& c, const segment_ref& seg) const {
     const outbound_message& m = *seg.message;
+    const message& accepted = *m.source;
     smpp::short_message_pdu p;
-    p.source.value = m.originator;
-    switch (m.originator_type) {
-      case smtp::originator_kind::alphanumeric:
+    p.source.value = accepted.originator;
+    switch (accepted.originator_type) {
+      case originator_kind::alphanumeric:
         p.source.ton = c.alphanumeric_ton;
         p.source.npi = c.alphanumeric_npi;
         break;
-      case smtp::originator_kind::numeric:
+      case originator_kind::numeric:
         p.source.ton = c.numeric_ton;
         p.source.npi = c.numeric_npi;
         break;
-      case smtp::originator_kind::numeric_long:
+      case originator_kind::numeric_long:
         p.source.ton = c.long_numeric_ton;
         p.source.npi = c.long_numeric_npi;
         break;
     }
-    if (m.originator_type != smtp::originator_kind::alphanumeric && !p.source.value.empty() &&
+    if (accepted.originator_type != originator_kind::alphanumeric && !p.source.value.empty() &&
         p.source.value.front() == '+')
       p.source.value.erase(0, 1);
     p.destination = {c.destination_ton, c.destination_npi, std::string(digits_of(seg.number()))};
@@ -775,8 +776,9 @@ engine::~engine() {
 
 void engine::hand_off(std::shared_ptr<const outbound_message> message) {
   std::vector<segment_ref> segments;
-  segments.reserve(message->recipients.size() * message->segments.size());
-  for (std::uint32_t r = 0; r < message->recipients.size(); ++r)
+  const std::size_t recipients = message->source->recipients.size();
+  segments.reserve(recipients * message->segments.size());
+  for (std::uint32_t r = 0; r < recipients; ++r)
     for (std::uint32_t s = 0; s < message->segments.size(); ++s) segments.push_back({message, r, s, 0});
   impl_->route_segments(std::move(segments));
 }

@@ -36,10 +36,22 @@ struct segment_news {
 // An SMS message record as replayed, encoded only in finish() and only if
 // some segment of it is not final yet: most of a long history is.
 struct journaled_sms {
-  smtp::transaction tx;  // without its body: the text that goes out is tx.sms_text
-  spool::delivery_key key;
+  std::shared_ptr<const message> msg;  // without its body: the text that goes out is sms_text
+  queue_id id;
   std::uint64_t unix_ms = 0;
 };
+
+// The message of a record, without its body. A version 1 record was
+// accepted before the content step: its body is read as raw text here, as
+// it was when it was accepted.
+std::shared_ptr<const message> sendable(spool::record& r) {
+  if (r.content_unread) {
+    r.tx.sms_text = sms::clean_raw_text(r.tx.body).utf8;
+    r.tx.data_coding = sms::smpp_data_coding(sms::count_segments(r.tx.sms_text).encoding);
+  }
+  std::string().swap(r.tx.body);
+  return std::make_shared<const message>(std::move(r.tx));
+}
 
 std::size_t finals(const std::map<segment_key, segment_news>& known) {
   std::size_t n = 0;
@@ -60,17 +72,21 @@ recovery::recovery(const gateway_config& config) : impl_(std::make_unique<impl>(
 recovery::~recovery() = default;
 
 void recovery::visit(const spool::record& r, unsigned node, unsigned shard) {
+  spool::record copy = r;
+  visit(std::move(copy), node, shard);
+}
+
+void recovery::visit(spool::record&& r, unsigned node, unsigned shard) {
   switch (r.type) {
     case spool::record_type::message: {
       if (r.tx.is_mms) {
         ++impl_->mms;
         return;
       }
-      spool::delivery_key key{static_cast<std::uint8_t>(node), static_cast<std::uint8_t>(shard), r.sequence, 0, 0};
-      journaled_sms& m = impl_->messages[{key.node, key.shard, key.sequence}];
-      m.tx = r.tx;
-      std::string().swap(m.tx.body);
-      m.key = key;
+      const queue_id id{static_cast<std::uint8_t>(node), static_cast<std::uint8_t>(shard), r.sequence};
+      journaled_sms& m = impl_->messages[{id.node, id.shard, id.sequence}];
+      m.msg = sendable(r);
+      m.id = id;
       m.unix_ms = r.unix_ms;
       return;
     }
@@ -101,10 +117,11 @@ recovery::result recovery::finish(unsigned shards) {
     auto found = impl_->news.find(key);
     const std::map<segment_key, segment_news>* known = found == impl_->news.end() ? nullptr : &found->second;
     // Every segment of every recipient final: nothing to encode or do.
-    const std::size_t parts = journaled.tx.recipients.size() * std::max<std::uint32_t>(1, journaled.tx.segments);
+    const std::size_t parts = journaled.msg->recipients.size() * std::max<std::uint32_t>(1, journaled.msg->segments);
     if (known != nullptr && finals(*known) >= parts) continue;
-    auto message = make_outbound(journaled.tx, journaled.key, journaled.unix_ms, impl_->config.delivery.validity_s);
-    for (std::uint32_t r = 0; r < message->recipients.size(); ++r) {
+    auto message = make_outbound(std::move(journaled.msg), journaled.id, journaled.unix_ms,
+                                 impl_->config.delivery.validity_s);
+    for (std::uint32_t r = 0; r < message->source->recipients.size(); ++r) {
       for (std::uint32_t s = 0; s < message->segments.size(); ++s) {
         const segment_news* n = nullptr;
         if (known != nullptr) {

@@ -1,12 +1,15 @@
 // Per-recipient pricing (PROTOCOL.md section 4, issue 4): the price of one SMS
 // segment to a destination, from the account's price table (account rules
 // before global ones, longest prefix first: the order the account store
-// builds), else the account's unit price; and a whole message's price. Reads
-// the caller's settings and recipient strings; allocates nothing, so it can
-// run at every RCPT and at every terminator.
+// builds), else the account's unit price; a whole message's price; and the
+// per-recipient unit prices a message keeps when they differ. Reads the
+// caller's settings and recipient strings; allocates nothing but the unit
+// price list (only when prices differ), so it can run at every RCPT and at
+// every terminator.
+#include <algorithm>
 #include <limits>
 
-#include "postino/account.h"
+#include "postino/sms.h"
 
 namespace postino {
 namespace {
@@ -42,6 +45,17 @@ credit_units message_price(const account_settings& account, const std::vector<st
     if (__builtin_add_overflow(total, one, &total)) return saturated;
   }
   return total;
+}
+
+void fill_unit_prices(const account_settings& account, const std::vector<std::string>& recipients, bool mms,
+                      std::vector<credit_units>& out) {
+  out.clear();
+  if (mms || !account.prices || recipients.empty()) return;
+  const credit_units first = segment_price(account, recipients.front());
+  const auto differs = [&](const std::string& r) { return segment_price(account, r) != first; };
+  if (std::none_of(recipients.begin() + 1, recipients.end(), differs)) return;
+  out.reserve(recipients.size());
+  for (const std::string& r : recipients) out.push_back(segment_price(account, r));
 }
 
 }  // namespace postino

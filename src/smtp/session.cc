@@ -83,6 +83,7 @@ class key_set {
     bits_ = 0;
     size_ = 0;
   }
+  std::size_t capacity() const { return slots_.size() / 2; }
 
  private:
   std::size_t mask() const { return slots_.size() - 1; }
@@ -152,6 +153,7 @@ struct session::impl {
   std::uint64_t declared_size = 0;
   std::uint64_t accepted = 0;
   credit_units cached_credit = 0;  // a positive credit answer, this transaction
+  std::size_t recipients_hint = 1;  // recipients of the last message committed
   unsigned errors = 0;
   unsigned auth_failures = 0;
   phase state = phase::command;
@@ -638,6 +640,9 @@ struct session::impl {
 
   void add_recipient(std::string e164) {
     if (auto key = recipient_key(e164)) recipient_keys.insert(*key);
+    // The owner moves each message out with its recipient list: reserve what
+    // the last one needed, so a list is one allocation, not a doubling chain.
+    if (tx.recipients.capacity() == 0) tx.recipients.reserve(recipients_hint);
     tx.recipients.push_back(std::move(e164));
     recipient_ok(tx.recipients.back());
   }
@@ -734,23 +739,9 @@ struct session::impl {
     tx.mm4_transaction_id = std::move(r.mm4_transaction_id);
     tx.mm4_originator_system = std::move(r.mm4_originator_system);
     tx.price = message_price(account, tx.recipients, tx.segments, tx.is_mms);
-    fill_unit_prices();
+    postino::fill_unit_prices(account, tx.recipients, tx.is_mms, tx.unit_prices);
+    recipients_hint = std::min<std::size_t>(tx.recipients.size(), keep_recipient_capacity);
     pending = request_kind::commit;
-  }
-
-  // What one segment to each recipient costs, kept with the message so that
-  // a failed segment is refunded its own price when prefix prices differ.
-  // Uniform prices (no prefix rules, an MMS, or rules that all matched alike)
-  // leave the list empty: the even share of the price is exact, and the usual
-  // message costs no allocation or copy for it.
-  void fill_unit_prices() {
-    tx.unit_prices.clear();
-    if (tx.is_mms || !account.prices || tx.recipients.empty()) return;
-    const credit_units first = segment_price(account, tx.recipients.front());
-    const auto differs = [&](const std::string& r) { return segment_price(account, r) != first; };
-    if (std::none_of(tx.recipients.begin() + 1, tx.recipients.end(), differs)) return;
-    tx.unit_prices.reserve(tx.recipients.size());
-    for (const std::string& r : tx.recipients) tx.unit_prices.push_back(segment_price(account, r));
   }
 
   void resolve(const commit_result& r) {
@@ -758,7 +749,7 @@ struct session::impl {
     switch (r.result) {
       case commit_result::outcome::accepted:
         ++accepted;
-        if (!closing) reply::append_accepted(out, tx.recipients, r.queue_id);
+        if (!closing) reply::append_accepted(out, r.recipients != nullptr ? *r.recipients : tx.recipients, r.queue_id);
         break;
       case commit_result::outcome::insufficient_credit: {
         std::string line = "554 5.7.1 Insufficient credit: need ";
@@ -798,7 +789,8 @@ struct session::impl {
     tx.unit_prices.clear();
     tx.segments = 1;
     tx.recipients.clear();
-    if (tx.recipients.capacity() > keep_recipient_capacity) {
+    // The owner usually moved the list out already; the keys stay here.
+    if (tx.recipients.capacity() > keep_recipient_capacity || recipient_keys.capacity() > keep_recipient_capacity) {
       std::vector<std::string>().swap(tx.recipients);
       recipient_keys.release();
       std::vector<credit_units>().swap(tx.unit_prices);
@@ -835,13 +827,6 @@ struct session::impl {
     close_with(reply::shutting_down);
   }
 };
-
-transaction take_for_journal(transaction& tx) {
-  std::string body = std::move(tx.body);
-  transaction record = tx;
-  record.body = std::move(body);
-  return record;
-}
 
 session::session(const session_config& config, connection_info conn, const account_settings* preauthenticated)
     : impl_(std::make_unique<impl>(config, std::move(conn), preauthenticated)) {}

@@ -5,12 +5,12 @@
 // IORING_OP_FSYNC (DATASYNC) is ever in flight per journal. Waiters hear
 // on_durable(true) only after that fdatasync succeeded.
 //
-// Buffers: each queued record owns its transaction (moved in by
+// Buffers: each queued record shares its message (handed in by
 // append_message) or its copy of a delivery record's strings (copied by
 // append_delivery: they are small). When a group is formed its records move
 // into `flight_.records`, their headers are encoded into `flight_.staging`, and
 // `flight_.iov` points into the staging string and straight at each
-// transaction's body; none of these is touched until both CQEs are back.
+// message's body; none of these is touched until both CQEs are back.
 //
 // Failure (short write, write or fdatasync error): the group's waiters hear
 // on_durable(false) and the journal seals: a new segment whose first record
@@ -59,7 +59,7 @@ struct pending_record {
   record_type type = record_type::message;
   std::uint64_t sequence = 0;
   std::uint64_t unix_ms = 0;
-  smtp::transaction tx;          // message only
+  std::shared_ptr<const message> msg;  // message only
   account_id account = 0;        // top_up, refund
   credit_units amount = 0;
   delivery_event delivery;       // submitted, delivery_final
@@ -68,7 +68,7 @@ struct pending_record {
 
   std::uint64_t disk_size() const {
     switch (type) {
-      case record_type::message: return codec::message_size(tx);
+      case record_type::message: return codec::message_size(*msg);
       case record_type::submitted:
       case record_type::delivery_final: return codec::delivery_size(type, delivery);
       case record_type::inbound: return codec::inbound_size(inbound);
@@ -78,15 +78,15 @@ struct pending_record {
     }
     return codec::credit_size;
   }
-  bool has_body() const { return type == record_type::message && !tx.body.empty(); }
+  bool has_body() const { return type == record_type::message && !msg->body.empty(); }
 };
 
 // Appends a queued record's header and payload (a message's body is written
-// from its transaction, not staged).
+// from its message, not staged).
 void encode_one(std::string& staging, const pending_record& p, std::uint64_t group_offset) {
   switch (p.type) {
     case record_type::message:
-      codec::encode_message(staging, p.sequence, p.unix_ms, group_offset, p.tx);
+      codec::encode_message(staging, p.sequence, p.unix_ms, group_offset, *p.msg);
       return;
     case record_type::submitted:
     case record_type::delivery_final:
@@ -141,14 +141,15 @@ class journal_impl final : public journal {
 
   void attach(io_uring& ring) override { ring_ = &ring; }
 
-  std::string append_message(smtp::transaction&& tx, append_waiter* waiter) override {
+  queue_id append_message(std::shared_ptr<const message> m, append_waiter* waiter) override {
     pending_record p;
     p.type = record_type::message;
     p.sequence = next_sequence_++;
     p.unix_ms = core::unix_ms();
-    p.tx = std::move(tx);
+    p.msg = std::move(m);
     p.waiter = waiter;
-    std::string id = format_queue_id(options_.node_id, options_.shard_id, p.sequence);
+    const queue_id id{static_cast<std::uint8_t>(options_.node_id), static_cast<std::uint8_t>(options_.shard_id),
+                      p.sequence};
     enqueue(std::move(p));
     return id;
   }
@@ -351,7 +352,7 @@ void journal_impl::encode_group() {
       g.iov.push_back({start, len});
     const auto& p = g.records[i];
     if (p.has_body())
-      g.iov.push_back({const_cast<char*>(p.tx.body.data()), p.tx.body.size()});
+      g.iov.push_back({const_cast<char*>(p.msg->body.data()), p.msg->body.size()});
   }
 }
 
@@ -546,15 +547,8 @@ void journal_impl::fail_journal() {
 
 }  // namespace
 
-std::string format_queue_id(unsigned node_id, unsigned shard_id, std::uint64_t sequence) {
-  char id[32];
-  std::snprintf(id, sizeof id, "%02X%02X%012llX", node_id & 0xFFu, shard_id & 0xFFu,
-                static_cast<unsigned long long>(sequence));
-  return id;
-}
-
 std::unique_ptr<journal> journal::open(const journal_options& options,
-                                       const std::function<void(const record&)>& visit,
+                                       const std::function<void(record&)>& visit,
                                        std::string& error) {
   recovered_state state;
   if (!recover(options, visit, state, error)) {

@@ -11,7 +11,6 @@
 #include <bit>
 #include <cstring>
 
-#include "postino/sms.h"
 
 namespace postino::spool::codec {
 namespace {
@@ -71,19 +70,11 @@ void seal_crc(std::string& out, std::size_t start, std::string_view extra) {
 constexpr std::uint8_t flag_mms = 0x01;
 constexpr std::uint8_t flag_ack_owed = 0x02;
 
-// Versions 1 and 2 kept only the total: one price per segment of every
-// recipient, exact for the uniform prices those versions could have.
-// Needs at least one recipient.
-credit_units derived_unit_price(const smtp::transaction& tx) {
-  const auto recipients = static_cast<credit_units>(tx.recipients.size());
-  const credit_units segments = tx.is_mms ? 1 : std::max<credit_units>(tx.segments, 1);
-  // recipients < 2^30 (each takes 4 payload bytes) and segments < 2^32.
-  return tx.price / (recipients * segments);
-}
-
-void derive_unit_prices(smtp::transaction& tx) {
-  tx.unit_prices.clear();
-  if (!tx.recipients.empty()) tx.unit_prices.assign(tx.recipients.size(), derived_unit_price(tx));
+// Versions 1 and 2 carried no unit prices, and version 3 writes none when
+// they are the even share (message::even_unit_price): the decoder fills the
+// list from it, exact for the uniform prices those versions could have.
+void derive_unit_prices(message& tx) {
+  tx.unit_prices.assign(tx.recipients.size(), tx.even_unit_price());
 }
 
 // How many unit prices a message record carries: none (count 0) when the
@@ -91,15 +82,15 @@ void derive_unit_prices(smtp::transaction& tx) {
 // usual case: 4 bytes instead of 8 per recipient), and when the list is not
 // parallel to the recipients (a mismatched count on disk would make an
 // acknowledged record undecodable; the decoder derives one instead).
-std::size_t written_unit_prices(const smtp::transaction& tx) {
+std::size_t written_unit_prices(const message& tx) {
   if (tx.unit_prices.size() != tx.recipients.size() || tx.recipients.empty()) return 0;
-  const credit_units derived = derived_unit_price(tx);
+  const credit_units derived = tx.even_unit_price();
   for (credit_units u : tx.unit_prices)
     if (u != derived) return tx.unit_prices.size();
   return 0;
 }
 
-std::size_t message_payload_prefix(const smtp::transaction& tx) {
+std::size_t message_payload_prefix(const message& tx) {
   std::size_t n = 8 + 8 + 4 + 1 + 4 + tx.originator.size() + 4;
   for (const auto& r : tx.recipients) n += 4 + r.size();
   n += 1 + 1 + 4 + tx.sms_text.size() + 4 + tx.mm4_message_id.size() + 4 + tx.mm4_transaction_id.size() + 4 +
@@ -175,12 +166,12 @@ std::uint32_t crc32c_extend(std::uint32_t crc, const void* data, std::size_t siz
   return ~c32;
 }
 
-std::size_t message_size(const smtp::transaction& tx) {
+std::size_t message_size(const message& tx) {
   return header_size + message_payload_prefix(tx) + tx.body.size();
 }
 
 void encode_message(std::string& out, std::uint64_t sequence, std::uint64_t unix_ms,
-                    std::uint64_t group_offset, const smtp::transaction& tx) {
+                    std::uint64_t group_offset, const message& tx) {
   auto length = static_cast<std::uint32_t>(message_payload_prefix(tx) + tx.body.size());
   std::size_t start =
       put_header(out, record_type::message, length, sequence, unix_ms, group_offset);
@@ -347,7 +338,7 @@ constexpr std::uint32_t max_recipient_index = 0x3FFFFFFF;
 // count may still lie, and a vector of strings costs more than the bytes.
 constexpr std::size_t max_reserve = 4096;
 
-bool decode_recipients(reader& in, smtp::transaction& tx) {
+bool decode_recipients(reader& in, message& tx) {
   const auto count = in.take<std::uint32_t>();
   if (!in.ok || count > in.left / 4) {
     in.ok = false;
@@ -358,7 +349,7 @@ bool decode_recipients(reader& in, smtp::transaction& tx) {
   return in.ok;
 }
 
-bool decode_content_fields(reader& in, smtp::transaction& tx, std::string& what) {
+bool decode_content_fields(reader& in, message& tx, std::string& what) {
   const auto flags = in.take<std::uint8_t>();
   if (in.ok && (flags & ~(flag_mms | flag_ack_owed)) != 0) return refuse(what, "unknown content flags");
   tx.is_mms = (flags & flag_mms) != 0;
@@ -372,7 +363,7 @@ bool decode_content_fields(reader& in, smtp::transaction& tx, std::string& what)
 }
 
 // Version 3's unit prices; `units` is how many were written (0: derived).
-bool decode_unit_prices(reader& in, smtp::transaction& tx, std::uint32_t& units, std::string& what) {
+bool decode_unit_prices(reader& in, message& tx, std::uint32_t& units, std::string& what) {
   units = in.take<std::uint32_t>();
   if (in.ok && units != 0 && units != tx.recipients.size())
     return refuse(what, "unit price count does not match the recipients");
@@ -390,28 +381,24 @@ bool decode_unit_prices(reader& in, smtp::transaction& tx, std::uint32_t& units,
   return true;
 }
 
-bool decode_message(const header& h, reader& in, smtp::transaction& tx, std::string& what) {
+bool decode_message(const header& h, reader& in, message& tx, std::string& what) {
   tx.account = in.take<std::uint64_t>();
   tx.price = in.take<std::int64_t>();
   tx.segments = in.take<std::uint32_t>();
   if (in.ok && tx.price < 0) return refuse(what, "negative price " + std::to_string(tx.price));
-  if (in.ok && tx.segments > sms::max_concat_segments)
+  if (in.ok && tx.segments > max_message_segments)
     return refuse(what, "segment count " + std::to_string(tx.segments) + " is outside 0.." +
-                            std::to_string(sms::max_concat_segments));
+                            std::to_string(max_message_segments));
   const auto kind = in.take<std::uint8_t>();
-  if (kind > static_cast<std::uint8_t>(smtp::originator_kind::numeric_long))
+  if (kind > static_cast<std::uint8_t>(originator_kind::numeric_long))
     return refuse(what, "unknown originator kind");
-  tx.originator_type = static_cast<smtp::originator_kind>(kind);
+  tx.originator_type = static_cast<originator_kind>(kind);
   tx.originator = in.take_string();
   if (!decode_recipients(in, tx)) return true;  // in.ok says the payload is short
   if (h.version >= 2 && !decode_content_fields(in, tx, what)) return false;
   std::uint32_t units = 0;
   if (h.version >= 3 && !decode_unit_prices(in, tx, units, what)) return false;
   tx.body = in.take_string();
-  if (h.version == 1 && in.ok) {
-    tx.sms_text = sms::clean_raw_text(tx.body).utf8;
-    tx.data_coding = sms::smpp_data_coding(sms::count_segments(tx.sms_text).encoding);
-  }
   if (units == 0 && in.ok) derive_unit_prices(tx);
   return true;
 }
@@ -422,7 +409,7 @@ bool decode_delivery(record_type type, reader& in, delivery_event& e, std::strin
   e.key.sequence = in.take<std::uint64_t>();
   e.key.recipient = in.take<std::uint32_t>();
   e.key.segment = in.take<std::uint32_t>();
-  if (in.ok && (e.key.recipient > max_recipient_index || e.key.segment >= sms::max_concat_segments))
+  if (in.ok && (e.key.recipient > max_recipient_index || e.key.segment >= max_message_segments))
     return refuse(what, "recipient " + std::to_string(e.key.recipient) + " segment " +
                             std::to_string(e.key.segment) + " cannot be part of a message");
   e.recipient = in.take_string();
@@ -452,6 +439,7 @@ bool decode_record(const header& h, const std::uint8_t* payload, record& out, st
   switch (out.type) {
     case record_type::message:
       if (!decode_message(h, in, out.tx, what)) return false;
+      out.content_unread = h.version == 1;
       break;
     case record_type::top_up:
     case record_type::refund:

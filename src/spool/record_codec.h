@@ -37,9 +37,10 @@
 //            version 2 (and 1) could have: per-prefix prices came with v3.
 //   message, version 1: version 2 without the fields from content flags to
 //            the originator system. Such records were accepted before the
-//            content step existed, as raw text: the decoder gives them the
-//            SMS text and data_coding the raw-mode rules give their body,
-//            and unit prices as for version 2.
+//            content step existed, as raw text: the decoder marks them
+//            (record::content_unread) for their reader to apply the
+//            raw-mode rules (src/sms, which spool may not use), and gives
+//            unit prices as for version 2.
 //   top_up, refund: account u64, amount i64
 //   seal: sealed segment (its name) u64, offset u64
 //   submitted: node u8, shard u8, sequence u64, recipient u32, segment u32
@@ -92,7 +93,7 @@ struct header {
 };
 
 // Bytes a message record occupies on disk (header, payload, body).
-std::size_t message_size(const smtp::transaction& tx);
+std::size_t message_size(const message& tx);
 inline constexpr std::size_t credit_size = header_size + 16;
 inline constexpr std::size_t seal_size = header_size + 16;
 // Bytes a submitted / delivery_final record occupies (`type` says which).
@@ -109,7 +110,7 @@ inline constexpr std::size_t max_payload = 0xFFFFFFFFu;
 // which the caller writes next (from tx.body). The payload must not exceed
 // max_payload (callers check message_size first).
 void encode_message(std::string& out, std::uint64_t sequence, std::uint64_t unix_ms,
-                    std::uint64_t group_offset, const smtp::transaction& tx);
+                    std::uint64_t group_offset, const message& tx);
 void encode_credit(std::string& out, record_type type, std::uint64_t sequence,
                    std::uint64_t unix_ms, std::uint64_t group_offset, account_id account,
                    credit_units amount);

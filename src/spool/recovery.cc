@@ -293,7 +293,7 @@ bool sync_tails(const std::vector<std::unique_ptr<segment>>& segments, std::stri
 }
 
 void visit_all(const std::vector<std::unique_ptr<segment>>& segments,
-               const std::function<void(const record&)>& visit) {
+               const std::function<void(record&)>& visit) {
   for (const auto& s : segments) {
     std::uint64_t off = 0;
     while (off < s->end) {
@@ -371,7 +371,7 @@ bool open_newest(const journal_options& options, const segment& newest, recovere
 
 }  // namespace
 
-bool recover(const journal_options& options, const std::function<void(const record&)>& visit,
+bool recover(const journal_options& options, const std::function<void(record&)>& visit,
              recovered_state& state, std::string& error) {
   if (!open_directory(options.dir, state.dir_fd, error)) return false;
   std::vector<std::unique_ptr<segment>> segments;

@@ -25,7 +25,7 @@ struct recovered_state {
 // False with `error` ("<file>: offset <n>: <what>" for damaged records, or a
 // system call's errno text); `visit` is only called once every segment has
 // been checked, so a failed recovery visits nothing.
-bool recover(const journal_options& options, const std::function<void(const record&)>& visit,
+bool recover(const journal_options& options, const std::function<void(record&)>& visit,
              recovered_state& state, std::string& error);
 
 }  // namespace postino::spool

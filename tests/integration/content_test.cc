@@ -122,13 +122,13 @@ class content_test : public ::testing::Test {
       EXPECT_EQ(r.text.rfind("2.0.0 Message accepted for delivery to: ", 0), 0u) << c.kind << ": " << r.text;
     }
     ASSERT_EQ(gw_->stop(), 0) << gw_->last_log();
-    std::map<std::string, smtp::transaction> by_originator;
+    std::map<std::string, message> by_originator;
     for (const auto& rec : messages_in(read_journals(gw_->data_dir()))) by_originator[rec.tx.originator] = rec.tx;
     for (const auto& c : cases) {
       SCOPED_TRACE(c.kind);
       auto it = by_originator.find(c.kind);
       ASSERT_NE(it, by_originator.end()) << "no journal record";
-      const smtp::transaction& tx = it->second;
+      const message& tx = it->second;
       EXPECT_EQ(tx.sms_text, c.text);
       EXPECT_EQ(tx.segments, c.segments);
       EXPECT_EQ(tx.data_coding, c.coding);
@@ -225,7 +225,7 @@ TEST_F(content_test, mm4_forward_is_an_mms_only_for_an_mms_account) {
   EXPECT_EQ(journal_queue_ids(gw_->data_dir()), std::vector<std::string>{m[1].str()});
   auto messages = messages_in(read_journals(gw_->data_dir()));
   ASSERT_EQ(messages.size(), 1u);
-  const smtp::transaction& tx = messages[0].tx;
+  const message& tx = messages[0].tx;
   EXPECT_TRUE(tx.is_mms);
   EXPECT_TRUE(tx.mm4_ack_owed) << "X-Mms-Ack-Request: Yes: an MM4_forward.RES is owed";
   EXPECT_EQ(tx.mm4_message_id, "<20240101-0001@mms.example.net>");

@@ -344,7 +344,7 @@ std::vector<std::string> journal_queue_ids(const std::string& data_dir) {
   for (const auto& dir : journal_dirs(data_dir)) {
     unsigned shard = std::stoul(dir.filename().string().substr(std::strlen("journal-")));
     read_journal(dir, [&](const spool::record& r) {
-      if (r.type == spool::record_type::message) ids.push_back(spool::format_queue_id(0, shard, r.sequence));
+      if (r.type == spool::record_type::message) ids.push_back(queue_id{0, static_cast<std::uint8_t>(shard), r.sequence}.format());
     });
   }
   std::sort(ids.begin(), ids.end());

@@ -92,15 +92,16 @@ class checkpoint_test : public ::testing::Test {
 
   static journal_delta::message message(const std::string& queue_id, std::vector<std::string> to,
                                         std::uint32_t segments) {
+    auto accepted = std::make_shared<postino::message>();
+    accepted->account = 7;
+    accepted->price = static_cast<credit_units>(to.size() * segments);
+    accepted->recipients = std::move(to);
+    accepted->segments = segments;
     journal_delta::message m;
     m.queue_id = queue_id;
-    m.account = 7;
     m.sequence = 1;
-    m.price = static_cast<credit_units>(to.size() * segments);
-    m.recipients = static_cast<std::uint32_t>(to.size());
     m.accepted_ms = 1'700'000'000'000;
-    m.recipient_list = std::move(to);
-    m.segments = segments;
+    m.accepted = std::move(accepted);
     return m;
   }
 

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "postino/credit.h"
+#include "postino/sms.h"
 
 namespace postino::credit {
 namespace {

@@ -115,21 +115,21 @@ credit_units refunds_if_all_fail(const outbound_message& m) {
 TEST(delivery_outbound, refunds_never_add_up_past_the_price) {
   spool::record r = sms(7, {"+393331234567", "+393401234567"}, 1);
   r.tx.sms_text = std::string(400, 'x');  // three GSM segments, charged as one
-  auto m = make_outbound(r.tx, {0, 0, 7, 0, 0}, r.unix_ms, 3600);
+  auto m = make_outbound(std::make_shared<const message>(r.tx), queue_id{0, 0, 7}, r.unix_ms, 3600);
   ASSERT_EQ(m->segments.size(), 3u);
   EXPECT_LE(refunds_if_all_fail(*m), r.tx.price);
 
   spool::record p = sms(8, {"+393331234567", "+393401234567"}, 2);
   p.tx.price = 10;
   p.tx.unit_prices = {5, 5};  // each within the price, together twice it
-  m = make_outbound(p.tx, {0, 0, 8, 0, 0}, p.unix_ms, 3600);
+  m = make_outbound(std::make_shared<const message>(p.tx), queue_id{0, 0, 8}, p.unix_ms, 3600);
   ASSERT_EQ(m->segments.size(), 2u);
   EXPECT_LE(refunds_if_all_fail(*m), p.tx.price);
 
   spool::record fine = sms(9, {"+393331234567", "+447911123456"}, 2);
   fine.tx.price = 6;
   fine.tx.unit_prices = {1, 2};  // per-prefix prices, exact
-  m = make_outbound(fine.tx, {0, 0, 9, 0, 0}, fine.unix_ms, 3600);
+  m = make_outbound(std::make_shared<const message>(fine.tx), queue_id{0, 0, 9}, fine.unix_ms, 3600);
   EXPECT_EQ(m->unit_prices, (std::vector<credit_units>{1, 2})) << "exact prices are kept";
 }
 

@@ -353,6 +353,7 @@ class fake_owner {
                       " mm4id=\"" + escape(tx.mm4_message_id) + "\" text=\"" + escape(tx.sms_text) + "\"");
         }
         commit_result r{};
+        char id[16];  // r.queue_id views it until resolve returns
         fake_account* a = find_id(tx.account);
         const credit_units credit = a != nullptr ? a->credit : 0;
         if (local_error_) {
@@ -364,7 +365,6 @@ class fake_owner {
           r.available = credit;
         } else {
           a->credit -= tx.price;
-          char id[16];
           std::snprintf(id, sizeof id, "%08X", ++queue_ids_);
           r.result = commit_result::outcome::accepted;
           r.queue_id = id;

@@ -6,7 +6,7 @@
 
 #include <limits>
 
-#include "postino/account.h"
+#include "postino/sms.h"
 
 namespace postino {
 namespace {

@@ -86,11 +86,14 @@ struct owner {
       case request_kind::credit_check: s.resolve(credit_check_result{credit}); break;
       case request_kind::rate_check: s.resolve(rate_check_result{true}); break;
       case request_kind::commit: {
-        // The contract lets the owner move only the body out.
-        committed.push_back(take_for_journal(s.pending_commit()));
+        // The owner moves the whole message out, as the gateway does, and
+        // lends the session its recipients for the 250 line.
+        committed.push_back(std::move(s.pending_commit()));
         commit_result r{};
         r.result = commit_result::outcome::accepted;
-        r.queue_id = "Q" + std::to_string(++commits);
+        const std::string id = "Q" + std::to_string(++commits);
+        r.queue_id = id;
+        r.recipients = &committed.back().recipients;
         s.resolve(r);
         break;
       }
@@ -633,27 +636,28 @@ TEST(smtp_session, an_mms_is_priced_per_recipient_and_keeps_its_body) {
   EXPECT_TRUE(tx.unit_prices.empty());
 }
 
-TEST(smtp_session, take_for_journal_moves_only_the_body) {
-  transaction tx;
-  tx.account = 3;
-  tx.recipients = {"+393331234567"};
-  tx.body = std::string(5000, 'b');
-  tx.sms_text = "text";
-  tx.is_mms = true;
-  tx.mm4_message_id = "<id>";
-  tx.price = 4;
-  tx.unit_prices = {4};
-  transaction record = take_for_journal(tx);
-  EXPECT_EQ(record.body.size(), 5000u);
-  EXPECT_TRUE(tx.body.empty());
-  EXPECT_EQ(tx.recipients, record.recipients) << "the session still needs them for its 250 line";
-  EXPECT_EQ(record.sms_text, "text");
-  EXPECT_TRUE(record.is_mms);
-  EXPECT_EQ(record.mm4_message_id, "<id>");
-  EXPECT_EQ(record.price, 4);
-  EXPECT_EQ(record.unit_prices, (std::vector<credit_units>{4}));
+// The owner moves the whole message out at the commit (the journal, delivery
+// and the message index share it): the 250 line then lists the recipients
+// the owner lends back, and the next transaction starts empty.
+TEST(smtp_session, a_message_moved_out_is_answered_from_the_owners_recipients) {
+  owner o;
+  const session_config c = config();
+  session s(c, {1, "192.0.2.1"});
+  s.start();
+  const std::string out = o.drive(s, "EHLO c\r\n" + plain_login +
+                                         "MAIL FROM:<+393331234567>\r\nRCPT TO:<+393471234567>\r\n"
+                                         "RCPT TO:<+393351234567>\r\nDATA\r\nCiao\r\n.\r\n"
+                                         "MAIL FROM:<+393331234567>\r\nRCPT TO:<+393471234567>\r\nDATA\r\n"
+                                         "Ancora\r\n.\r\n");
+  ASSERT_EQ(o.committed.size(), 2u);
+  EXPECT_EQ(o.committed[0].sms_text, "Ciao");
+  EXPECT_EQ(o.committed[0].recipients, (std::vector<std::string>{"+393471234567", "+393351234567"}));
+  EXPECT_EQ(o.committed[1].recipients, (std::vector<std::string>{"+393471234567"}));
+  EXPECT_NE(out.find("250 2.0.0 Message accepted for delivery to: +393471234567, +393351234567 queued as Q1\r\n"),
+            std::string::npos);
+  EXPECT_NE(out.find("250 2.0.0 Message accepted for delivery to: +393471234567 queued as Q2\r\n"), std::string::npos);
+  EXPECT_TRUE(s.pending_commit().recipients.empty());
 }
-
 
 // PROTOCOL.md 1 / issue 19: a client that pipelines without reading gets no
 // more replies queued once max_pending_output is reached; the rest of its

@@ -60,18 +60,18 @@ struct chaining_waiter final : append_waiter {
   bool durable = false;
   void on_durable(bool d) override {
     durable = d;
-    smtp::transaction tx;
+    message tx;
     tx.body = "appended from a callback";
     tx.recipients = {"+393331234567"};
     j->append_message(std::move(tx), next);
   }
 };
 
-smtp::transaction make_tx(int i, std::size_t body_size = 60) {
-  smtp::transaction tx;
+message make_tx(int i, std::size_t body_size = 60) {
+  message tx;
   tx.account = 100 + static_cast<account_id>(i % 3);
   tx.originator = i % 2 ? "+393401234567" : "ACME";
-  tx.originator_type = i % 2 ? smtp::originator_kind::numeric : smtp::originator_kind::alphanumeric;
+  tx.originator_type = i % 2 ? originator_kind::numeric : originator_kind::alphanumeric;
   tx.recipients = {"+39333" + std::to_string(1000000 + i)};
   if (i % 4 == 0) tx.recipients.push_back("+447911123456");
   tx.segments = 1;
@@ -200,7 +200,7 @@ TEST_F(JournalTest, AppendsInBurstsAndRecoversInOrder) {
   EXPECT_TRUE(open().empty());
   constexpr int bursts = 20, per_burst = 25;
   std::vector<std::string> ids;
-  std::vector<smtp::transaction> sent;
+  std::vector<message> sent;
   std::vector<waiter> waiters(bursts * per_burst);
   std::vector<waiter> credit_waiters(bursts);
   for (int b = 0; b < bursts; ++b) {
@@ -210,7 +210,7 @@ TEST_F(JournalTest, AppendsInBurstsAndRecoversInOrder) {
       // inline buffer: both must be written from where the journal keeps them.
       auto tx = make_tx(i, static_cast<std::size_t>((i * 37) % 3000));
       sent.push_back(tx);
-      ids.push_back(j_->append_message(std::move(tx), &waiters[static_cast<std::size_t>(i)]));
+      ids.push_back(j_->append_message(std::move(tx), &waiters[static_cast<std::size_t>(i)]).format());
     }
     j_->append_credit(record_type::top_up, 100, 1000 + b, &credit_waiters[static_cast<std::size_t>(b)]);
     drain();
@@ -231,7 +231,7 @@ TEST_F(JournalTest, AppendsInBurstsAndRecoversInOrder) {
   auto msgs = messages(recovered);
   ASSERT_EQ(msgs.size(), sent.size());
   for (std::size_t i = 0; i < msgs.size(); ++i) {
-    EXPECT_EQ(format_queue_id(1, 3, msgs[i].sequence), ids[i]);
+    EXPECT_EQ((queue_id{1, 3, msgs[i].sequence}.format()), ids[i]);
     EXPECT_EQ(msgs[i].tx.body, sent[i].body) << i;
     EXPECT_EQ(msgs[i].tx.recipients, sent[i].recipients);
     EXPECT_EQ(msgs[i].tx.originator, sent[i].originator);
@@ -251,11 +251,11 @@ TEST_F(JournalTest, AppendsInBurstsAndRecoversInOrder) {
   EXPECT_EQ(top_ups, bursts);
   // Appending continues after the recovered records with fresh sequences.
   waiter w;
-  std::string id = j_->append_message(make_tx(9999), &w);
+  std::string id = j_->append_message(make_tx(9999), &w).format();
   drain();
   EXPECT_EQ(w.ok, 1);
   EXPECT_EQ(unique.count(id), 0u);
-  EXPECT_EQ(format_queue_id(1, 3, recovered.back().sequence + 1), id);
+  EXPECT_EQ((queue_id{1, 3, recovered.back().sequence + 1}.format()), id);
 }
 
 TEST_F(JournalTest, RecordsAppendedDuringAFlightJoinTheNextGroup) {
@@ -414,7 +414,7 @@ TEST_F(JournalTest, FailedFsyncFailsOnlyItsGroupAndSeals) {
   std::vector<waiter> doomed(3);
   j_->append_message(make_tx(0), &first);  // in flight alone
   std::vector<std::string> doomed_ids;
-  for (int i = 0; i < 3; ++i) doomed_ids.push_back(j_->append_message(make_tx(10 + i), &doomed[static_cast<std::size_t>(i)]));
+  for (int i = 0; i < 3; ++i) doomed_ids.push_back(j_->append_message(make_tx(10 + i), &doomed[static_cast<std::size_t>(i)]).format());
   spool::test_hooks::fail_next_syncs(1, 1);  // the first group's fdatasync passes, the next fails
   auto sealed_segment = segments().at(0);
   drain();
@@ -424,7 +424,7 @@ TEST_F(JournalTest, FailedFsyncFailsOnlyItsGroupAndSeals) {
   EXPECT_GT(j_->durable_offset(), 0u);
   // The journal accepts again, in the new segment.
   waiter later;
-  std::string later_id = j_->append_message(make_tx(20), &later);
+  std::string later_id = j_->append_message(make_tx(20), &later).format();
   drain();
   EXPECT_EQ(later.ok, 1);
   for (const auto& id : doomed_ids) EXPECT_NE(id, later_id);
@@ -575,9 +575,9 @@ TEST_F(JournalTest, EmptyNewestSegmentContinuesAfterItsName) {
   write_file(path, std::string(4096, '\0'));
   open();
   waiter w;
-  std::string id = j_->append_message(make_tx(2), &w);
+  std::string id = j_->append_message(make_tx(2), &w).format();
   drain();
-  EXPECT_EQ(id, format_queue_id(1, 3, 0x40));
+  EXPECT_EQ(id, (queue_id{1, 3, 0x40}.format()));
   EXPECT_EQ(messages(open()).size(), 2u);
 }
 
@@ -776,7 +776,7 @@ TEST_F(JournalTest, FailedGroupWithoutWaitersIsNotReplayed) {
 
 TEST_F(JournalTest, UnitPricesSurviveTheJournal) {
   open();
-  smtp::transaction tx = make_tx(0);  // two recipients
+  message tx = make_tx(0);  // two recipients
   ASSERT_EQ(tx.recipients.size(), 2u);
   tx.segments = 3;
   tx.unit_prices = {2, 5};

@@ -4,7 +4,7 @@
 // recorded with, cut to the gateway's receive-buffer size, and the session's
 // requests are resolved inline the way the gateway's owner resolves them,
 // minus the I/O: authentication succeeds with a fixed account, credit is
-// plentiful, and a commit moves the transaction out with take_for_journal and
+// plentiful, and a commit moves the message out, as the gateway does, and
 // is accepted with a fixed queue id (no journal: the guard measures the SMTP
 // hot path). Every reply is checked: a 4xx/5xx reply or a message count that
 // differs from the recording's header fails the run (exit 2), so a broken
@@ -107,9 +107,11 @@ void resolve_one(smtp::session& s, const world& w, outcome& o) {
     }
     case smtp::request_kind::credit_check: s.resolve(smtp::credit_check_result{1000000000}); break;
     case smtp::request_kind::commit: {
-      smtp::transaction for_journal = smtp::take_for_journal(s.pending_commit());
+      smtp::transaction for_journal = std::move(s.pending_commit());
       o.body_bytes += for_journal.body.size();
-      s.resolve(w.accepted);
+      smtp::commit_result accepted = w.accepted;
+      accepted.recipients = &for_journal.recipients;
+      s.resolve(accepted);
       break;
     }
     case smtp::request_kind::rate_check: s.resolve(smtp::rate_check_result{true}); break;
