@@ -8,16 +8,29 @@
 #include <string>
 #include <vector>
 
-#include "postino/smtp.h"
+#include "postino/account.h"
 
 namespace postino {
+
+// What a listener's SMTP sessions are told (the app makes an
+// smtp::session_config of it: configuration knows no protocol part's types).
+struct listener_session_config {
+  std::string hostname = "localhost";
+  std::uint64_t max_message_size = 10485760;  // advertised as SIZE
+  bare_newline_policy bare_newline = bare_newline_policy::normalize;
+  unsigned max_errors = 10;             // counted errors, then 421
+  unsigned max_auth_failures = 3;       // per connection, then 421
+  std::size_t max_pending_output = 16 * 1024;  // from [limits]
+  std::uint32_t mime_max_parts = 1000;  // from [limits]
+  std::uint32_t mime_max_depth = 20;    // from [limits]
+};
 
 struct listener_config {
   std::string address = "127.0.0.1";
   std::uint16_t port = 2525;
   bool auth_required = true;          // auth = "required" | "none"
   std::string account;                // with auth = "none": the account used
-  smtp::session_config session;       // hostname, size, bare newline, limits
+  listener_session_config session;    // hostname, size, bare newline, limits
 };
 
 // One SMSC account (issue 7, PROTOCOL.md 6): where its binds connect and how

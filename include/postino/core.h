@@ -14,6 +14,12 @@ struct io_uring_sqe;
 
 namespace postino::core {
 
+// Creates `ring` on the calling thread (SINGLE_ISSUER makes it the only
+// submitter) with SINGLE_ISSUER | DEFER_TASKRUN | COOP_TASKRUN | SUBMIT_ALL,
+// dropping flags the kernel refuses. Returns 0 or -errno; `flags` gets the
+// flags that were accepted.
+int setup_ring(io_uring& ring, unsigned sq_entries, unsigned cq_entries, unsigned& flags);
+
 // Every SQE's user_data is a pointer to one of these (or 0 for ignored CQEs).
 class completion {
  public:

@@ -138,6 +138,8 @@ class host {
   virtual void refund_durable(account_id account, credit_units amount) = 0;
   // Message-index rows (this shard's checkpoint delta).
   virtual credit::journal_delta& delta() = 0;
+  // This shard's journal (delivery records); null: none (tests).
+  virtual spool::journal* journal() = 0;
 
  protected:
   ~host() = default;

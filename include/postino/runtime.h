@@ -1,8 +1,12 @@
 // The thread-per-core runtime: shards (one thread, one io_uring ring, one
-// provided-buffer ring, one fixed-file table, its own listeners, connections,
-// timers and journal each), the SPSC mailboxes that are the only way shards
-// talk to each other (woken with IORING_OP_MSG_RING), and the timer wheel that
-// lets 100k connections share one IORING_OP_TIMEOUT. Buffers: a mailbox owns
+// fixed-file table, its own timers and services each), the SPSC mailboxes
+// that are the only way shards talk to each other (woken with
+// IORING_OP_MSG_RING), and the timer wheel that lets 100k connections share
+// one IORING_OP_TIMEOUT. The runtime knows no socket, journal or protocol:
+// what runs on a shard (listeners and connections from src/io, the journal,
+// the gateway's request handler) is a `service` the app gives each shard,
+// told after every batch, at shutdown and when the grace period ends, and
+// waited for until drained. Buffers: a mailbox owns
 // the messages queued in it until the receiver pops them; a message carries
 // plain values and pointers whose targets the sender keeps alive until the
 // answer comes back. Timer nodes are owned by whoever embeds them; the wheel
@@ -22,22 +26,9 @@
 #include <utility>
 #include <vector>
 
-#include "postino/account.h"
 #include "postino/core.h"
 
 struct io_uring;
-
-namespace postino::smtp {
-struct session_config;
-}
-namespace postino::spool {
-class journal;
-}
-namespace postino::io {
-class connection;
-class buffer_ring;
-class acceptor;
-}  // namespace postino::io
 
 namespace postino::core {
 
@@ -195,27 +186,20 @@ struct message {
   std::int64_t e = 0;
 };
 
-// Answers a session's pending requests (AUTH, credit, commit). One per shard,
-// created on the shard's thread, used only there.
-class request_handler {
+// A part that runs on a shard. The shard creates its services on its own
+// thread once the ring exists, in the order the runtime's factory gives;
+// after every batch (mailboxes drained) it calls after_batch() on each in
+// that order; at shutdown begin_shutdown() on each in reverse order, and
+// grace_expired() when the grace period ends; it leaves its loop once every
+// service is drained(), and destroys them, in reverse order, on its thread.
+class service {
  public:
-  virtual ~request_handler() = default;
-  // The session of `c` has a pending request. Resolve it (c.session().resolve)
-  // now or later and then call c.complete(); if c.gone(), skip the resolve but
-  // still call complete(), which releases the connection.
-  virtual void handle(io::connection& c) = 0;
-  // `c` closed, or its client finished sending, while its request is with
-  // the handler. A handler that can drop the request (a password check
-  // still queued) does: it resolves the session if !c.gone() and calls
-  // c.complete() now; otherwise it does nothing and completes as usual.
-  virtual void abandoned(io::connection& c) {}
-  // Called once per event-loop batch, after the shard has drained its
-  // mailboxes and before it wakes its peers: where a handler flushes what it
-  // batched (credit reports) and answers what had to wait for the drain.
+  virtual ~service() = default;
   virtual void after_batch() {}
-  // The shard is shutting down: stop outgoing work (SMPP binds unbind).
-  virtual void on_shutdown() {}
-  // The shard exits only once this holds (and its sessions and journal are done).
+  // Stop taking new work; finish what is under way.
+  virtual void begin_shutdown() {}
+  // The grace period is over: end what is still under way.
+  virtual void grace_expired() {}
   virtual bool drained() const { return true; }
 };
 
@@ -235,24 +219,11 @@ struct alignas(cache_line) shard_metrics {
   }
 };
 
-struct listener_spec {
-  std::string address = "127.0.0.1";
-  std::uint16_t port = 0;                                // 0: ephemeral
-  const smtp::session_config* session = nullptr;         // outlives the runtime
-  const account_settings* preauthenticated = nullptr;    // auth = "none"
-};
-
 struct runtime_options {
   unsigned shards = 0;                 // 0: std::thread::hardware_concurrency()
   unsigned sq_entries = 4096;
   unsigned cq_entries = 16384;
-  unsigned buffer_count = 4096;        // provided buffers per shard (power of two)
-  unsigned buffer_size = 4096;         // bytes each
   unsigned fixed_files = 0;            // direct-descriptor table per ring; 0: RLIMIT_NOFILE
-  unsigned listen_backlog = 4096;
-  std::size_t spill_limit = 64 * 1024; // read-ahead kept while a request waits
-  std::chrono::milliseconds idle_timeout{300'000};
-  std::chrono::milliseconds data_timeout{180'000};
   std::chrono::milliseconds shutdown_grace{30'000};
   bool pin_threads = true;
 };
@@ -272,12 +243,18 @@ class shard {
   unsigned count() const;
   runtime& owner() { return rt_; }
   io_uring& ring() { return *ring_; }
-  io::buffer_ring& buffers() { return *buffers_; }
   timer_wheel& timers() { return *timers_; }
   std::uint64_t now_ms() const { return now_ms_; }
-  request_handler& handler() { return *handler_; }
-  spool::journal* journal() { return journal_; }
   shard_metrics& metrics();
+  // Entries of the ring's fixed-file (direct descriptor) table.
+  unsigned fixed_files() const { return fixed_files_; }
+  // The service of type T (the first, in creation order), or nullptr.
+  template <class T>
+  T* find() const {
+    for (const auto& s : services_)
+      if (auto* found = dynamic_cast<T*>(s.get())) return found;
+    return nullptr;
+  }
   const runtime_options& options() const;
   bool stopping() const { return stopping_; }
 
@@ -285,18 +262,6 @@ class shard {
   void post(unsigned to, const message& m);
   // From any thread (hash pool workers, main): `fn` runs on this shard.
   void post_from_any_thread(std::function<void()> fn);
-
-  // Connection bookkeeping (io::connection and io::acceptor use these).
-  void adopt(io::connection* c);
-  void retire(io::connection* c);  // deleted at the end of the current batch
-  std::uint64_t next_connection_number();
-  // Fixed-file slots: a multishot accept that finds the table full takes the
-  // connection off the backlog and then drops it, so acceptors keep count and
-  // stop before the table fills (the backlog then holds the next clients).
-  unsigned free_slots() const { return slots_total_ - slots_used_; }
-  unsigned slot_margin() const { return slot_margin_; }
-  void slot_taken() { ++slots_used_; }
-  void slot_released();
 
   // Thread body; returns when every shard has drained after stop().
   void run(std::function<void(bool ok, const std::string& error)> started);
@@ -320,7 +285,7 @@ class shard {
   };
 
   bool setup(std::string& error);
-  void teardown_ring();
+  void destroy_services();
   void drain_mailboxes();
   void arm_inbox_read();
   void run_inbox();
@@ -328,7 +293,6 @@ class shard {
   void arm_tick();
   void send_wakes();
   void begin_shutdown();
-  void force_close_all();
   bool drained() const;
 
   friend class runtime;
@@ -337,21 +301,10 @@ class shard {
   unsigned id_;
   std::unique_ptr<io_uring> ring_;
   bool ring_ready_ = false;
-  std::unique_ptr<io::buffer_ring> buffers_;
   std::unique_ptr<timer_wheel> timers_;
-  std::unique_ptr<request_handler> handler_;
-  spool::journal* journal_ = nullptr;
-  std::vector<std::unique_ptr<io::acceptor>> acceptors_;
+  std::vector<std::unique_ptr<service>> services_;
   std::uint64_t now_ms_ = 0;
-  unsigned slots_total_ = 0;
-  unsigned slots_used_ = 0;
-  unsigned slot_margin_ = 1;
-
-  // Connections: an intrusive list would save a pointer per connection, but
-  // the vector keeps the connection itself free of list hooks; index kept in
-  // the connection for O(1) removal.
-  std::vector<io::connection*> connections_;
-  std::vector<io::connection*> graveyard_;
+  unsigned fixed_files_ = 0;
 
   wake_op wake_;
   inbox_op inbox_read_;
@@ -375,27 +328,20 @@ class shard {
   std::uint64_t inbox_counter_ = 0;
 
   bool stopping_ = false;
-  bool forced_ = false;
   bool reported_drained_ = false;
 };
 
-// The runtime: binds the listeners, starts one thread per shard, stops them.
+// The runtime: starts one thread per shard, stops them.
 class runtime {
  public:
-  using handler_factory = std::function<std::unique_ptr<request_handler>(shard&)>;
+  // Run on each shard's thread during its set-up: appends that shard's
+  // services, in order. Whatever it captures outlives join().
+  using service_factory = std::function<void(shard&, std::vector<std::unique_ptr<service>>&)>;
 
-  // `journals` is empty (no durable commits: tests) or holds one per shard,
-  // owned by the caller, kept alive until after join().
-  runtime(runtime_options options, std::vector<listener_spec> listeners,
-          std::vector<spool::journal*> journals, handler_factory factory);
+  runtime(runtime_options options, service_factory factory);
   ~runtime();
   runtime(const runtime&) = delete;
   runtime& operator=(const runtime&) = delete;
-
-  // Creates every shard's listening socket (SO_REUSEPORT); port 0 is resolved
-  // once and shared by all shards. Main thread, before start().
-  bool bind(std::string& error);
-  std::uint16_t bound_port(std::size_t listener) const { return ports_.at(listener); }
 
   // Starts the shard threads; returns once all are accepting or one failed.
   bool start(std::string& error);
@@ -406,33 +352,23 @@ class runtime {
 
   unsigned shard_count() const { return static_cast<unsigned>(shards_.size()); }
   const runtime_options& options() const { return options_; }
-  const std::vector<listener_spec>& listeners() const { return listeners_; }
   shard_metrics& metrics(unsigned shard) { return metrics_[shard]; }
   shard& shard_at(unsigned i) { return *shards_[i]; }
 
  private:
   friend class shard;
-  friend class io::acceptor;
 
   spsc_queue<message>& queue(unsigned from, unsigned to) {
     return *queues_[from * shards_.size() + to];
   }
-  int listen_fd(unsigned shard, std::size_t listener) const {
-    return listen_fds_[shard * listeners_.size() + listener];
-  }
   void shard_drained();
 
   runtime_options options_;
-  std::vector<listener_spec> listeners_;
-  std::vector<spool::journal*> journals_;
-  handler_factory factory_;
+  service_factory factory_;
   std::vector<std::unique_ptr<shard>> shards_;
   std::unique_ptr<shard_metrics[]> metrics_;
   std::vector<std::unique_ptr<spsc_queue<message>>> queues_;
-  std::vector<int> listen_fds_;  // [shard][listener]
-  std::vector<std::uint16_t> ports_;
   std::vector<std::thread> threads_;
-  alignas(cache_line) std::atomic<std::uint64_t> connection_numbers_{0};
   alignas(cache_line) std::atomic<unsigned> drained_{0};
   std::atomic<unsigned> set_up_{0};  // shards past setup (ok or not)
   std::atomic<bool> stop_requested_{false};

@@ -39,6 +39,11 @@
 
 struct io_uring;
 
+namespace postino::core {
+class shard;
+class service;
+}  // namespace postino::core
+
 namespace postino::spool {
 
 enum class record_type : std::uint8_t {
@@ -161,6 +166,12 @@ class journal {
   // checkpoint's position in this journal.
   virtual std::uint64_t durable_sequence() const = 0;
 };
+
+// Attaches `j` to the shard's ring (on the shard's thread) and returns the
+// service through which the journal takes part in the shard's loop: the
+// shard does not exit while records are pending, and the journal's group
+// count is published in the shard's metrics. `j` outlives the service.
+std::unique_ptr<core::service> attach_to_shard(journal& j, core::shard& shard);
 
 #ifdef POSTINO_TEST_HOOKS
 namespace test_hooks {

@@ -29,6 +29,7 @@
 #include "postino/mime.h"
 #include "postino/smtp.h"
 #include "postino/spool.h"
+#include "smtp_endpoint.h"
 
 namespace postino::app {
 namespace {
@@ -128,10 +129,13 @@ struct pending_auth_credit {
 
 using lease_use = credit::lease_wallet::use;
 
-class gateway_handler final : public core::request_handler, public delivery::host {
+// One per shard, a service of it: the request handler of its SMTP
+// connections and the host of its delivery engine.
+class gateway_handler final : public core::service, public io::request_handler, public delivery::host {
  public:
-  gateway_handler(core::shard& shard, std::shared_ptr<const gateway_services> services)
+  gateway_handler(core::shard& shard, std::shared_ptr<const gateway_services> services, spool::journal* journal)
       : shard_(shard),
+        journal_(journal),
         services_(std::move(services)),
         authority_(shard.count()),
         wallet_(shard.id()),
@@ -150,7 +154,7 @@ class gateway_handler final : public core::request_handler, public delivery::hos
   }
 
   void handle(io::connection& c) override {
-    switch (c.session().pending()) {
+    switch (smtp_of(c).pending()) {
       case smtp::request_kind::authenticate: return authenticate(c);
       case smtp::request_kind::credit_check: return credit_check(c);
       case smtp::request_kind::commit: return commit(c);
@@ -164,8 +168,8 @@ class gateway_handler final : public core::request_handler, public delivery::hos
   // could not use a 235) while its password check is still queued leaves
   // it; once nobody waits for a check, its worker skips Argon2id.
   void abandoned(io::connection& c) override {
-    if (c.session().pending() != smtp::request_kind::authenticate) return;
-    const auto& req = c.session().pending_auth();
+    if (smtp_of(c).pending() != smtp::request_kind::authenticate) return;
+    const auto& req = smtp_of(c).pending_auth();
     auto it = auth_checks_.find(credit::credential_cache::make_key(req.username, req.password));
     if (it == auth_checks_.end()) return;  // past the check: the 235's credit is on its way
     auto& waiters = it->second.waiters;
@@ -173,7 +177,7 @@ class gateway_handler final : public core::request_handler, public delivery::hos
     if (at == waiters.end()) return;
     waiters.erase(at);
     if (waiters.empty()) it->second.abandoned->store(true, std::memory_order_relaxed);
-    if (!c.gone()) c.session().resolve(smtp::auth_result{outcome::temporary_failure, {}, 0});
+    if (!c.gone()) smtp_of(c).resolve(smtp::auth_result{outcome::temporary_failure, {}, 0});
     c.complete();
   }
 
@@ -192,7 +196,7 @@ class gateway_handler final : public core::request_handler, public delivery::hos
 
   void commit_durable(commit_waiter* w);
 
-  void on_shutdown() override {
+  void begin_shutdown() override {
     if (engine_) engine_->stop();
   }
   bool drained() const override { return !engine_ || engine_->drained(); }
@@ -214,7 +218,7 @@ class gateway_handler final : public core::request_handler, public delivery::hos
       if (in_flight == 0) top_ups_in_flight_.erase(id);
       return done({outcome::over_maximum, balance});
     }
-    spool::journal* journal = shard_.journal();
+    spool::journal* journal = journal_;
     if (journal == nullptr) return done({outcome::failed, balance});
     in_flight += amount;
     auto* w = new top_up_waiter;
@@ -229,7 +233,7 @@ class gateway_handler final : public core::request_handler, public delivery::hos
     if ((top_ups_in_flight_[id] -= amount) <= 0) top_ups_in_flight_.erase(id);
     if (ok) {
       credit::lease_authority::outbox out;
-      delta_.balance[id] += authority_.credit(id, amount, out);
+      delta_.add_credit(id, authority_.credit(id, amount, out));
       dispatch(out);
     }
     done({ok ? top_up_result::outcome::durable : top_up_result::outcome::failed, authority_.balance(id)});
@@ -243,12 +247,14 @@ class gateway_handler final : public core::request_handler, public delivery::hos
     credit::journal_delta d = std::move(delta_);
     delta_ = credit::journal_delta{};
     d.shard = shard_.id();
-    d.sequence = shard_.journal() != nullptr ? shard_.journal()->durable_sequence() : 0;
+    d.sequence = journal_ != nullptr ? journal_->durable_sequence() : 0;
     return d;
   }
 
+ // The handler of `s` (every gateway shard has one).
+  static gateway_handler& at(core::shard& s) { return *s.find<gateway_handler>(); }
+
  private:
-  static gateway_handler& at(core::shard& s) { return static_cast<gateway_handler&>(s.handler()); }
   unsigned home_of(account_id id) const { return credit::home_shard(id, shard_.count()); }
 
   // --- AUTH -----------------------------------------------------------------
@@ -257,7 +263,7 @@ class gateway_handler final : public core::request_handler, public delivery::hos
   // Argon2id, and hears how it ended; the same credentials asked for again
   // meanwhile wait for the same check.
   void authenticate(io::connection& c) {
-    const auto& req = c.session().pending_auth();
+    const auto& req = smtp_of(c).pending_auth();
     credit::credential_cache::key key = credit::credential_cache::make_key(req.username, req.password);
     if (const account_settings* known = cache_.find(key)) {
       account_settings copy = *known;  // the cache may rehash under us
@@ -269,7 +275,7 @@ class gateway_handler final : public core::request_handler, public delivery::hos
     // (wanted again, even if everyone before had left it).
     it->second.abandoned->store(false, std::memory_order_relaxed);
     if (!fresh) return;
-    it->second.address = c.session().connection().peer_ip;
+    it->second.address = smtp_of(c).connection().peer_ip;
     auto* p = new auth_permit{key, it->second.address, shard_.id()};
     core::message m;
     m.run = &gateway_handler::permit_at_home;
@@ -325,7 +331,7 @@ class gateway_handler final : public core::request_handler, public delivery::hos
 
   bool start_check(const credit::credential_cache::key& key, const auth_check& check) {
     if (services_->pool == nullptr) return false;
-    const auto& req = check.waiters.front()->session().pending_auth();
+    const auto& req = smtp_of(*check.waiters.front()).pending_auth();
     core::shard* shard = &shard_;
     auto services = services_;
     return services_->pool->submit(
@@ -383,7 +389,7 @@ class gateway_handler final : public core::request_handler, public delivery::hos
         auth_ok(*c, result.account);
       } else {
         smtp::auth_result r{result.result, {}, 0};
-        c->session().resolve(r);
+        smtp_of(*c).resolve(r);
         c->complete();
       }
     }
@@ -430,7 +436,7 @@ class gateway_handler final : public core::request_handler, public delivery::hos
     std::unique_ptr<pending_auth_credit> p(static_cast<pending_auth_credit*>(m.target));
     if (!p->conn->gone()) {
       smtp::auth_result r{outcome::ok, std::move(p->account), m.c};
-      p->conn->session().resolve(r);
+      smtp_of(*p->conn).resolve(r);
     }
     p->conn->complete();
   }
@@ -443,9 +449,9 @@ class gateway_handler final : public core::request_handler, public delivery::hos
   // session, which leaves them alone while the request is pending; the
   // connection outlives the request, gone or not.
   void content(io::connection& c) {
-    const smtp::content_request& req = c.session().pending_content();
+    const smtp::content_request& req = smtp_of(c).pending_content();
     if (services_->content_pool == nullptr) {
-      c.session().resolve(mime::read_content(*req.body, *req.account, req.limits));
+      smtp_of(c).resolve(mime::read_content(*req.body, *req.account, req.limits));
       return c.complete();
     }
     core::shard* shard = &shard_;
@@ -460,12 +466,12 @@ class gateway_handler final : public core::request_handler, public delivery::hos
         *result = content_failed();
       }
       shard->post_from_any_thread([conn, result] {
-        if (!conn->gone()) conn->session().resolve(std::move(*result));
+        if (!conn->gone()) smtp_of(*conn).resolve(std::move(*result));
         conn->complete();
       });
     });
     if (queued) return;
-    c.session().resolve(content_failed());  // the pool's queue is full
+    smtp_of(c).resolve(content_failed());  // the pool's queue is full
     c.complete();
   }
 
@@ -479,10 +485,10 @@ class gateway_handler final : public core::request_handler, public delivery::hos
 
   // --- credit: the per-message path -----------------------------------------
   void credit_check(io::connection& c) {
-    const auto& req = c.session().pending_credit_check();
+    const auto& req = smtp_of(c).pending_credit_check();
     credit_units available = 0;
     if (wallet_.try_take(req.account, lease_use::check, req.amount, shard_.now_ms(), available)) {
-      c.session().resolve(smtp::credit_check_result{available});
+      smtp_of(c).resolve(smtp::credit_check_result{available});
       return c.complete();
     }
     credit::lease_wallet::outbox out;
@@ -491,7 +497,7 @@ class gateway_handler final : public core::request_handler, public delivery::hos
   }
 
   void commit(io::connection& c) {
-    const smtp::transaction& tx = c.session().pending_commit();
+    const smtp::transaction& tx = smtp_of(c).pending_commit();
     credit_units available = 0;
     if (wallet_.try_take(tx.account, lease_use::debit, tx.price, shard_.now_ms(), available)) return append(c);
     credit::lease_wallet::outbox out;
@@ -533,13 +539,13 @@ class gateway_handler final : public core::request_handler, public delivery::hos
   void deliver(const credit::lease_wallet::result& r) {
     auto* c = static_cast<io::connection*>(r.token);
     if (r.kind == lease_use::check) {
-      if (!c->gone()) c->session().resolve(smtp::credit_check_result{r.available});
+      if (!c->gone()) smtp_of(*c).resolve(smtp::credit_check_result{r.available});
       return c->complete();
     }
     if (c->gone()) {
       // Nobody will hear the 250: do not store a message the client never
       // saw accepted, and give the debit back.
-      if (r.ok) settle(c->session().pending_commit().account, r.amount, false);
+      if (r.ok) settle(smtp_of(*c).pending_commit().account, r.amount, false);
       return c->complete();
     }
     if (!r.ok) return refuse(*c, r.amount, r.available);
@@ -642,12 +648,12 @@ class gateway_handler final : public core::request_handler, public delivery::hos
   }
 
   void rate_check(io::connection& c) {
-    const auto& req = c.session().pending_rate_check();
+    const auto& req = smtp_of(c).pending_rate_check();
     rate_seen_[req.account] = req.per_second;
     credit_units available = 0;
     if (rate_wallet_.try_take(req.account, lease_use::debit, token_units, shard_.now_ms(), available)) {
       spend_token(req.account, true);
-      c.session().resolve(smtp::rate_check_result{true});
+      smtp_of(c).resolve(smtp::rate_check_result{true});
       c.complete();
       return arm_tick();
     }
@@ -658,10 +664,10 @@ class gateway_handler final : public core::request_handler, public delivery::hos
 
   void deliver_rate(const credit::lease_wallet::result& r) {
     auto* c = static_cast<io::connection*>(r.token);
-    const account_id id = c->session().pending_rate_check().account;
+    const account_id id = smtp_of(*c).pending_rate_check().account;
     // A token taken for a client that left goes back into the lease.
     if (r.ok) spend_token(id, !c->gone());
-    if (!c->gone()) c->session().resolve(smtp::rate_check_result{r.ok});
+    if (!c->gone()) smtp_of(*c).resolve(smtp::rate_check_result{r.ok});
     c->complete();
   }
 
@@ -720,7 +726,7 @@ class gateway_handler final : public core::request_handler, public delivery::hos
   // The refund record is in this shard's journal (so in this shard's
   // checkpoint delta); the credit itself is the home's to hand out again.
   void refund_durable(account_id id, credit_units amount) override {
-    delta_.balance[id] += amount;
+    delta_.add_credit(id, amount);
     core::message m;
     m.run = &gateway_handler::refund_at_home;
     m.a = id;
@@ -728,6 +734,7 @@ class gateway_handler final : public core::request_handler, public delivery::hos
     post(home_of(id), m);
   }
   credit::journal_delta& delta() override { return delta_; }
+  spool::journal* journal() override { return journal_; }
 
   // The refund's shard folded the whole amount into its checkpoint delta; a
   // refund cut by the maximum balance is corrected here, so the checkpoint
@@ -745,19 +752,19 @@ class gateway_handler final : public core::request_handler, public delivery::hos
     r.result = smtp::commit_result::outcome::insufficient_credit;
     r.need = need;
     r.available = available;
-    c.session().resolve(r);
+    smtp_of(c).resolve(r);
     c.complete();
   }
 
   // The debit is made; now the record (message + debit) goes to this shard's journal.
   void append(io::connection& c) {
-    smtp::transaction& tx = c.session().pending_commit();
-    spool::journal* journal = shard_.journal();
+    smtp::transaction& tx = smtp_of(c).pending_commit();
+    spool::journal* journal = journal_;
     if (journal == nullptr) {
       settle(tx.account, tx.price, false);
       smtp::commit_result r;
       r.result = smtp::commit_result::outcome::local_error;
-      c.session().resolve(r);
+      smtp_of(c).resolve(r);
       return c.complete();
     }
     auto* w = new commit_waiter;
@@ -770,6 +777,7 @@ class gateway_handler final : public core::request_handler, public delivery::hos
   }
 
   core::shard& shard_;
+  spool::journal* journal_;  // this shard's; null: no durable commits (tests)
   std::shared_ptr<const gateway_services> services_;
   std::unique_ptr<delivery::engine> engine_;  // null without SMSCs
   credit::lease_authority authority_;  // the accounts whose home is this shard
@@ -821,11 +829,11 @@ void gateway_handler::commit_durable(commit_waiter* w) {
     const queue_id::text id = w->id.to_text();
     r.queue_id = id.view();
     r.recipients = &w->accepted->recipients;  // the 250 line lists them
-    if (!c.gone()) c.session().resolve(r);
+    if (!c.gone()) smtp_of(c).resolve(r);
     delta_.add_message(w->id.format(), w->id.sequence, now, std::move(w->accepted));
   } else {
     r.result = smtp::commit_result::outcome::local_error;
-    if (!c.gone()) c.session().resolve(r);
+    if (!c.gone()) smtp_of(c).resolve(r);
   }
   c.complete();
 }
@@ -833,24 +841,32 @@ void gateway_handler::commit_durable(commit_waiter* w) {
 }  // namespace
 
 credit::journal_delta take_journal_delta(core::shard& shard) {
-  return static_cast<gateway_handler&>(shard.handler()).take_delta();
+  return gateway_handler::at(shard).take_delta();
 }
 
 credit::lease_authority::account_view account_view(core::shard& home, account_id id) {
-  return static_cast<gateway_handler&>(home.handler()).view(id);
+  return gateway_handler::at(home).view(id);
 }
 
 void top_up(core::shard& home, account_id id, credit_units amount, std::function<void(top_up_result)> done) {
-  static_cast<gateway_handler&>(home.handler()).top_up(id, amount, std::move(done));
+  gateway_handler::at(home).top_up(id, amount, std::move(done));
 }
 
 void forget_credentials(core::shard& shard, account_id id) {
-  static_cast<gateway_handler&>(shard.handler()).forget_credentials(id);
+  gateway_handler::at(shard).forget_credentials(id);
 }
 
-core::runtime::handler_factory make_gateway_handlers(std::shared_ptr<const gateway_services> services) {
-  return [services](core::shard& shard) -> std::unique_ptr<core::request_handler> {
-    return std::make_unique<gateway_handler>(shard, services);
+core::runtime::service_factory make_shard_services(std::shared_ptr<const gateway_services> services,
+                                                   std::vector<spool::journal*> journals,
+                                                   io::listener_set& listeners) {
+  return [services, journals = std::move(journals), &listeners](core::shard& shard,
+                                                                 std::vector<std::unique_ptr<core::service>>& out) {
+    spool::journal* journal = shard.id() < journals.size() ? journals[shard.id()] : nullptr;
+    if (journal != nullptr) out.push_back(spool::attach_to_shard(*journal, shard));
+    auto handler = std::make_unique<gateway_handler>(shard, services, journal);
+    gateway_handler& requests = *handler;
+    out.push_back(std::move(handler));
+    out.push_back(std::make_unique<io::server>(shard, listeners, requests));
   };
 }
 

@@ -3,8 +3,9 @@
 // credit checks and debits from this shard's lease of the account (refilled,
 // recalled and reported through the account's home shard, see
 // src/credit/README.md), commits made durable in this shard's journal, and
-// the hooks the checkpoint thread and the admin endpoint use. Also used by
-// the io tests, which run a real runtime.
+// the hooks the checkpoint thread and the admin endpoint use; and the
+// services each shard runs. Also used by the io tests, which run a real
+// runtime.
 #pragma once
 
 #include <functional>
@@ -16,7 +17,9 @@
 #include "postino/account.h"
 #include "postino/credit.h"
 #include "postino/delivery.h"
+#include "postino/io.h"
 #include "postino/runtime.h"
+#include "postino/spool.h"
 
 namespace postino::app {
 
@@ -33,7 +36,12 @@ struct gateway_services {
   std::shared_ptr<delivery::shared_state> delivery;
 };
 
-core::runtime::handler_factory make_gateway_handlers(std::shared_ptr<const gateway_services> services);
+// What each shard runs, in order: its journal (when `journals` has one for
+// it), the gateway's request handler (AUTH, credit, content, commits, the
+// delivery engine), and the server of `listeners`' connections.
+core::runtime::service_factory make_shard_services(std::shared_ptr<const gateway_services> services,
+                                                   std::vector<spool::journal*> journals,
+                                                   io::listener_set& listeners);
 
 // On `shard`'s own thread: what its journal made durable since the last call
 // (for the checkpoint), and the journal position that covers it.

@@ -34,6 +34,7 @@
 #include "admin_token.h"
 #include "checkpointer.h"
 #include "gateway.h"
+#include "smtp_endpoint.h"
 #include "postino/config.h"
 #include "postino/credit.h"
 #include "postino/delivery.h"
@@ -341,30 +342,41 @@ void start_delivery(const gateway_config& config, unsigned shards, replay_state&
                                 : std::string()));
 }
 
-// The runtime's listeners: each listener's session settings plus the
-// delivery queue's bound, and an auth = "none" listener's account, resolved
-// once, now. The specs point into the other two vectors.
-struct listener_set {
+// The SMTP listeners: each one's session settings plus the delivery queue's
+// bound, and an auth = "none" listener's account, resolved once, now. The
+// listener specs point into both; the sockets are io::listener_set's.
+struct smtp_listeners {
   std::vector<account_settings> preauth;
   std::vector<smtp::session_config> sessions;
-  std::vector<core::listener_spec> specs;
+  std::vector<io::listener_spec> specs;
 };
 
+smtp::session_config session_config_of(const listener_session_config& l) {
+  smtp::session_config session;
+  session.hostname = l.hostname;
+  session.max_message_size = l.max_message_size;
+  session.bare_newline = l.bare_newline;
+  session.max_errors = l.max_errors;
+  session.max_auth_failures = l.max_auth_failures;
+  session.max_pending_output = l.max_pending_output;
+  session.mime_limits = {l.mime_max_parts, l.mime_max_depth};
+  return session;
+}
+
 bool build_listeners(const gateway_config& config, credit::account_store& store,
-                     const app::gateway_services& services, listener_set& out, std::string& error) {
+                     const app::gateway_services& services, smtp_listeners& out, std::string& error) {
   out.preauth.reserve(config.listeners.size());
   out.sessions.resize(config.listeners.size());
+  const app::smtp_timeouts timeouts{std::chrono::seconds(config.idle_timeout_s),
+                                    std::chrono::seconds(config.data_timeout_s)};
   for (std::size_t i = 0; i < config.listeners.size(); ++i) {
     const listener_config& l = config.listeners[i];
-    out.sessions[i] = l.session;
+    smtp::session_config& session = out.sessions[i] = session_config_of(l.session);
     if (services.delivery->enabled()) {
-      out.sessions[i].delivery_backlog = &services.delivery->backlog;
-      out.sessions[i].delivery_backlog_limit = static_cast<std::int64_t>(config.delivery.queue_limit);
+      session.delivery_backlog = &services.delivery->backlog;
+      session.delivery_backlog_limit = static_cast<std::int64_t>(config.delivery.queue_limit);
     }
-    core::listener_spec spec;
-    spec.address = l.address;
-    spec.port = l.port;
-    spec.session = &out.sessions[i];
+    const account_settings* preauthenticated = nullptr;
     if (!l.auth_required) {
       auto account = store.find_by_username(l.account);
       if (!account) {
@@ -373,9 +385,9 @@ bool build_listeners(const gateway_config& config, credit::account_store& store,
         return false;
       }
       out.preauth.push_back(account->settings);
-      spec.preauthenticated = &out.preauth.back();
+      preauthenticated = &out.preauth.back();
     }
-    out.specs.push_back(spec);
+    out.specs.push_back(app::smtp_listener(l.address, l.port, session, preauthenticated, timeouts));
   }
   return true;
 }
@@ -383,19 +395,17 @@ bool build_listeners(const gateway_config& config, credit::account_store& store,
 core::runtime_options runtime_options_of(const gateway_config& config, unsigned shards) {
   core::runtime_options options;
   options.shards = shards;
-  options.idle_timeout = std::chrono::seconds(config.idle_timeout_s);
-  options.data_timeout = std::chrono::seconds(config.data_timeout_s);
   options.shutdown_grace = std::chrono::seconds(config.shutdown_grace_s);
   return options;
 }
 
 // The start-up lines saying where the gateway listens (and the demo
 // account), and the ports file's text.
-std::string announce(const gateway_config& config, const listener_set& listeners, core::runtime& rt,
+std::string announce(const gateway_config& config, const io::listener_set& listeners, core::runtime& rt,
                      const app::admin_server* admin, credit_units demo_credit) {
   std::string ports;
-  for (std::size_t i = 0; i < listeners.specs.size(); ++i) {
-    std::string endpoint = io::format_endpoint(listeners.specs[i].address, rt.bound_port(i));
+  for (std::size_t i = 0; i < listeners.size(); ++i) {
+    std::string endpoint = io::format_endpoint(listeners.spec(i).address, listeners.bound_port(i));
     ports += "smtp " + std::to_string(i) + " " + endpoint + "\n";
     say("listening on " + endpoint + " (" + std::to_string(rt.shard_count()) + " shards)");
   }
@@ -533,17 +543,19 @@ int main(int argc, char** argv) {
     return fail(1, error);
   start_delivery(config, shards, replay, *services);
 
-  listener_set listeners;
-  if (!build_listeners(config, *store, *services, listeners, error)) return fail(2, error);
+  smtp_listeners smtp;
+  if (!build_listeners(config, *store, *services, smtp, error)) return fail(2, error);
   store.reset();  // workers open their own connections
   worker_pools pools = start_pools(config, *services);
   say(sms::prepare_recipient_validation());
 
   std::vector<spool::journal*> journal_ptrs;
   for (auto& j : replay.journals) journal_ptrs.push_back(j.get());
-  auto rt = std::make_unique<core::runtime>(runtime_options_of(config, shards), listeners.specs, journal_ptrs,
-                                            app::make_gateway_handlers(services));
-  if (!rt->bind(error) || !rt->start(error)) return fail(1, error);
+  io::listener_set listeners(smtp.specs, shards, io::server_options{});
+  if (!listeners.bind(error)) return fail(1, error);
+  auto rt = std::make_unique<core::runtime>(runtime_options_of(config, shards),
+                                            app::make_shard_services(services, journal_ptrs, listeners));
+  if (!rt->start(error)) return fail(1, error);
   std::unique_ptr<app::checkpointer> checkpointer = start_checkpointer(config, *rt, std::move(checkpoints));
   // The admin endpoint (loopback only, token required; see want_admin above).
   auto admin = std::make_unique<app::admin_server>(*rt, config.database, std::move(admin_token));

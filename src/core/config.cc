@@ -609,7 +609,8 @@ void finalize(parse_state& st) {
   for (std::size_t i = 0; i < c.listeners.size(); ++i) {
     auto& l = c.listeners[i];
     l.session.hostname = st.listener_hostnames[i].value_or(c.hostname);
-    l.session.mime_limits = {c.limits.mime_max_parts, c.limits.mime_max_depth};
+    l.session.mime_max_parts = c.limits.mime_max_parts;
+    l.session.mime_max_depth = c.limits.mime_max_depth;
     l.session.max_pending_output = c.limits.max_pending_output;
     // Port 0 asks for an ephemeral port, so several of those never collide.
     if (l.port != 0 && !seen.emplace(*canonical_ip(l.address), l.port).second)

@@ -1,8 +1,7 @@
-// The runtime: listening sockets for every (shard, listener) pair, the shard
-// threads (pinned), the mailbox matrix, and the stop/join sequence. Owns the
-// listening fds until each shard's acceptor takes its own, and the shards
-// (whose rings it closes only after every thread has joined, so a late
-// MSG_RING from a peer never hits a closed ring). Touches no data buffers.
+// The runtime: the shard threads (pinned), the mailbox matrix, and the
+// stop/join sequence. Owns the shards (whose rings it closes only after
+// every thread has joined, so a late MSG_RING from a peer never hits a
+// closed ring). Touches no data buffers.
 #include <pthread.h>
 #include <sched.h>
 #include <unistd.h>
@@ -10,7 +9,6 @@
 #include <condition_variable>
 #include <mutex>
 
-#include "postino/io.h"
 #include "postino/runtime.h"
 
 namespace postino::core {
@@ -35,12 +33,8 @@ void pin_to(int cpu) {
 
 }  // namespace
 
-runtime::runtime(runtime_options options, std::vector<listener_spec> listeners,
-                 std::vector<spool::journal*> journals, handler_factory factory)
-    : options_(std::move(options)),
-      listeners_(std::move(listeners)),
-      journals_(std::move(journals)),
-      factory_(std::move(factory)) {
+runtime::runtime(runtime_options options, service_factory factory)
+    : options_(std::move(options)), factory_(std::move(factory)) {
   if (options_.shards == 0) options_.shards = std::thread::hardware_concurrency();
   if (options_.shards == 0) options_.shards = 1;
   const unsigned n = options_.shards;
@@ -49,8 +43,6 @@ runtime::runtime(runtime_options options, std::vector<listener_spec> listeners,
   for (std::size_t i = 0; i < std::size_t(n) * n; ++i) queues_.push_back(std::make_unique<spsc_queue<message>>());
   shards_.reserve(n);
   for (unsigned i = 0; i < n; ++i) shards_.push_back(std::make_unique<shard>(*this, i));
-  listen_fds_.assign(std::size_t(n) * listeners_.size(), -1);
-  ports_.assign(listeners_.size(), 0);
 }
 
 runtime::~runtime() {
@@ -59,23 +51,6 @@ runtime::~runtime() {
     join();
   }
   shards_.clear();  // closes the rings, now that no thread can message them
-  for (int fd : listen_fds_)
-    if (fd >= 0) close(fd);
-}
-
-bool runtime::bind(std::string& error) {
-  for (std::size_t l = 0; l < listeners_.size(); ++l) {
-    std::uint16_t port = listeners_[l].port;
-    for (unsigned s = 0; s < shards_.size(); ++s) {
-      // Port 0: the first socket picks the port, the others share it.
-      int fd = io::open_listener(listeners_[l].address, port, static_cast<int>(options_.listen_backlog), error);
-      if (fd < 0) return false;
-      listen_fds_[s * listeners_.size() + l] = fd;
-      if (port == 0) port = io::local_port(fd);
-    }
-    ports_[l] = port;
-  }
-  return true;
 }
 
 bool runtime::start(std::string& error) {

@@ -1,10 +1,9 @@
-// One shard's event loop: its ring, fixed-file table, buffer ring, timer
-// wheel, acceptors, connections, mailboxes and shutdown sequence. Everything
-// here runs on the shard's thread except post_from_any_thread() (any thread,
-// under inbox_mutex_) and the MSG_RING a peer shard aims at wake_. Buffers:
-// received bytes live in the buffer ring and are recycled after each
-// connection has fed them; mailbox messages are values popped from the SPSC
-// queues; inbox closures are moved out under the mutex and run here.
+// One shard's event loop: its ring, fixed-file table, timer wheel,
+// mailboxes, services and shutdown sequence. Everything here runs on the
+// shard's thread except post_from_any_thread() (any thread, under
+// inbox_mutex_) and the MSG_RING a peer shard aims at wake_. Buffers: mailbox
+// messages are values popped from the SPSC queues; inbox closures are moved
+// out under the mutex and run here; services own theirs.
 #include <liburing.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
@@ -15,10 +14,9 @@
 #include <cstdlib>
 #include <algorithm>
 #include <cstring>
+#include <exception>
 
-#include "postino/io.h"
 #include "postino/runtime.h"
-#include "postino/spool.h"
 
 namespace postino::core {
 namespace {
@@ -53,12 +51,14 @@ shard::shard(runtime& rt, unsigned id) : rt_(rt), id_(id) {
 }
 
 shard::~shard() {
-  acceptors_.clear();
-  handler_.reset();
-  // The ring goes first: the kernel may write into provided buffers until then.
+  destroy_services();  // a shard whose thread never ran them down
   if (ring_ready_) io_uring_queue_exit(ring_.get());
-  buffers_.reset();
   if (inbox_fd_ >= 0) close(inbox_fd_);
+}
+
+// In reverse order of creation: a service may use those made before it.
+void shard::destroy_services() {
+  while (!services_.empty()) services_.pop_back();
 }
 
 unsigned shard::count() const { return rt_.shard_count(); }
@@ -69,7 +69,7 @@ bool shard::setup(std::string& error) {
   const runtime_options& o = rt_.options_;
   ring_ = std::make_unique<io_uring>();
   unsigned flags = 0;
-  int rc = io::setup_ring(*ring_, o.sq_entries, o.cq_entries, flags);
+  int rc = setup_ring(*ring_, o.sq_entries, o.cq_entries, flags);
   if (rc < 0) {
     error = std::string("io_uring_queue_init: ") + std::strerror(-rc);
     return false;
@@ -83,29 +83,18 @@ bool shard::setup(std::string& error) {
     error = "io_uring_register_files_sparse(" + std::to_string(table) + "): " + std::strerror(-rc);
     return false;
   }
-  slots_total_ = table;
-  slot_margin_ = std::max(1u, std::min(256u, table / 8));
-  buffers_ = std::make_unique<io::buffer_ring>();
-  rc = buffers_->init(*ring_, o.buffer_count, o.buffer_size, 0);
-  if (rc < 0) {
-    error = "provided-buffer ring (" + std::to_string(o.buffer_count) + " x " +
-            std::to_string(o.buffer_size) + "): " + std::strerror(-rc);
-    return false;
-  }
+  fixed_files_ = table;
   now_ms_ = monotonic_ms();
   timers_ = std::make_unique<timer_wheel>(now_ms_);
   wake_needed_.assign(count(), 0);
-  if (!rt_.journals_.empty()) {
-    journal_ = rt_.journals_[id_];
-    if (journal_ != nullptr) journal_->attach(*ring_);
-  }
-  handler_ = rt_.factory_(*this);
   arm_inbox_read();
-  for (std::size_t l = 0; l < rt_.listeners_.size(); ++l) {
-    int& fd = rt_.listen_fds_[id_ * rt_.listeners_.size() + l];
-    acceptors_.push_back(std::make_unique<io::acceptor>(*this, l, fd));
-    fd = -1;  // the acceptor owns it now
-    acceptors_.back()->arm();
+  if (rt_.factory_) {
+    try {
+      rt_.factory_(*this, services_);
+    } catch (const std::exception& e) {  // a service that cannot start (its own resources)
+      error = e.what();
+      return false;
+    }
   }
   io_uring_submit(ring_.get());
   return true;
@@ -139,35 +128,21 @@ void shard::run(std::function<void(bool, const std::string&)> started) {
   }
   // A peer may have posted (a credit give-back) just before everyone drained.
   drain_mailboxes();
-  handler_.reset();
+  destroy_services();
 }
 
 void shard::after_batch() {
-  buffers_->commit();
   // Messages that arrived during the batch (their wake CQE may still be on
   // its way) run now, so the handler's end-of-batch answers see them. Extra
   // drains are harmless: a set notified_ flag always has a wake in flight.
   drain_mailboxes();
-  handler_->after_batch();
+  for (const auto& s : services_) s->after_batch();
   while (self_posted_) {
     self_posted_ = false;
     message m;
     while (rt_.queue(id_, id_).pop(m)) m.run(*this, m);
   }
   send_wakes();
-  if (!graveyard_.empty()) {
-    for (io::connection* c : graveyard_) {
-      std::size_t i = c->index;
-      connections_[i] = connections_.back();
-      connections_[i]->index = i;
-      connections_.pop_back();
-      delete c;
-    }
-    graveyard_.clear();
-  }
-  buffers_->commit();
-  if (journal_ != nullptr)
-    metrics().journal_groups.store(journal_->groups_committed(), std::memory_order_relaxed);
   arm_tick();
   if (stopping_ && !reported_drained_ && drained()) {
     reported_drained_ = true;
@@ -181,11 +156,9 @@ void shard::after_batch() {
 }
 
 bool shard::drained() const {
-  if (!connections_.empty() || !graveyard_.empty()) return false;
-  for (const auto& a : acceptors_)
-    if (a->active()) return false;
-  if (!handler_->drained()) return false;
-  return journal_ == nullptr || journal_->pending() == 0;
+  for (const auto& s : services_)
+    if (!s->drained()) return false;
+  return true;
 }
 
 void shard::post(unsigned to, const message& m) {
@@ -285,40 +258,15 @@ void shard::tick_op::on_complete(int, std::uint32_t) {
   self->timers_->advance(self->now_ms_);
 }
 
-void shard::adopt(io::connection* c) {
-  c->index = connections_.size();
-  connections_.push_back(c);
-}
-
-void shard::retire(io::connection* c) { graveyard_.push_back(c); }
-
-void shard::slot_released() {
-  --slots_used_;
-  for (auto& a : acceptors_) a->slot_freed();
-}
-
-std::uint64_t shard::next_connection_number() {
-  return rt_.connection_numbers_.fetch_add(1, std::memory_order_relaxed) + 1;
-}
-
 void shard::begin_shutdown() {
   if (stopping_) return;
   stopping_ = true;
-  for (auto& a : acceptors_) a->stop();
-  // A copy: a session that closes at once retires, which edits the list only
-  // at the end of the batch, but be safe against any reordering.
-  std::vector<io::connection*> live = connections_;
-  for (io::connection* c : live) c->server_shutdown();
-  handler_->on_shutdown();
+  for (auto s = services_.rbegin(); s != services_.rend(); ++s) (*s)->begin_shutdown();
   timers_->schedule(grace_, now_ms_, static_cast<std::uint64_t>(options().shutdown_grace.count()));
 }
 
-void shard::grace_timer::on_timer() { self->force_close_all(); }
-
-void shard::force_close_all() {
-  forced_ = true;
-  std::vector<io::connection*> live = connections_;
-  for (io::connection* c : live) c->force_close();
+void shard::grace_timer::on_timer() {
+  for (auto s = self->services_.rbegin(); s != self->services_.rend(); ++s) (*s)->grace_expired();
 }
 
 }  // namespace postino::core

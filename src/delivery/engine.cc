@@ -610,7 +610,7 @@ struct engine::impl {
       r.delivery.account = w.seg.account();
       r.delivery.refund = w.refund;
     }
-    spool::journal* j = shard.journal();
+    spool::journal* j = gateway.journal();
     if (j == nullptr) return w.on_durable(false);
     j->append_delivery(w.type, r, &w);
   }

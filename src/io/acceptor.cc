@@ -16,13 +16,13 @@
 
 namespace postino::io {
 
-acceptor::acceptor(core::shard& shard, std::size_t listener, int fd)
-    : shard_(shard), listener_(listener), fd_(fd) {
+acceptor::acceptor(server& owner, std::size_t listener, int fd)
+    : server_(owner), listener_(listener), fd_(fd) {
   retry_.self = this;
 }
 
 acceptor::~acceptor() {
-  shard_.timers().cancel(retry_);
+  server_.shard().timers().cancel(retry_);
   if (fd_ >= 0) close(fd_);
 }
 
@@ -30,11 +30,11 @@ acceptor::~acceptor() {
 // none at all when it is full (slot_freed() re-arms).
 void acceptor::arm() {
   if (stopping_ || armed_ || fd_ < 0) return;
-  unsigned free = shard_.free_slots();
+  unsigned free = server_.free_slots();
   if (free == 0) return;
-  multishot_ = free > shard_.slot_margin();
+  multishot_ = free > server_.slot_margin();
   cancelling_ = false;
-  io_uring_sqe* sqe = core::get_sqe(shard_.ring());
+  io_uring_sqe* sqe = core::get_sqe(server_.shard().ring());
   if (multishot_)
     io_uring_prep_multishot_accept_direct(sqe, fd_, nullptr, nullptr, 0);
   else {
@@ -52,7 +52,7 @@ void acceptor::slot_freed() {
 }
 
 void acceptor::cancel() {
-  io_uring_sqe* sqe = core::get_sqe(shard_.ring());
+  io_uring_sqe* sqe = core::get_sqe(server_.shard().ring());
   io_uring_prep_cancel64(sqe, reinterpret_cast<std::uint64_t>(static_cast<core::completion*>(this)), 0);
   sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
   io_uring_sqe_set_data64(sqe, 0);
@@ -62,7 +62,7 @@ void acceptor::cancel() {
 void acceptor::stop() {
   if (stopping_) return;
   stopping_ = true;
-  shard_.timers().cancel(retry_);
+  server_.shard().timers().cancel(retry_);
   if (armed_) {
     if (!cancelling_) cancel();  // the final CQE (no F_MORE) closes the socket
   } else if (fd_ >= 0) {
@@ -75,24 +75,24 @@ void acceptor::on_complete(int result, std::uint32_t flags) {
   if ((flags & IORING_CQE_F_MORE) == 0) armed_ = false;
   if (result >= 0) {
     if (stopping_) {
-      io_uring_sqe* sqe = core::get_sqe(shard_.ring());
+      io_uring_sqe* sqe = core::get_sqe(server_.shard().ring());
       io_uring_prep_close_direct(sqe, static_cast<unsigned>(result));
       io_uring_sqe_set_data64(sqe, 0);
     } else {
-      shard_.slot_taken();
-      auto* c = new connection(shard_, listener_, result);
-      shard_.adopt(c);
+      server_.slot_taken();
+      auto* c = new connection(server_, listener_, result);
+      server_.adopt(c);
       c->begin();
     }
     logged_full_ = false;
   } else if (result == -ENFILE || result == -EMFILE) {
     if (!logged_full_)
-      std::fprintf(stderr, "postino: shard %u: fixed-file table full, pausing accepts: %s\n", shard_.id(),
+      std::fprintf(stderr, "postino: shard %u: fixed-file table full, pausing accepts: %s\n", server_.shard().id(),
                    std::strerror(-result));
     logged_full_ = true;
   }
   if (armed_) {
-    if (multishot_ && !cancelling_ && shard_.free_slots() <= shard_.slot_margin()) cancel();
+    if (multishot_ && !cancelling_ && server_.free_slots() <= server_.slot_margin()) cancel();
     return;
   }
   if (stopping_) {
@@ -103,7 +103,7 @@ void acceptor::on_complete(int result, std::uint32_t flags) {
   if (result < 0 && result != -ECONNABORTED && result != -EINTR && result != -ECANCELED) {
     // Table full, out of memory or a stranger error: try again shortly
     // rather than spin on the same failure.
-    shard_.timers().schedule(retry_, shard_.now_ms(), 100);
+    server_.shard().timers().schedule(retry_, server_.shard().now_ms(), 100);
     return;
   }
   arm();

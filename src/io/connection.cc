@@ -1,6 +1,6 @@
-// A connection: a direct descriptor, its SMTP session, and the little state
+// A connection: a direct descriptor, its session, and the little state
 // that moves bytes between them. Buffers: a received buffer belongs to the
-// shard's buffer ring and is only read during ingest(); bytes the session
+// server's buffer ring and is only read during ingest(); bytes the session
 // cannot take yet (a request is pending) are copied into spill_, which the
 // connection owns and frees once drained. out_ holds the replies of one batch
 // (swapped out of the session's output string) and stays untouched while its
@@ -26,8 +26,8 @@ struct connection::peer_probe final : core::completion {
   }
 };
 
-connection::connection(core::shard& shard, std::size_t listener, int fixed_fd)
-    : shard_(shard),
+connection::connection(server& owner, std::size_t listener, int fixed_fd)
+    : server_(owner),
       recv_op_(this),
       send_op_(this),
       fd_(fixed_fd),
@@ -36,14 +36,14 @@ connection::connection(core::shard& shard, std::size_t listener, int fixed_fd)
 connection::~connection() = default;
 
 void connection::begin() {
-  auto& m = shard_.metrics();
+  auto& m = server_.shard().metrics();
   core::shard_metrics::bump(m.connections_total);
   core::shard_metrics::bump(m.sessions_active);
-  const auto& spec = shard_.owner().listeners()[listener_];
+  const auto& spec = server_.listeners().spec(listener_);
   const bool v6 = spec.address.find(':') != std::string::npos;
   auto* probe = new peer_probe;
   probe->self = this;
-  io_uring_sqe* sqe = core::get_sqe(shard_.ring());
+  io_uring_sqe* sqe = core::get_sqe(server_.shard().ring());
   prep_peer_name(sqe, fd_, &probe->addr, v6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in));
   io_uring_sqe_set_data(sqe, static_cast<core::completion*>(probe));
   probe_inflight_ = true;
@@ -55,14 +55,14 @@ void connection::on_peer(int result, const sockaddr_storage& addr) {
     maybe_retire();
     return;
   }
-  const auto& spec = shard_.owner().listeners()[listener_];
-  smtp::connection_info info;
-  info.number = shard_.next_connection_number();
-  info.peer_ip = result >= 0 ? format_ip(addr) : "unknown";
-  session_.emplace(*spec.session, std::move(info), spec.preauthenticated);
+  const auto& spec = server_.listeners().spec(listener_);
+  peer_info peer;
+  peer.number = server_.listeners().next_connection_number();
+  peer.ip = result >= 0 ? format_ip(addr) : "unknown";
+  session_ = spec.make_session(std::move(peer));
   session_->start();
   // Accepted just as the shutdown began: greet, then say goodbye.
-  if (shard_.stopping()) session_->on_shutdown();
+  if (server_.stopping()) session_->on_shutdown();
   arm_recv();
   flush();
   arm_idle_timer();
@@ -70,10 +70,10 @@ void connection::on_peer(int result, const sockaddr_storage& addr) {
 
 void connection::arm_recv() {
   if (recv_armed_ || recv_paused_ || peer_eof_ || closed_) return;
-  io_uring_sqe* sqe = core::get_sqe(shard_.ring());
+  io_uring_sqe* sqe = core::get_sqe(server_.shard().ring());
   io_uring_prep_recv_multishot(sqe, fd_, nullptr, 0, 0);
   sqe->flags |= IOSQE_FIXED_FILE | IOSQE_BUFFER_SELECT;
-  sqe->buf_group = shard_.buffers().group();
+  sqe->buf_group = server_.buffers().group();
   io_uring_sqe_set_data(sqe, static_cast<core::completion*>(&recv_op_));
   recv_armed_ = true;
 }
@@ -84,7 +84,7 @@ void connection::pause_recv() {
   if (recv_paused_) return;
   recv_paused_ = true;
   if (!recv_armed_) return;
-  io_uring_sqe* sqe = core::get_sqe(shard_.ring());
+  io_uring_sqe* sqe = core::get_sqe(server_.shard().ring());
   io_uring_prep_cancel64(sqe, reinterpret_cast<std::uint64_t>(static_cast<core::completion*>(&recv_op_)), 0);
   sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
   io_uring_sqe_set_data64(sqe, 0);
@@ -95,8 +95,8 @@ void connection::on_recv(int result, std::uint32_t flags) {
   if (flags & IORING_CQE_F_BUFFER) {
     auto id = static_cast<std::uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);
     if (result > 0 && !closed_)
-      ingest(std::string_view(shard_.buffers().data(id), static_cast<std::size_t>(result)));
-    shard_.buffers().recycle(id);
+      ingest(std::string_view(server_.buffers().data(id), static_cast<std::size_t>(result)));
+    server_.buffers().recycle(id);
   }
   if (closed_) {
     maybe_retire();
@@ -109,7 +109,7 @@ void connection::on_recv(int result, std::uint32_t flags) {
     // half-closed behind its commands still has them parked and waits.
     peer_eof_ = true;
     recv_armed_ = false;
-    if (waiting_ && spill_.empty()) shard_.handler().abandoned(*this);
+    if (waiting_ && spill_.empty()) server_.handler().abandoned(*this);
     flush();
     return;
   }
@@ -139,7 +139,7 @@ void connection::ingest(std::string_view bytes) {
 
 void connection::park(std::string_view bytes) {
   spill_.append(bytes);
-  if (spill_.size() >= shard_.options().spill_limit || session_->output_full()) pause_recv();
+  if (spill_.size() >= server_.listeners().options().spill_limit || session_->output_full()) pause_recv();
 }
 
 // Feeds `input` until it is used up, the session closes, or a request has to
@@ -149,14 +149,14 @@ std::size_t connection::process(std::string_view input) {
   std::size_t pos = 0;
   in_process_ = true;
   while (!waiting_ && !session_->closing() && !session_->output_full()) {
-    if (session_->pending() != smtp::request_kind::none) {
+    if (session_->has_request()) {
       start_request();
       continue;
     }
     if (pos >= input.size()) break;
     std::size_t n = session_->feed(input.substr(pos));
     pos += n;
-    if (n == 0 && session_->pending() == smtp::request_kind::none) break;
+    if (n == 0 && !session_->has_request()) break;
   }
   in_process_ = false;
   return pos;
@@ -164,8 +164,8 @@ std::size_t connection::process(std::string_view input) {
 
 void connection::start_request() {
   waiting_ = true;
-  shard_.timers().cancel(*this);  // our slowness is not the client's idleness
-  shard_.handler().handle(*this);
+  server_.shard().timers().cancel(*this);  // our slowness is not the client's idleness
+  server_.handler().handle(*this);
 }
 
 void connection::complete() {
@@ -192,7 +192,7 @@ void connection::resume() {
   flush();
   if (closed_) return;
   if (!waiting_) arm_idle_timer();
-  if (recv_paused_ && !waiting_ && !session_->output_full() && spill_.size() < shard_.options().spill_limit / 2) {
+  if (recv_paused_ && !waiting_ && !session_->output_full() && spill_.size() < server_.listeners().options().spill_limit / 2) {
     recv_paused_ = false;
     arm_recv();
   }
@@ -206,7 +206,7 @@ void connection::flush() {
     if (session_ && !session_->output().empty()) out_.swap(session_->output());
   }
   if (out_off_ < out_.size()) {
-    io_uring_sqe* sqe = core::get_sqe(shard_.ring());
+    io_uring_sqe* sqe = core::get_sqe(server_.shard().ring());
     io_uring_prep_send(sqe, fd_, out_.data() + out_off_, out_.size() - out_off_, MSG_NOSIGNAL);
     sqe->flags |= IOSQE_FIXED_FILE;
     io_uring_sqe_set_data(sqe, static_cast<core::completion*>(&send_op_));
@@ -238,9 +238,8 @@ void connection::on_send(int result, std::uint32_t) {
 
 void connection::arm_idle_timer() {
   if (closed_ || !session_ || session_->closing()) return;
-  const auto& o = shard_.options();
-  auto delay = session_->current_timer() == smtp::timer_kind::data ? o.data_timeout : o.idle_timeout;
-  shard_.timers().schedule(*this, shard_.now_ms(), static_cast<std::uint64_t>(delay.count()));
+  server_.shard().timers().schedule(*this, server_.shard().now_ms(),
+                                    static_cast<std::uint64_t>(session_->idle_limit().count()));
 }
 
 void connection::on_timer() {
@@ -252,9 +251,10 @@ void connection::on_timer() {
   timed_out_ = true;
   session_->on_timeout();
   flush();
+  // A whole idle period more to deliver the 421, then teardown.
   if (!closed_)
-    shard_.timers().schedule(*this, shard_.now_ms(),
-                             static_cast<std::uint64_t>(shard_.options().idle_timeout.count()));
+    server_.shard().timers().schedule(*this, server_.shard().now_ms(),
+                                      static_cast<std::uint64_t>(session_->idle_limit().count()));
 }
 
 void connection::server_shutdown() {
@@ -268,28 +268,28 @@ void connection::force_close() { teardown(); }
 void connection::teardown() {
   if (closed_) return;
   closed_ = true;
-  shard_.timers().cancel(*this);
-  core::shard_metrics::bump(shard_.metrics().sessions_active, -1);
+  server_.shard().timers().cancel(*this);
+  core::shard_metrics::bump(server_.shard().metrics().sessions_active, -1);
   std::string().swap(spill_);
   // Cancel everything on the descriptor (multishot recv, a send), then close
   // it; the final CQEs of the cancelled requests release this object.
-  io_uring_sqe* sqe = core::get_sqe(shard_.ring());
+  io_uring_sqe* sqe = core::get_sqe(server_.shard().ring());
   io_uring_prep_cancel_fd(sqe, fd_, IORING_ASYNC_CANCEL_ALL | IORING_ASYNC_CANCEL_FD_FIXED);
   sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
   io_uring_sqe_set_data64(sqe, 0);
-  sqe = core::get_sqe(shard_.ring());
+  sqe = core::get_sqe(server_.shard().ring());
   io_uring_prep_close_direct(sqe, static_cast<unsigned>(fd_));
   sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
   io_uring_sqe_set_data64(sqe, 0);
-  shard_.slot_released();  // queued after the close, so an accept finds it free
-  if (waiting_) shard_.handler().abandoned(*this);
+  server_.slot_released();  // queued after the close, so an accept finds it free
+  if (waiting_) server_.handler().abandoned(*this);
   maybe_retire();
 }
 
 void connection::maybe_retire() {
   if (!closed_ || retired_ || recv_armed_ || send_inflight_ || probe_inflight_ || waiting_) return;
   retired_ = true;
-  shard_.retire(this);
+  server_.retire(this);
 }
 
 }  // namespace postino::io

@@ -1,5 +1,4 @@
-// Ring set-up, the provided-buffer ring, listening sockets and the SO_PEERNAME
-// uring_cmd. The buffer ring's memory (ring entries and buffers, one mmap) is
+// The provided-buffer ring, listening sockets and the SO_PEERNAME uring_cmd. The buffer ring's memory (ring entries and buffers, one mmap) is
 // owned by buffer_ring and lent to the kernel for as long as it is registered;
 // the socket helpers touch only caller-owned addresses.
 #include <arpa/inet.h>
@@ -18,32 +17,6 @@
 #include "postino/io.h"
 
 namespace postino::io {
-
-int setup_ring(io_uring& ring, unsigned sq_entries, unsigned cq_entries, unsigned& flags) {
-  // Most wanted first; each step drops what an older kernel may refuse.
-  const unsigned base = IORING_SETUP_CQSIZE;
-  const unsigned attempts[] = {
-      IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_COOP_TASKRUN |
-          IORING_SETUP_SUBMIT_ALL,
-      IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL,
-      IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL,
-      IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL,
-      0,
-  };
-  int rc = -EINVAL;
-  for (unsigned extra : attempts) {
-    io_uring_params params{};
-    params.flags = base | extra;
-    params.cq_entries = cq_entries < sq_entries * 2 ? sq_entries * 2 : cq_entries;
-    rc = io_uring_queue_init_params(sq_entries, &ring, &params);
-    if (rc == 0) {
-      flags = params.flags;
-      return 0;
-    }
-    if (rc != -EINVAL) return rc;
-  }
-  return rc;
-}
 
 buffer_ring::~buffer_ring() {
   if (ring_ != nullptr) io_uring_unregister_buf_ring(ring_, group_);

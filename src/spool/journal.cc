@@ -42,6 +42,7 @@
 
 #include "failpoint.h"
 #include "postino/core.h"
+#include "postino/runtime.h"
 #include "postino/spool.h"
 #include "record_codec.h"
 #include "recovery.h"
@@ -546,6 +547,28 @@ void journal_impl::fail_journal() {
 }
 
 }  // namespace
+
+namespace {
+
+class journal_service final : public core::service {
+ public:
+  journal_service(journal& j, core::shard& shard) : journal_(j), shard_(shard) {}
+  void after_batch() override {
+    shard_.metrics().journal_groups.store(journal_.groups_committed(), std::memory_order_relaxed);
+  }
+  bool drained() const override { return journal_.pending() == 0; }
+
+ private:
+  journal& journal_;
+  core::shard& shard_;
+};
+
+}  // namespace
+
+std::unique_ptr<core::service> attach_to_shard(journal& j, core::shard& shard) {
+  j.attach(shard.ring());
+  return std::make_unique<journal_service>(j, shard);
+}
 
 std::unique_ptr<journal> journal::open(const journal_options& options,
                                        const std::function<void(record&)>& visit,

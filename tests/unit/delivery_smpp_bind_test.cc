@@ -294,7 +294,7 @@ class smpp_bind_test : public ::testing::Test {
  protected:
   void SetUp() override {
     unsigned flags = 0;
-    ASSERT_EQ(io::setup_ring(ring_, 64, 256, flags), 0);
+    ASSERT_EQ(core::setup_ring(ring_, 64, 256, flags), 0);
     ring_ready_ = true;
     cfg_.name = "test";
     cfg_.host = "127.0.0.1";

@@ -28,10 +28,12 @@
 #include <vector>
 
 #include "../../src/app/gateway.h"
+#include "../../src/app/smtp_endpoint.h"
 #include "postino/config.h"
 #include "postino/credit.h"
 #include "postino/io.h"
 #include "postino/runtime.h"
+#include "postino/smtp.h"
 #include "postino/spool.h"
 
 // Heap accounting for the memory test: every C++ allocation in the process.
@@ -160,10 +162,17 @@ class client {
   std::string buf_;
 };
 
+// What a fixture's shards, servers and sessions are run with.
+struct fixture_options {
+  core::runtime_options runtime;
+  io::server_options server;
+  app::smtp_timeouts timeouts;
+};
+
 // A complete gateway in-process: store, pool, journals, runtime.
 class gateway_fixture {
  public:
-  explicit gateway_fixture(unsigned shards, core::runtime_options options = {}, credit_units credit = 1000) {
+  explicit gateway_fixture(unsigned shards, fixture_options options = {}, credit_units credit = 1000) {
     char tmpl[] = "/tmp/postino-io-XXXXXX";
     dir_ = mkdtemp(tmpl);
     db_ = dir_ + "/postino.db";
@@ -193,16 +202,14 @@ class gateway_fixture {
     std::vector<spool::journal*> ptrs;
     for (auto& j : journals_) ptrs.push_back(j.get());
 
-    options.shards = shards;
-    options.pin_threads = false;
-    if (options.buffer_count == 4096) options.buffer_count = 256;  // tests need few
-    core::listener_spec spec;
-    spec.address = "127.0.0.1";
-    spec.port = 0;
-    spec.session = &session_config_;
-    rt_ = std::make_unique<core::runtime>(options, std::vector<core::listener_spec>{spec}, ptrs,
-                                          app::make_gateway_handlers(services));
-    EXPECT_TRUE(rt_->bind(error)) << error;
+    options.runtime.shards = shards;
+    options.runtime.pin_threads = false;
+    if (options.server.buffer_count == 4096) options.server.buffer_count = 256;  // tests need few
+    listeners_ = std::make_unique<io::listener_set>(
+        std::vector<io::listener_spec>{app::smtp_listener("127.0.0.1", 0, session_config_, nullptr, options.timeouts)},
+        shards, options.server);
+    EXPECT_TRUE(listeners_->bind(error)) << error;
+    rt_ = std::make_unique<core::runtime>(options.runtime, app::make_shard_services(services, ptrs, *listeners_));
     started_ = rt_->start(error);
     EXPECT_TRUE(started_) << error;
   }
@@ -220,7 +227,7 @@ class gateway_fixture {
     rt_->stop();
     rt_->join();
   }
-  std::uint16_t port() const { return rt_->bound_port(0); }
+  std::uint16_t port() const { return listeners_->bound_port(0); }
   core::runtime& rt() { return *rt_; }
   bool started() const { return started_; }
   std::size_t messages_in_journals() {
@@ -246,6 +253,7 @@ class gateway_fixture {
   smtp::session_config session_config_;
   std::unique_ptr<credit::hash_pool> pool_;
   std::vector<std::unique_ptr<spool::journal>> journals_;
+  std::unique_ptr<io::listener_set> listeners_;
   std::unique_ptr<core::runtime> rt_;
   bool started_ = false;
   bool stopped_ = false;
@@ -374,8 +382,8 @@ TEST(io_runtime, client_that_half_closes_still_gets_its_replies) {
 }
 
 TEST(io_runtime, idle_timeout_says_421_and_closes) {
-  core::runtime_options o;
-  o.idle_timeout = 300ms;
+  fixture_options o;
+  o.timeouts.idle = 300ms;
   gateway_fixture gw(1, o);
   client c(gw.port());
   ASSERT_EQ(c.reply().substr(0, 4), "220 ");
@@ -394,8 +402,8 @@ TEST(io_runtime, shutdown_says_421_to_idle_sessions) {
 }
 
 TEST(io_runtime, full_fixed_file_table_delays_accepts_until_a_slot_frees) {
-  core::runtime_options o;
-  o.fixed_files = 4;
+  fixture_options o;
+  o.runtime.fixed_files = 4;
   gateway_fixture gw(1, o);
   std::vector<std::unique_ptr<client>> first;
   for (int i = 0; i < 4; ++i) {
@@ -410,9 +418,9 @@ TEST(io_runtime, full_fixed_file_table_delays_accepts_until_a_slot_frees) {
 }
 
 TEST(io_runtime, tiny_buffer_ring_survives_enobufs) {
-  core::runtime_options o;
-  o.buffer_count = 2;  // far fewer buffers than talking connections
-  o.buffer_size = 64;  // and short ones: every command spans several
+  fixture_options o;
+  o.server.buffer_count = 2;  // far fewer buffers than talking connections
+  o.server.buffer_size = 64;  // and short ones: every command spans several
   gateway_fixture gw(1, o);
   constexpr int kClients = 16;
   std::vector<std::unique_ptr<client>> clients;
@@ -437,8 +445,8 @@ TEST(io_runtime, tiny_buffer_ring_survives_enobufs) {
 }
 
 TEST(io_runtime, read_ahead_while_a_commit_waits_is_spilled_and_throttled) {
-  core::runtime_options o;
-  o.spill_limit = 4096;  // so the second message overflows it and reads pause
+  fixture_options o;
+  o.server.spill_limit = 4096;  // so the second message overflows it and reads pause
   gateway_fixture gw(2, o);
   client c(gw.port());
   login(c);
@@ -471,8 +479,8 @@ TEST(io_runtime, read_ahead_while_a_commit_waits_is_spilled_and_throttled) {
 }
 
 TEST(io_runtime, grace_period_ends_stuck_transactions) {
-  core::runtime_options o;
-  o.shutdown_grace = 200ms;
+  fixture_options o;
+  o.runtime.shutdown_grace = 200ms;
   gateway_fixture gw(1, o);
   client c(gw.port());
   login(c);

@@ -37,7 +37,7 @@
 #include <string>
 #include <vector>
 
-#include "postino/runtime.h"
+#include "postino/io.h"
 #include "postino/mime.h"
 #include "postino/smtp.h"
 #include "counters.h"
@@ -315,7 +315,7 @@ int run(int argc, char** argv) {
                "allocations and copied bytes per message (instructions: run it under valgrind --tool=callgrind)"};
   std::vector<std::string> inputs;
   std::string json_path;
-  std::size_t read_limit = core::runtime_options{}.buffer_size;
+  std::size_t read_limit = io::server_options{}.buffer_size;
   app.add_option("recordings", inputs, "recordings (tests/replay/*.txt) or directories of them")->required();
   app.add_option("--json", json_path, "also write the counts as JSON to this file ('-': stdout)");
   app.add_option("--read-limit", read_limit, "largest read fed at once (the gateway's receive buffer)")
