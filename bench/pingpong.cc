@@ -10,10 +10,12 @@
 // '\n'); the server answers every '\n'-terminated request with that many
 // bytes, batching the replies of one read into one send as postino does. The
 // client keeps one request outstanding per connection (closed loop) and
-// prints one JSON line: exchanges, seconds, exchanges/s and its CPU seconds.
+// prints one JSON line (nlohmann-json): exchanges, seconds, exchanges/s and
+// its CPU seconds.
 // Not a Google Benchmark binary (bench/*_bench.cc are): bench/compare builds
-// it with g++ -O2 and -luring. Each connection owns its receive buffer; the
-// request and response bytes are static and shared.
+// it with g++ -O2 and -luring (nlohmann-json is header-only). Each
+// connection owns its receive buffer; the request and response bytes are
+// static and shared.
 #include <liburing.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -21,8 +23,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <nlohmann/json.hpp>
+
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -216,11 +221,17 @@ int client(int port, std::size_t conns, double seconds, std::size_t request, std
   getrusage(RUSAGE_SELF, &ru1);
   auto secs = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
   const double cpu = secs(ru1.ru_utime) - secs(ru0.ru_utime) + secs(ru1.ru_stime) - secs(ru0.ru_stime);
-  std::printf(
-      "{\"tool\":\"pingpong\",\"connections\":%zu,\"request_bytes\":%zu,\"response_bytes\":%zu,\"exchanges\":%llu,"
-      "\"elapsed_s\":%.6f,\"rate\":%.1f,\"cpu_seconds\":%.6f}\n",
-      conns, request, response, static_cast<unsigned long long>(exchanges), wall, static_cast<double>(exchanges) / wall,
-      cpu);
+  // The decimals the line has always had: microseconds, and a tenth of an exchange per second.
+  auto decimals = [](double v, double scale) { return std::round(v * scale) / scale; };
+  const nlohmann::ordered_json line = {{"tool", "pingpong"},
+                                       {"connections", conns},
+                                       {"request_bytes", request},
+                                       {"response_bytes", response},
+                                       {"exchanges", exchanges},
+                                       {"elapsed_s", decimals(wall, 1e6)},
+                                       {"rate", decimals(static_cast<double>(exchanges) / wall, 1e1)},
+                                       {"cpu_seconds", decimals(cpu, 1e6)}};
+  std::printf("%s\n", line.dump().c_str());
   for (auto& c : cs) close(c.fd);
   return 0;
 }

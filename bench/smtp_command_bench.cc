@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "../src/smtp/command.h"
+#include "postino/ascii.h"
 
 namespace {
 
@@ -50,7 +51,7 @@ void BM_mail_from(benchmark::State& state) {
     esmtp_param param;
     std::uint64_t size = 0;
     while (next_param(rest, param))
-      if (iequals(param.name, "SIZE")) parse_decimal(param.value, size);
+      if (postino::iequals(param.name, "SIZE")) parse_decimal(param.value, size);
     benchmark::DoNotOptimize(size);
     benchmark::DoNotOptimize(p.path.data());
   }

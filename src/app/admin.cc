@@ -38,6 +38,7 @@
 
 #include "admin_token.h"
 #include "gateway.h"
+#include "postino/ascii.h"
 #include "postino/io.h"
 
 namespace postino::app {
@@ -253,12 +254,6 @@ std::optional<T> ask_shard(core::shard& shard, std::function<void(std::function<
   return future.get();
 }
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
 bool loopback_literal(const std::string& name) {
   in_addr v4;
   in6_addr v6;
@@ -287,7 +282,7 @@ bool loopback_host(std::string_view host) {
     if (colon != std::string_view::npos) port = std::string(host.substr(colon + 1));
   }
   if (!port.empty() && !account_number(port)) return false;
-  name = lower(name);
+  name = to_lower(name);
   return name == "localhost" || loopback_literal(name);
 }
 
@@ -296,16 +291,16 @@ bool loopback_host(std::string_view host) {
 bool own_origin(std::string_view origin, const std::string& address, std::uint16_t port) {
   const std::string p = ":" + std::to_string(port);
   const std::string bound = address.find(':') != std::string::npos ? "[" + address + "]" : address;
-  const std::string o = lower(origin);
+  const std::string o = to_lower(origin);
   for (const std::string& host : {bound, std::string("localhost"), std::string("127.0.0.1"), std::string("[::1]")})
-    if (o == "http://" + lower(host) + p) return true;
+    if (o == "http://" + to_lower(host) + p) return true;
   return false;
 }
 
 // The token of "Authorization: Bearer <token>" ("" when there is none).
 std::string bearer_token(const httplib::Request& req) {
   const std::string value = req.get_header_value("Authorization");
-  if (value.size() < 7 || lower(value.substr(0, 7)) != "bearer ") return {};
+  if (value.size() < 7 || to_lower(value.substr(0, 7)) != "bearer ") return {};
   const auto start = value.find_first_not_of(' ', 7);
   if (start == std::string::npos) return {};
   const auto end = value.find_last_not_of(' ');

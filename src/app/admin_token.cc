@@ -14,6 +14,8 @@
 #include <cstring>
 #include <filesystem>
 
+#include "postino/core.h"
+
 namespace postino::app {
 namespace {
 
@@ -21,7 +23,7 @@ constexpr std::size_t token_bytes = 32;     // drawn from RAND_bytes
 constexpr std::size_t min_token_size = 32;  // a hand-written token must not be shorter
 constexpr std::size_t max_token_size = 512;
 
-std::string errno_text(int err) { return std::strerror(err); }
+using core::errno_text;
 
 std::string octal_mode(mode_t mode) {
   char buf[8];

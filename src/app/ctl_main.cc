@@ -39,10 +39,14 @@
 #include <filesystem>
 #include <iostream>
 #include <optional>
+#include <span>
 #include <string>
+#include <type_traits>
+#include <variant>
 #include <vector>
 
 #include "admin_token.h"
+#include "postino/ascii.h"
 #include "postino/config.h"
 #include "postino/credit.h"
 #include "postino/message_state.h"
@@ -68,25 +72,7 @@ struct ctl_error {
 
 [[noreturn]] void fail(int code, std::string message) { throw ctl_error{code, std::move(message)}; }
 
-enum class command {
-  none,
-  account_add,
-  account_list,
-  account_show,
-  account_password,
-  account_suspend,
-  account_resume,
-  account_set,
-  credit_add,
-  price_set,
-  price_list,
-  price_delete,
-  message_show,
-  inbound_list
-};
-
 struct options {
-  command cmd = command::none;
   std::string database, data_dir, config;
   std::string admin;     // --admin HOST:PORT, else found through -c when needed
   std::string account;   // <user|id>
@@ -162,9 +148,19 @@ std::string database_path(const options& o) {
   return data_dir + "/postino.db";
 }
 
+[[noreturn]] void fail_no_database(const std::string& db) {
+  fail(exit_usage, "no database at " + db + " (use --database, --data-dir or -c)");
+}
+
+// The database a command changes or reads: it must exist already.
+std::string existing_database(const options& o) {
+  std::string db = database_path(o);
+  if (!file_exists(db)) fail_no_database(db);
+  return db;
+}
+
 std::unique_ptr<account_store> open_store(const std::string& db, bool create) {
-  if (!create && !file_exists(db))
-    fail(exit_usage, "no database at " + db + " (use --database, --data-dir or -c)");
+  if (!create && !file_exists(db)) fail_no_database(db);
   std::string error;
   auto store = account_store::open(db, error);
   if (!store) fail(exit_usage, error);
@@ -329,17 +325,19 @@ std::string json_field(const nlohmann::json& answer, const char* name) {
   return answer[name].dump();
 }
 
-bool all_digits(const std::string& s) {
-  return !s.empty() && s.size() <= 19 && std::all_of(s.begin(), s.end(), [](unsigned char c) {
-    return c >= '0' && c <= '9';
-  });
+// `who` as an account id: digits only, within 64 bits.
+std::optional<std::uint64_t> account_id_of(const std::string& who) {
+  std::uint64_t id = 0;
+  const auto [end, ec] = std::from_chars(who.data(), who.data() + who.size(), id);
+  if (!postino::all_digits(who) || ec != std::errc() || end != who.data() + who.size()) return std::nullopt;
+  return id;
 }
 
 // A username first; only when none matches, a number is taken as an id.
 stored_account resolve(account_store& store, const std::string& who) {
   auto a = store.find_by_username(who);
-  if (!a && store.last_error().empty() && all_digits(who))
-    a = store.find_by_id(std::stoull(who));
+  if (!a && store.last_error().empty())
+    if (const auto id = account_id_of(who)) a = store.find_by_id(*id);
   if (a) return *a;
   if (!store.last_error().empty()) fail(exit_usage, store.last_error());
   fail(exit_not_found, "no account '" + who + "'");
@@ -371,20 +369,13 @@ std::vector<std::string> split_list(const std::string& text) {
   return out;
 }
 
-std::string join(const std::vector<std::string>& items) {
-  std::string out;
-  for (const auto& s : items) out += (out.empty() ? "" : ",") + s;
-  return out;
-}
-
 std::string country_code(const std::string& given_code) {
   if (given_code.empty()) return {};
   std::string c = given_code;
   if (c.size() != 2 || !std::isalpha(static_cast<unsigned char>(c[0])) ||
       !std::isalpha(static_cast<unsigned char>(c[1])))
     fail(exit_usage, "--default-country: '" + c + "' is not an ISO 3166 alpha-2 code");
-  for (auto& ch : c) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
-  return c;
+  return postino::to_upper(c);
 }
 
 // Applies the settings options to `s`: every one for `account add` (their
@@ -491,7 +482,7 @@ int account_show(const options& o) {
   std::printf("default originator: %s\n",
               s.default_originator.empty() ? "(none)" : s.default_originator.c_str());
   std::printf("allowed originators: %s\n",
-              s.allowed_originators.empty() ? "(any)" : join(s.allowed_originators).c_str());
+              s.allowed_originators.empty() ? "(any)" : postino::join(s.allowed_originators, ",").c_str());
   std::printf("max recipients: %u\n", s.max_recipients);
   std::printf("default country: %s\n",
               s.default_country.empty() ? "(none)" : s.default_country.c_str());
@@ -518,34 +509,42 @@ int account_show(const options& o) {
   return exit_ok;
 }
 
-// Lock, open an existing database, find the account: the start of every
-// write but `account add`.
-struct write_context {
+// An existing database opened for a write, the lock held for as long as this
+// lives.
+struct locked_store {
   database_lock lock;
   std::unique_ptr<account_store> store;
+};
+
+// Refuses while the gateway holds the lock.
+void open_locked(locked_store& l, const options& o) {
+  const std::string db = existing_database(o);
+  take_lock(l.lock, db);
+  l.store = open_store(db, false);
+}
+
+// Lock, open an existing database, find the account: the start of every
+// write to one account but `account add`.
+struct write_context : locked_store {
   stored_account account;
   std::optional<endpoint> live;  // set when the gateway holds the lock
 };
+
+void begin_write(write_context& w, const options& o) {
+  open_locked(w, o);
+  w.account = resolve(*w.store, o.account);
+}
 
 // Like begin_write, but when the gateway holds the lock this finds its admin
 // endpoint (refusing without one) and still resolves the account, since
 // reads work under the lock; false says the write must go live.
 bool begin_write_or_live(write_context& w, const options& o) {
-  const std::string db = database_path(o);
-  if (!file_exists(db)) fail(exit_usage, "no database at " + db + " (use --database, --data-dir or -c)");
+  const std::string db = existing_database(o);
   const bool locked = lock_unless_held(w.lock, db);
   if (!locked) w.live = endpoint_or_refuse(o, db);
   w.store = open_store(db, false);
   w.account = resolve(*w.store, o.account);
   return locked;
-}
-
-void begin_write(write_context& w, const options& o) {
-  const std::string db = database_path(o);
-  if (!file_exists(db)) fail(exit_usage, "no database at " + db + " (use --database, --data-dir or -c)");
-  take_lock(w.lock, db);
-  w.store = open_store(db, false);
-  w.account = resolve(*w.store, o.account);
 }
 
 // The admin path of an account: always by id, resolved from the database.
@@ -591,8 +590,7 @@ int account_set(const options& o) {
 // The E.164 prefix as the store keeps it: digits, without a leading '+'.
 std::string prefix_argument(const std::string& p) {
   std::string digits = p.starts_with('+') ? p.substr(1) : p;
-  if (digits.empty() || digits.size() > 15 ||
-      !std::all_of(digits.begin(), digits.end(), [](unsigned char c) { return c >= '0' && c <= '9'; }))
+  if (digits.size() > 15 || !postino::all_digits(digits))
     fail(exit_usage, "'" + p + "' is not a destination prefix (1 to 15 digits, '+' allowed)");
   return digits;
 }
@@ -609,28 +607,20 @@ std::string table_name(const options& o) {
 int price_set(const options& o) {
   const std::string prefix = prefix_argument(o.prefix);
   if (o.price < 0) fail(exit_usage, "the price must not be negative");
-  const std::string db = database_path(o);
-  if (!file_exists(db)) fail(exit_usage, "no database at " + db + " (use --database, --data-dir or -c)");
-  database_lock lock;
-  take_lock(lock, db);
-  auto store = open_store(db, false);
-  const auto table = price_table_of(*store, o);
-  if (!store->set_price(table, prefix, o.price))
-    fail(exit_usage, "cannot set the price: " + store->last_error());
+  locked_store l;
+  open_locked(l, o);
+  if (!l.store->set_price(price_table_of(*l.store, o), prefix, o.price))
+    fail(exit_usage, "cannot set the price: " + l.store->last_error());
   std::printf("price of +%s in %s is now %lld\n", prefix.c_str(), table_name(o).c_str(), o.price);
   return exit_ok;
 }
 
 int price_delete(const options& o) {
   const std::string prefix = prefix_argument(o.prefix);
-  const std::string db = database_path(o);
-  if (!file_exists(db)) fail(exit_usage, "no database at " + db + " (use --database, --data-dir or -c)");
-  database_lock lock;
-  take_lock(lock, db);
-  auto store = open_store(db, false);
-  const auto table = price_table_of(*store, o);
-  if (!store->delete_price(table, prefix)) {
-    if (!store->last_error().empty()) fail(exit_usage, store->last_error());
+  locked_store l;
+  open_locked(l, o);
+  if (!l.store->delete_price(price_table_of(*l.store, o), prefix)) {
+    if (!l.store->last_error().empty()) fail(exit_usage, l.store->last_error());
     fail(exit_not_found, "no price for +" + prefix + " in " + table_name(o));
   }
   std::printf("price of +%s deleted from %s\n", prefix.c_str(), table_name(o).c_str());
@@ -675,7 +665,7 @@ int credit_add(const options& o) {
 class index_reader {
  public:
   explicit index_reader(const std::string& path) {
-    if (!file_exists(path)) fail(exit_usage, "no database at " + path + " (use --database, --data-dir or -c)");
+    if (!file_exists(path)) fail_no_database(path);
     if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
       std::string why = db_ != nullptr ? sqlite3_errmsg(db_) : "out of memory";
       sqlite3_close(db_);
@@ -758,94 +748,124 @@ struct segment_row {
   long long error = 0, refund = 0;
 };
 
-int message_show(const options& o) {
-  index_reader db(database_path(o));
+// A message's row of checkpoint_message.
+struct indexed_message {
+  long long account = 0, accepted_ms = 0, price = 0, recipient_count = 0, segments = 1;
+  std::vector<std::string> recipients;  // E.164, in RCPT order; may be empty
+};
+
+std::vector<std::string> split_lines(const std::string& list) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  for (;;) {
+    auto end = list.find('\n', start);
+    out.push_back(list.substr(start, end == std::string::npos ? std::string::npos : end - start));
+    if (end == std::string::npos) return out;
+    start = end + 1;
+  }
+}
+
+indexed_message read_message(index_reader& db, const std::string& queue_id) {
   const std::string not_found =
-      "no message " + o.queue_id + " (not in the message index yet; it is written every checkpoint_interval_s)";
+      "no message " + queue_id + " (not in the message index yet; it is written every checkpoint_interval_s)";
   if (!db.has_table("checkpoint_message")) fail(exit_usage, not_found);
   // Databases the gateway has not opened since delivery came lack the new columns.
   const bool shaped = db.has_column("checkpoint_message", "segments");
   index_reader::query m(db, std::string("SELECT account, accepted_ms, price, recipients, ") +
                                 (shaped ? "segments, recipient_list" : "1, NULL") +
                                 " FROM checkpoint_message WHERE queue_id = ?1");
-  m.bind(1, o.queue_id);
+  m.bind(1, queue_id);
   if (!m.next()) fail(exit_usage, not_found);
-  const long long account = m.integer(0), accepted_ms = m.integer(1), price = m.integer(2);
-  const long long recipient_count = m.integer(3), segments = std::max(1LL, m.integer(4));
-  std::vector<std::string> recipients;
-  if (!m.null(5)) {
-    const std::string list = m.text(5);
-    std::size_t start = 0;
-    for (;;) {
-      auto end = list.find('\n', start);
-      recipients.push_back(list.substr(start, end == std::string::npos ? std::string::npos : end - start));
-      if (end == std::string::npos) break;
-      start = end + 1;
-    }
-  }
+  indexed_message out;
+  out.account = m.integer(0);
+  out.accepted_ms = m.integer(1);
+  out.price = m.integer(2);
+  out.recipient_count = m.integer(3);
+  out.segments = std::max(1LL, m.integer(4));
+  if (!m.null(5)) out.recipients = split_lines(m.text(5));
+  return out;
+}
 
-  std::string username = "?";
-  if (db.has_table("accounts")) {
-    index_reader::query a(db, "SELECT username FROM accounts WHERE id = ?1");
-    a.bind(1, account);
-    if (a.next()) username = a.text(0);
-  }
+std::string username_of(index_reader& db, long long account) {
+  if (!db.has_table("accounts")) return "?";
+  index_reader::query a(db, "SELECT username FROM accounts WHERE id = ?1");
+  a.bind(1, account);
+  return a.next() ? a.text(0) : "?";
+}
 
+std::vector<segment_row> read_segments(index_reader& db, const std::string& queue_id) {
   std::vector<segment_row> rows;
-  if (db.has_table("checkpoint_delivery")) {
-    index_reader::query d(db,
-                          "SELECT recipient_index, segment, coalesce(recipient, ''), state, coalesce(smsc, ''), "
-                          "coalesce(smsc_message_id, ''), error, refund FROM checkpoint_delivery "
-                          "WHERE queue_id = ?1 ORDER BY recipient_index, segment");
-    d.bind(1, o.queue_id);
-    while (d.next())
-      rows.push_back({d.integer(0), d.integer(1), d.text(2), d.text(3), d.text(4), d.text(5), d.integer(6),
-                      d.integer(7)});
-  }
+  if (!db.has_table("checkpoint_delivery")) return rows;
+  index_reader::query d(db,
+                        "SELECT recipient_index, segment, coalesce(recipient, ''), state, coalesce(smsc, ''), "
+                        "coalesce(smsc_message_id, ''), error, refund FROM checkpoint_delivery "
+                        "WHERE queue_id = ?1 ORDER BY recipient_index, segment");
+  d.bind(1, queue_id);
+  while (d.next())
+    rows.push_back({d.integer(0), d.integer(1), d.text(2), d.text(3), d.text(4), d.text(5), d.integer(6),
+                    d.integer(7)});
+  return rows;
+}
 
-  // Recipients the rows name beyond the stored count are shown too.
-  long long shown = std::max<long long>(recipient_count, static_cast<long long>(recipients.size()));
+// One recipient as message show prints it: its number, the worst state of
+// its segments and what was refunded for it.
+struct recipient_summary {
+  std::string e164;
+  postino::message_state state = postino::message_state::delivered;
+  long long refunded = 0;
+};
+
+// Recipients the rows name beyond the stored count are shown too; a segment
+// without a row is still queued.
+std::vector<recipient_summary> summarize(const indexed_message& m, const std::vector<segment_row>& rows) {
+  long long shown = std::max<long long>(m.recipient_count, static_cast<long long>(m.recipients.size()));
   for (const auto& r : rows) shown = std::max(shown, r.recipient + 1);
-
-  using postino::message_state;
-  std::vector<message_state> recipient_state(static_cast<std::size_t>(shown), message_state::delivered);
-  std::vector<long long> refunded(static_cast<std::size_t>(shown), 0);
-  std::vector<std::string> e164(static_cast<std::size_t>(shown));
-  for (std::size_t i = 0; i < recipients.size(); ++i) e164[i] = recipients[i];
+  std::vector<recipient_summary> out(static_cast<std::size_t>(shown));
+  for (std::size_t i = 0; i < m.recipients.size(); ++i) out[i].e164 = m.recipients[i];
   for (long long i = 0; i < shown; ++i) {
-    // A segment without a row is still queued.
-    std::vector<bool> seen(static_cast<std::size_t>(segments), false);
-    auto& state = recipient_state[static_cast<std::size_t>(i)];
+    auto& who = out[static_cast<std::size_t>(i)];
+    std::vector<bool> seen(static_cast<std::size_t>(m.segments), false);
     for (const auto& r : rows) {
       if (r.recipient != i) continue;
-      if (r.segment >= 0 && r.segment < segments) seen[static_cast<std::size_t>(r.segment)] = true;
-      state = postino::worse(state, known_state(r.state));
-      refunded[static_cast<std::size_t>(i)] += r.refund;
-      if (e164[static_cast<std::size_t>(i)].empty()) e164[static_cast<std::size_t>(i)] = r.e164;
+      if (r.segment >= 0 && r.segment < m.segments) seen[static_cast<std::size_t>(r.segment)] = true;
+      who.state = postino::worse(who.state, known_state(r.state));
+      who.refunded += r.refund;
+      if (who.e164.empty()) who.e164 = r.e164;
     }
     if (std::find(seen.begin(), seen.end(), false) != seen.end())
-      state = postino::worse(state, message_state::queued);
+      who.state = postino::worse(who.state, postino::message_state::queued);
   }
-  message_state overall = message_state::queued;
-  if (!rows.empty()) {
-    overall = message_state::delivered;
-    for (auto s : recipient_state) overall = postino::worse(overall, s);
-  }
+  return out;
+}
+
+// Queued until a delivery row exists; then the worst of the recipients.
+postino::message_state overall_state(const std::vector<recipient_summary>& recipients, bool any_rows) {
+  if (!any_rows) return postino::message_state::queued;
+  auto overall = postino::message_state::delivered;
+  for (const auto& r : recipients) overall = postino::worse(overall, r.state);
+  return overall;
+}
+
+int message_show(const options& o) {
+  index_reader db(database_path(o));
+  const indexed_message m = read_message(db, o.queue_id);
+  const std::string username = username_of(db, m.account);
+  const std::vector<segment_row> rows = read_segments(db, o.queue_id);
+  const std::vector<recipient_summary> recipients = summarize(m, rows);
 
   std::printf("queue_id: %s\n", o.queue_id.c_str());
-  std::printf("account: %s (%lld)\n", username.c_str(), account);
-  std::printf("accepted: %s\n", utc_time(accepted_ms).c_str());
-  std::printf("price: %lld\n", price);
-  std::printf("segments: %lld\n", segments);
-  std::printf("state: %s\n", postino::state_name(overall));
-  for (long long i = 0; i < shown; ++i) {
-    const auto at = static_cast<std::size_t>(i);
-    std::printf("recipient %lld %s %s", i, e164[at].empty() ? "?" : e164[at].c_str(),
-                postino::state_name(recipient_state[at]));
-    if (refunded[at] > 0) std::printf(" refunded %lld", refunded[at]);
+  std::printf("account: %s (%lld)\n", username.c_str(), m.account);
+  std::printf("accepted: %s\n", utc_time(m.accepted_ms).c_str());
+  std::printf("price: %lld\n", m.price);
+  std::printf("segments: %lld\n", m.segments);
+  std::printf("state: %s\n", postino::state_name(overall_state(recipients, !rows.empty())));
+  for (std::size_t i = 0; i < recipients.size(); ++i) {
+    const auto& who = recipients[i];
+    std::printf("recipient %zu %s %s", i, who.e164.empty() ? "?" : who.e164.c_str(), postino::state_name(who.state));
+    if (who.refunded > 0) std::printf(" refunded %lld", who.refunded);
     std::printf("\n");
     for (const auto& r : rows) {
-      if (r.recipient != i) continue;
+      if (r.recipient != static_cast<long long>(i)) continue;
       std::printf("  segment %lld %s smsc=%s id=%s error=%lld\n", r.segment, r.state.c_str(),
                   r.smsc.empty() ? "-" : r.smsc.c_str(), r.smsc_id.empty() ? "-" : r.smsc_id.c_str(), r.error);
     }
@@ -885,24 +905,166 @@ int inbound_list(const options& o) {
   return exit_ok;
 }
 
-int run(const options& o) {
-  switch (o.cmd) {
-    case command::account_add: return account_add(o);
-    case command::account_list: return account_list(o);
-    case command::account_show: return account_show(o);
-    case command::account_password: return account_password(o);
-    case command::account_suspend: return account_set_status(o, account_status::suspended);
-    case command::account_resume: return account_set_status(o, account_status::active);
-    case command::account_set: return account_set(o);
-    case command::credit_add: return credit_add(o);
-    case command::price_set: return price_set(o);
-    case command::price_list: return price_list(o);
-    case command::price_delete: return price_delete(o);
-    case command::message_show: return message_show(o);
-    case command::inbound_list: return inbound_list(o);
-    case command::none: break;
+// ---- The command line ----
+
+// Where an argument's value goes.
+using option_field = std::variant<std::string options::*, unsigned options::*, long long options::*,
+                                  unsigned long long options::*, bool options::*>;
+
+// One argument of a command: a positional (a name without '-') or an option.
+struct argument {
+  const char* name;
+  option_field field;
+  const char* help;
+  bool required = false;
+  std::optional<CLI::Validator> check = {};
+};
+
+constexpr bool required = true;
+
+// The settings options of `account add` and `account set`, in --help order.
+const argument setting_options[] = {
+    {"--default-originator", &options::default_originator, "sender used when the message names none ('' for none)"},
+    {"--allowed-originators", &options::allowed_originators,
+     "comma-separated senders the account may use ('' for any)"},
+    {"--max-recipients", &options::max_recipients, "recipients per message (default 1000)", false,
+     CLI::Range(1u, 1000000u)},
+    {"--default-country", &options::default_country,
+     "ISO 3166 alpha-2 country for national numbers, e.g. IT ('' for none)"},
+    {"--unit-price", &options::unit_price, "credit per SMS segment where no prefix price applies (default 1)", false,
+     CLI::NonNegativeNumber},
+    {"--content-mode", &options::content_mode, "how DATA is read: auto (detect e-mail), raw, email (default auto)"},
+    {"--max-segments", &options::max_segments, "most SMS segments per message, 1-255 (default 1)", false,
+     CLI::Range(1u, 255u)},
+    {"--subject-prefix", &options::subject_prefix, "yes|no: e-mail Subject starts the SMS (default no)"},
+    {"--strip-signature", &options::strip_signature, "yes|no: cut an e-mail's '-- ' signature (default no)"},
+    {"--transliterate", &options::transliterate,
+     "yes|no: map curly quotes, dashes... to GSM when that avoids UCS-2 (default no)"},
+    {"--mms-enabled", &options::mms_enabled, "yes|no: accept MMS (MM4 and mails with media) (default no)"},
+    {"--max-mms-bytes", &options::max_mms_bytes, "largest MMS, raw MIME bytes (default 1048576)", false,
+     CLI::Range(1ull, 1ull << 40)},
+    {"--mms-price", &options::mms_price, "credit per MMS recipient (default 3)", false, CLI::NonNegativeNumber},
+};
+
+// A settings option also records that it was given (without its dashes), so
+// `account set` changes only those; `account add` takes all of them,
+// defaults included.
+void add_argument(CLI::App& cmd, options& o, const argument& a, bool records_given) {
+  std::visit(
+      [&](auto field) {
+        using value = std::remove_reference_t<decltype(o.*field)>;
+        CLI::Option* opt =
+            records_given ? cmd.add_option_function<value>(
+                                a.name,
+                                [&o, field, given = a.name + 2](const value& v) {
+                                  o.*field = v;
+                                  o.given.emplace_back(given);
+                                },
+                                a.help)
+                          : cmd.add_option(a.name, o.*field, a.help);
+        if (a.required) opt->required();
+        if (a.check) opt->check(*a.check);
+      },
+      a.field);
+}
+
+const argument account_argument{"account", &options::account, "username or id", required};
+const argument price_table_option{"--account", &options::price_account,
+                                   "the account's table (default: the global one)"};
+
+// One row per command of a group: its name, help line, arguments (then the
+// settings options where `settings` says so) and what runs it, in --help order.
+struct ctl_command {
+  const char* name;
+  const char* help;
+  std::vector<argument> arguments;
+  bool settings;
+  int (*run)(const options& o);
+};
+
+const ctl_command account_commands[] = {
+    {"add", "create an account",
+     {{"user", &options::account, "username", required},
+      {"--password", &options::password, "password ('-' reads one line from stdin)", required},
+      {"--credit", &options::credit, "initial credit", false, CLI::NonNegativeNumber}},
+     true, account_add},
+    {"set", "change an account's settings (only those given)", {account_argument}, true, account_set},
+    {"list", "list accounts", {}, false, account_list},
+    {"show", "show one account", {account_argument}, false, account_show},
+    {"password", "change an account's password",
+     {account_argument, {"--password", &options::password, "new password ('-' reads one line from stdin)", required}},
+     false, account_password},
+    {"suspend", "suspend an account", {account_argument}, false,
+     [](const options& o) { return account_set_status(o, account_status::suspended); }},
+    {"resume", "resume a suspended account", {account_argument}, false,
+     [](const options& o) { return account_set_status(o, account_status::active); }},
+};
+
+const ctl_command credit_commands[] = {
+    {"add", "add credit to an account",
+     {account_argument, {"amount", &options::amount, "credit to add (positive)", required}}, false, credit_add},
+};
+
+const ctl_command price_commands[] = {
+    {"set", "set the price per segment for a destination prefix",
+     {price_table_option,
+      {"prefix", &options::prefix, "destination prefix, e.g. +39 or +39333", required},
+      {"price", &options::price, "credit per SMS segment", required, CLI::NonNegativeNumber}},
+     false, price_set},
+    {"list", "list a price table", {price_table_option}, false, price_list},
+    {"delete", "delete a destination prefix price",
+     {price_table_option, {"prefix", &options::prefix, "destination prefix", required}}, false, price_delete},
+};
+
+const ctl_command message_commands[] = {
+    {"show", "state per recipient and segment (the index is written every checkpoint_interval_s)",
+     {{"queue-id", &options::queue_id, "the queue id of the 250 reply", required}}, false, message_show},
+};
+
+const ctl_command inbound_commands[] = {
+    {"list", "the newest inbound messages, newest last",
+     {{"--limit", &options::limit, "how many (default 100)", false, CLI::Range(1u, 100000000u)}}, false,
+     inbound_list},
+};
+
+// `postino-ctl <group> <command>`: the groups in --help order, each with its
+// commands.
+struct command_group {
+  const char* name;
+  const char* help;
+  std::span<const ctl_command> commands;
+};
+const command_group command_groups[] = {
+    {"account", "add, list, show and change accounts", account_commands},
+    {"credit", "change an account's credit", credit_commands},
+    {"price", "destination prefix prices (per account, else global)", price_commands},
+    {"message", "a message's delivery, from the message index", message_commands},
+    {"inbound", "messages handsets sent (SMPP deliver_sm)", inbound_commands},
+};
+
+void add_global_options(CLI::App& app, options& o) {
+  auto* o_db = app.add_option("--database", o.database, "SQLite database (default ./postino-data/postino.db)");
+  auto* o_dir = app.add_option("--data-dir", o.data_dir, "gateway data directory (uses DIR/postino.db)");
+  o_db->excludes(o_dir);
+  app.add_option("-c,--config", o.config,
+                 "read data_dir/database (and the admin endpoint) from the gateway's TOML file");
+  app.add_option("--admin", o.admin,
+                 "the running gateway's admin endpoint HOST:PORT (default: from -c's ports file or [admin])");
+}
+
+// Every group and its commands; `chosen` is set to the row the command line names.
+void add_commands(CLI::App& app, options& o, const ctl_command*& chosen) {
+  for (const command_group& g : command_groups) {
+    CLI::App* group = app.add_subcommand(g.name, g.help);
+    group->require_subcommand(1);
+    for (const ctl_command& c : g.commands) {
+      CLI::App* cmd = group->add_subcommand(c.name, c.help);
+      for (const argument& a : c.arguments) add_argument(*cmd, o, a, false);
+      if (c.settings)
+        for (const argument& a : setting_options) add_argument(*cmd, o, a, true);
+      cmd->callback([&chosen, &c] { chosen = &c; });
+    }
   }
-  fail(exit_usage, "no command given (try --help)");
 }
 
 }  // namespace
@@ -912,136 +1074,9 @@ int main(int argc, char** argv) {
   CLI::App app{"postino-ctl: manage postino accounts and credit, follow messages", "postino-ctl"};
   app.require_subcommand(1);
   app.fallthrough();
-  auto* o_db = app.add_option("--database", o.database,
-                              "SQLite database (default ./postino-data/postino.db)");
-  auto* o_dir = app.add_option("--data-dir", o.data_dir, "gateway data directory (uses DIR/postino.db)");
-  o_db->excludes(o_dir);
-  app.add_option("-c,--config", o.config,
-                 "read data_dir/database (and the admin endpoint) from the gateway's TOML file");
-  app.add_option("--admin", o.admin,
-                 "the running gateway's admin endpoint HOST:PORT (default: from -c's ports file or [admin])");
-
-  auto* account = app.add_subcommand("account", "add, list, show and change accounts");
-  account->require_subcommand(1);
-  auto* credit = app.add_subcommand("credit", "change an account's credit");
-  credit->require_subcommand(1);
-  auto* price = app.add_subcommand("price", "destination prefix prices (per account, else global)");
-  price->require_subcommand(1);
-  auto* message = app.add_subcommand("message", "a message's delivery, from the message index");
-  message->require_subcommand(1);
-  auto* inbound = app.add_subcommand("inbound", "messages handsets sent (SMPP deliver_sm)");
-  inbound->require_subcommand(1);
-
-  auto set = [&o](command c) { return [&o, c] { o.cmd = c; }; };
-
-  // The account settings, shared by `account add` and `account set`; each
-  // records that it was given, so `set` changes only those.
-  auto settings_options = [&o](CLI::App* cmd) {
-    auto mark = [&o](const char* name) {
-      return [&o, name](const auto&) { o.given.emplace_back(name); };
-    };
-    cmd->add_option_function<std::string>("--default-originator",
-        [&o, m = mark("default-originator")](const std::string& v) { o.default_originator = v; m(v); },
-        "sender used when the message names none ('' for none)");
-    cmd->add_option_function<std::string>("--allowed-originators",
-        [&o, m = mark("allowed-originators")](const std::string& v) { o.allowed_originators = v; m(v); },
-        "comma-separated senders the account may use ('' for any)");
-    cmd->add_option_function<unsigned>("--max-recipients",
-        [&o, m = mark("max-recipients")](unsigned v) { o.max_recipients = v; m(v); },
-        "recipients per message (default 1000)")->check(CLI::Range(1u, 1000000u));
-    cmd->add_option_function<std::string>("--default-country",
-        [&o, m = mark("default-country")](const std::string& v) { o.default_country = v; m(v); },
-        "ISO 3166 alpha-2 country for national numbers, e.g. IT ('' for none)");
-    cmd->add_option_function<long long>("--unit-price",
-        [&o, m = mark("unit-price")](long long v) { o.unit_price = v; m(v); },
-        "credit per SMS segment where no prefix price applies (default 1)")->check(CLI::NonNegativeNumber);
-    cmd->add_option_function<std::string>("--content-mode",
-        [&o, m = mark("content-mode")](const std::string& v) { o.content_mode = v; m(v); },
-        "how DATA is read: auto (detect e-mail), raw, email (default auto)");
-    cmd->add_option_function<unsigned>("--max-segments",
-        [&o, m = mark("max-segments")](unsigned v) { o.max_segments = v; m(v); },
-        "most SMS segments per message, 1-255 (default 1)")->check(CLI::Range(1u, 255u));
-    cmd->add_option_function<bool>("--subject-prefix",
-        [&o, m = mark("subject-prefix")](bool v) { o.subject_prefix = v; m(v); },
-        "yes|no: e-mail Subject starts the SMS (default no)");
-    cmd->add_option_function<bool>("--strip-signature",
-        [&o, m = mark("strip-signature")](bool v) { o.strip_signature = v; m(v); },
-        "yes|no: cut an e-mail's '-- ' signature (default no)");
-    cmd->add_option_function<bool>("--transliterate",
-        [&o, m = mark("transliterate")](bool v) { o.transliterate = v; m(v); },
-        "yes|no: map curly quotes, dashes... to GSM when that avoids UCS-2 (default no)");
-    cmd->add_option_function<bool>("--mms-enabled",
-        [&o, m = mark("mms-enabled")](bool v) { o.mms_enabled = v; m(v); },
-        "yes|no: accept MMS (MM4 and mails with media) (default no)");
-    cmd->add_option_function<unsigned long long>("--max-mms-bytes",
-        [&o, m = mark("max-mms-bytes")](unsigned long long v) { o.max_mms_bytes = v; m(v); },
-        "largest MMS, raw MIME bytes (default 1048576)")->check(CLI::Range(1ull, 1ull << 40));
-    cmd->add_option_function<long long>("--mms-price",
-        [&o, m = mark("mms-price")](long long v) { o.mms_price = v; m(v); },
-        "credit per MMS recipient (default 3)")->check(CLI::NonNegativeNumber);
-  };
-
-  auto* add = account->add_subcommand("add", "create an account");
-  add->add_option("user", o.account, "username")->required();
-  add->add_option("--password", o.password, "password ('-' reads one line from stdin)")->required();
-  add->add_option("--credit", o.credit, "initial credit")->check(CLI::NonNegativeNumber);
-  settings_options(add);
-  add->callback(set(command::account_add));
-
-  auto* set_cmd = account->add_subcommand("set", "change an account's settings (only those given)");
-  set_cmd->add_option("account", o.account, "username or id")->required();
-  settings_options(set_cmd);
-  set_cmd->callback(set(command::account_set));
-
-  account->add_subcommand("list", "list accounts")->callback(set(command::account_list));
-
-  auto* show = account->add_subcommand("show", "show one account");
-  show->add_option("account", o.account, "username or id")->required();
-  show->callback(set(command::account_show));
-
-  auto* password = account->add_subcommand("password", "change an account's password");
-  password->add_option("account", o.account, "username or id")->required();
-  password->add_option("--password", o.password, "new password ('-' reads one line from stdin)")
-      ->required();
-  password->callback(set(command::account_password));
-
-  auto* suspend = account->add_subcommand("suspend", "suspend an account");
-  suspend->add_option("account", o.account, "username or id")->required();
-  suspend->callback(set(command::account_suspend));
-
-  auto* resume = account->add_subcommand("resume", "resume a suspended account");
-  resume->add_option("account", o.account, "username or id")->required();
-  resume->callback(set(command::account_resume));
-
-  auto* credit_add_cmd = credit->add_subcommand("add", "add credit to an account");
-  credit_add_cmd->add_option("account", o.account, "username or id")->required();
-  credit_add_cmd->add_option("amount", o.amount, "credit to add (positive)")->required();
-  credit_add_cmd->callback(set(command::credit_add));
-
-  auto* price_set_cmd = price->add_subcommand("set", "set the price per segment for a destination prefix");
-  price_set_cmd->add_option("--account", o.price_account, "the account's table (default: the global one)");
-  price_set_cmd->add_option("prefix", o.prefix, "destination prefix, e.g. +39 or +39333")->required();
-  price_set_cmd->add_option("price", o.price, "credit per SMS segment")->required()->check(CLI::NonNegativeNumber);
-  price_set_cmd->callback(set(command::price_set));
-
-  auto* price_list_cmd = price->add_subcommand("list", "list a price table");
-  price_list_cmd->add_option("--account", o.price_account, "the account's table (default: the global one)");
-  price_list_cmd->callback(set(command::price_list));
-
-  auto* price_delete_cmd = price->add_subcommand("delete", "delete a destination prefix price");
-  price_delete_cmd->add_option("--account", o.price_account, "the account's table (default: the global one)");
-  price_delete_cmd->add_option("prefix", o.prefix, "destination prefix")->required();
-  price_delete_cmd->callback(set(command::price_delete));
-
-  auto* message_show_cmd = message->add_subcommand(
-      "show", "state per recipient and segment (the index is written every checkpoint_interval_s)");
-  message_show_cmd->add_option("queue-id", o.queue_id, "the queue id of the 250 reply")->required();
-  message_show_cmd->callback(set(command::message_show));
-
-  auto* inbound_list_cmd = inbound->add_subcommand("list", "the newest inbound messages, newest last");
-  inbound_list_cmd->add_option("--limit", o.limit, "how many (default 100)")->check(CLI::Range(1u, 100000000u));
-  inbound_list_cmd->callback(set(command::inbound_list));
-
+  add_global_options(app, o);
+  const ctl_command* chosen = nullptr;
+  add_commands(app, o, chosen);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -1053,7 +1088,8 @@ int main(int argc, char** argv) {
     return exit_usage;
   }
   try {
-    return run(o);
+    if (chosen == nullptr) fail(exit_usage, "no command given (try --help)");
+    return chosen->run(o);
   } catch (const ctl_error& e) {
     std::fprintf(stderr, "postino-ctl: %s\n", e.message.c_str());
     return e.code;

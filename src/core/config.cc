@@ -28,6 +28,8 @@
 #include <iostream>
 #include <set>
 #include <string_view>
+#include <type_traits>
+#include <variant>
 
 #include "postino/config.h"
 
@@ -97,6 +99,84 @@ std::string system_hostname() {
   return buf;
 }
 
+// store_in<&S::field>: stores a range-checked integer into a field of S,
+// converting to the field's type (the range makes the value fit).
+template <auto field>
+struct field_store;
+template <class S, class T, T S::*field>
+struct field_store<field> {
+  static void store(S& s, std::int64_t v) { s.*field = static_cast<T>(v); }
+};
+template <auto field>
+constexpr auto store_in = &field_store<field>::store;
+
+template <class S>
+using integer_store = void (*)(S&, std::int64_t);
+
+// A key whose value is an integer in lo..hi. Its store says the section: a
+// field of gateway_config is a top-level key, one of smsc_config a key of
+// every [[smsc]], and so on.
+struct integer_key {
+  std::string_view name;
+  std::int64_t lo, hi;
+  std::variant<integer_store<gateway_config>, integer_store<smsc_config>, integer_store<delivery_config>,
+               integer_store<limits_config>>
+      store;
+};
+
+// Every plain number of the file, section by section, with its range.
+constexpr integer_key integer_keys[] = {
+    // The top level.
+    {"shards", 0, 256, store_in<&gateway_config::shards>},
+    {"node_id", 0, 255, store_in<&gateway_config::node_id>},
+    {"idle_timeout", 1, 86400, store_in<&gateway_config::idle_timeout_s>},
+    {"data_timeout", 1, 86400, store_in<&gateway_config::data_timeout_s>},
+    {"shutdown_grace", 0, 3600, store_in<&gateway_config::shutdown_grace_s>},
+    {"auth_workers", 1, 64, store_in<&gateway_config::auth_workers>},
+    {"auth_queue", 1, 1 << 24, store_in<&gateway_config::auth_queue>},
+    {"checkpoint_interval", 0, 86400, store_in<&gateway_config::checkpoint_interval_s>},
+    // [[smsc]]: bind shape, pacing, the TON/NPI pairs (SMPP 3.4 5.2.5-6:
+    // TON 0-6, NPI 0-18) and timers.
+    {"port", 1, 65535, store_in<&smsc_config::port>},
+    {"binds", 1, 64, store_in<&smsc_config::binds>},
+    {"window", 1, 1000, store_in<&smsc_config::window>},
+    {"max_submits_per_second", 0, 100000, store_in<&smsc_config::max_submits_per_second>},
+    {"alphanumeric_ton", 0, 6, store_in<&smsc_config::alphanumeric_ton>},
+    {"alphanumeric_npi", 0, 18, store_in<&smsc_config::alphanumeric_npi>},
+    {"numeric_ton", 0, 6, store_in<&smsc_config::numeric_ton>},
+    {"numeric_npi", 0, 18, store_in<&smsc_config::numeric_npi>},
+    {"long_numeric_ton", 0, 6, store_in<&smsc_config::long_numeric_ton>},
+    {"long_numeric_npi", 0, 18, store_in<&smsc_config::long_numeric_npi>},
+    {"destination_ton", 0, 6, store_in<&smsc_config::destination_ton>},
+    {"destination_npi", 0, 18, store_in<&smsc_config::destination_npi>},
+    {"enquire_link_s", 1, 3600, store_in<&smsc_config::enquire_link_s>},
+    {"response_timeout_s", 1, 600, store_in<&smsc_config::response_timeout_s>},
+    {"reconnect_min_ms", 10, 600000, store_in<&smsc_config::reconnect_min_ms>},
+    {"reconnect_max_ms", 10, 3600000, store_in<&smsc_config::reconnect_max_ms>},
+    // [delivery]
+    {"validity_s", 1, 2592000, store_in<&delivery_config::validity_s>},
+    {"retry_min_ms", 10, 3600000, store_in<&delivery_config::retry_min_ms>},
+    {"retry_max_ms", 10, 86400000, store_in<&delivery_config::retry_max_ms>},
+    {"queue_limit", 1, INT64_MAX, store_in<&delivery_config::queue_limit>},
+    {"receipt_hold_s", 1, 86400, store_in<&delivery_config::receipt_hold_s>},
+    {"failover_after_s", 1, 3600, store_in<&delivery_config::failover_after_s>},
+    // [limits]
+    {"auth_failures_per_minute", 1, 1'000'000, store_in<&limits_config::auth_failures_per_minute>},
+    {"mime_max_parts", 1, 1'000'000, store_in<&limits_config::mime_max_parts>},
+    {"mime_max_depth", 1, 1000, store_in<&limits_config::mime_max_depth>},
+    {"content_workers", 1, 64, store_in<&limits_config::content_workers>},
+    {"content_queue", 1, 1 << 24, store_in<&limits_config::content_queue>},
+    {"max_pending_output", 1024, 1 << 30, store_in<&limits_config::max_pending_output>},
+};
+
+// The row of `key` in the section whose struct is S, or null.
+template <class S>
+const integer_key* integer_key_of(std::string_view key) {
+  for (const auto& row : integer_keys)
+    if (row.name == key && std::holds_alternative<integer_store<S>>(row.store)) return &row;
+  return nullptr;
+}
+
 // Reads one table of the file against a fixed set of keys.
 class toml_reader {
  public:
@@ -111,10 +191,18 @@ class toml_reader {
   // Refuses the first key (by line) that `known` does not list.
   void check_keys(const toml::table& t, std::string_view prefix,
                   std::initializer_list<std::string_view> known) const {
+    check_keys_of<void>(t, prefix, known);
+  }
+  // The same where the section's plain numbers (integer_keys rows storing
+  // into S) are known too.
+  template <class S>
+  void check_keys_of(const toml::table& t, std::string_view prefix,
+                     std::initializer_list<std::string_view> known) const {
     const toml::key* first = nullptr;
     for (const auto& [k, v] : t) {
       bool ok = false;
       for (auto name : known) ok = ok || k.str() == name;
+      if constexpr (!std::is_void_v<S>) ok = ok || integer_key_of<S>(k.str()) != nullptr;
       if (!ok && (first == nullptr || k.source().begin.line < first->source().begin.line))
         first = &k;
     }
@@ -134,6 +222,16 @@ class toml_reader {
            std::to_string(v) + " is out of range " + std::to_string(lo) + ".." +
                std::to_string(hi));
     return v;
+  }
+
+  // Reads `key` into `s` when it is one of the section's plain numbers
+  // (integer_keys); false when it is not.
+  template <class S>
+  bool integer_field(std::string_view key, const toml::node& n, std::string_view path, S& s) const {
+    const integer_key* row = integer_key_of<S>(key);
+    if (row == nullptr) return false;
+    std::get<integer_store<S>>(row->store)(s, integer(n, path, row->lo, row->hi));
+    return true;
   }
 
   std::string string(const toml::node& n, std::string_view path) const {
@@ -256,89 +354,42 @@ std::string c_octet(const toml_reader& r, const toml::node& n, std::string_view 
   return s;
 }
 
-void read_smsc(const toml_reader& r, const toml::table& t, std::size_t index, parse_state& st,
-               const std::string& source) {
-  const std::string prefix = "smsc[" + std::to_string(index) + "].";
-  r.check_keys(t, prefix,
-               {"name", "host", "port", "system_id", "password", "system_type", "binds", "window",
-                "max_submits_per_second", "gsm_data_coding", "alphanumeric_ton",
-                "alphanumeric_npi", "numeric_ton", "numeric_npi", "long_numeric_ton",
-                "long_numeric_npi", "destination_ton", "destination_npi", "receipt_ids", "enquire_link_s",
-                "response_timeout_s", "reconnect_min_ms", "reconnect_max_ms", "shard"});
-  smsc_config s;
-  auto ton = [&](const toml::node& v, const std::string& path) {
-    return static_cast<std::uint8_t>(r.integer(v, path, 0, 6));
-  };
-  auto npi = [&](const toml::node& v, const std::string& path) {
-    return static_cast<std::uint8_t>(r.integer(v, path, 0, 18));
-  };
-  for (const auto& [k, v] : t) {
-    const std::string path = prefix + std::string(k.str());
-    const auto& key = k.str();
-    if (key == "name") {
-      s.name = r.string(v, path);
-      if (!valid_smsc_name(s.name))
-        r.fail(v.source(), path, "'" + s.name + "' is not a name (1 or more of A-Z a-z 0-9 _ . -)");
-      for (std::size_t i = 0; i < st.config.smscs.size(); ++i)
-        if (st.config.smscs[i].name == s.name)
-          r.fail(v.source(), path, "'" + s.name + "' is configured twice (also smsc[" +
-                                       std::to_string(i) + "])");
-    } else if (key == "host") {
-      s.host = r.nonempty(v, path);
-    } else if (key == "port") {
-      s.port = static_cast<std::uint16_t>(r.integer(v, path, 1, 65535));
-    } else if (key == "system_id") {
-      s.system_id = c_octet(r, v, path, 15);
-      if (s.system_id.empty()) r.fail(v.source(), path, "must not be empty");
-    } else if (key == "password") {
-      s.password = c_octet(r, v, path, 8);
-    } else if (key == "system_type") {
-      s.system_type = c_octet(r, v, path, 12);
-    } else if (key == "binds") {
-      s.binds = static_cast<unsigned>(r.integer(v, path, 1, 64));
-    } else if (key == "window") {
-      s.window = static_cast<unsigned>(r.integer(v, path, 1, 1000));
-    } else if (key == "max_submits_per_second") {
-      s.max_submits_per_second = static_cast<unsigned>(r.integer(v, path, 0, 100000));
-    } else if (key == "gsm_data_coding") {
-      auto dc = r.integer(v, path, 0, 3);
-      if (dc != 0 && dc != 3)
-        r.fail(v.source(), path, std::to_string(dc) + " is not 0 (SMSC default) or 3 (Latin-1)");
-      s.gsm_data_coding = static_cast<std::uint8_t>(dc);
-    } else if (key == "receipt_ids") {
-      s.receipt_ids = r.string(v, path);
-      if (s.receipt_ids != "auto" && s.receipt_ids != "same" && s.receipt_ids != "hex" && s.receipt_ids != "decimal")
-        r.fail(v.source(), path, "'" + s.receipt_ids + "' is not auto, same, hex or decimal");
-    } else if (key == "alphanumeric_ton") {
-      s.alphanumeric_ton = ton(v, path);
-    } else if (key == "alphanumeric_npi") {
-      s.alphanumeric_npi = npi(v, path);
-    } else if (key == "numeric_ton") {
-      s.numeric_ton = ton(v, path);
-    } else if (key == "numeric_npi") {
-      s.numeric_npi = npi(v, path);
-    } else if (key == "long_numeric_ton") {
-      s.long_numeric_ton = ton(v, path);
-    } else if (key == "long_numeric_npi") {
-      s.long_numeric_npi = npi(v, path);
-    } else if (key == "destination_ton") {
-      s.destination_ton = ton(v, path);
-    } else if (key == "destination_npi") {
-      s.destination_npi = npi(v, path);
-    } else if (key == "enquire_link_s") {
-      s.enquire_link_s = static_cast<unsigned>(r.integer(v, path, 1, 3600));
-    } else if (key == "response_timeout_s") {
-      s.response_timeout_s = static_cast<unsigned>(r.integer(v, path, 1, 600));
-    } else if (key == "reconnect_min_ms") {
-      s.reconnect_min_ms = static_cast<unsigned>(r.integer(v, path, 10, 600000));
-    } else if (key == "reconnect_max_ms") {
-      s.reconnect_max_ms = static_cast<unsigned>(r.integer(v, path, 10, 3600000));
-    } else if (key == "shard") {
-      s.shard = static_cast<int>(r.integer(v, path, -1, 255));
-      if (s.shard >= 0)
-        st.smsc_shard_lines.emplace_back(index, source + ":" + std::to_string(v.source().begin.line));
-    }
+// The [[smsc]] keys that are not plain numbers: names, credentials and
+// choices, each with its own check.
+void read_smsc_key(const toml_reader& r, std::string_view key, const toml::node& v, const std::string& path,
+                   std::size_t index, parse_state& st, const std::string& source, smsc_config& s) {
+  if (key == "name") {
+    s.name = r.string(v, path);
+    if (!valid_smsc_name(s.name))
+      r.fail(v.source(), path, "'" + s.name + "' is not a name (1 or more of A-Z a-z 0-9 _ . -)");
+    for (std::size_t i = 0; i < st.config.smscs.size(); ++i)
+      if (st.config.smscs[i].name == s.name)
+        r.fail(v.source(), path, "'" + s.name + "' is configured twice (also smsc[" + std::to_string(i) + "])");
+  } else if (key == "host") {
+    s.host = r.nonempty(v, path);
+  } else if (key == "system_id") {
+    s.system_id = c_octet(r, v, path, 15);
+    if (s.system_id.empty()) r.fail(v.source(), path, "must not be empty");
+  } else if (key == "password") {
+    s.password = c_octet(r, v, path, 8);
+  } else if (key == "system_type") {
+    s.system_type = c_octet(r, v, path, 12);
+  } else if (key == "gsm_data_coding") {
+    auto dc = r.integer(v, path, 0, 3);
+    if (dc != 0 && dc != 3) r.fail(v.source(), path, std::to_string(dc) + " is not 0 (SMSC default) or 3 (Latin-1)");
+    s.gsm_data_coding = static_cast<std::uint8_t>(dc);
+  } else if (key == "receipt_ids") {
+    s.receipt_ids = r.string(v, path);
+    if (s.receipt_ids != "auto" && s.receipt_ids != "same" && s.receipt_ids != "hex" && s.receipt_ids != "decimal")
+      r.fail(v.source(), path, "'" + s.receipt_ids + "' is not auto, same, hex or decimal");
+  } else if (key == "shard") {
+    s.shard = static_cast<int>(r.integer(v, path, -1, 255));
+    if (s.shard >= 0) st.smsc_shard_lines.emplace_back(index, source + ":" + std::to_string(v.source().begin.line));
   }
+}
+
+// What one [[smsc]] needs as a whole: a name, a system_id, a sane back-off.
+void check_smsc(const toml_reader& r, const toml::table& t, const std::string& prefix, const smsc_config& s) {
   if (!t.contains("name")) r.fail(t.source(), prefix + "name", "required (the name routes use)");
   if (!t.contains("system_id")) r.fail(t.source(), prefix + "system_id", "required");
   if (s.reconnect_max_ms < s.reconnect_min_ms) {
@@ -348,6 +399,19 @@ void read_smsc(const toml_reader& r, const toml::table& t, std::size_t index, pa
            "reconnect_max_ms (" + std::to_string(s.reconnect_max_ms) +
                ") must not be below reconnect_min_ms (" + std::to_string(s.reconnect_min_ms) + ")");
   }
+}
+
+void read_smsc(const toml_reader& r, const toml::table& t, std::size_t index, parse_state& st,
+               const std::string& source) {
+  const std::string prefix = "smsc[" + std::to_string(index) + "].";
+  r.check_keys_of<smsc_config>(
+      t, prefix, {"name", "host", "system_id", "password", "system_type", "gsm_data_coding", "receipt_ids", "shard"});
+  smsc_config s;
+  for (const auto& [k, v] : t) {
+    const std::string path = prefix + std::string(k.str());
+    if (!r.integer_field(k.str(), v, path, s)) read_smsc_key(r, k.str(), v, path, index, st, source, s);
+  }
+  check_smsc(r, t, prefix, s);
   st.config.smscs.push_back(std::move(s));
 }
 
@@ -407,26 +471,8 @@ void check_routes(const toml_reader& r, const toml::array& arr, const gateway_co
 }
 
 void read_delivery(const toml_reader& r, const toml::table& t, delivery_config& d) {
-  r.check_keys(t, "delivery.",
-               {"validity_s", "retry_min_ms", "retry_max_ms", "queue_limit", "receipt_hold_s",
-                "failover_after_s"});
-  for (const auto& [k, v] : t) {
-    const std::string path = "delivery." + std::string(k.str());
-    const auto& key = k.str();
-    if (key == "validity_s") {
-      d.validity_s = static_cast<unsigned>(r.integer(v, path, 1, 2592000));
-    } else if (key == "retry_min_ms") {
-      d.retry_min_ms = static_cast<unsigned>(r.integer(v, path, 10, 3600000));
-    } else if (key == "retry_max_ms") {
-      d.retry_max_ms = static_cast<unsigned>(r.integer(v, path, 10, 86400000));
-    } else if (key == "queue_limit") {
-      d.queue_limit = static_cast<std::uint64_t>(r.integer(v, path, 1, INT64_MAX));
-    } else if (key == "receipt_hold_s") {
-      d.receipt_hold_s = static_cast<unsigned>(r.integer(v, path, 1, 86400));
-    } else if (key == "failover_after_s") {
-      d.failover_after_s = static_cast<unsigned>(r.integer(v, path, 1, 3600));
-    }
-  }
+  r.check_keys_of<delivery_config>(t, "delivery.", {});
+  for (const auto& [k, v] : t) r.integer_field(k.str(), v, "delivery." + std::string(k.str()), d);
   if (d.retry_max_ms < d.retry_min_ms) {
     const bool max_given = t.contains("retry_max_ms");
     r.fail(t.get(max_given ? "retry_max_ms" : "retry_min_ms")->source(),
@@ -437,25 +483,8 @@ void read_delivery(const toml_reader& r, const toml::table& t, delivery_config& 
 }
 
 void read_limits(const toml_reader& r, const toml::table& t, limits_config& l) {
-  r.check_keys(t, "limits.",
-               {"auth_failures_per_minute", "mime_max_parts", "mime_max_depth", "content_workers",
-                "content_queue", "max_pending_output"});
-  for (const auto& [k, v] : t) {
-    const std::string key(k.str());
-    const std::string path = "limits." + key;
-    if (key == "auth_failures_per_minute")
-      l.auth_failures_per_minute = static_cast<std::uint32_t>(r.integer(v, path, 1, 1'000'000));
-    else if (key == "mime_max_parts")
-      l.mime_max_parts = static_cast<std::uint32_t>(r.integer(v, path, 1, 1'000'000));
-    else if (key == "mime_max_depth")
-      l.mime_max_depth = static_cast<std::uint32_t>(r.integer(v, path, 1, 1000));
-    else if (key == "content_workers")
-      l.content_workers = static_cast<unsigned>(r.integer(v, path, 1, 64));
-    else if (key == "content_queue")
-      l.content_queue = static_cast<std::size_t>(r.integer(v, path, 1, 1 << 24));
-    else if (key == "max_pending_output")
-      l.max_pending_output = static_cast<std::size_t>(r.integer(v, path, 1024, 1 << 30));
-  }
+  r.check_keys_of<limits_config>(t, "limits.", {});
+  for (const auto& [k, v] : t) r.integer_field(k.str(), v, "limits." + std::string(k.str()), l);
 }
 
 const toml::array& array_of_tables(const toml_reader& r, const toml::node& v, const std::string& key) {
@@ -480,14 +509,14 @@ std::string admin_address(const toml_reader& r, const toml::node& n) {
 
 void read_document(const toml_reader& r, const toml::table& doc, parse_state& st,
                    const std::string& source) {
-  r.check_keys(doc, "",
-               {"hostname", "log_level", "shards", "node_id", "data_dir", "database", "idle_timeout",
-                "data_timeout", "shutdown_grace", "auth_workers", "auth_queue",
-                "create_demo_account", "ports_file", "admin", "journal", "listener",
-                "checkpoint_interval", "smsc", "route", "delivery", "limits"});
+  r.check_keys_of<gateway_config>(doc, "",
+                                  {"hostname", "log_level", "data_dir", "database", "create_demo_account",
+                                   "ports_file", "admin", "journal", "listener", "smsc", "route", "delivery",
+                                   "limits"});
   gateway_config& c = st.config;
   for (const auto& [k, v] : doc) {
     const std::string key(k.str());
+    if (r.integer_field(key, v, key, c)) continue;
     if (key == "hostname") {
       c.hostname = r.hostname(v, key);
       st.hostname_set = true;
@@ -496,26 +525,10 @@ void read_document(const toml_reader& r, const toml::table& doc, parse_state& st
       if (level != "info" && level != "debug")
         r.fail(v.source(), key, "'" + level + "' is not one of \"info\", \"debug\"");
       c.log_level = level == "debug" ? verbosity::debug : verbosity::info;
-    } else if (key == "shards") {
-      c.shards = static_cast<unsigned>(r.integer(v, key, 0, 256));
-    } else if (key == "node_id") {
-      c.node_id = static_cast<unsigned>(r.integer(v, key, 0, 255));
     } else if (key == "data_dir") {
       c.data_dir = r.nonempty(v, key);
     } else if (key == "database") {
       c.database = r.string(v, key);
-    } else if (key == "idle_timeout") {
-      c.idle_timeout_s = static_cast<unsigned>(r.integer(v, key, 1, 86400));
-    } else if (key == "data_timeout") {
-      c.data_timeout_s = static_cast<unsigned>(r.integer(v, key, 1, 86400));
-    } else if (key == "shutdown_grace") {
-      c.shutdown_grace_s = static_cast<unsigned>(r.integer(v, key, 0, 3600));
-    } else if (key == "auth_workers") {
-      c.auth_workers = static_cast<unsigned>(r.integer(v, key, 1, 64));
-    } else if (key == "auth_queue") {
-      c.auth_queue = static_cast<std::size_t>(r.integer(v, key, 1, 1 << 24));
-    } else if (key == "checkpoint_interval") {
-      c.checkpoint_interval_s = static_cast<unsigned>(r.integer(v, key, 0, 86400));
     } else if (key == "create_demo_account") {
       c.create_demo_account = r.boolean(v, key);
     } else if (key == "ports_file") {

@@ -22,6 +22,7 @@
 #include <limits>
 #include <thread>
 
+#include "postino/ascii.h"
 #include "postino/credit.h"
 
 namespace postino::credit {
@@ -120,15 +121,6 @@ const char* status_text(account_status s) {
   return s == account_status::active ? "active" : "suspended";
 }
 
-std::string join(const std::vector<std::string>& items) {
-  std::string out;
-  for (const auto& s : items) {
-    if (!out.empty()) out += ',';
-    out += s;
-  }
-  return out;
-}
-
 std::vector<std::string> split(std::string_view text) {
   std::vector<std::string> out;
   while (!text.empty()) {
@@ -194,6 +186,16 @@ class stmt_use {
   sqlite3_stmt* s_;
 };
 
+// The settings of what an account may send, columns first..first+4 of both
+// the INSERT and the UPDATE.
+void bind_sending_settings(stmt_use& s, int first, const account_settings& a) {
+  s.text(first, a.default_originator);
+  s.text(first + 1, join(a.allowed_originators, ","));
+  s.int64(first + 2, a.max_recipients);
+  s.text(first + 3, a.default_country);
+  s.int64(first + 4, a.unit_price);
+}
+
 void bind_content_settings(stmt_use& s, int first, const account_settings& a) {
   s.text(first, content_mode_name(a.content));
   s.int64(first + 1, a.max_segments);
@@ -219,6 +221,16 @@ bool valid_originator_list(const std::vector<std::string>& list) {
   for (const auto& o : list)
     if (o.empty() || o.find(',') != std::string::npos) return false;
   return true;
+}
+
+// What is wrong with the sending settings, or null; add() says which,
+// update_settings() only that they are invalid.
+const char* sending_settings_problem(const account_settings& s) {
+  if (s.unit_price < 0) return "unit price must not be negative";
+  if (s.max_recipients == 0) return "max recipients must be at least 1";
+  if (s.default_originator.find(',') != std::string::npos || !valid_originator_list(s.allowed_originators))
+    return "originators must be non-empty and contain no comma";
+  return nullptr;
 }
 
 // The content settings the schema's CHECKs also enforce, checked first so
@@ -529,11 +541,7 @@ account_id account_store::add(const account_settings& settings, std::string_view
   if (password.empty()) return refuse("the password must not be empty");
   if (credit < 0 || credit > max_balance)
     return refuse("initial credit must be 0 to " + std::to_string(max_balance) + " (the maximum balance)");
-  if (settings.unit_price < 0) return refuse("unit price must not be negative");
-  if (settings.max_recipients == 0) return refuse("max recipients must be at least 1");
-  if (settings.default_originator.find(',') != std::string::npos ||
-      !valid_originator_list(settings.allowed_originators))
-    return refuse("originators must be non-empty and contain no comma");
+  if (const char* problem = sending_settings_problem(settings)) return refuse(problem);
   if (const char* problem = content_settings_problem(settings)) return refuse(problem);
 
   std::string hash;
@@ -546,11 +554,7 @@ account_id account_store::add(const account_settings& settings, std::string_view
   s.text(1, settings.username);
   s.text(2, hash);
   s.text(3, status_text(settings.status));
-  s.text(4, settings.default_originator);
-  s.text(5, join(settings.allowed_originators));
-  s.int64(6, settings.max_recipients);
-  s.text(7, settings.default_country);
-  s.int64(8, settings.unit_price);
+  bind_sending_settings(s, 4, settings);
   s.int64(9, credit);
   bind_content_settings(s, 10, settings);
   int rc = sqlite3_step(s.get());
@@ -638,9 +642,7 @@ bool account_store::update_settings(const account_settings& settings) {
     impl_->last_error = "invalid username";
     return false;
   }
-  if (settings.unit_price < 0 || settings.max_recipients == 0 ||
-      settings.default_originator.find(',') != std::string::npos ||
-      !valid_originator_list(settings.allowed_originators)) {
+  if (sending_settings_problem(settings)) {
     impl_->last_error = "invalid account settings";
     return false;
   }
@@ -651,11 +653,7 @@ bool account_store::update_settings(const account_settings& settings) {
   stmt_use s(impl_->stmts[s_update]);
   s.text(1, settings.username);
   s.text(2, status_text(settings.status));
-  s.text(3, settings.default_originator);
-  s.text(4, join(settings.allowed_originators));
-  s.int64(5, settings.max_recipients);
-  s.text(6, settings.default_country);
-  s.int64(7, settings.unit_price);
+  bind_sending_settings(s, 3, settings);
   s.int64(8, static_cast<std::int64_t>(settings.id));
   bind_content_settings(s, 9, settings);
   return impl_->step_done(s, "updating account settings") && sqlite3_changes(impl_->db) == 1;

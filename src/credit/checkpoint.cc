@@ -23,6 +23,7 @@
 #include <string_view>
 #include <unordered_set>
 
+#include "postino/ascii.h"
 #include "postino/core.h"
 #include "postino/credit.h"
 
@@ -122,6 +123,11 @@ credit_units saturating_add(credit_units a, credit_units b) {
   return r;
 }
 
+// Text stored as NULL when it is empty, where "not known" is what empty means.
+struct text_or_null {
+  const std::string& text;
+};
+
 // A prepared statement, finalized on scope exit.
 class statement {
  public:
@@ -136,7 +142,38 @@ class statement {
     sqlite3_clear_bindings(s_);
   }
 
+  // Resets and binds `values` to ?1, ?2, ... in order: integers as INTEGER,
+  // strings as TEXT. Text is bound without a copy, so it must outlive the
+  // step that reads it (callers bind their own fields and locals).
+  template <class... V>
+  void bind_all(const V&... values) {
+    reset();
+    int index = 0;
+    (bind(++index, values), ...);
+  }
+  // bind_all, then one step; true when the statement completed.
+  template <class... V>
+  bool run(const V&... values) {
+    bind_all(values...);
+    return sqlite3_step(s_) == SQLITE_DONE;
+  }
+
  private:
+  template <std::integral T>
+  void bind(int index, T v) {
+    sqlite3_bind_int64(s_, index, static_cast<sqlite3_int64>(v));
+  }
+  void bind(int index, const std::string& text) {
+    sqlite3_bind_text(s_, index, text.data(), static_cast<int>(text.size()), SQLITE_STATIC);
+  }
+  void bind(int index, const char* text) { sqlite3_bind_text(s_, index, text, -1, SQLITE_STATIC); }
+  void bind(int index, text_or_null v) {
+    if (v.text.empty())
+      sqlite3_bind_null(s_, index);
+    else
+      bind(index, v.text);
+  }
+
   sqlite3_stmt* s_ = nullptr;
   bool ok_ = false;
 };
@@ -205,7 +242,7 @@ bool columns_of(sqlite3* db, const char* table, std::unordered_set<std::string>&
 bool stored_index_sql(sqlite3* db, const char* name, std::string& out) {
   statement q(db, "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?1");
   if (!q.ok()) return false;
-  sqlite3_bind_text(q.get(), 1, name, -1, SQLITE_STATIC);
+  q.bind_all(name);
   int rc = sqlite3_step(q.get());
   if (rc == SQLITE_ROW && sqlite3_column_text(q.get(), 0) != nullptr)
     out = reinterpret_cast<const char*>(sqlite3_column_text(q.get(), 0));
@@ -256,16 +293,14 @@ class message_state_update {
 
   // False on an SQLite error (the connection's message tells which).
   bool run(const std::string& queue_id) {
-    shape_.reset();
-    bind(shape_, queue_id);
+    shape_.bind_all(queue_id);
     int rc = sqlite3_step(shape_.get());
     if (rc == SQLITE_DONE) return true;  // deliveries of a message not (yet) in the index
     if (rc != SQLITE_ROW) return false;
     const auto recipients = sqlite3_column_int64(shape_.get(), 0);
     const auto segments = sqlite3_column_int64(shape_.get(), 1);
 
-    rows_.reset();
-    bind(rows_, queue_id);
+    rows_.bind_all(queue_id);
     std::int64_t any = 0, finals = 0;
     message_state worst = message_state::delivered;
     while ((rc = sqlite3_step(rows_.get())) == SQLITE_ROW) {
@@ -284,16 +319,10 @@ class message_state_update {
     if (any == 0) return true;
     const message_state state =
         recipients > 0 && finals == recipients * segments ? worst : message_state::submitted;
-    update_.reset();
-    bind(update_, queue_id);
-    sqlite3_bind_text(update_.get(), 2, state_name(state), -1, SQLITE_STATIC);
-    return sqlite3_step(update_.get()) == SQLITE_DONE;
+    return update_.run(queue_id, state_name(state));
   }
 
  private:
-  static void bind(statement& s, const std::string& queue_id) {
-    sqlite3_bind_text(s.get(), 1, queue_id.data(), static_cast<int>(queue_id.size()), SQLITE_STATIC);
-  }
   statement shape_, rows_, update_;
 };
 
@@ -341,31 +370,6 @@ bool checkpoint_store::load(loaded& out, std::string& error) {
   out.messages_to_deliver = static_cast<std::uint64_t>(sqlite3_column_int64(open_messages.get(), 0));
   return true;
 }
-
-namespace {
-
-void bind_text(sqlite3_stmt* s, int index, const std::string& text) {
-  sqlite3_bind_text(s, index, text.data(), static_cast<int>(text.size()), SQLITE_STATIC);
-}
-
-// Empty strings are stored as NULL where "not known" is what they mean.
-void bind_text_or_null(sqlite3_stmt* s, int index, const std::string& text) {
-  if (text.empty())
-    sqlite3_bind_null(s, index);
-  else
-    bind_text(s, index, text);
-}
-
-std::string join_lines(const std::vector<std::string>& items) {
-  std::string out;
-  for (const auto& s : items) {
-    if (!out.empty()) out += '\n';
-    out += s;
-  }
-  return out;
-}
-
-}  // namespace
 
 namespace {
 
@@ -426,93 +430,49 @@ struct checkpoint_statements {
   message_state_update states;
 };
 
-bool step_done(statement& s) { return sqlite3_step(s.get()) == SQLITE_DONE; }
-
 // One delta's balances, accepted messages and journal position.
 bool write_accepted(checkpoint_statements& st, const journal_delta& d, sqlite3_int64 now) {
   for (const auto& [id, amount] : d.balance) {
-    st.balance.reset();
-    sqlite3_bind_int64(st.balance.get(), 1, static_cast<sqlite3_int64>(id));
-    sqlite3_bind_int64(st.balance.get(), 2, amount);
     auto m = d.messages.find(id);
-    sqlite3_bind_int64(st.balance.get(), 3, m == d.messages.end() ? 0 : static_cast<sqlite3_int64>(m->second));
-    if (!step_done(st.balance)) return false;
+    if (!st.balance.run(id, amount, m == d.messages.end() ? 0 : m->second)) return false;
   }
   for (const auto& m : d.accepted) {
     const postino::message& accepted = *m.accepted;
-    sqlite3_stmt* q = st.message.get();
-    st.message.reset();
-    bind_text(q, 1, m.queue_id);
-    sqlite3_bind_int64(q, 2, static_cast<sqlite3_int64>(accepted.account));
-    sqlite3_bind_int64(q, 3, d.shard);
-    sqlite3_bind_int64(q, 4, static_cast<sqlite3_int64>(m.sequence));
-    sqlite3_bind_int64(q, 5, accepted.price);
-    sqlite3_bind_int64(q, 6, static_cast<sqlite3_int64>(accepted.recipients.size()));
-    sqlite3_bind_int64(q, 7, static_cast<sqlite3_int64>(m.accepted_ms));
     static const std::string none;
-    bind_text_or_null(q, 8, accepted.is_mms ? accepted.mm4_message_id : none);
-    const std::string recipient_list = join_lines(accepted.recipients);
-    bind_text_or_null(q, 9, recipient_list);
-    sqlite3_bind_int64(q, 10, accepted.segments);
-    if (!step_done(st.message)) return false;
+    const std::string recipient_list = join(accepted.recipients, "\n");
+    if (!st.message.run(m.queue_id, accepted.account, d.shard, m.sequence, accepted.price,
+                        accepted.recipients.size(), m.accepted_ms,
+                        text_or_null{accepted.is_mms ? accepted.mm4_message_id : none}, text_or_null{recipient_list},
+                        accepted.segments))
+      return false;
   }
-  st.journal.reset();
-  sqlite3_bind_int64(st.journal.get(), 1, d.shard);
-  sqlite3_bind_int64(st.journal.get(), 2, static_cast<sqlite3_int64>(d.sequence));
-  sqlite3_bind_int64(st.journal.get(), 3, now);
-  return step_done(st.journal);
+  return st.journal.run(d.shard, d.sequence, now);
 }
 
 // One delta's delivery rows and inbound messages; `touched` collects the
 // queue ids whose message state must be folded again.
 bool write_delivered(checkpoint_statements& st, const journal_delta& d, std::unordered_set<std::string>& touched) {
   for (const auto& e : d.deliveries) {
-    sqlite3_stmt* q = st.delivery.get();
-    st.delivery.reset();
-    bind_text(q, 1, e.queue_id);
-    sqlite3_bind_int64(q, 2, e.recipient_index);
-    sqlite3_bind_int64(q, 3, e.segment);
-    bind_text_or_null(q, 4, e.recipient);
-    sqlite3_bind_text(q, 5, state_name(e.state), -1, SQLITE_STATIC);
-    bind_text_or_null(q, 6, e.smsc);
-    bind_text_or_null(q, 7, e.smsc_message_id);
-    sqlite3_bind_int64(q, 8, e.error);
-    sqlite3_bind_int64(q, 9, e.refund);
-    sqlite3_bind_int64(q, 10, static_cast<sqlite3_int64>(e.unix_ms));
-    if (!step_done(st.delivery)) return false;
+    if (!st.delivery.run(e.queue_id, e.recipient_index, e.segment, text_or_null{e.recipient}, state_name(e.state),
+                         text_or_null{e.smsc}, text_or_null{e.smsc_message_id}, e.error, e.refund, e.unix_ms))
+      return false;
     touched.insert(e.queue_id);
   }
-  for (const auto& m : d.inbound_messages) {
-    sqlite3_stmt* q = st.inbound.get();
-    st.inbound.reset();
-    sqlite3_bind_int64(q, 1, d.shard);
-    sqlite3_bind_int64(q, 2, static_cast<sqlite3_int64>(m.sequence));
-    bind_text(q, 3, m.smsc);
-    bind_text(q, 4, m.source);
-    bind_text(q, 5, m.destination);
-    bind_text(q, 6, m.text);
-    sqlite3_bind_int64(q, 7, static_cast<sqlite3_int64>(m.unix_ms));
-    if (!step_done(st.inbound)) return false;
-  }
+  for (const auto& m : d.inbound_messages)
+    if (!st.inbound.run(d.shard, m.sequence, m.smsc, m.source, m.destination, m.text, m.unix_ms)) return false;
   return true;
 }
 
 // Rows set to a value, after every delta's adds, so they win.
 bool write_rows(checkpoint_statements& st, const std::vector<balance_row>& rows, std::string& error) {
   for (const balance_row& r : rows) {
-    st.balance_set.reset();
-    sqlite3_bind_int64(st.balance_set.get(), 1, static_cast<sqlite3_int64>(r.account));
-    sqlite3_bind_int64(st.balance_set.get(), 2, r.journal_delta);
-    if (!step_done(st.balance_set)) return false;
+    if (!st.balance_set.run(r.account, r.journal_delta)) return false;
     if (!r.credit_column) continue;
     if (!st.credit_column.ok()) {
       error = "account " + std::to_string(r.account) + ": no accounts table to store the repaired credit in";
       return false;
     }
-    st.credit_column.reset();
-    sqlite3_bind_int64(st.credit_column.get(), 1, static_cast<sqlite3_int64>(r.account));
-    sqlite3_bind_int64(st.credit_column.get(), 2, *r.credit_column);
-    if (!step_done(st.credit_column)) return false;
+    if (!st.credit_column.run(r.account, *r.credit_column)) return false;
   }
   return true;
 }

@@ -310,19 +310,11 @@ void lease_wallet::on_answer(const lease_answer& ans, std::uint64_t now_ms, outb
 
 void lease_wallet::on_recall(account_id id, outbox& out) {
   account_state& a = accounts_[id];
-  lease_report r;
-  r.account = id;
-  r.shard = shard_;
-  r.spent = a.spent;
-  r.returned = a.lease;
-  r.messages = a.messages;
+  lease_report r = take_report(id, a, /*with_lease=*/true);
   r.recall_answer = true;
   // The outstanding request (if any) was computed against the lease that
   // just went home: restate what the head needs now.
   if (a.requesting && has_waiters(a)) r.need = std::max<credit_units>(a.waiting[a.head].amount, 0);
-  a.spent = 0;
-  a.messages = 0;
-  a.lease = 0;
   out.reports.push_back(r);
 }
 
@@ -349,6 +341,21 @@ void lease_wallet::mark_dirty(account_id id, account_state& a) {
   dirty_.push_back(id);
 }
 
+lease_report lease_wallet::take_report(account_id id, account_state& a, bool with_lease) {
+  lease_report r;
+  r.account = id;
+  r.shard = shard_;
+  r.spent = a.spent;
+  r.messages = a.messages;
+  a.spent = 0;
+  a.messages = 0;
+  if (with_lease) {
+    r.returned = a.lease;
+    a.lease = 0;
+  }
+  return r;
+}
+
 void lease_wallet::flush(outbox& out) {
   for (account_id id : dirty_) {
     auto it = accounts_.find(id);
@@ -356,14 +363,7 @@ void lease_wallet::flush(outbox& out) {
     account_state& a = it->second;
     a.dirty = false;
     if (a.spent == 0 && a.messages == 0) continue;
-    lease_report r;
-    r.account = id;
-    r.shard = shard_;
-    r.spent = a.spent;
-    r.messages = a.messages;
-    a.spent = 0;
-    a.messages = 0;
-    out.reports.push_back(r);
+    out.reports.push_back(take_report(id, a, /*with_lease=*/false));
   }
   dirty_.clear();
 }
@@ -374,17 +374,8 @@ void lease_wallet::tick(std::uint64_t now_ms, outbox& out) {
     const bool quiet = now_ms - a.last_take_ms >= tuning_.idle_ms;
     if (!quiet || has_waiters(a) || a.requesting) continue;
     a.rate = 0;
-    if (a.lease > 0 || a.spent > 0 || a.messages > 0) {
-      lease_report r;
-      r.account = id;
-      r.shard = shard_;
-      r.spent = a.spent;
-      r.returned = a.lease;
-      r.messages = a.messages;
-      a.lease = a.spent = 0;
-      a.messages = 0;
-      out.reports.push_back(r);
-    }
+    if (a.lease > 0 || a.spent > 0 || a.messages > 0)
+      out.reports.push_back(take_report(id, a, /*with_lease=*/true));
     if (a.in_flight == 0 && !a.dirty) forget.push_back(id);
   }
   for (account_id id : forget) accounts_.erase(id);

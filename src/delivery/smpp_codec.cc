@@ -17,6 +17,8 @@
 #include <charconv>
 #include <limits>
 
+#include "postino/ascii.h"
+
 namespace postino::smpp {
 namespace {
 
@@ -245,26 +247,7 @@ const char* find_status_name(std::uint32_t code) {
 
 // ---- receipts -------------------------------------------------------------
 
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-char upper(char c) { return (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c; }
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
-
-bool istarts_with(std::string_view s, std::string_view prefix) {
-  if (s.size() < prefix.size()) return false;
-  for (std::size_t i = 0; i < prefix.size(); ++i)
-    if (lower(s[i]) != prefix[i]) return false;
-  return true;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && istarts_with(a, b);
-}
-
-std::string to_upper(std::string_view s) {
-  std::string o(s);
-  for (char& c : o) c = upper(c);
-  return o;
-}
 
 enum class receipt_key : std::uint8_t { id, sub, dlvrd, submit_date, done_date, stat, err, text };
 
@@ -624,7 +607,7 @@ std::string canonical_id(std::string_view id) {
   std::size_t first = id.find_first_not_of('0');
   if (first == std::string_view::npos) return id.empty() ? std::string() : std::string("0");
   std::string o(id.substr(first));
-  for (char& c : o) c = lower(c);
+  for (char& c : o) c = ascii_lower(c);
   return o;
 }
 

@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "postino/core.h"
 #include "postino/io.h"
 
 namespace postino::io {
@@ -66,27 +67,26 @@ void buffer_ring::commit() {
 
 namespace {
 
+// An IPv4 or IPv6 literal and a port as a socket address (inet_pton writes
+// the address only when the text is one of its family).
 bool parse_address(const std::string& address, std::uint16_t port, sockaddr_storage& out,
                    socklen_t& len) {
   std::memset(&out, 0, sizeof out);
   auto* v4 = reinterpret_cast<sockaddr_in*>(&out);
-  if (inet_pton(AF_INET, address.c_str(), &v4->sin_addr) == 1) {
-    v4->sin_family = AF_INET;
-    v4->sin_port = htons(port);
-    len = sizeof(sockaddr_in);
-    return true;
-  }
   auto* v6 = reinterpret_cast<sockaddr_in6*>(&out);
-  if (inet_pton(AF_INET6, address.c_str(), &v6->sin6_addr) == 1) {
-    v6->sin6_family = AF_INET6;
+  if (inet_pton(AF_INET, address.c_str(), &v4->sin_addr) == 1) {
+    out.ss_family = AF_INET;
+    v4->sin_port = htons(port);
+    len = sizeof *v4;
+  } else if (inet_pton(AF_INET6, address.c_str(), &v6->sin6_addr) == 1) {
+    out.ss_family = AF_INET6;
     v6->sin6_port = htons(port);
-    len = sizeof(sockaddr_in6);
-    return true;
+    len = sizeof *v6;
+  } else {
+    return false;
   }
-  return false;
+  return true;
 }
-
-std::string errno_text(int err) { return std::strerror(err); }
 
 }  // namespace
 
@@ -99,7 +99,7 @@ int open_listener(const std::string& address, std::uint16_t port, int backlog, s
   }
   int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
-    error = "socket: " + errno_text(errno);
+    error = "socket: " + core::errno_text(errno);
     return -1;
   }
   int one = 1;
@@ -115,7 +115,7 @@ int open_listener(const std::string& address, std::uint16_t port, int backlog, s
       bind(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0 || listen(fd, backlog) != 0) {
     int err = errno;
     close(fd);
-    error = "cannot listen on " + format_endpoint(address, port) + ": " + errno_text(err);
+    error = "cannot listen on " + format_endpoint(address, port) + ": " + core::errno_text(err);
     return -1;
   }
   return fd;

@@ -11,7 +11,7 @@
 // the header block.
 #include <string_view>
 
-#include "ascii.h"
+#include "postino/ascii.h"
 #include "postino/mime.h"
 
 namespace postino::mime {

@@ -31,7 +31,7 @@
 #include <string>
 #include <string_view>
 
-#include "ascii.h"
+#include "postino/ascii.h"
 #include "postino/mime.h"
 #include "postino/sms.h"
 

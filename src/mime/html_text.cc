@@ -29,6 +29,7 @@
 #include <string_view>
 #include <vector>
 
+#include "postino/ascii.h"
 #include "postino/mime.h"
 
 namespace postino::mime {
@@ -62,23 +63,10 @@ std::string attribute(const xmlNode* n, const char* name) {
   return s;
 }
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && std::strchr(" \t\r\n", s.front()) != nullptr) s.remove_prefix(1);
-  while (!s.empty() && std::strchr(" \t\r\n", s.back()) != nullptr) s.remove_suffix(1);
-  return s;
-}
-
-bool starts_with_nocase(std::string_view s, std::string_view prefix) {
-  if (s.size() < prefix.size()) return false;
-  for (std::size_t i = 0; i < prefix.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(s[i])) != prefix[i]) return false;
-  return true;
-}
-
 // The target without what a reader would not type: scheme, mailto:, a final '/'.
 std::string_view bare_target(std::string_view url) {
   for (std::string_view scheme : {"mailto:", "https://", "http://"}) {
-    if (starts_with_nocase(url, scheme)) {
+    if (istarts_with(url, scheme)) {
       url.remove_prefix(scheme.size());
       break;
     }
@@ -211,8 +199,8 @@ std::string list_marker(const xmlNode* li) {
 void link_suffix(text_builder& b, const xmlNode* a, std::size_t start) {
   std::string href_text = attribute(a, "href");
   const std::string_view href = trim(href_text);
-  if (href.empty() || href.front() == '#' || starts_with_nocase(href, "javascript:") ||
-      starts_with_nocase(href, "cid:"))
+  if (href.empty() || href.front() == '#' || istarts_with(href, "javascript:") ||
+      istarts_with(href, "cid:"))
     return;
   const std::string_view shown = trim(b.since(start));
   if (shown.empty()) {

@@ -15,7 +15,7 @@
 #include <string_view>
 #include <vector>
 
-#include "ascii.h"
+#include "postino/ascii.h"
 #include "postino/mime.h"
 
 namespace postino::mime {

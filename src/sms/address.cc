@@ -25,6 +25,7 @@
 // leave out, for numbers they find invalid (Parse drops a national prefix
 // after the country code; IsPossibleNumber words the refusal) and for the
 // default_country fallback.
+#include "postino/ascii.h"
 #include "postino/sms.h"
 
 #include "number_ranges.h"
@@ -51,26 +52,7 @@ constexpr std::size_t max_recipient_chars = 16;
 constexpr std::size_t max_recipient_chars_00 = 17;
 constexpr std::size_t max_country_code_digits = 3;
 
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
 bool is_letter(char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); }
-
-bool all_digits(std::string_view s) {
-  if (s.empty()) return false;
-  for (char c : s)
-    if (!is_digit(c)) return false;
-  return true;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'a' && x <= 'z') x = static_cast<char>(x - 'a' + 'A');
-    if (y >= 'a' && y <= 'z') y = static_cast<char>(y - 'a' + 'A');
-    if (x != y) return false;
-  }
-  return true;
-}
 
 // The local part of a path: drops an RFC 5321 source route ("@a,@b:"), the
 // quotes of a quoted local part (undoing backslash escapes), the "@host" part

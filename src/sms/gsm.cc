@@ -32,25 +32,19 @@ namespace {
 
 constexpr char32_t none = 0xFFFFFFFF;
 
-// TS 23.038 6.2.1, indexed by septet. 0x1B is the escape to the extension table.
-constexpr char32_t gsm_basic[128] = {
-    U'@',    U'£',    U'$',    U'¥',    U'è',    U'é',    U'ù',    U'ì',     // 00..07
-    U'ò',    U'Ç',    U'\n',   U'Ø',    U'ø',    U'\r',   U'Å',    U'å',     // 08..0F
-    U'Δ',    U'_',    U'Φ',    U'Γ',    U'Λ',    U'Ω',    U'Π',    U'Ψ',     // 10..17
-    U'Σ',    U'Θ',    U'Ξ',    none,    U'Æ',    U'æ',    U'ß',    U'É',     // 18..1F
-    U' ',    U'!',    U'"',    U'#',    U'¤',    U'%',    U'&',    U'\'',    // 20..27
-    U'(',    U')',    U'*',    U'+',    U',',    U'-',    U'.',    U'/',     // 28..2F
-    U'0',    U'1',    U'2',    U'3',    U'4',    U'5',    U'6',    U'7',     // 30..37
-    U'8',    U'9',    U':',    U';',    U'<',    U'=',    U'>',    U'?',     // 38..3F
-    U'¡',    U'A',    U'B',    U'C',    U'D',    U'E',    U'F',    U'G',     // 40..47
-    U'H',    U'I',    U'J',    U'K',    U'L',    U'M',    U'N',    U'O',     // 48..4F
-    U'P',    U'Q',    U'R',    U'S',    U'T',    U'U',    U'V',    U'W',     // 50..57
-    U'X',    U'Y',    U'Z',    U'Ä',    U'Ö',    U'Ñ',    U'Ü',    U'§',     // 58..5F
-    U'¿',    U'a',    U'b',    U'c',    U'd',    U'e',    U'f',    U'g',     // 60..67
-    U'h',    U'i',    U'j',    U'k',    U'l',    U'm',    U'n',    U'o',     // 68..6F
-    U'p',    U'q',    U'r',    U's',    U't',    U'u',    U'v',    U'w',     // 70..77
-    U'x',    U'y',    U'z',    U'ä',    U'ö',    U'ñ',    U'ü',    U'à',     // 78..7F
-};
+// TS 23.038 6.2.1 in code order, one line per column of the standard's
+// table (16 septets each): gsm_basic[septet] is the character. 0x1B, the
+// escape to the extension table, is no character (none).
+constexpr std::u32string_view gsm_basic =
+    U"@£$¥èéùìòÇ\nØø\rÅå"          // 00..0F
+    U"Δ_ΦΓΛΩΠΨΣΘΞ\xFFFFFFFFÆæßÉ"    // 10..1F
+    U" !\"#¤%&'()*+,-./"             // 20..2F
+    U"0123456789:;<=>?"              // 30..3F
+    U"¡ABCDEFGHIJKLMNO"              // 40..4F
+    U"PQRSTUVWXYZÄÖÑÜ§"              // 50..5F
+    U"¿abcdefghijklmno"              // 60..6F
+    U"pqrstuvwxyzäöñüà";             // 70..7F
+static_assert(gsm_basic.size() == 128 && gsm_basic[0x1B] == none);
 
 struct extension_entry {
   std::uint8_t septet;  // follows ESC

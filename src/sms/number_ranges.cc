@@ -399,32 +399,16 @@ class dfa_builder {
 
 // ---- metadata -> tables ----
 
-const PhoneNumberDesc& desc_for(const PhoneMetadata& m, int bit) {
-  switch (bit) {
-    case bit_premium_rate:
-      return m.premium_rate();
-    case bit_toll_free:
-      return m.toll_free();
-    case bit_shared_cost:
-      return m.shared_cost();
-    case bit_voip:
-      return m.voip();
-    case bit_personal_number:
-      return m.personal_number();
-    case bit_pager:
-      return m.pager();
-    case bit_uan:
-      return m.uan();
-    case bit_voicemail:
-      return m.voicemail();
-    case bit_fixed_line:
-      return m.fixed_line();
-    case bit_mobile:
-      return m.mobile();
-    default:
-      return m.general_desc();
-  }
-}
+// The metadata's description of each type, indexed by desc_bit.
+using desc_getter = const PhoneNumberDesc& (PhoneMetadata::*)() const;
+constexpr desc_getter type_descs[type_desc_count] = {
+    &PhoneMetadata::general_desc, &PhoneMetadata::premium_rate,    &PhoneMetadata::toll_free,
+    &PhoneMetadata::shared_cost,  &PhoneMetadata::voip,            &PhoneMetadata::personal_number,
+    &PhoneMetadata::pager,        &PhoneMetadata::uan,             &PhoneMetadata::voicemail,
+    &PhoneMetadata::fixed_line,   &PhoneMetadata::mobile,
+};
+
+const PhoneNumberDesc& desc_for(const PhoneMetadata& m, int bit) { return (m.*type_descs[bit])(); }
 
 // Adds `pattern` to the NFA behind `entry` with an accepting end tagged
 // `bit`; a leading_digits end also loops on every digit, so "the input

@@ -5,7 +5,10 @@
 // caller-owned views; the table is static data.
 #include "command.h"
 
+#include <array>
+
 #include "machine.h"
+#include "postino/ascii.h"
 #include "scanner.h"
 
 namespace postino::smtp {
@@ -66,8 +69,6 @@ constexpr bool rows_agree() {
 }
 static_assert(rows_agree(), "a command row's refusals must match its allowed phases");
 
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
 bool is_space(char c) { return c == ' ' || c == '\t'; }
 
 // Length of a token that may contain quoted strings; stops at `stop` outside
@@ -94,17 +95,6 @@ std::string_view skip_spaces(std::string_view s) {
 }
 
 }  // namespace
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (lower(a[i]) != lower(b[i])) return false;
-  return true;
-}
-
-bool istarts_with(std::string_view s, std::string_view prefix) {
-  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
-}
 
 std::string_view phase_name(phase p) {
   switch (p) {

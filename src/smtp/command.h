@@ -103,9 +103,6 @@ struct command_line {
 };
 command_line split_command(std::string_view line);
 
-bool iequals(std::string_view a, std::string_view b);
-bool istarts_with(std::string_view s, std::string_view prefix);
-
 // `MAIL FROM:<path> params` / `RCPT TO:<path> params`, after the verb.
 // `keyword` is "FROM:" or "TO:". Accepts the bare form (`FROM: +39...`, first
 // token is the address), angle brackets, spaces after the colon, and quoted

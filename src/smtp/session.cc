@@ -18,6 +18,7 @@
 
 #include "base64.h"
 #include "machine.h"
+#include "postino/ascii.h"
 #include "postino/sms.h"
 
 namespace postino::smtp {

@@ -34,6 +34,13 @@ bool write_zeros(int fd, std::uint64_t from, std::uint64_t to) {
   return true;
 }
 
+// Says in `error` what failed and why (errno, read at once); false, so a
+// failed step is `return failed(error, "what")`.
+bool failed(std::string& error, std::string_view what) {
+  error = errno_text(what, errno);
+  return false;
+}
+
 }  // namespace
 
 std::string segment_path(const std::string& dir, std::uint64_t name) {
@@ -56,10 +63,6 @@ std::optional<std::uint64_t> parse_segment_name(std::string_view filename) {
     value = value << 4 | static_cast<std::uint64_t>(digit);
   }
   return value;
-}
-
-std::string errno_text(std::string_view what, int err) {
-  return std::string(what) + ": " + std::strerror(err);
 }
 
 int create_segment(int dir_fd, const std::string& dir, std::uint64_t name, std::uint64_t bytes,
@@ -92,37 +95,21 @@ bool zero_range(int fd, std::uint64_t from, std::uint64_t to, std::string& error
   int rc = fallocate(fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(from),
                      static_cast<off_t>(to - from));
   if (rc != 0 && (errno == EOPNOTSUPP || errno == ENOSYS)) {
-    if (!write_zeros(fd, from, to)) {
-      error = errno_text("zero torn tail", errno);
-      return false;
-    }
+    if (!write_zeros(fd, from, to)) return failed(error, "zero torn tail");
   } else if (rc != 0) {
-    error = errno_text("zero torn tail", errno);
-    return false;
+    return failed(error, "zero torn tail");
   }
-  if (fdatasync(fd) != 0) {
-    error = errno_text("fdatasync", errno);
-    return false;
-  }
+  if (fdatasync(fd) != 0) return failed(error, "fdatasync");
   return true;
 }
 
 bool ensure_size(int fd, std::uint64_t bytes, std::string& error) {
   struct stat st {};
-  if (fstat(fd, &st) != 0) {
-    error = errno_text("fstat", errno);
-    return false;
-  }
+  if (fstat(fd, &st) != 0) return failed(error, "fstat");
   if (static_cast<std::uint64_t>(st.st_size) >= bytes) return true;
   // Mode 0 allocates and extends the size; the new range reads as zeros.
-  if (fallocate(fd, 0, 0, static_cast<off_t>(bytes)) != 0) {
-    error = errno_text("fallocate", errno);
-    return false;
-  }
-  if (fsync(fd) != 0) {
-    error = errno_text("fsync", errno);
-    return false;
-  }
+  if (fallocate(fd, 0, 0, static_cast<off_t>(bytes)) != 0) return failed(error, "fallocate");
+  if (fsync(fd) != 0) return failed(error, "fsync");
   return true;
 }
 

@@ -8,6 +8,8 @@
 #include <string>
 #include <string_view>
 
+#include "postino/core.h"
+
 namespace postino::spool::files {
 
 // "<dir>/segment-<16 hex digits>.log"
@@ -15,8 +17,8 @@ std::string segment_path(const std::string& dir, std::uint64_t name);
 // The name encoded in a directory entry, or nothing for other files.
 std::optional<std::uint64_t> parse_segment_name(std::string_view filename);
 
-// "<what>: <strerror(err)>"
-std::string errno_text(std::string_view what, int err);
+// "<what>: <errno text>" (one wording for every part: postino/core.h).
+using core::errno_text;
 
 // Creates segment `name` in `dir` (whose descriptor is dir_fd), preallocated
 // to `bytes`, fsyncs it and the directory. Returns the read-write descriptor,

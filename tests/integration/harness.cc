@@ -15,6 +15,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <nlohmann/json.hpp>
+
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -562,17 +564,25 @@ std::string http_request(std::uint16_t port, const std::string& method, const st
   return http_exchange(port, method, target, "", body).body;
 }
 
-double json_number(const std::string& json, const std::string& key) {
-  const std::string quoted = "\"" + key + "\"";
-  auto at = json.find(quoted);
-  if (at == std::string::npos) return -1;
-  at = json.find(':', at + quoted.size());
-  if (at == std::string::npos) return -1;
-  try {
-    return std::stod(json.substr(at + 1));
-  } catch (...) {
-    return -1;
+namespace {
+
+// The first member named `key` in document order, nested ones included (the
+// order a search of the text would meet them), or null.
+const nlohmann::ordered_json* first_member(const nlohmann::ordered_json& v, const std::string& key) {
+  if (!v.is_structured()) return nullptr;
+  for (auto it = v.begin(); it != v.end(); ++it) {
+    if (v.is_object() && it.key() == key) return &it.value();
+    if (const auto* found = first_member(it.value(), key)) return found;
   }
+  return nullptr;
+}
+
+}  // namespace
+
+double json_number(const std::string& json, const std::string& key) {
+  const auto doc = nlohmann::ordered_json::parse(json, nullptr, /*allow_exceptions=*/false);
+  const auto* v = first_member(doc, key);
+  return v != nullptr && v->is_number() ? v->get<double>() : -1;
 }
 
 smsc_simulator::smsc_simulator(const std::string& rules_json) {

@@ -541,5 +541,14 @@ TEST(credit_lease, randomized_spenders_with_failed_commits_never_overspend) {
   }
 }
 
+// Which shard is an account's home (once tested beside the removed ledger).
+TEST(home_shard, is_stable_and_in_range) {
+  for (account_id id = 0; id < 100; ++id) {
+    EXPECT_LT(home_shard(id, 3), 3u);
+    EXPECT_EQ(home_shard(id, 3), home_shard(id, 3));
+  }
+  EXPECT_EQ(home_shard(7, 1), 0u);
+}
+
 }  // namespace
 }  // namespace postino::credit

@@ -13,6 +13,8 @@
 #include <string>
 #include <string_view>
 
+#include "postino/ascii.h"
+
 namespace postino::load {
 
 struct reply {
@@ -77,7 +79,7 @@ class reply_parser {
  private:
   template <class F>
   feed_result take_line(std::string_view line, F& on_reply) {
-    if (line.size() < 3 || line[0] < '2' || line[0] > '5' || !digit(line[1]) || !digit(line[2]))
+    if (line.size() < 3 || line[0] < '2' || line[0] > '5' || !is_digit(line[1]) || !is_digit(line[2]))
       return fail("not a reply line", line);
     const char sep = line.size() > 3 ? line[3] : ' ';
     if (sep != ' ' && sep != '-') return fail("no space or dash after the reply code", line);
@@ -106,8 +108,6 @@ class reply_parser {
     lines_ = 0;
     return go_on ? feed_result::ok : feed_result::stopped;
   }
-
-  static bool digit(char c) { return c >= '0' && c <= '9'; }
 
   feed_result fail(std::string_view why, std::string_view line) {
     error_.assign(why);

@@ -1,8 +1,11 @@
-// Formats a finished postino-load run (see report.h) with fmt; owns nothing.
+// Formats a finished postino-load run (see report.h): the table with fmt, the
+// --json document with nlohmann-json; owns nothing.
 #include "report.h"
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <string_view>
 
 namespace postino::load {
@@ -21,12 +24,21 @@ void latency_lines(std::string& out, std::string_view label, const histogram& h)
                      ms_of(h.value_at_quantile(0.99)), ms_of(h.value_at_quantile(0.999)), ms_of(h.max()), h.count());
 }
 
-void latency_json(std::string& out, std::string_view key, const histogram& h) {
-  out += fmt::format(
-      "\"{}\":{{\"count\":{},\"p50\":{:.4f},\"p90\":{:.4f},\"p99\":{:.4f},\"p99_9\":{:.4f},\"max\":{:.4f},"
-      "\"min\":{:.4f}}}",
-      key, h.count(), ms_of(h.value_at_quantile(0.5)), ms_of(h.value_at_quantile(0.9)),
-      ms_of(h.value_at_quantile(0.99)), ms_of(h.value_at_quantile(0.999)), ms_of(h.max()), ms_of(h.min()));
+// fmt's "{:.Nf}" as a number: the value the report printed with N decimals
+// before nlohmann-json wrote it.
+double fixed(double v, int decimals) {
+  const double scale = std::pow(10.0, decimals);
+  return std::isfinite(v) ? std::round(v * scale) / scale : v;
+}
+
+nlohmann::ordered_json latency_json(const histogram& h) {
+  return {{"count", h.count()},
+          {"p50", fixed(ms_of(h.value_at_quantile(0.5)), 4)},
+          {"p90", fixed(ms_of(h.value_at_quantile(0.9)), 4)},
+          {"p99", fixed(ms_of(h.value_at_quantile(0.99)), 4)},
+          {"p99_9", fixed(ms_of(h.value_at_quantile(0.999)), 4)},
+          {"max", fixed(ms_of(h.max()), 4)},
+          {"min", fixed(ms_of(h.min()), 4)}};
 }
 
 std::string codes_text(const std::map<int, std::uint64_t>& m) {
@@ -34,12 +46,6 @@ std::string codes_text(const std::map<int, std::uint64_t>& m) {
   std::string s;
   for (const auto& [code, n] : m) s += fmt::format("{}{}: {}", s.empty() ? "" : "  ", code, n);
   return s;
-}
-
-std::string codes_json(const std::map<int, std::uint64_t>& m) {
-  std::string s = "{";
-  for (const auto& [code, n] : m) s += fmt::format("{}\"{}\":{}", s.size() > 1 ? "," : "", code, n);
-  return s + "}";
 }
 
 }  // namespace
@@ -92,33 +98,42 @@ std::string format_table(const run_report& rep) {
 
 std::string format_json(const run_report& rep) {
   const run_results& r = rep.r;
-  std::string out = "{";
-  out += fmt::format("\"tool\":\"postino-load\",\"mode\":\"{}\",\"processes\":{},", mode_name(rep.cfg->mode), rep.processes);
-  out += fmt::format("\"messages\":{},\"attempted\":{},\"failed\":{},\"inflight\":{},", r.acked, r.attempted, r.failed,
-                     r.inflight.size());
-  out += fmt::format("\"elapsed_s\":{:.6f},\"rate\":{:.3f},", rep.wall_s, rep.rate());
-  out += fmt::format("\"cpu_seconds\":{:.6f},\"cpu_user_seconds\":{:.6f},\"cpu_system_seconds\":{:.6f},", rep.cpu_s(),
-                     rep.cpu_user_s, rep.cpu_sys_s);
-  out += fmt::format("\"cpu_seconds_per_message\":{:.9f},",
-                     r.acked ? rep.cpu_s() / static_cast<double>(r.acked) : 0.0);
-  out += fmt::format("\"errors\":{},\"error_codes\":{},\"reply_codes\":{},", r.errors, codes_json(r.error_codes),
-                     codes_json(r.codes));
-  out += fmt::format("\"connects\":{},\"connect_errors\":{},\"disconnects\":{},\"timeouts\":{},", r.connects,
-                     r.connect_errors, r.disconnects, r.timeouts);
-  out += fmt::format("\"pipelining\":{},\"backlog_unsent\":{},", r.pipelining_sessions > 0 ? "true" : "false",
-                     r.backlog_unsent);
-  latency_json(out, "latency_ms", r.latency);
-  out += ",";
-  latency_json(out, "probe_latency_ms", r.probe);
-  out += fmt::format(",\"sessions_held\":{},\"probes\":{}", r.ready_peak, r.probes);
+  nlohmann::ordered_json j = {
+      {"tool", "postino-load"},
+      {"mode", mode_name(rep.cfg->mode)},
+      {"processes", rep.processes},
+      {"messages", r.acked},
+      {"attempted", r.attempted},
+      {"failed", r.failed},
+      {"inflight", r.inflight.size()},
+      {"elapsed_s", fixed(rep.wall_s, 6)},
+      {"rate", fixed(rep.rate(), 3)},
+      {"cpu_seconds", fixed(rep.cpu_s(), 6)},
+      {"cpu_user_seconds", fixed(rep.cpu_user_s, 6)},
+      {"cpu_system_seconds", fixed(rep.cpu_sys_s, 6)},
+      {"cpu_seconds_per_message", fixed(r.acked ? rep.cpu_s() / static_cast<double>(r.acked) : 0.0, 9)},
+      {"errors", r.errors},
+      {"error_codes", codes_object(r.error_codes)},
+      {"reply_codes", codes_object(r.codes)},
+      {"connects", r.connects},
+      {"connect_errors", r.connect_errors},
+      {"disconnects", r.disconnects},
+      {"timeouts", r.timeouts},
+      {"pipelining", r.pipelining_sessions > 0},
+      {"backlog_unsent", r.backlog_unsent},
+      {"latency_ms", latency_json(r.latency)},
+      {"probe_latency_ms", latency_json(r.probe)},
+      {"sessions_held", r.ready_peak},
+      {"probes", r.probes},
+  };
   if (rep.have_rss)
-    out += fmt::format(
-        ",\"server_rss\":{{\"before_kb\":{},\"after_kb\":{},\"sessions\":{},\"bytes_per_session\":{:.1f}}}",
-        rep.rss_before_kb, rep.rss_after_kb, rep.rss_sessions, rep.rss_per_session_bytes());
-  out += ",\"fatal\":" + json_quote(r.fatal);
-  out += ",\"settings\":" + rep.cfg->to_json();
-  out += "}\n";
-  return out;
+    j["server_rss"] = {{"before_kb", rep.rss_before_kb},
+                       {"after_kb", rep.rss_after_kb},
+                       {"sessions", rep.rss_sessions},
+                       {"bytes_per_session", fixed(rep.rss_per_session_bytes(), 1)}};
+  j["fatal"] = r.fatal;
+  j["settings"] = rep.cfg->to_json();
+  return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
 }
 
 }  // namespace postino::load

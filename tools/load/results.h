@@ -2,11 +2,14 @@
 // worker processes add up: counters, reply codes, latency histograms and the
 // nonces of messages left in flight. A worker process writes its merged
 // results to its parent as one JSON line (to_json) and the parent reads them
-// back (from_json) and merges them; both directions are pure and tested. A
-// run_results owns all of its data.
+// back (from_json) and merges them; both directions are pure and tested, and
+// nlohmann-json writes and reads the text. A run_results owns all of its data.
 #pragma once
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
+#include <charconv>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -15,9 +18,15 @@
 #include <vector>
 
 #include "histogram.h"
-#include "json.h"
 
 namespace postino::load {
+
+// Reply code -> count as a JSON object (JSON keys are strings).
+inline nlohmann::ordered_json codes_object(const std::map<int, std::uint64_t>& m) {
+  nlohmann::ordered_json o = nlohmann::ordered_json::object();
+  for (const auto& [code, n] : m) o[std::to_string(code)] = n;
+  return o;
+}
 
 struct run_results {
   std::uint64_t attempted = 0;      // envelopes started (MAIL sent)
@@ -72,98 +81,41 @@ struct run_results {
     if (fatal.empty()) fatal = o.fatal;
   }
 
+  // One line of JSON (no newline in it), for the pipe to the parent.
   std::string to_json() const {
-    std::string out = "{";
-    auto num = [&out](std::string_view key, auto v) {
-      out.append("\"").append(key).append("\":").append(std::to_string(v)).append(",");
-    };
-    num("attempted", attempted);
-    num("acked", acked);
-    num("failed", failed);
-    num("inflight_lost", inflight_lost);
-    num("replies", replies);
-    num("errors", errors);
-    num("connects", connects);
-    num("connect_errors", connect_errors);
-    num("disconnects", disconnects);
-    num("timeouts", timeouts);
-    num("probes", probes);
-    num("ready_peak", ready_peak);
-    num("pipelining_sessions", pipelining_sessions);
-    num("backlog_unsent", backlog_unsent);
-    num("first_start_ns", first_start_ns);
-    num("last_ack_ns", last_ack_ns);
-    num("all_ready_ns", all_ready_ns);
-    auto code_map = [&out](std::string_view key, const std::map<int, std::uint64_t>& m) {
-      out.append("\"").append(key).append("\":{");
-      bool first = true;
-      for (const auto& [k, v] : m) {
-        if (!first) out.push_back(',');
-        first = false;
-        out.append("\"").append(std::to_string(k)).append("\":").append(std::to_string(v));
-      }
-      out.append("},");
-    };
-    code_map("codes", codes);
-    code_map("error_codes", error_codes);
-    out.append("\"connect_failures\":{");
-    bool first = true;
-    for (const auto& [k, v] : connect_failures) {
-      if (!first) out.push_back(',');
-      first = false;
-      json_escape_to(out, k);
-      out.append(":").append(std::to_string(v));
-    }
-    out.append("},");
-    hist_json(out, "latency", latency);
-    hist_json(out, "probe", probe);
-    out.append("\"inflight\":[");
-    first = true;
-    for (const auto& n : inflight) {
-      if (!first) out.push_back(',');
-      first = false;
-      json_escape_to(out, n);
-    }
-    out.append("],\"fatal\":");
-    json_escape_to(out, fatal);
-    out.append("}");
-    return out;
+    nlohmann::ordered_json j;
+    for (const auto& [key, field] : counters) j[key] = this->*field;
+    for (const auto& [key, field] : clocks) j[key] = this->*field;
+    j["codes"] = codes_object(codes);
+    j["error_codes"] = codes_object(error_codes);
+    j["connect_failures"] = nlohmann::ordered_json::object();
+    for (const auto& [why, n] : connect_failures) j["connect_failures"][why] = n;
+    j["latency"] = hist_json(latency);
+    j["probe"] = hist_json(probe);
+    j["inflight"] = inflight;
+    j["fatal"] = fatal;
+    // A fatal message may quote a server's reply: bytes that are not UTF-8
+    // become U+FFFD rather than stopping the report.
+    return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
   }
 
+  // The results of to_json, or nullopt when the text is not such an object.
+  // Fields of the wrong type read as zero or empty; nothing throws.
   static std::optional<run_results> from_json(std::string_view text) {
-    const auto doc = json_reader::parse(text);
-    if (!doc || doc->type != json_value::kind::object) return std::nullopt;
-    const json_value& v = *doc;
+    const auto doc = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+    if (!doc.is_object()) return std::nullopt;
     run_results r;
-    r.attempted = v.u64("attempted");
-    r.acked = v.u64("acked");
-    r.failed = v.u64("failed");
-    r.inflight_lost = v.u64("inflight_lost");
-    r.replies = v.u64("replies");
-    r.errors = v.u64("errors");
-    r.connects = v.u64("connects");
-    r.connect_errors = v.u64("connect_errors");
-    r.disconnects = v.u64("disconnects");
-    r.timeouts = v.u64("timeouts");
-    r.probes = v.u64("probes");
-    r.ready_peak = v.u64("ready_peak");
-    r.pipelining_sessions = v.u64("pipelining_sessions");
-    r.backlog_unsent = v.u64("backlog_unsent");
-    r.first_start_ns = v.i64("first_start_ns");
-    r.last_ack_ns = v.i64("last_ack_ns");
-    r.all_ready_ns = v.i64("all_ready_ns");
-    auto read_codes = [&v](std::string_view key, std::map<int, std::uint64_t>& m) {
-      if (const auto* o = v.find(key))
-        for (const auto& [k, n] : o->members) m[std::atoi(k.c_str())] += n.as_u64();
-    };
-    read_codes("codes", r.codes);
-    read_codes("error_codes", r.error_codes);
-    if (const auto* o = v.find("connect_failures"))
-      for (const auto& [k, n] : o->members) r.connect_failures[k] += n.as_u64();
-    if (!read_hist(v.find("latency"), r.latency) || !read_hist(v.find("probe"), r.probe)) return std::nullopt;
-    if (const auto* a = v.find("inflight"))
-      for (const auto& n : a->items) r.inflight.push_back(n.text);
-    r.fatal = v.str("fatal");
+    for (const auto& [key, field] : counters) r.*field = unsigned_at(doc, key);
+    for (const auto& [key, field] : clocks) r.*field = signed_at(doc, key);
+    read_codes(doc, "codes", r.codes);
+    read_codes(doc, "error_codes", r.error_codes);
+    if (const auto* o = member(doc, "connect_failures"); o && o->is_object())
+      for (const auto& [why, n] : o->items()) r.connect_failures[why] += as_unsigned(n);
+    if (!read_hist(member(doc, "latency"), r.latency) || !read_hist(member(doc, "probe"), r.probe))
+      return std::nullopt;
+    if (const auto* a = member(doc, "inflight"); a && a->is_array())
+      for (const auto& n : *a) r.inflight.push_back(n.is_string() ? n.get<std::string>() : std::string());
+    if (const auto* f = member(doc, "fatal"); f && f->is_string()) r.fatal = f->get<std::string>();
     return r;
   }
 
@@ -174,30 +126,82 @@ struct run_results {
     return std::min(a, b);
   }
 
+  // The plain counters and the clocks, in the order the JSON line has them.
+  struct counter_field {
+    const char* key;
+    std::uint64_t run_results::*field;
+  };
+  struct clock_field {
+    const char* key;
+    std::int64_t run_results::*field;
+  };
+  static constexpr counter_field counters[] = {
+      {"attempted", &run_results::attempted},
+      {"acked", &run_results::acked},
+      {"failed", &run_results::failed},
+      {"inflight_lost", &run_results::inflight_lost},
+      {"replies", &run_results::replies},
+      {"errors", &run_results::errors},
+      {"connects", &run_results::connects},
+      {"connect_errors", &run_results::connect_errors},
+      {"disconnects", &run_results::disconnects},
+      {"timeouts", &run_results::timeouts},
+      {"probes", &run_results::probes},
+      {"ready_peak", &run_results::ready_peak},
+      {"pipelining_sessions", &run_results::pipelining_sessions},
+      {"backlog_unsent", &run_results::backlog_unsent},
+  };
+  static constexpr clock_field clocks[] = {
+      {"first_start_ns", &run_results::first_start_ns},
+      {"last_ack_ns", &run_results::last_ack_ns},
+      {"all_ready_ns", &run_results::all_ready_ns},
+  };
+
   // Sparse: [[bucket index, count], ...] plus the exact extremes.
-  static void hist_json(std::string& out, std::string_view key, const histogram& h) {
-    out.append("\"").append(key).append("\":{\"min\":").append(std::to_string(h.min()));
-    out.append(",\"max\":").append(std::to_string(h.max())).append(",\"buckets\":[");
-    bool first = true;
-    h.for_each_bucket([&](std::size_t i, std::uint64_t n) {
-      if (!first) out.push_back(',');
-      first = false;
-      out.append("[").append(std::to_string(i)).append(",").append(std::to_string(n)).append("]");
-    });
-    out.append("]},");
+  static nlohmann::ordered_json hist_json(const histogram& h) {
+    nlohmann::ordered_json buckets = nlohmann::ordered_json::array();
+    h.for_each_bucket([&](std::size_t i, std::uint64_t n) { buckets.push_back({i, n}); });
+    return {{"min", h.min()}, {"max", h.max()}, {"buckets", std::move(buckets)}};
   }
 
-  static bool read_hist(const json_value* v, histogram& h) {
+  static const nlohmann::json* member(const nlohmann::json& o, const char* key) {
+    const auto it = o.find(key);
+    return it == o.end() ? nullptr : &*it;
+  }
+  static std::uint64_t as_unsigned(const nlohmann::json& v, std::uint64_t fallback = 0) {
+    return v.is_number_unsigned() ? v.get<std::uint64_t>() : fallback;
+  }
+  static std::uint64_t unsigned_at(const nlohmann::json& o, const char* key) {
+    const auto* v = member(o, key);
+    return v ? as_unsigned(*v) : 0;
+  }
+  static std::int64_t signed_at(const nlohmann::json& o, const char* key) {
+    const auto* v = member(o, key);
+    return v && v->is_number_integer() ? v->get<std::int64_t>() : 0;
+  }
+
+  static void read_codes(const nlohmann::json& doc, const char* key, std::map<int, std::uint64_t>& m) {
+    const auto* o = member(doc, key);
+    if (o == nullptr || !o->is_object()) return;
+    for (const auto& [code, n] : o->items()) {
+      int number = 0;
+      std::from_chars(code.data(), code.data() + code.size(), number);
+      m[number] += as_unsigned(n);
+    }
+  }
+
+  static bool read_hist(const nlohmann::json* v, histogram& h) {
     if (v == nullptr) return true;
-    if (const auto* b = v->find("buckets")) {
-      for (const auto& pair : b->items) {
-        if (pair.items.size() != 2) return false;
-        const auto index = pair.items[0].as_u64(histogram::bucket_count);
+    if (!v->is_object()) return false;
+    if (const auto* b = member(*v, "buckets"); b && b->is_array()) {
+      for (const auto& pair : *b) {
+        if (!pair.is_array() || pair.size() != 2) return false;
+        const auto index = as_unsigned(pair[0], histogram::bucket_count);
         if (index >= histogram::bucket_count) return false;
-        h.add_bucket(static_cast<std::size_t>(index), pair.items[1].as_u64());
+        h.add_bucket(static_cast<std::size_t>(index), as_unsigned(pair[1]));
       }
     }
-    h.set_extremes(v->u64("min"), v->u64("max"));
+    h.set_extremes(unsigned_at(*v, "min"), unsigned_at(*v, "max"));
     return true;
   }
 };

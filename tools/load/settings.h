@@ -9,6 +9,8 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -16,7 +18,6 @@
 #include <string_view>
 #include <variant>
 
-#include "json.h"
 #include "message_builder.h"
 
 namespace postino::load {
@@ -133,61 +134,38 @@ struct settings {
 
   int total_sessions() const { return mode == load_mode::idle ? idle : sessions; }
 
-  std::string to_json() const {
-    std::string out = "{";
-    auto key = [&out](std::string_view k) {
-      if (out.size() > 1) out.push_back(',');
-      json_escape_to(out, k);
-      out.push_back(':');
+  // The settings as given, for the "settings" object of --json.
+  nlohmann::ordered_json to_json() const {
+    return {
+        {"server", addr.text},
+        {"mode", mode_name(mode)},
+        {"threads", threads},
+        {"processes", processes},
+        {"source_addrs", source_addrs},
+        {"sessions", sessions},
+        {"rate", rate},
+        {"churn", churn},
+        {"idle", idle},
+        {"duration", duration},
+        {"messages", messages},
+        {"ehlo", ehlo},
+        {"auth", auth_name(auth)},
+        {"user", user},
+        {"from", msg.from},
+        {"to_prefix", msg.to_prefixes},
+        {"rcpts", msg.rcpts},
+        {"number_length", msg.number_length},
+        {"size", msg.size},
+        {"alphabet", msg.text_alphabet == alphabet::gsm ? "gsm" : "ucs2"},
+        {"log", log_path},
+        {"server_pid", server_pid},
+        {"probe_interval", probe_interval},
+        {"no_pipelining", no_pipelining},
+        {"drain_timeout", drain_timeout},
+        {"reply_timeout", reply_timeout},
+        {"max_connecting", max_connecting},
+        {"seed", seed},
     };
-    auto str = [&](std::string_view k, std::string_view v) {
-      key(k);
-      json_escape_to(out, v);
-    };
-    auto num = [&](std::string_view k, auto v) {
-      key(k);
-      out.append(std::to_string(v));
-    };
-    auto flag = [&](std::string_view k, bool v) {
-      key(k);
-      out.append(v ? "true" : "false");
-    };
-    str("server", addr.text);
-    str("mode", mode_name(mode));
-    num("threads", threads);
-    num("processes", processes);
-    num("source_addrs", source_addrs);
-    num("sessions", sessions);
-    num("rate", rate);
-    flag("churn", churn);
-    num("idle", idle);
-    num("duration", duration);
-    num("messages", messages);
-    str("ehlo", ehlo);
-    str("auth", auth_name(auth));
-    str("user", user);
-    str("from", msg.from);
-    key("to_prefix");
-    out.push_back('[');
-    for (std::size_t i = 0; i < msg.to_prefixes.size(); ++i) {
-      if (i) out.push_back(',');
-      json_escape_to(out, msg.to_prefixes[i]);
-    }
-    out.push_back(']');
-    num("rcpts", msg.rcpts);
-    num("number_length", msg.number_length);
-    num("size", msg.size);
-    str("alphabet", msg.text_alphabet == alphabet::gsm ? "gsm" : "ucs2");
-    str("log", log_path);
-    num("server_pid", server_pid);
-    num("probe_interval", probe_interval);
-    flag("no_pipelining", no_pipelining);
-    num("drain_timeout", drain_timeout);
-    num("reply_timeout", reply_timeout);
-    num("max_connecting", max_connecting);
-    num("seed", seed);
-    out.push_back('}');
-    return out;
   }
 };
 

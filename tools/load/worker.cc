@@ -57,8 +57,6 @@ op tag_op(std::uint64_t t) { return static_cast<op>(t & 0xff); }
 std::uint32_t tag_idx(std::uint64_t t) { return static_cast<std::uint32_t>((t >> 8) & 0xffffffffffull); }
 std::uint16_t tag_gen(std::uint64_t t) { return static_cast<std::uint16_t>(t >> 48); }
 
-std::string errno_text(int err) { return std::strerror(err); }
-
 // The I/O state of one session slot; the protocol state is client_session.
 struct conn {
   std::string sending;  // the kernel reads it until the send completes
@@ -216,13 +214,13 @@ class worker final : public session_host {
       rc = io_uring_queue_init_params(4096, &ring_, &p);
     }
     if (rc < 0) {
-      fatal("io_uring_queue_init: " + errno_text(-rc));
+      fatal(std::string("io_uring_queue_init: ") + std::strerror(-rc));
       return false;
     }
     ring_ready_ = true;
     rc = io_uring_register_files_sparse(&ring_, share_.sessions);
     if (rc < 0) {
-      fatal("io_uring_register_files_sparse(" + std::to_string(share_.sessions) + "): " + errno_text(-rc) +
+      fatal("io_uring_register_files_sparse(" + std::to_string(share_.sessions) + "): " + std::strerror(-rc) +
             " (the per-ring limit is RLIMIT_NOFILE; use more threads or --processes)");
       return false;
     }
@@ -234,7 +232,7 @@ class worker final : public session_host {
     void* mem = mmap(nullptr, buf_entries_ * sizeof(io_uring_buf), PROT_READ | PROT_WRITE,
                      MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
     if (mem == MAP_FAILED) {
-      fatal("mmap of the buffer ring: " + errno_text(errno));
+      fatal(std::string("mmap of the buffer ring: ") + std::strerror(errno));
       return false;
     }
     br_ = static_cast<io_uring_buf_ring*>(mem);
@@ -244,7 +242,7 @@ class worker final : public session_host {
     reg.bgid = buf_group;
     rc = io_uring_register_buf_ring(&ring_, &reg, 0);
     if (rc < 0) {
-      fatal("io_uring_register_buf_ring: " + errno_text(-rc));
+      fatal(std::string("io_uring_register_buf_ring: ") + std::strerror(-rc));
       return false;
     }
     io_uring_buf_ring_init(br_);
@@ -333,12 +331,12 @@ class worker final : public session_host {
   // refused; slot_taken says whether the slot must be closed first.
   void connect_failed(std::uint32_t idx, int err, std::int64_t now, bool slot_taken) {
     ++results_.connect_errors;
-    ++results_.connect_failures[errno_text(err)];
+    ++results_.connect_failures[std::strerror(err)];
     if (failing_since_ == 0) failing_since_ = now;
     if (now - failing_since_ > give_up_connecting) {
       // Bounded even when only --messages was given: a server that stays
       // away ends the run, as an error if it was never there.
-      if (results_.connects == 0) fatal("cannot connect to " + cfg_.addr.text + ": " + errno_text(err));
+      if (results_.connects == 0) fatal("cannot connect to " + cfg_.addr.text + ": " + std::strerror(err));
       else shared_.stop.store(true);
     }
     const std::int64_t at = stopping_ ? -1 : now + reconnect_backoff;
@@ -679,7 +677,7 @@ class worker final : public session_host {
       io_uring_cqe* first = nullptr;
       const int rc = io_uring_submit_and_wait_timeout(&ring_, &first, 1, &ts, nullptr);
       if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
-        fatal("io_uring_submit_and_wait_timeout: " + errno_text(-rc));
+        fatal(std::string("io_uring_submit_and_wait_timeout: ") + std::strerror(-rc));
         break;
       }
       unsigned head = 0, seen = 0;
@@ -712,7 +710,7 @@ class worker final : public session_host {
       const ssize_t n = ::write(shared_.log_fd, log_.data() + off, log_.size() - off);
       if (n < 0) {
         if (errno == EINTR) continue;
-        fatal("writing the --log file: " + errno_text(errno));
+        fatal(std::string("writing the --log file: ") + std::strerror(errno));
         break;
       }
       off += static_cast<std::size_t>(n);

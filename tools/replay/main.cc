@@ -25,8 +25,10 @@
 // views.
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <optional>
@@ -244,29 +246,37 @@ double per(std::uint64_t v, std::uint64_t messages) {
   return messages == 0 ? 0.0 : static_cast<double>(v) / static_cast<double>(messages);
 }
 
-std::string counts_json(const measured_pass& p, std::uint64_t n) {
-  return fmt::format(
-      "{{\"feeds\":{},\"allocations\":{},\"bytes_allocated\":{},\"bytes_copied\":{},\"allocations_per_message\":{:.3f},"
-      "\"bytes_allocated_per_message\":{:.3f},\"bytes_copied_per_message\":{:.3f}}}",
-      p.out.feeds, p.c.allocations, p.c.bytes_allocated, p.c.bytes_copied, per(p.c.allocations, n),
-      per(p.c.bytes_allocated, n), per(p.c.bytes_copied, n));
+// Per message to three decimals, the precision the JSON has always carried.
+double per_3(std::uint64_t v, std::uint64_t messages) { return std::round(per(v, messages) * 1e3) / 1e3; }
+
+nlohmann::ordered_json counts_json(const measured_pass& p, std::uint64_t n) {
+  return {{"feeds", p.out.feeds},
+          {"allocations", p.c.allocations},
+          {"bytes_allocated", p.c.bytes_allocated},
+          {"bytes_copied", p.c.bytes_copied},
+          {"allocations_per_message", per_3(p.c.allocations, n)},
+          {"bytes_allocated_per_message", per_3(p.c.bytes_allocated, n)},
+          {"bytes_copied_per_message", per_3(p.c.bytes_copied, n)}};
 }
 
 std::string to_json(const std::vector<measured>& runs, std::size_t read_limit) {
-  std::string out = fmt::format("{{\"tool\":\"postino-replay\",\"read_limit\":{},\"callgrind_markers\":{},\"recordings\":[",
-                                read_limit, POSTINO_REPLAY_CALLGRIND ? "true" : "false");
-  for (std::size_t i = 0; i < runs.size(); ++i) {
-    const auto& m = runs[i];
+  nlohmann::ordered_json recordings = nlohmann::ordered_json::array();
+  for (const auto& m : runs) {
     const std::uint64_t n = m.all.out.accepted;
-    out += fmt::format("{}{{\"name\":\"{}\",\"messages\":{},\"reads\":{},\"pieces\":{},\"body_bytes_per_message\":{:.3f},"
-                       "\"phases\":{{\"all\":{}",
-                       i ? "," : "", m.rec->name, n, m.rec->reads.size(), m.rec->pieces.size(),
-                       per(m.all.out.body_bytes, n), counts_json(m.all, n));
-    for (phase p : all_phases)
-      out += fmt::format(",\"{}\":{}", phase_name(p), counts_json(m.by_phase[static_cast<int>(p)], n));
-    out += "}}";
+    nlohmann::ordered_json phases = {{"all", counts_json(m.all, n)}};
+    for (phase p : all_phases) phases[phase_name(p)] = counts_json(m.by_phase[static_cast<int>(p)], n);
+    recordings.push_back({{"name", m.rec->name},
+                          {"messages", n},
+                          {"reads", m.rec->reads.size()},
+                          {"pieces", m.rec->pieces.size()},
+                          {"body_bytes_per_message", per_3(m.all.out.body_bytes, n)},
+                          {"phases", std::move(phases)}});
   }
-  return out + "]}\n";
+  const nlohmann::ordered_json doc = {{"tool", "postino-replay"},
+                                      {"read_limit", read_limit},
+                                      {"callgrind_markers", POSTINO_REPLAY_CALLGRIND != 0},
+                                      {"recordings", std::move(recordings)}};
+  return doc.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
 }
 
 std::string to_table(const std::vector<measured>& runs) {

@@ -8,15 +8,11 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "postino/ascii.h"
+
 namespace postino::replay {
 
 namespace {
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\r' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
 
 std::uint64_t number(std::string_view s, const std::string& path) {
   std::uint64_t v = 0;
@@ -82,12 +78,12 @@ recording load_recording(const std::string& path, std::size_t read_limit) {
   while (pos < all.size() && all[pos] == '#') {
     std::size_t end = all.find('\n', pos);
     if (end == std::string::npos) throw std::runtime_error(path + ": header without client bytes");
-    std::string_view line = trim(std::string_view(all).substr(pos + 1, end - pos - 1));
+    std::string_view line = trim_blanks(std::string_view(all).substr(pos + 1, end - pos - 1));
     pos = end + 1;
     const auto colon = line.find(':');
     if (colon == std::string_view::npos) continue;
-    const std::string_view key = trim(line.substr(0, colon));
-    const std::string_view value = trim(line.substr(colon + 1));
+    const std::string_view key = trim_blanks(line.substr(0, colon));
+    const std::string_view value = trim_blanks(line.substr(colon + 1));
     if (key == "replay") {
       rec.about = value;
     } else if (key == "messages") {
@@ -103,7 +99,7 @@ recording load_recording(const std::string& path, std::size_t read_limit) {
       while (!rest.empty()) {
         const auto sp = rest.find(' ');
         sizes.push_back(number(rest.substr(0, sp), path));
-        rest = sp == std::string_view::npos ? std::string_view() : trim(rest.substr(sp + 1));
+        rest = sp == std::string_view::npos ? std::string_view() : trim_blanks(rest.substr(sp + 1));
       }
     }
   }

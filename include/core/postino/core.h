@@ -5,6 +5,8 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
+#include <string_view>
 
 struct io_uring;
 struct io_uring_cqe;
@@ -36,5 +38,11 @@ io_uring_sqe* get_sqe(io_uring& ring);
 // Milliseconds since the Unix epoch (CLOCK_REALTIME): the time journal
 // records and the message index store. Timers use monotonic_ms (runtime.h).
 std::uint64_t unix_ms();
+
+// The text of an errno value, as strerror gives it but safe on any thread
+// (src/core/errno_text.cc): how every syscall error is worded.
+std::string errno_text(int err);
+// "<what>: <errno text>".
+std::string errno_text(std::string_view what, int err);
 
 }  // namespace postino::core

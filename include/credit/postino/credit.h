@@ -3,8 +3,7 @@
 // plus offline top-ups). Balances live in memory on each account's home shard
 // (lease_authority) and are spent through per-shard leases (lease_wallet);
 // the journal is the truth and checkpoint_store its periodic fold in SQLite.
-// ledger is the simple single-shard table the first version used. Passwords
-// are Argon2id, verified on a small worker pool so shard threads never hash.
+// Passwords are Argon2id, verified on a small worker pool so shard threads never hash.
 // Every object here is owned by one thread at a time except hash_pool, which
 // is built for handing work across threads.
 #pragma once
@@ -173,19 +172,6 @@ class credential_cache {
 
  private:
   std::unordered_map<key, account_settings> entries_;
-};
-
-// A home shard's balances for the accounts it owns. Single-threaded.
-class ledger {
- public:
-  void set_balance(account_id id, credit_units balance);
-  credit_units available(account_id id) const;  // 0 for unknown accounts
-  // All or nothing: debits and returns true only when balance >= amount.
-  bool try_debit(account_id id, credit_units amount);
-  void credit(account_id id, credit_units amount);
-
- private:
-  std::unordered_map<account_id, credit_units> balances_;
 };
 
 // ---------------------------------------------------------------------------
@@ -516,6 +502,9 @@ class lease_wallet {
   void request(account_id id, account_state& a, std::uint64_t now_ms, outbox& out);
   void take(account_state& a, credit_units amount, std::uint64_t now_ms);
   void mark_dirty(account_id id, account_state& a);
+  // The report of what `a` has not yet told its home (and, with_lease, the
+  // unspent lease going back); those counters restart at zero.
+  lease_report take_report(account_id id, account_state& a, bool with_lease);
 
   unsigned shard_;
   tuning tuning_;
