@@ -723,10 +723,9 @@ class gateway_handler final : public core::service, public io::request_handler, 
   void post(unsigned to, const core::message& m) { shard_.post(to, m); }
 
   // --- delivery::host ----------------------------------------------------------
-  // The refund record is in this shard's journal (so in this shard's
-  // checkpoint delta); the credit itself is the home's to hand out again.
+  // The refund record is in this shard's journal (add_delivery_row folded it
+  // into this shard's checkpoint delta); the credit itself is the home's to hand out again.
   void refund_durable(account_id id, credit_units amount) override {
-    delta_.add_credit(id, amount);
     core::message m;
     m.run = &gateway_handler::refund_at_home;
     m.a = id;

@@ -148,20 +148,8 @@ void fold(credit::journal_delta& d, spool::record& r, unsigned node_id, unsigned
     case spool::record_type::refund: d.add_credit(r.account, r.amount); break;
     case spool::record_type::seal: break;
     case spool::record_type::delivery_final:
-      if (r.delivery.refund != 0) d.add_credit(r.delivery.account, r.delivery.refund);
-      [[fallthrough]];
-    case spool::record_type::submitted: {
-      // The message's queue id, whichever shard's journal accepted it.
-      const spool::delivery_key& key = r.delivery.key;
-      d.deliveries.push_back({queue_id{key.node, key.shard, key.sequence}.format(), key.recipient, key.segment,
-                              r.delivery.recipient, r.delivery.state, r.delivery.smsc, r.delivery.smsc_message_id,
-                              r.delivery.error, r.delivery.refund, r.unix_ms});
-      break;
-    }
-    case spool::record_type::inbound:
-      d.inbound_messages.push_back({r.sequence, r.inbound.smsc, r.inbound.source, r.inbound.destination,
-                                    r.inbound.text, r.unix_ms});
-      break;
+    case spool::record_type::submitted: delivery::add_delivery_row(d, r.delivery, r.unix_ms); break;
+    case spool::record_type::inbound: delivery::add_inbound_row(d, r.sequence, r.inbound, r.unix_ms); break;
   }
 }
 

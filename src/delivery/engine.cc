@@ -85,7 +85,7 @@ struct engine::impl {
     credit_units refund = 0;
     smpp_bind* ack_bind = nullptr;  // a deliver_sm waiting for its deliver_sm_resp
     deliver_ticket ack_ticket = 0;
-    credit::journal_delta::inbound inbound;
+    spool::inbound_message inbound;
     void on_durable(bool ok) override {
       std::unique_ptr<record_waiter> owned(this);
       self->record_durable(*this, ok);
@@ -451,23 +451,27 @@ struct engine::impl {
     return w.smsc != nullptr ? w.smsc->config->name : std::string();
   }
 
+  // The journal's form of a delivery record: what append() writes and what
+  // the message index folds once it is durable.
+  static spool::delivery_event event_of(const record_waiter& w) {
+    spool::delivery_event e;
+    e.key = w.seg.key();
+    e.recipient = w.seg.number();
+    e.smsc = smsc_name(w);
+    e.smsc_message_id = w.smsc_message_id;
+    e.state = recorded_state(w);
+    e.error = w.error;
+    e.account = w.seg.account();
+    e.refund = w.refund;
+    return e;
+  }
+
   void append(record_waiter& w) {
     spool::record r;
-    if (w.type == spool::record_type::inbound) {
-      r.inbound.smsc = w.inbound.smsc;
-      r.inbound.source = w.inbound.source;
-      r.inbound.destination = w.inbound.destination;
-      r.inbound.text = w.inbound.text;
-    } else {
-      r.delivery.key = w.seg.key();
-      r.delivery.recipient = w.seg.number();
-      r.delivery.smsc = smsc_name(w);
-      r.delivery.smsc_message_id = w.smsc_message_id;
-      r.delivery.state = recorded_state(w);
-      r.delivery.error = w.error;
-      r.delivery.account = w.seg.account();
-      r.delivery.refund = w.refund;
-    }
+    if (w.type == spool::record_type::inbound)
+      r.inbound = w.inbound;
+    else
+      r.delivery = event_of(w);
     spool::journal* j = gateway.journal();
     if (j == nullptr) return w.on_durable(false);
     j->append_delivery(w.type, r, &w);
@@ -477,26 +481,15 @@ struct engine::impl {
     if (w.type == spool::record_type::inbound) {
       if (ok) {
         bump(metrics.inbound);
-        w.inbound.unix_ms = core::unix_ms();
-        gateway.delta().inbound_messages.push_back(std::move(w.inbound));
+        // append_delivery does not tell the record's sequence: live rows carry 0.
+        add_inbound_row(gateway.delta(), 0, std::move(w.inbound), core::unix_ms());
       }
       // Not durable: the SMSC is told to try again.
       w.ack_bind->ack_deliver(w.ack_ticket, ok ? smpp::status::ok : smpp::status::system_error);
       return;
     }
     if (!ok) return record_failed(w);
-    credit::journal_delta::delivery row;
-    row.queue_id = w.seg.message->queue_id;
-    row.recipient_index = w.seg.recipient;
-    row.segment = w.seg.segment;
-    row.recipient = w.seg.number();
-    row.state = recorded_state(w);
-    row.smsc = smsc_name(w);
-    row.smsc_message_id = w.smsc_message_id;
-    row.error = w.error;
-    row.refund = w.refund;
-    row.unix_ms = core::unix_ms();
-    gateway.delta().deliveries.push_back(std::move(row));
+    add_delivery_row(gateway.delta(), event_of(w), core::unix_ms());
     if (w.type == spool::record_type::submitted) return;
     bump(metrics.finals);
     if (w.refund > 0) {

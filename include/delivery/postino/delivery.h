@@ -53,6 +53,14 @@ struct outbound_message {
 std::shared_ptr<const outbound_message> make_outbound(std::shared_ptr<const message> m, const queue_id& id,
                                                       std::uint64_t accepted_unix_ms, unsigned validity_s);
 
+// The message-index rows of delivery's journal records, folded into a
+// checkpoint delta: the one place a `submitted` or `delivery_final` record
+// (with a final's refund, a credit) and an `inbound` record enter a delta,
+// live (the engine, once the record is durable) and at start-up replay.
+void add_delivery_row(credit::journal_delta& d, spool::delivery_event event, std::uint64_t unix_ms);
+void add_inbound_row(credit::journal_delta& d, std::uint64_t sequence, spool::inbound_message m,
+                     std::uint64_t unix_ms);
+
 // Per-shard counters for /metrics, written only by the owning shard.
 struct alignas(64) delivery_metrics {
   std::atomic<std::uint64_t> submits{0};            // submit_sm sent
@@ -134,7 +142,7 @@ unsigned smsc_home_shard(const smsc_config& smsc, unsigned shards);
 class host {
  public:
   // A refund record is durable on this shard's journal: credit the account
-  // (at its home) and fold the amount into this shard's checkpoint delta.
+  // at its home (add_delivery_row folded it into this shard's delta already).
   virtual void refund_durable(account_id account, credit_units amount) = 0;
   // Message-index rows (this shard's checkpoint delta).
   virtual credit::journal_delta& delta() = 0;
