@@ -140,7 +140,7 @@ void shard::after_batch() {
   while (self_posted_) {
     self_posted_ = false;
     message m;
-    while (rt_.queue(id_, id_).pop(m)) m.run(*this, m);
+    while (rt_.queue(id_, id_).pop(m)) m.run(*this);
   }
   send_wakes();
   arm_tick();
@@ -194,7 +194,7 @@ void shard::drain_mailboxes() {
   message m;
   for (unsigned from = 0; from < count(); ++from) {
     auto& q = rt_.queue(from, id_);
-    while (q.pop(m)) m.run(*this, m);
+    while (q.pop(m)) m.run(*this);
   }
 }
 

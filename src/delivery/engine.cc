@@ -42,6 +42,10 @@ struct handoff {
   int smsc = -1;
   std::vector<segment_ref> segments;
 };
+// The mailbox payload: the heap hand-off, owned by the receiver once it runs.
+struct handoff_mail {
+  handoff* segments = nullptr;
+};
 
 // An error that is not a 32-bit number (an SMSC's junk) is recorded as 0,
 // never wrapped into some other code.
@@ -209,14 +213,11 @@ struct engine::impl {
 
   void post_segments(int smsc, std::vector<segment_ref> segments) {
     auto* h = new handoff{shared.get(), smsc, std::move(segments)};
-    core::message m;
-    m.run = &impl::handoff_arrived;
-    m.target = h;
-    shard.post(shared->smsc_shard[smsc], m);
+    shard.post<&impl::handoff_arrived>(shared->smsc_shard[smsc], {h});
   }
 
-  static void handoff_arrived(core::shard& at, const core::message& m) {
-    std::unique_ptr<handoff> h(static_cast<handoff*>(m.target));
+  static void handoff_arrived(core::shard& at, const handoff_mail& m) {
+    std::unique_ptr<handoff> h(m.segments);
     engine* e = h->shared->engines[at.id()];
     if (e == nullptr) return;  // shutting down: the journal still has them
     smsc_runtime& s = *e->impl_->smscs[h->smsc];

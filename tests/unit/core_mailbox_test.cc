@@ -56,19 +56,21 @@ TEST(core_mailbox, producer_and_consumer_threads_keep_order) {
   EXPECT_FALSE(q.pop(value));
 }
 
+struct words {
+  std::uint64_t a = 0;
+  std::uint64_t b = 0;
+  std::int64_t c = 0;
+};
+void add_words(shard&, const words&) {}
+
 TEST(core_mailbox, messages_carry_their_words) {
   spsc_queue<message> q;
-  static int ran = 0;
-  message m;
-  m.run = [](shard&, const message& msg) { ran += static_cast<int>(msg.a + msg.b + msg.c); };
-  m.a = 1;
-  m.b = 2;
-  m.c = 3;
-  q.push(m);
+  q.push(message::of<&add_words>({1, 2, 3}));
   message got;
   ASSERT_TRUE(q.pop(got));
-  EXPECT_EQ(got.run, m.run);
-  EXPECT_EQ(got.a + got.b + static_cast<std::uint64_t>(got.c), 6u);
+  EXPECT_TRUE(got.runs<&add_words>());
+  const words w = got.payload<&add_words>();
+  EXPECT_EQ(w.a + w.b + static_cast<std::uint64_t>(w.c), 6u);
 }
 
 struct counted {

@@ -6,23 +6,25 @@
 // what runs on a shard (listeners and connections from src/io, the journal,
 // the gateway's request handler) is a `service` the app gives each shard,
 // told after every batch, at shutdown and when the grace period ends, and
-// waited for until drained. Buffers: a mailbox owns
-// the messages queued in it until the receiver pops them; a message carries
-// plain values and pointers whose targets the sender keeps alive until the
-// answer comes back. Timer nodes are owned by whoever embeds them; the wheel
-// only links them.
+// waited for until drained. Buffers: a mailbox owns the messages queued in
+// it until the receiver pops them; a message carries a typed payload of plain
+// values, in the message itself, and pointers whose targets the sender keeps
+// alive until the answer comes back. Timer nodes are owned by whoever embeds
+// them; the wheel only links them.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <new>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -173,18 +175,68 @@ std::uint64_t monotonic_ms();
 // ---------------------------------------------------------------------------
 class shard;
 
-// A mailbox message: a function run on the receiving shard's thread, with a
-// few plain words. `target` points to an object whose owner keeps it alive
-// until the exchange finishes (typically a connection waiting for an answer).
-struct message {
-  void (*run)(shard& at, const message& m) = nullptr;
-  void* target = nullptr;
-  std::uint64_t a = 0;
-  std::uint64_t b = 0;
-  std::int64_t c = 0;
-  std::int64_t d = 0;  // credit leases carry two amounts besides c
-  std::int64_t e = 0;
+// The payload type of a mailbox handler void (*)(shard&, const T&): T.
+template <class F>
+struct mail_handler_of;
+template <class T>
+struct mail_handler_of<void (*)(shard&, const T&)> {
+  using payload = T;
 };
+template <auto Handler>
+using payload_of = typename mail_handler_of<decltype(Handler)>::payload;
+
+// A mailbox message: the function that runs on the receiving shard's thread
+// and the payload it is given, a small trivially copyable struct stored in
+// the message itself, so posting allocates nothing (the queue's chunks aside,
+// one per 256 messages). The payload's type is the handler's parameter type:
+// shard::post<Handler>(to, payload) builds the message, so sender and
+// receiver cannot disagree on what the bytes mean, and every field has a
+// name (no words packed by hand). A pointer in a payload points to an object
+// whose owner keeps it alive until the exchange finishes (typically a
+// connection waiting for an answer).
+class message {
+ public:
+  static constexpr std::size_t payload_capacity = 56;  // the message is one cache line
+  template <class T>
+  static constexpr bool fits = std::is_trivially_copyable_v<T> && std::is_default_constructible_v<T> &&
+                               sizeof(T) <= payload_capacity && alignof(T) <= alignof(std::uint64_t);
+
+  message() = default;
+
+  // The message that runs Handler(at, payload) on the shard it is posted to.
+  template <auto Handler>
+  static message of(const payload_of<Handler>& payload) {
+    using T = payload_of<Handler>;
+    static_assert(fits<T>, "a mailbox payload is a small trivially copyable struct (at most 56 bytes)");
+    message m;
+    m.run_ = &deliver<Handler>;
+    std::memcpy(m.payload_, &payload, sizeof(T));
+    return m;
+  }
+
+  // On the receiving shard: runs the handler with the payload.
+  void run(shard& at) const { run_(at, *this); }
+  // For tests: the payload, read as the handler will read it.
+  template <auto Handler>
+  bool runs() const { return run_ == &deliver<Handler>; }
+  template <auto Handler>
+  payload_of<Handler> payload() const {
+    payload_of<Handler> out;
+    std::memcpy(&out, payload_, sizeof(out));
+    return out;
+  }
+
+ private:
+  template <auto Handler>
+  static void deliver(shard& at, const message& m) {
+    Handler(at, m.payload<Handler>());
+  }
+
+  void (*run_)(shard& at, const message& m) = nullptr;
+  alignas(std::uint64_t) unsigned char payload_[payload_capacity];
+};
+static_assert(sizeof(message) == cache_line);
+static_assert(std::is_trivially_copyable_v<message>);
 
 // A part that runs on a shard. The shard creates its services on its own
 // thread once the ring exists, in the order the runtime's factory gives;
@@ -258,7 +310,12 @@ class shard {
   const runtime_options& options() const;
   bool stopping() const { return stopping_; }
 
-  // Queues `m` for shard `to` (which may be this one); it runs there soon.
+  // Queues Handler(payload) for shard `to` (which may be this one); it runs
+  // there soon. No allocation: the payload is copied into the queue's slot.
+  template <auto Handler>
+  void post(unsigned to, const payload_of<Handler>& payload) {
+    post(to, message::of<Handler>(payload));
+  }
   void post(unsigned to, const message& m);
   // From any thread (hash pool workers, main): `fn` runs on this shard.
   void post_from_any_thread(std::function<void()> fn);
