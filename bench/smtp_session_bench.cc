@@ -1,7 +1,7 @@
 // Micro-benchmarks for the whole SMTP session state machine
-// (include/postino/smtp.h) with no I/O: requests (credit check, commit,
-// authentication) are resolved inline, the body is moved out with
-// take_for_journal as the gateway does and dropped, and every commit gets
+// (include/smtp/postino/smtp.h) with no I/O: requests (credit check, commit,
+// authentication) are resolved inline, the message is moved out as the
+// gateway does and dropped, and every commit gets
 // the same queue id. Measured: one pipelined transaction on a persistent,
 // pre-authenticated session (the W1 shape: the text, its terminator and the
 // next MAIL/RCPT/DATA arrive in one read), one message to 1,000 recipients,

@@ -1,4 +1,4 @@
-// The one wording of syscall errors (include/postino/core.h): strerror_r into
+// The one wording of syscall errors (include/core/postino/core.h): strerror_r into
 // a local buffer, so shards, workers and the main thread may all ask at once.
 // Returns owned strings; keeps nothing.
 #include <cstring>

@@ -1,4 +1,4 @@
-// The per-shard delivery engine (include/postino/delivery.h): the driver
+// The per-shard delivery engine (include/delivery/postino/delivery.h): the driver
 // that wires the router, the fair queues and the receipt matchers to the
 // binds, the journal and the host. On the shard that accepted a message it
 // routes each recipient (router.h) and posts the segments to the shard

@@ -1,4 +1,4 @@
-// Builds the outbound form of an accepted SMS (include/postino/delivery.h):
+// Builds the outbound form of an accepted SMS (include/delivery/postino/delivery.h):
 // the exact short_message of every segment, encoded once on the accepting
 // shard (or at start-up) and then shared read-only by the shards whose SMSCs
 // deliver its recipients. Shares the caller's message; owns what it builds.

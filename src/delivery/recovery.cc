@@ -1,4 +1,4 @@
-// Start-up recovery of delivery work (include/postino/delivery.h): while
+// Start-up recovery of delivery work (include/delivery/postino/delivery.h): while
 // main replays every journal, this collects each SMS message record and every
 // submitted / delivery_final record (which may sit in another shard's
 // journal, before or after the message's own record), then says, per owning

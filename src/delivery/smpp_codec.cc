@@ -1,4 +1,4 @@
-// SMPP 3.4 wire codec (include/postino/smpp.h): PDU framing, the encoders and
+// SMPP 3.4 wire codec (include/delivery/postino/smpp.h): PDU framing, the encoders and
 // decoders of the PDUs an ESME exchanges with an SMSC (and the SMSC side the
 // tests need), the command_status table and its retry classification,
 // delivery-receipt parsing (TLVs and the text form of SMPP 3.4 Appendix B, with

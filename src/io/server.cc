@@ -1,6 +1,6 @@
 // The listening sockets of every (shard, listener) pair and each shard's
 // server: its provided-buffer ring, acceptors and connections, run as a
-// service of the shard (include/postino/io.h). The listener set owns the
+// service of the shard (include/io/postino/io.h). The listener set owns the
 // sockets until a server takes its own; a server owns its buffer ring, its
 // acceptors and every connection it adopted (deleted after the batch in
 // which they retire). Runs on the shard's thread, except listener_set's

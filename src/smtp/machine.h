@@ -1,5 +1,5 @@
 // The SMTP session's state machine (private to src/smtp): what
-// smtp::session (include/postino/smtp.h) runs behind its pimpl, declared here
+// smtp::session (include/smtp/postino/smtp.h) runs behind its pimpl, declared here
 // so that the command table (command.cc) can name each verb's handler.
 // Definitions in session.cc. Buffers: the input view is the caller's and is
 // only read during feed(); the line scanner's carry buffer, the output, the

@@ -1,4 +1,4 @@
-// The ASCII helpers every part shares (include/postino/ascii.h): case-blind
+// The ASCII helpers every part shares (include/model/postino/ascii.h): case-blind
 // comparison that leaves bytes above 0x7F alone, the two trims, digits,
 // join and the case mappings.
 #include <gtest/gtest.h>

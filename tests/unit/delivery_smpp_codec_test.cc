@@ -1,5 +1,5 @@
 // Unit tests for the SMPP 3.4 wire codec (src/delivery/smpp_codec.cc,
-// include/postino/smpp.h): byte-exact golden PDUs written out by hand from
+// include/delivery/postino/smpp.h): byte-exact golden PDUs written out by hand from
 // the SMPP 3.4 field tables (not produced by the encoder), round trips of
 // every encoder through framing and its decoder (fixed cases and seeded random
 // ones), framing at every split point, malformed bodies, the message_payload

@@ -1,4 +1,4 @@
-// Unit tests for the domain message (include/postino/message.h): the queue
+// Unit tests for the domain message (include/model/postino/message.h): the queue
 // id's text form and its inverse, and the even share of a price that a
 // message without per-recipient unit prices gives each recipient. Values
 // only, owned by each test.

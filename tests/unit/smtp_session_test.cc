@@ -1,4 +1,4 @@
-// The session's contract with its owner (include/postino/smtp.h) beyond what
+// The session's contract with its owner (include/smtp/postino/smtp.h) beyond what
 // the golden transcripts show: feed() stopping at requests, timers, shutdown
 // and timeout with requests in flight, the body handed over at commit, many
 // pipelined transactions in one buffer, and the memory a parked session keeps.

@@ -106,7 +106,7 @@ struct content_request {
 
 using originator_kind = postino::originator_kind;
 
-// One mail transaction is the domain's message (include/postino/message.h):
+// One mail transaction is the domain's message (include/model/postino/message.h):
 // the session fills it; at end of DATA the owner takes it through the
 // commit request, moving it out whole (the session keeps nothing of it).
 using transaction = postino::message;
