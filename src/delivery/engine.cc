@@ -482,8 +482,7 @@ struct engine::impl {
     if (w.type == spool::record_type::inbound) {
       if (ok) {
         bump(metrics.inbound);
-        // append_delivery does not tell the record's sequence: live rows carry 0.
-        add_inbound_row(gateway.delta(), 0, std::move(w.inbound), core::unix_ms());
+        add_inbound_row(gateway.delta(), w.sequence, std::move(w.inbound), core::unix_ms());
       }
       // Not durable: the SMSC is told to try again.
       w.ack_bind->ack_deliver(w.ack_ticket, ok ? smpp::status::ok : smpp::status::system_error);

@@ -149,6 +149,7 @@ class journal_impl final : public journal {
     p.unix_ms = core::unix_ms();
     p.msg = std::move(m);
     p.waiter = waiter;
+    if (waiter != nullptr) waiter->sequence = p.sequence;
     const queue_id id{static_cast<std::uint8_t>(options_.node_id), static_cast<std::uint8_t>(options_.shard_id),
                       p.sequence};
     enqueue(std::move(p));
@@ -164,6 +165,7 @@ class journal_impl final : public journal {
     p.account = account;
     p.amount = amount;
     p.waiter = waiter;
+    if (waiter != nullptr) waiter->sequence = p.sequence;
     if (type != record_type::top_up && type != record_type::refund) {
       fail_later(std::move(p));
       return;
@@ -177,6 +179,7 @@ class journal_impl final : public journal {
     p.sequence = next_sequence_++;
     p.unix_ms = core::unix_ms();
     p.waiter = waiter;
+    if (waiter != nullptr) waiter->sequence = p.sequence;
     switch (type) {
       case record_type::submitted:
       case record_type::delivery_final:

@@ -314,6 +314,16 @@ TEST_F(delivery_test, message_show_and_inbound_list) {
       },
       60s))
       << listed.out << listed.err;
+  // And the next one too: each live row is keyed by its own record.
+  sim.post("/inbound", R"({"from": "393331234567", "to": "ACME", "text": "and again"})");
+  EXPECT_TRUE(wait_for(
+      [&] {
+        listed = gw.ctl({"inbound", "list"});
+        return listed.out.find("from 393331234567 to ACME: and again") != std::string::npos;
+      },
+      30s))
+      << listed.out << listed.err;
+  EXPECT_NE(listed.out.find("STOP please"), std::string::npos) << listed.out;
   EXPECT_EQ(gw.stop(), 0) << gw.last_log();
   EXPECT_EQ(sim.stat("unbinds"), 1) << sim.stats();
 }

@@ -754,6 +754,23 @@ TEST_F(JournalTest, DeliveryOfAWrongTypeFailsItsWaiterLater) {
   EXPECT_EQ(recovered[0].type, record_type::submitted);
 }
 
+// Whoever waits for a record learns its sequence when it is queued: the
+// message index keys a live inbound row by it, as replay does.
+TEST_F(JournalTest, WaitersLearnTheirRecordsSequence) {
+  open();
+  waiter first, second, third;
+  j_->append_message(make_tx(1), &first);
+  j_->append_delivery(record_type::inbound, delivery_record(record_type::inbound, 2), &second);
+  j_->append_credit(record_type::top_up, 7, 100, &third);
+  EXPECT_NE(first.sequence, 0u);
+  EXPECT_EQ(second.sequence, first.sequence + 1);
+  EXPECT_EQ(third.sequence, first.sequence + 2);
+  drain();
+  std::vector<std::uint64_t> sequences;
+  for (const auto& r : open()) sequences.push_back(r.sequence);
+  EXPECT_EQ(sequences, (std::vector<std::uint64_t>{first.sequence, second.sequence, third.sequence}));
+}
+
 TEST_F(JournalTest, FailedGroupWithoutWaitersIsNotReplayed) {
   open();
   append_one(0);

@@ -122,6 +122,9 @@ struct journal_options {
 class append_waiter {
  public:
   virtual void on_durable(bool ok) = 0;
+  // The record's sequence in this journal, set when the record is queued
+  // (before append_* returns, and before on_durable).
+  std::uint64_t sequence = 0;
 
  protected:
   ~append_waiter() = default;
