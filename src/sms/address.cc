@@ -52,6 +52,12 @@ constexpr std::size_t max_recipient_chars = 16;
 constexpr std::size_t max_recipient_chars_00 = 17;
 constexpr std::size_t max_country_code_digits = 3;
 
+// "00" then a country code (which never starts with 0): the international
+// prefix most countries dial, read as '+'.
+bool starts_with_00(std::string_view digits) {
+  return digits.size() > 2 && digits[0] == '0' && digits[1] == '0' && digits[2] != '0';
+}
+
 bool is_letter(char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); }
 
 // The local part of a path: drops an RFC 5321 source route ("@a,@b:"), the
@@ -197,13 +203,15 @@ originator_result invalid_originator(std::string why) {
 // match with or without a leading '+' on either side; alphanumeric ones are
 // compared exactly, since the handset shows them as written.
 bool is_allowed(const originator_result& r, const std::vector<std::string>& allowed) {
-  auto strip_plus = [](std::string_view s) {
-    return !s.empty() && s.front() == '+' ? s.substr(1) : s;
+  // The digits after a '+' or "00" international prefix, else all of them.
+  auto strip_prefix = [](std::string_view s) {
+    if (!s.empty() && s.front() == '+') return s.substr(1);
+    return all_digits(s) && starts_with_00(s) ? s.substr(2) : s;
   };
   for (const std::string& entry : allowed) {
     if (entry == r.value) return true;
     if (r.kind != originator_kind::alphanumeric &&
-        strip_plus(entry) == strip_plus(r.value))
+        strip_prefix(entry) == strip_prefix(r.value))
       return true;
   }
   return false;
@@ -215,11 +223,16 @@ originator_result classify_originator(std::string_view value) {
   if (value.empty()) return invalid_originator("empty originator");
   std::string_view digits = value.front() == '+' ? value.substr(1) : value;
   if (all_digits(digits)) {
+    // "0039..." is the same international number as "+39..." (as for a
+    // recipient), and goes out in the '+' form so the SMSC gets it as one.
+    const bool international_00 = digits.size() == value.size() && starts_with_00(digits);
+    if (international_00) digits.remove_prefix(2);
     if (digits.size() > max_numeric_digits)
       return invalid_originator("numeric originator over 16 digits");
     originator_result r;
     r.ok = true;
-    r.value.assign(value);
+    if (international_00) r.value.push_back('+');
+    r.value.append(international_00 ? digits : value);
     r.kind = digits.size() > max_short_numeric_digits ? originator_kind::numeric_long
                                                       : originator_kind::numeric;
     return r;
@@ -313,6 +326,12 @@ recipient_result normalize_recipient(std::string_view path, std::string_view def
     r.ok = true;
     return r;
   }
+  // A number without '+' or "00" was read with a country code first; when
+  // that fails it is most often a national number, and "invalid length for
+  // country code 33" (for 333...) would send the sender the wrong way.
+  if (!international)
+    r.refusal = default_country.empty() ? recipient_refusal::needs_country_code
+                                        : recipient_refusal::not_national_either;
   r.why = std::move(why);
   return r;
 }

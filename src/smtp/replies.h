@@ -104,6 +104,15 @@ inline constexpr reply size_exceeds_max{"552 5.3.4 Message size exceeds fixed ma
 inline constexpr reply invalid_sender{"553 5.1.7 Invalid sender: "};                 // + why
 inline constexpr reply sender_not_allowed{"553 5.7.1 Sender not allowed for this account"};
 inline constexpr reply invalid_recipient{"553 5.1.3 Invalid recipient: "};           // + why
+// A number without '+' or "00" that is not valid read with a country code
+// first: most often a national number (issue 13), so the reply says what to
+// add instead of only how the international reading failed.
+inline constexpr reply recipient_needs_country_code{
+    "553 5.1.3 Invalid recipient: the number needs its country code (+<country code><number>) or the "
+    "account's default_country; read as international: "};  // + why
+inline constexpr reply recipient_not_national_either{
+    "553 5.1.3 Invalid recipient: not valid with its country code nor as a national number of the "
+    "account's default_country; read as international: "};  // + why
 inline constexpr reply too_many_recipients{"452 4.5.3 Too many recipients"};
 inline constexpr reply insufficient_credit_rcpt{"452 4.2.2 Insufficient credit"};
 inline constexpr reply bare_newline{"550 5.5.2 Bare LF or CR not allowed"};

@@ -39,6 +39,16 @@ constexpr std::size_t keep_body_capacity = 1024;
 constexpr std::size_t keep_recipient_capacity = 16;
 constexpr std::size_t keep_output_capacity = 2048;
 
+// The 553 5.1.3 text for a refused recipient; the sms part says which.
+const reply& recipient_refusal_reply(sms::recipient_refusal refusal) {
+  switch (refusal) {
+    case sms::recipient_refusal::needs_country_code: return replies::recipient_needs_country_code;
+    case sms::recipient_refusal::not_national_either: return replies::recipient_not_national_either;
+    case sms::recipient_refusal::invalid: break;
+  }
+  return replies::invalid_recipient;
+}
+
 }  // namespace
 
 session_machine::session_machine(const session_config& c, connection_info ci, const account_settings* pre)
@@ -420,7 +430,7 @@ bool session_machine::rcpt(const command_spec& row, std::string_view args) {
   }
   sms::recipient_result rr = sms::normalize_recipient(pa.path, account.default_country);
   if (!rr.ok) {
-    send(replies::invalid_recipient, rr.why);
+    send(recipient_refusal_reply(rr.refusal), rr.why);
     return false;
   }
   if (is_duplicate(rr.e164)) {

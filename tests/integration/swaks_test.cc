@@ -52,7 +52,7 @@ TEST_F(swaks_test, auth_login_sends_one_message) {
   EXPECT_NE(r.out.find("<-  334 UGFzc3dvcmQ6"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("<-  235 2.7.0 Authentication successful. CREDIT: 1000 ID ACCOUNT: "),
             std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("<-  250 2.1.0 00393401234567 ...Sender Ok"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("<-  250 2.1.0 +393401234567 ...Sender Ok"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("<-  250 2.1.5 +393331234567 ...Recipient Ok"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("<-  354 Enter Text Message, end with <CRLF>.<CRLF>"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("<-  221 2.0.0 SMSC SMTP Server closing connection."), std::string::npos) << r.out;
@@ -63,7 +63,7 @@ TEST_F(swaks_test, auth_login_sends_one_message) {
   EXPECT_EQ(journal_queue_ids(gw_->data_dir()), ids);
   auto messages = messages_in(read_journals(gw_->data_dir()));
   ASSERT_EQ(messages.size(), 1u);
-  EXPECT_EQ(messages[0].tx.originator, "00393401234567");
+  EXPECT_EQ(messages[0].tx.originator, "+393401234567") << "the 00 form goes out as +";
   EXPECT_EQ(messages[0].tx.recipients, std::vector<std::string>{"+393331234567"});
   // swaks ends --data with blank lines of its own; the raw-text clean-up drops them later.
   EXPECT_EQ(messages[0].tx.body.rfind("Test messaggio SMS via SMTP\r\n", 0), 0u);

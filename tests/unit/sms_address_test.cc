@@ -18,6 +18,7 @@ using postino::account_settings;
 using postino::originator_kind;
 using postino::sms::classify_originator;
 using postino::sms::normalize_recipient;
+using postino::sms::recipient_refusal;
 using postino::sms::resolve_originator;
 
 account_settings plain_account() { return account_settings{}; }
@@ -55,6 +56,35 @@ TEST(SmsOriginator, NumericLengths) {
   EXPECT_FALSE(classify_originator("+").ok);
   EXPECT_FALSE(classify_originator("++39340").ok);
   EXPECT_FALSE(classify_originator("").ok);
+}
+
+// Issue 13 item 7: "00" is the international prefix, as for a recipient; the
+// originator goes out in the '+' form (it went out as "0039..." before).
+TEST(SmsOriginator, ZeroZeroFormGoesOutWithPlus) {
+  auto bare = classify_originator("00393401234567");
+  ASSERT_TRUE(bare.ok) << bare.why;
+  EXPECT_EQ(bare.value, "+393401234567");
+  EXPECT_EQ(bare.kind, originator_kind::numeric);
+  auto host = resolve_originator("00393401234567@smtp.example.com", plain_account());
+  ASSERT_TRUE(host.result.ok) << host.result.why;
+  EXPECT_EQ(host.result.value, "+393401234567");
+  auto mm4 = resolve_originator("00393401234567/TYPE=PLMN@mms.example.net", plain_account());
+  ASSERT_TRUE(mm4.result.ok) << mm4.result.why;
+  EXPECT_EQ(mm4.result.value, "+393401234567");
+  // The 16-digit bound counts the digits after "00", as after '+'.
+  auto sixteen = classify_originator("001234567890123456");
+  ASSERT_TRUE(sixteen.ok) << sixteen.why;
+  EXPECT_EQ(sixteen.value, "+1234567890123456");
+  EXPECT_EQ(sixteen.kind, originator_kind::numeric_long);
+  EXPECT_FALSE(classify_originator("0012345678901234567").ok);
+  // No country code starts with 0: these stay as given.
+  EXPECT_EQ(classify_originator("000393401234").value, "000393401234");
+  EXPECT_EQ(classify_originator("00").value, "00");
+  EXPECT_EQ(classify_originator("0039").value, "+39");
+  EXPECT_EQ(classify_originator("0612345678").value, "0612345678");
+  // A "00" inside an alphanumeric or '+' originator is not a prefix.
+  EXPECT_EQ(classify_originator("00ACME").value, "00ACME");
+  EXPECT_EQ(classify_originator("+0039340").value, "+0039340");
 }
 
 TEST(SmsOriginator, Alphanumeric) {
@@ -139,6 +169,12 @@ TEST(SmsOriginator, AllowedList) {
   EXPECT_TRUE(resolve_originator("acme", account).not_allowed);  // handsets show case
   EXPECT_FALSE(resolve_originator("+393401234567", account).not_allowed);  // '+' optional
   EXPECT_TRUE(resolve_originator("+393409999999", account).not_allowed);
+  EXPECT_FALSE(resolve_originator("00393401234567", account).not_allowed);  // the 00 form too
+  account.allowed_originators = {"00393401234567"};
+  EXPECT_FALSE(resolve_originator("+393401234567", account).not_allowed);   // and in the list
+  EXPECT_FALSE(resolve_originator("00393401234567", account).not_allowed);
+  EXPECT_FALSE(resolve_originator("393401234567", account).not_allowed);
+  account.allowed_originators = {"ACME", "393401234567"};
   account.default_originator = "OTHER";
   auto fallback = resolve_originator("", account);
   ASSERT_TRUE(fallback.result.ok);
@@ -153,10 +189,18 @@ void expect_recipient(std::string_view path, std::string_view e164, std::string_
   EXPECT_EQ(r.e164, e164) << path;
 }
 
-void expect_refused(std::string_view path, std::string_view why, std::string_view country = "") {
+void expect_refused(std::string_view path, std::string_view why, std::string_view country = "",
+                    recipient_refusal refusal = recipient_refusal::invalid) {
   auto r = normalize_recipient(path, country);
   EXPECT_FALSE(r.ok) << path << " -> " << r.e164;
   EXPECT_EQ(r.why, why) << path;
+  EXPECT_EQ(r.refusal, refusal) << path;
+}
+
+// A number without '+' or "00": its refusal says that it needs its country
+// code (the reply's text is src/smtp/replies.h's).
+void expect_needs_country_code(std::string_view path, std::string_view why) {
+  expect_refused(path, why, "", recipient_refusal::needs_country_code);
 }
 
 TEST(SmsRecipient, SeedAndProtocolForms) {
@@ -190,6 +234,7 @@ TEST(SmsRecipient, EdgeLengths) {
   expect_refused("+3933312345678901", "must be 10 to 16 characters");
   expect_refused("003933312345678901", "must be 10 to 17 characters in the 00 form");
   expect_refused("393331234567890123", "must be 10 to 16 characters");
+  expect_needs_country_code("393331234567890", "invalid length for country code 39");
 }
 
 TEST(SmsRecipient, BadInput) {
@@ -220,13 +265,24 @@ TEST(SmsRecipient, DefaultCountryReadsNationalNumbers) {
   // International reading wins when valid.
   expect_recipient("393331234567", "+393331234567", "IT");
   expect_recipient("393331234567", "+393331234567", "GB");
-  // Without the default the national form is not accepted.
-  expect_refused("3331234567", "invalid length for country code 33");
-  expect_refused("0612345678", "unknown country code");
-  // '+' and 00 forms never use the default country.
+  // Without the default the national form is not accepted, and the refusal
+  // says that the number needs its country code (issue 13 item 5: the reply
+  // said only "invalid length for country code 33").
+  expect_needs_country_code("3331234567", "invalid length for country code 33");
+  expect_needs_country_code("0612345678", "unknown country code");
+  expect_needs_country_code("07911123456", "unknown country code");
+  // '+' and 00 forms never use the default country, nor say it.
   expect_refused("+3331234567", "invalid length for country code 33", "IT");
-  // An unknown region is ignored.
-  expect_refused("3331234567", "invalid length for country code 33", "XX");
+  expect_refused("003331234567", "invalid length for country code 33", "IT");
+  expect_refused("+3331234567", "invalid length for country code 33");
+  // With a default country that does not take it either (or an unknown one).
+  expect_refused("3331234567", "invalid length for country code 33", "XX",
+                 recipient_refusal::not_national_either);
+  expect_refused("2221234567", "invalid length for country code 222", "IT",
+                 recipient_refusal::not_national_either);
+  // Not a number or the wrong length: those reasons stand on their own.
+  expect_refused("333123456", "must be 10 to 16 characters");
+  expect_refused("333 1234567", "not a number");
 }
 
 // The fast path (own country-code split, no Parse) must agree with

@@ -53,13 +53,23 @@ struct originator_check {
 };
 originator_check resolve_originator(std::string_view path, const account_settings& account);
 
-// Validates a bare originator value (no brackets, no host part).
+// Validates a bare originator value (no brackets, no host part). A numeric
+// one in the "00" form goes out in the '+' form ("0039..." -> "+39...").
 originator_result classify_originator(std::string_view value);
+
+// Which 553 5.1.3 text a refused recipient gets (the texts are the SMTP
+// part's, src/smtp/replies.h); `why` completes each of them.
+enum class recipient_refusal : std::uint8_t {
+  invalid,              // "Invalid recipient: <why>"
+  needs_country_code,   // no '+' or "00", not valid with a country code first, no default_country
+  not_national_either,  // the same, and not a national number of the account's default_country
+};
 
 struct recipient_result {
   bool ok = false;
   std::string e164;            // "+<digits>" when ok
-  std::string why;             // when !ok: reason for 553 5.1.3
+  recipient_refusal refusal = recipient_refusal::invalid;
+  std::string why;             // when !ok: the short reason ("invalid length for country code 33")
 };
 
 // `path` is the RCPT TO path with angle brackets removed: "+39...", "0039...",
