@@ -89,6 +89,23 @@ std::size_t token_length(std::string_view s, char stop) {
   return quoted ? std::string_view::npos : s.size();
 }
 
+// Position of the last `c` outside quoted strings, or npos.
+std::size_t last_unquoted(std::string_view s, char c) {
+  std::size_t found = std::string_view::npos;
+  bool quoted = false;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (quoted) {
+      if (s[i] == '\\') ++i;
+      else if (s[i] == '"') quoted = false;
+    } else if (s[i] == '"') {
+      quoted = true;
+    } else if (s[i] == c) {
+      found = i;
+    }
+  }
+  return found;
+}
+
 std::string_view skip_spaces(std::string_view s) {
   while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
   return s;
@@ -133,7 +150,7 @@ command_line split_command(std::string_view line) {
   return {line.substr(0, space), skip_spaces(line.substr(space + 1))};
 }
 
-bool parse_path(std::string_view args, std::string_view keyword, path_args& out) {
+bool parse_path(std::string_view args, std::string_view keyword, path_args& out, display_names names) {
   if (!istarts_with(args, keyword)) return false;
   std::string_view rest = skip_spaces(args.substr(keyword.size()));
   if (rest.empty()) return false;
@@ -143,6 +160,15 @@ bool parse_path(std::string_view args, std::string_view keyword, path_args& out)
     if (len == std::string_view::npos || len + 1 >= rest.size()) return false;  // no closing '>'
     out.path = rest.substr(1, len);
     after = len + 2;
+    // "Name <addr>" given to curl or swaks comes as `<Name <addr>` (curl
+    // brackets the text up to its last '>') or `<Name <addr>>` (swaks): the
+    // address is what the inner '<' opens, and a second '>' closes the outer.
+    const std::size_t inner = names == display_names::accepted ? last_unquoted(out.path, '<')
+                                                               : std::string_view::npos;
+    if (inner != std::string_view::npos) {
+      out.path.remove_prefix(inner + 1);
+      if (after < rest.size() && rest[after] == '>') ++after;
+    }
   } else {
     const std::size_t len = token_length(rest, ' ');
     if (len == std::string_view::npos || len == 0) return false;

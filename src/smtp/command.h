@@ -107,11 +107,16 @@ command_line split_command(std::string_view line);
 // `keyword` is "FROM:" or "TO:". Accepts the bare form (`FROM: +39...`, first
 // token is the address), angle brackets, spaces after the colon, and quoted
 // local parts in both forms. The path comes back without its brackets.
+// With display_names::accepted, a display name before the address inside the
+// brackets (`<Name <addr>>`, `<Name <addr>`, as swaks and curl send a
+// command line's "Name <addr>") is dropped and the path is the inner address.
 struct path_args {
   std::string_view path;
   std::string_view params;
 };
-bool parse_path(std::string_view args, std::string_view keyword, path_args& out);
+enum class display_names : bool { refused, accepted };
+bool parse_path(std::string_view args, std::string_view keyword, path_args& out,
+                display_names names = display_names::refused);
 
 // One ESMTP parameter `KEY[=VALUE]`. next_param() takes the next one off
 // `rest` and returns false when none is left.

@@ -421,7 +421,9 @@ void session_machine::resolve(const rate_check_result& r) {
 
 bool session_machine::rcpt(const command_spec& row, std::string_view args) {
   path_args pa;
-  if (!parse_path(args, "TO:", pa)) return refuse(*row.syntax);
+  // PROTOCOL.md section 2 / issue 13: a lenient server takes the address
+  // out of a display name that a client passed through.
+  if (!parse_path(args, "TO:", pa, display_names::accepted)) return refuse(*row.syntax);
   std::string_view rest = pa.params;
   esmtp_param p;
   if (next_param(rest, p)) {

@@ -355,6 +355,45 @@ TEST(smtp_command_table, parse_path_forms) {
   EXPECT_FALSE(parse_path("FROM <a>", "FROM:", p));
 }
 
+// Issue 13 item 6: "Name <addr>" on swaks' or curl's command line reaches
+// RCPT as `<Name <addr>>` (swaks) or `<Name <addr>` (curl 7.88); the path is
+// the inner address. Only where the caller accepts display names (RCPT).
+TEST(smtp_command_table, parse_path_display_name) {
+  constexpr auto accepted = display_names::accepted;
+  path_args p;
+  ASSERT_TRUE(parse_path("TO:<Mario <00393331234567@host.example>>", "TO:", p, accepted));
+  EXPECT_EQ(p.path, "00393331234567@host.example");
+  EXPECT_EQ(p.params, "");
+  ASSERT_TRUE(parse_path("TO:<Mario <00393331234567@host.example>", "TO:", p, accepted));
+  EXPECT_EQ(p.path, "00393331234567@host.example");
+  ASSERT_TRUE(parse_path("TO: <Mario Rossi <+393331234567>> NOTIFY=NEVER", "TO:", p, accepted));
+  EXPECT_EQ(p.path, "+393331234567");
+  EXPECT_EQ(p.params, "NOTIFY=NEVER");
+  ASSERT_TRUE(parse_path("TO:<Mario <+393331234567> NOTIFY=NEVER", "TO:", p, accepted));
+  EXPECT_EQ(p.path, "+393331234567");
+  EXPECT_EQ(p.params, "NOTIFY=NEVER");
+  // A quoted display name may hold '<' and '>'.
+  ASSERT_TRUE(parse_path("TO:<\"Rossi <M> \" <+393331234567>>", "TO:", p, accepted));
+  EXPECT_EQ(p.path, "+393331234567");
+  ASSERT_TRUE(parse_path("TO:<<+393331234567>>", "TO:", p, accepted));
+  EXPECT_EQ(p.path, "+393331234567");
+  // A quoted local part with '<' is an address, not a display name.
+  ASSERT_TRUE(parse_path("TO:<\"a<b\"@x>", "TO:", p, accepted));
+  EXPECT_EQ(p.path, "\"a<b\"@x");
+  // The plain forms are unchanged.
+  ASSERT_TRUE(parse_path("TO:<+393331234567>", "TO:", p, accepted));
+  EXPECT_EQ(p.path, "+393331234567");
+  ASSERT_TRUE(parse_path("TO:+393331234567", "TO:", p, accepted));
+  EXPECT_EQ(p.path, "+393331234567");
+  EXPECT_FALSE(parse_path("TO:<Mario <+393331234567>>>", "TO:", p, accepted));
+  EXPECT_FALSE(parse_path("TO:<Mario <+393331234567>>x", "TO:", p, accepted));
+  EXPECT_FALSE(parse_path("TO:<Mario <+393331234567", "TO:", p, accepted));
+  // Where display names are not accepted (the default), the path is as before.
+  ASSERT_TRUE(parse_path("FROM:<Shop <+393401234567>", "FROM:", p));
+  EXPECT_EQ(p.path, "Shop <+393401234567");
+  EXPECT_FALSE(parse_path("FROM:<Shop <+393401234567>>", "FROM:", p));
+}
+
 TEST(smtp_command_table, esmtp_parameters) {
   std::string_view rest = "SIZE=100  BODY=8BITMIME SMTPUTF8";
   esmtp_param p;
