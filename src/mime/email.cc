@@ -225,6 +225,16 @@ void drop_leading_blank_lines(std::string& text) {
   text.erase(0, keep);
 }
 
+// The MMS id is stored in one form, the msg-id without its angle brackets:
+// RFC 5322 3.6.4 says they are not part of the id, GMime already gives
+// Message-ID that way, and an MM4 peer may write X-Mms-Message-ID with or
+// without them; so a lookup or a match finds the message whichever header
+// carried the id and however the peer bracketed it.
+std::string without_angle_brackets(std::string id) {
+  if (id.size() >= 2 && id.front() == '<' && id.back() == '>') return id.substr(1, id.size() - 2);
+  return id;
+}
+
 std::string header(GMimeObject* o, const char* name) { return trimmed(view(g_mime_object_get_header(o, name))); }
 
 // Counts the entities GMime built, as check_structure counts them (the
@@ -293,7 +303,7 @@ email_content parse_email(std::string_view body, const email_options& options) {
 
   e.mm4_forward = iequals(header(top, "X-Mms-Message-Type"), "MM4_forward.REQ");
   e.mm4_ack_requested = iequals(header(top, "X-Mms-Ack-Request"), "Yes");
-  e.message_id = header(top, "X-Mms-Message-ID");
+  e.message_id = without_angle_brackets(header(top, "X-Mms-Message-ID"));
   if (e.message_id.empty()) e.message_id = trimmed(view(g_mime_message_get_message_id(message.get())));
   e.mm4_transaction_id = header(top, "X-Mms-Transaction-ID");
   e.mm4_originator_system = header(top, "X-Mms-Originator-System");

@@ -228,7 +228,7 @@ TEST_F(content_test, mm4_forward_is_an_mms_only_for_an_mms_account) {
   const message& tx = messages[0].tx;
   EXPECT_TRUE(tx.is_mms);
   EXPECT_TRUE(tx.mm4_ack_owed) << "X-Mms-Ack-Request: Yes: an MM4_forward.RES is owed";
-  EXPECT_EQ(tx.mm4_message_id, "<20240101-0001@mms.example.net>");
+  EXPECT_EQ(tx.mm4_message_id, "20240101-0001@mms.example.net") << "stored without the msg-id's <>";
   EXPECT_EQ(tx.mm4_transaction_id, "T-20240101-0001");
   EXPECT_EQ(tx.mm4_originator_system, "system-user@mms.example.net");
   EXPECT_EQ(tx.originator, "+393401234567");
@@ -247,7 +247,7 @@ TEST_F(content_test, mm4_forward_is_an_mms_only_for_an_mms_account) {
                         "import sqlite3, sys; db = sqlite3.connect(sys.argv[1]); print(db.execute("
                         "'SELECT queue_id FROM checkpoint_message WHERE mm4_message_id = ?', (sys.argv[2],))"
                         ".fetchone()[0])",
-                        gw_->database(), "<20240101-0001@mms.example.net>"});
+                        gw_->database(), "20240101-0001@mms.example.net"});
   EXPECT_EQ(q.out, m[1].str() + "\n") << q.err;
 }
 

@@ -280,6 +280,26 @@ std::string mm4_request(bool ack) {
               "--m--\n");
 }
 
+// Issue 13 item 7: the MMS id is stored in one form, without the msg-id's
+// angle brackets (RFC 5322 3.6.4: they are not part of the id), whichever
+// header carried it and whether or not the peer bracketed it. Before, the
+// X-Mms-Message-ID kept them and the Message-ID (GMime) did not.
+TEST(mime_mms, message_id_in_one_form) {
+  auto a = account();
+  a.mms_enabled = true;
+  auto replace = [](std::string s, std::string_view from, std::string_view to) {
+    return s.replace(s.find(from), from.size(), to);
+  };
+  const std::string x_mms = "X-Mms-Message-ID: <MSG-42@mms.example.net>\r\n";
+  auto bracketed = read_content(mm4_request(false), a);
+  auto bare = read_content(replace(mm4_request(false), x_mms, "X-Mms-Message-ID: MSG-42@mms.example.net\r\n"), a);
+  auto from_message_id = read_content(replace(mm4_request(false), x_mms, ""), a);
+  ASSERT_TRUE(bracketed.ok && bare.ok && from_message_id.ok);
+  EXPECT_EQ(bracketed.mm4_message_id, "MSG-42@mms.example.net");
+  EXPECT_EQ(bare.mm4_message_id, "MSG-42@mms.example.net");
+  EXPECT_EQ(from_message_id.mm4_message_id, "smtp-1@mms.example.net");
+}
+
 TEST(mime_mms, mm4_forward_for_an_mms_account) {
   auto a = account();
   a.mms_enabled = true;
@@ -289,7 +309,7 @@ TEST(mime_mms, mm4_forward_for_an_mms_account) {
   EXPECT_TRUE(r.ack_owed);
   EXPECT_EQ(r.segments, 1u);
   EXPECT_EQ(r.text, "Auguri!");
-  EXPECT_EQ(r.mm4_message_id, "<MSG-42@mms.example.net>");
+  EXPECT_EQ(r.mm4_message_id, "MSG-42@mms.example.net");
   EXPECT_EQ(r.mm4_transaction_id, "T0001");
   EXPECT_EQ(r.mm4_originator_system, "system-user@mms.example.net");
   EXPECT_FALSE(read_content(mm4_request(false), a).ack_owed);

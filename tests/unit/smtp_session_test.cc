@@ -653,7 +653,7 @@ TEST(smtp_session, an_mms_is_priced_per_recipient_and_keeps_its_body) {
   const transaction& tx = o.committed[0];
   EXPECT_TRUE(tx.is_mms);
   EXPECT_TRUE(tx.mm4_ack_owed);
-  EXPECT_EQ(tx.mm4_message_id, "<m1@mmsc>");
+  EXPECT_EQ(tx.mm4_message_id, "m1@mmsc");  // stored without the msg-id's <>
   EXPECT_EQ(tx.body, mms);
   EXPECT_EQ(tx.sms_text, "Foto");
   EXPECT_EQ(tx.segments, 1u);

@@ -50,7 +50,7 @@ struct content_result {
   bool email = false;         // read as an e-mail (MIME), not as raw text
   bool mms = false;
   bool ack_owed = false;      // MM4_forward.REQ with X-Mms-Ack-Request: Yes
-  std::string mm4_message_id;         // X-Mms-Message-ID, else Message-ID
+  std::string mm4_message_id;         // X-Mms-Message-ID, else Message-ID; without <>
   std::string mm4_transaction_id;     // X-Mms-Transaction-ID
   std::string mm4_originator_system;  // X-Mms-Originator-System
 };
@@ -112,7 +112,7 @@ struct email_content {
   bool has_media = false;    // some image/*, audio/* or video/* part
   bool mm4_forward = false;  // X-Mms-Message-Type: MM4_forward.REQ
   bool mm4_ack_requested = false;
-  std::string message_id;    // X-Mms-Message-ID, else Message-ID
+  std::string message_id;    // X-Mms-Message-ID, else Message-ID; without <>
   std::string mm4_transaction_id;
   std::string mm4_originator_system;
   std::uint32_t parts = 0;   // MIME entities GMime built (see content_limits)

@@ -100,7 +100,7 @@ struct message {
   // MMS facts (MM4, PROTOCOL.md 3).
   bool is_mms = false;
   bool mm4_ack_owed = false;            // X-Mms-Ack-Request: Yes: an MM4_forward.RES is owed
-  std::string mm4_message_id;           // X-Mms-Message-ID, else Message-ID (MMS only)
+  std::string mm4_message_id;           // X-Mms-Message-ID, else Message-ID, without <> (MMS only)
   std::string mm4_transaction_id;       // X-Mms-Transaction-ID, echoed in the MM4_forward.RES
   std::string mm4_originator_system;    // X-Mms-Originator-System: where the RES goes
 
