@@ -92,6 +92,7 @@ class session_machine {
 
   // MAIL, RCPT
   bool mail_params(std::string_view params);
+  bool no_repeated_param(std::string_view params);
   void mail_ok();
   bool is_duplicate(const std::string& e164) const;
   void add_recipient(std::string e164);

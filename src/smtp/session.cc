@@ -368,11 +368,13 @@ bool session_machine::mail(const command_spec& row, std::string_view args) {
   return true;
 }
 
-// SIZE and BODY; anything else is refused. False once a refusal is sent.
-// SIZE is the client's estimate (RFC 1870): over the maximum it is refused
-// here, and otherwise it limits nothing (DATA holds the text to the
-// maximum), so it is not kept.
+// A repeated parameter first (the list as a whole is malformed), then each
+// parameter left to right: SIZE and BODY, anything else refused. False once a
+// refusal is sent. SIZE is the client's estimate (RFC 1870): over the maximum
+// it is refused here, and otherwise it limits nothing (DATA holds the text to
+// the maximum), so it is not kept.
 bool session_machine::mail_params(std::string_view params) {
+  if (!no_repeated_param(params)) return false;
   esmtp_param p;
   while (next_param(params, p)) {
     if (iequals(p.name, "SIZE")) {
@@ -389,6 +391,16 @@ bool session_machine::mail_params(std::string_view params) {
     }
   }
   return true;
+}
+
+// PROTOCOL.md 1: a MAIL or RCPT parameter given twice is a 501, before the
+// parameters are looked at one by one, so that it is answered the same
+// whether the name is known (MAIL's SIZE, BODY) or not (RCPT takes none).
+bool session_machine::no_repeated_param(std::string_view params) {
+  const std::string_view repeated = repeated_param(params);
+  if (repeated.empty()) return true;
+  send(replies::duplicate_parameter, repeated);
+  return false;
 }
 
 void session_machine::mail_ok() {
@@ -414,6 +426,7 @@ void session_machine::resolve(const rate_check_result& r) {
 bool session_machine::rcpt(const command_spec& row, std::string_view args) {
   path_args pa;
   if (!parse_path(args, "TO:", pa)) return refuse(*row.syntax);
+  if (!no_repeated_param(pa.params)) return false;
   std::string_view rest = pa.params;
   esmtp_param p;
   if (next_param(rest, p)) {

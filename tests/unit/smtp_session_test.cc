@@ -648,6 +648,24 @@ TEST(smtp_session, a_text_over_its_declared_size_is_accepted_up_to_the_maximum) 
   }
 }
 
+// PROTOCOL.md 1: a repeated parameter is a 501, which counts toward the error
+// limit (section 5) like every 501.
+TEST(smtp_session, a_repeated_parameter_is_a_counted_501) {
+  const auto cfg = config();
+  const auto pre = acme();
+  session s(cfg, {1, "::1"}, &pre);
+  owner o;
+  s.start();
+  std::string in = "EHLO x\r\n";
+  for (int i = 0; i < 9; ++i) in += "MAIL FROM:<ACME> SIZE=1 SIZE=1\r\n";
+  in += "MAIL FROM:<ACME> BODY=8BITMIME\r\nRCPT TO:<+393331234567> X=1 x=2\r\nNOOP\r\n";
+  const std::string out = o.drive(s, in);
+  EXPECT_EQ(count_of(out, "501 5.5.4 Duplicate parameter SIZE\r\n"), 9u) << out;
+  EXPECT_NE(out.find("250 2.1.0 ACME ...Sender Ok\r\n"), std::string::npos) << out;
+  EXPECT_TRUE(out.ends_with("501 5.5.4 Duplicate parameter x\r\n421 4.7.0 Too many errors\r\n")) << out;
+  EXPECT_TRUE(s.closing());
+}
+
 TEST(smtp_session, content_refusals_keep_the_session_in_sync) {
   const auto cfg = config();
   const auto pre = priced();
