@@ -93,7 +93,7 @@ void credit_leases::refund(account_id account, credit_units amount) {
 void credit_leases::refund_at_home(core::shard& home, const refund_mail& m) {
   credit_leases& self = at(home);
   const credit_units credited = self.channel_.credit(m.account, m.amount);
-  if (credited != m.amount) self.delta_.balance[m.account] += credited - m.amount;
+  if (credited != m.amount) self.delta_.add_credit(m.account, credited - m.amount);
 }
 
 // A top-up is a journal record on the home shard; the credit exists only

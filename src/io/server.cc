@@ -8,7 +8,6 @@
 #include <liburing.h>
 #include <unistd.h>
 
-#include <cstring>
 #include <stdexcept>
 
 #include "postino/io.h"
@@ -55,8 +54,9 @@ server::server(core::shard& shard, listener_set& listeners, request_handler& han
   const server_options& o = listeners.options();
   const int rc = buffers_.init(shard.ring(), o.buffer_count, o.buffer_size, 0);
   if (rc < 0)
-    throw std::runtime_error("provided-buffer ring (" + std::to_string(o.buffer_count) + " x " +
-                             std::to_string(o.buffer_size) + "): " + std::strerror(-rc));
+    throw std::runtime_error(core::errno_text("provided-buffer ring (" + std::to_string(o.buffer_count) + " x " +
+                                                  std::to_string(o.buffer_size) + ")",
+                                              -rc));
   slot_margin_ = std::max(1u, std::min(256u, shard.fixed_files() / 8));
   for (std::size_t l = 0; l < listeners.size(); ++l) {
     acceptors_.push_back(std::make_unique<acceptor>(*this, l, listeners.take_fd(shard.id(), l)));

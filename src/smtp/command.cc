@@ -195,6 +195,22 @@ bool next_param(std::string_view& rest, esmtp_param& out) {
   return true;
 }
 
+std::string_view repeated_param(std::string_view params) {
+  // A MAIL or RCPT line is at most 1024 octets, so a few dozen parameters:
+  // comparing each with the ones before it is cheap and allocates nothing.
+  std::string_view later = params;
+  esmtp_param p;
+  while (next_param(later, p)) {
+    if (p.name.empty()) continue;
+    // The parameters before this one: up to where its name starts.
+    std::string_view earlier = params.substr(0, static_cast<std::size_t>(p.name.data() - params.data()));
+    esmtp_param q;
+    while (next_param(earlier, q))
+      if (iequals(q.name, p.name)) return p.name;
+  }
+  return {};
+}
+
 bool parse_decimal(std::string_view s, std::uint64_t& out) {
   if (s.empty() || s.size() > 19) return false;
   out = 0;

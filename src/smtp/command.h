@@ -127,6 +127,12 @@ struct esmtp_param {
 };
 bool next_param(std::string_view& rest, esmtp_param& out);
 
+// The name of the first parameter in `params` whose name (case-insensitive,
+// RFC 5321 2.4) an earlier one already had, as the client spelt it the second
+// time; empty when every name is given once. Parameters without a name
+// (`=x`) are left to the unknown-parameter check.
+std::string_view repeated_param(std::string_view params);
+
 // Decimal without sign or spaces, no overflow; false otherwise.
 bool parse_decimal(std::string_view s, std::uint64_t& out);
 

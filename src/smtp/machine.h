@@ -91,7 +91,8 @@ class session_machine {
   void auth_failed();
 
   // MAIL, RCPT
-  bool mail_params(std::string_view params, std::uint64_t& size);
+  bool mail_params(std::string_view params);
+  bool no_repeated_param(std::string_view params);
   void mail_ok();
   bool is_duplicate(const std::string& e164) const;
   void add_recipient(std::string e164);
@@ -108,7 +109,6 @@ class session_machine {
   data_scanner text;
   key_set recipient_keys;
   std::string waiting_recipient;  // the RCPT whose credit check is pending
-  std::uint64_t declared_size = 0;
   std::optional<credit_units> cached_credit;  // a positive credit answer, this transaction
   std::size_t recipients_hint = 1;            // recipients of the last message committed
   unsigned errors = 0;

@@ -100,6 +100,7 @@ inline constexpr reply auth_temporary{"454 4.7.0 Temporary authentication failur
 inline constexpr reply auth_busy{"454 4.3.0 Authentication service busy, try again later"};
 inline constexpr reply account_suspended{"550 5.7.1 Account suspended"};
 inline constexpr reply unsupported_parameter{"555 5.5.4 Unsupported parameter "};  // + the name
+inline constexpr reply duplicate_parameter{"501 5.5.4 Duplicate parameter "};  // + the name
 inline constexpr reply size_exceeds_max{"552 5.3.4 Message size exceeds fixed maximum message size"};
 inline constexpr reply invalid_sender{"553 5.1.7 Invalid sender: "};                 // + why
 inline constexpr reply sender_not_allowed{"553 5.7.1 Sender not allowed for this account"};

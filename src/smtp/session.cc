@@ -352,8 +352,7 @@ bool session_machine::mail(const command_spec& row, std::string_view args) {
   if (account.status == account_status::suspended) return refuse(replies::account_suspended);
   path_args pa;
   if (!parse_path(args, "FROM:", pa)) return refuse(*row.syntax);
-  std::uint64_t size = 0;
-  if (!mail_params(pa.params, size)) return false;
+  if (!mail_params(pa.params)) return false;
   const sms::originator_check oc = sms::resolve_originator(pa.path, account);
   if (oc.not_allowed) return refuse(replies::sender_not_allowed);
   if (!oc.result.ok) {
@@ -365,7 +364,6 @@ bool session_machine::mail(const command_spec& row, std::string_view args) {
   if (config.delivery_backlog != nullptr &&
       config.delivery_backlog->load(std::memory_order_relaxed) >= config.delivery_backlog_limit)
     return refuse(replies::queue_full);
-  declared_size = size;
   tx.account = account.id;
   tx.originator = oc.result.value;
   tx.originator_type = oc.result.kind;
@@ -380,11 +378,17 @@ bool session_machine::mail(const command_spec& row, std::string_view args) {
   return true;
 }
 
-// SIZE and BODY; anything else is refused. False once a refusal is sent.
-bool session_machine::mail_params(std::string_view params, std::uint64_t& size) {
+// A repeated parameter first (the list as a whole is malformed), then each
+// parameter left to right: SIZE and BODY, anything else refused. False once a
+// refusal is sent. SIZE is the client's estimate (RFC 1870): over the maximum
+// it is refused here, and otherwise it limits nothing (DATA holds the text to
+// the maximum), so it is not kept.
+bool session_machine::mail_params(std::string_view params) {
+  if (!no_repeated_param(params)) return false;
   esmtp_param p;
   while (next_param(params, p)) {
     if (iequals(p.name, "SIZE")) {
+      std::uint64_t size = 0;
       if (!p.has_value || !parse_decimal(p.value, size)) return refuse(replies::bad_size);
       if (size > config.max_message_size) return refuse(replies::size_exceeds_max);
     } else if (iequals(p.name, "BODY")) {
@@ -397,6 +401,16 @@ bool session_machine::mail_params(std::string_view params, std::uint64_t& size) 
     }
   }
   return true;
+}
+
+// PROTOCOL.md 1: a MAIL or RCPT parameter given twice is a 501, before the
+// parameters are looked at one by one, so that it is answered the same
+// whether the name is known (MAIL's SIZE, BODY) or not (RCPT takes none).
+bool session_machine::no_repeated_param(std::string_view params) {
+  const std::string_view repeated = repeated_param(params);
+  if (repeated.empty()) return true;
+  send(replies::duplicate_parameter, repeated);
+  return false;
 }
 
 void session_machine::mail_ok() {
@@ -424,6 +438,7 @@ bool session_machine::rcpt(const command_spec& row, std::string_view args) {
   // PROTOCOL.md section 2 / issue 13: a lenient server takes the address
   // out of a display name that a client passed through.
   if (!parse_path(args, "TO:", pa, display_names::accepted)) return refuse(*row.syntax);
+  if (!no_repeated_param(pa.params)) return false;
   std::string_view rest = pa.params;
   esmtp_param p;
   if (next_param(rest, p)) {
@@ -492,10 +507,11 @@ void session_machine::resolve(const credit_check_result& r) {
 bool session_machine::data(const command_spec& row, std::string_view args) {
   if (!args.empty()) return refuse(*row.syntax);
   send(replies::start_data);
-  std::uint64_t limit = config.max_message_size;
-  if (declared_size != 0) limit = std::min(limit, declared_size);
   tx.body.clear();
-  text.start(limit, config.bare_newline == bare_newline_policy::reject);
+  // The maximum, never the client's SIZE= (an estimate, RFC 1870: curl and
+  // Python's smtplib declare the octets of an LF file, which is longer once
+  // its line ends are CRLF).
+  text.start(config.max_message_size, config.bare_newline == bare_newline_policy::reject);
   enter(phase::data, row.name);
   return true;
 }
@@ -577,7 +593,6 @@ void session_machine::finish_if_shutting_down() {
 // the phase.
 void session_machine::reset_transaction() {
   cached_credit.reset();
-  declared_size = 0;
   tx.account = 0;
   tx.originator.clear();
   tx.originator_type = originator_kind::numeric;

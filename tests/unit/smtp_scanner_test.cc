@@ -415,6 +415,21 @@ TEST(smtp_command_table, esmtp_parameters) {
   EXPECT_FALSE(parse_decimal("99999999999999999999", v));
 }
 
+TEST(smtp_command_table, a_repeated_parameter_is_named_as_written_the_second_time) {
+  EXPECT_EQ(repeated_param(""), "");
+  EXPECT_EQ(repeated_param("SIZE=10 BODY=8BITMIME"), "");
+  EXPECT_EQ(repeated_param("SIZE=10 SIZE=10"), "SIZE");
+  EXPECT_EQ(repeated_param("size=10  BODY=7BIT\tSize=20"), "Size");
+  EXPECT_EQ(repeated_param("SIZE=1 SIZE"), "SIZE");
+  EXPECT_EQ(repeated_param("FOO BAR=1 foo=2"), "foo");
+  // The first repeat in the list, not the first name that repeats.
+  EXPECT_EQ(repeated_param("A B B A"), "B");
+  // A name that only starts another one is no repeat; nameless tokens are
+  // left to the unknown-parameter check.
+  EXPECT_EQ(repeated_param("SIZE=1 SIZES=2 =x =x"), "");
+  EXPECT_EQ(repeated_param("SIZESIZE SIZE"), "");
+}
+
 TEST(smtp_command_table, command_line_limits_follow_the_table) {
   EXPECT_EQ(command_line_limit("NOOP xxxxx"), 512u);
   EXPECT_EQ(command_line_limit("MAIL FROM:"), 1024u);

@@ -133,6 +133,12 @@ session_config config() {
   return c;
 }
 
+std::size_t count_of(std::string_view out, std::string_view line) {
+  std::size_t n = 0;
+  for (std::size_t at = out.find(line); at != std::string_view::npos; at = out.find(line, at + line.size())) ++n;
+  return n;
+}
+
 std::string take(session& s) {
   std::string out = std::move(s.output());
   s.output().clear();
@@ -608,6 +614,56 @@ TEST(smtp_session, unit_prices_follow_each_recipient_and_are_reset) {
              "MAIL FROM:<ACME>\r\nRCPT TO:<+393331234567>\r\nDATA\r\nhi\r\n.\r\n");
   ASSERT_EQ(o.committed.size(), 2u);
   EXPECT_TRUE(o.committed[1].unit_prices.empty()) << "uniform prices carry no list";
+}
+
+// RFC 1870: SIZE= is the client's estimate. curl --upload-file and Python's
+// smtplib.sendmail(msg.as_bytes()) declare the octets of an LF file, which the
+// stored CRLF text exceeds; only the maximum refuses a text, at any read size.
+TEST(smtp_session, a_text_over_its_declared_size_is_accepted_up_to_the_maximum) {
+  auto cfg = config();
+  cfg.max_message_size = 1000;
+  std::string lf_text;
+  for (int i = 0; i < 40; ++i) lf_text += "line " + std::to_string(10 + i) + "\n";  // 8 octets each
+  const std::string in = "EHLO x\r\nMAIL FROM:<ACME> SIZE=" + std::to_string(lf_text.size()) +
+                         "\r\nRCPT TO:<+393331234567>\r\nDATA\r\n" + lf_text + "\r\n.\r\n"
+                         "MAIL FROM:<ACME> SIZE=1\r\nRCPT TO:<+393331234567>\r\nDATA\r\n" +
+                         std::string(998, 'x') + "\r\n.\r\n"
+                         "MAIL FROM:<ACME> SIZE=1\r\nRCPT TO:<+393331234567>\r\nDATA\r\n" +
+                         std::string(500, 'y') + "\r\n" + std::string(499, 'y') + "\r\n.\r\n"
+                         "QUIT\r\n";
+  for (std::size_t fragment : {std::size_t{1}, std::size_t{7}, std::size_t{64}, in.size()}) {
+    auto pre = acme();
+    pre.max_segments = 10;  // the texts are 1 to 7 segments
+    session s(cfg, {1, "::1"}, &pre);
+    owner o;
+    s.start();
+    const std::string out = o.drive(s, in, fragment);
+    ASSERT_EQ(o.committed.size(), 2u) << "fragment " << fragment << "\n" << out;
+    // Each LF stored as CRLF, and the terminator's CRLF (curl's) an empty line.
+    EXPECT_EQ(o.committed[0].body.size(), 40u * 9u + 2u);
+    EXPECT_EQ(o.committed[1].body, std::string(998, 'x') + "\r\n") << "at the maximum, declared 1";
+    // 1003 octets stored: over the maximum, whatever was declared.
+    EXPECT_EQ(count_of(out, "552 5.3.4 Message too big\r\n"), 1u) << out;
+    EXPECT_TRUE(out.ends_with("221 2.0.0 SMSC SMTP Server closing connection.\r\n")) << out;
+  }
+}
+
+// PROTOCOL.md 1: a repeated parameter is a 501, which counts toward the error
+// limit (section 5) like every 501.
+TEST(smtp_session, a_repeated_parameter_is_a_counted_501) {
+  const auto cfg = config();
+  const auto pre = acme();
+  session s(cfg, {1, "::1"}, &pre);
+  owner o;
+  s.start();
+  std::string in = "EHLO x\r\n";
+  for (int i = 0; i < 9; ++i) in += "MAIL FROM:<ACME> SIZE=1 SIZE=1\r\n";
+  in += "MAIL FROM:<ACME> BODY=8BITMIME\r\nRCPT TO:<+393331234567> X=1 x=2\r\nNOOP\r\n";
+  const std::string out = o.drive(s, in);
+  EXPECT_EQ(count_of(out, "501 5.5.4 Duplicate parameter SIZE\r\n"), 9u) << out;
+  EXPECT_NE(out.find("250 2.1.0 ACME ...Sender Ok\r\n"), std::string::npos) << out;
+  EXPECT_TRUE(out.ends_with("501 5.5.4 Duplicate parameter x\r\n421 4.7.0 Too many errors\r\n")) << out;
+  EXPECT_TRUE(s.closing());
 }
 
 TEST(smtp_session, content_refusals_keep_the_session_in_sync) {
