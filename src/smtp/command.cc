@@ -163,8 +163,10 @@ bool parse_path(std::string_view args, std::string_view keyword, path_args& out,
     // "Name <addr>" given to curl or swaks comes as `<Name <addr>` (curl
     // brackets the text up to its last '>') or `<Name <addr>>` (swaks): the
     // address is what the inner '<' opens, and a second '>' closes the outer.
-    const std::size_t inner = names == display_names::accepted ? last_unquoted(out.path, '<')
-                                                               : std::string_view::npos;
+    // find() (memchr) first: RCPT is the hot path and the usual path holds
+    // no '<'; only one that does is scanned for quotes.
+    const bool may_have_name = names == display_names::accepted && out.path.find('<') != std::string_view::npos;
+    const std::size_t inner = may_have_name ? last_unquoted(out.path, '<') : std::string_view::npos;
     if (inner != std::string_view::npos) {
       out.path.remove_prefix(inner + 1);
       if (after < rest.size() && rest[after] == '>') ++after;
