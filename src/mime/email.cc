@@ -259,6 +259,13 @@ void count_entities(GMimeObject* o, std::uint32_t depth, const content_limits& l
 
 }  // namespace
 
+// Valid UTF-8 with at least one byte past ASCII: a multi-byte sequence.
+bool has_multibyte_utf8(std::string_view bytes) {
+  const bool beyond_ascii =
+      std::any_of(bytes.begin(), bytes.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x80; });
+  return beyond_ascii && sms::is_valid_utf8(bytes);
+}
+
 std::string to_utf8(std::string_view bytes, std::string_view charset) {
   const auto as_utf8_or_1252 = [&] {
     if (sms::is_valid_utf8(bytes)) {
@@ -272,10 +279,13 @@ std::string to_utf8(std::string_view bytes, std::string_view charset) {
       iequals(charset, "ascii"))
     return as_utf8_or_1252();
   // WHATWG maps the Latin-1 labels to Windows-1252: senders that say
-  // ISO-8859-1 and send 0x80 mean the euro sign.
+  // ISO-8859-1 and send 0x80 mean the euro sign. But a client that declares
+  // Latin-1 over UTF-8 bytes (PHPMailer's default) is far likelier than
+  // Latin-1 text that happens to be valid UTF-8 with multi-byte sequences
+  // ("Ã¨" and the like): such bytes are read as the UTF-8 they are.
   if (iequals(charset, "iso-8859-1") || iequals(charset, "iso8859-1") || iequals(charset, "latin1") ||
       iequals(charset, "windows-1252") || iequals(charset, "cp1252") || iequals(charset, "latin-1"))
-    return sms::windows1252_to_utf8(bytes);
+    return has_multibyte_utf8(bytes) ? as_utf8_or_1252() : sms::windows1252_to_utf8(bytes);
   init_gmime();
   const std::string name(charset);
   iconv_t cd = g_mime_iconv_open("UTF-8", name.c_str());

@@ -233,6 +233,33 @@ TEST(mime_email, mixed_with_attachment_takes_the_body) {
   EXPECT_EQ(r.text, "Totale: 10\xE2\x82\xAC");
 }
 
+// Issue 13 item 4: PHPMailer's default declares ISO-8859-1 over UTF-8
+// bytes; such a part is read as UTF-8. Real Latin-1 (or 1252) bytes, which
+// are not valid UTF-8, are still read as Windows-1252.
+TEST(mime_email, latin1_declared_over_utf8_is_read_as_utf8) {
+  const std::string utf8 = "Ciao Gi\xC3\xB2, il caff\xC3\xA8 costa 2\xE2\x82\xAC";
+  for (const char* label : {"iso-8859-1", "ISO-8859-1", "windows-1252", "latin1"})
+    EXPECT_EQ(to_utf8(utf8, label), utf8) << label;
+  EXPECT_EQ(to_utf8("Ciao Gi\xF2, il caff\xE8 costa 2\x80", "iso-8859-1"), utf8) << "real Windows-1252";
+  EXPECT_EQ(to_utf8("plain ascii", "iso-8859-1"), "plain ascii");
+  auto r = read_content(crlf("MIME-Version: 1.0\n"
+                             "Content-Type: text/plain; charset=iso-8859-1\n"
+                             "Content-Transfer-Encoding: 8bit\n"
+                             "Subject: x\n\n" +
+                             utf8 + "\n"),
+                        account());
+  ASSERT_TRUE(r.ok) << refusal_name(r.refusal.kind);
+  EXPECT_EQ(r.text, utf8);
+  r = read_content(crlf("MIME-Version: 1.0\n"
+                        "Content-Type: text/plain; charset=iso-8859-1\n"
+                        "Content-Transfer-Encoding: quoted-printable\n"
+                        "Subject: x\n\n"
+                        "Ciao Gi=C3=B2, il caff=C3=A8 costa 2=E2=82=AC\n"),
+                   account());
+  ASSERT_TRUE(r.ok) << refusal_name(r.refusal.kind);
+  EXPECT_EQ(r.text, utf8) << "quoted-printable UTF-8 under a Latin-1 label";
+}
+
 TEST(mime_email, other_charsets_go_through_iconv) {
   EXPECT_EQ(to_utf8("\xE0\xE8", "iso-8859-7"), "\xCE\xB0\xCE\xB8");  // Greek ΰθ
   EXPECT_EQ(to_utf8("\xCF\xF0\xE8\xE2\xE5\xF2", "windows-1251"), "\xD0\x9F\xD1\x80\xD0\xB8\xD0\xB2\xD0\xB5\xD1\x82");

@@ -129,8 +129,10 @@ std::string html_to_text(std::string_view html_utf8);
 
 // Decodes `bytes` declared as `charset` (may be empty) to UTF-8: UTF-8 and
 // US-ASCII as they are when valid, ISO-8859-1 and Windows-1252 as
-// Windows-1252, others through GMime's iconv wrapper; whatever cannot be
-// decoded so is read as Windows-1252, the raw-mode rule.
+// Windows-1252 unless the bytes are valid UTF-8 with multi-byte sequences
+// (a mis-declared charset: read as UTF-8), others through GMime's iconv
+// wrapper; whatever cannot be decoded so is read as Windows-1252, the
+// raw-mode rule.
 std::string to_utf8(std::string_view bytes, std::string_view charset);
 
 }  // namespace postino::mime
