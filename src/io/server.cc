@@ -71,9 +71,10 @@ server::~server() {
   for (connection* c : graveyard_) delete c;
 }
 
+// Buffers are recycled only while CQEs are dispatched, so one commit after
+// the batch hands them all back; freeing connections recycles none.
 void server::after_batch() {
   buffers_.commit();
-  if (graveyard_.empty()) return;
   for (connection* c : graveyard_) {
     std::size_t i = c->index;
     connections_[i] = connections_.back();
@@ -82,7 +83,6 @@ void server::after_batch() {
     delete c;
   }
   graveyard_.clear();
-  buffers_.commit();
 }
 
 void server::begin_shutdown() {
