@@ -5,14 +5,16 @@
 #include "checkpointer.h"
 
 #include <cstdio>
+#include <utility>
 
 #include "gateway.h"
+#include "postino/mime.h"
 
 namespace postino::app {
 
 checkpointer::checkpointer(core::runtime& rt, std::unique_ptr<credit::checkpoint_store> store,
-                           std::chrono::milliseconds interval)
-    : rt_(rt), store_(std::move(store)), interval_(interval) {
+                           std::chrono::milliseconds interval, std::chrono::milliseconds text_retention)
+    : rt_(rt), store_(std::move(store)), interval_(interval), text_retention_(text_retention) {
   unsaved_.resize(rt_.shard_count());
   for (unsigned i = 0; i < rt_.shard_count(); ++i) unsaved_[i].shard = i;
   asked_.assign(rt_.shard_count(), false);
@@ -95,7 +97,9 @@ void checkpointer::once() {
   };
   bool any = false;
   for (unsigned i = 0; i < shards; ++i) any = any || moved(i);
+  sweep_texts();
   if (!any) return;
+  fill_parts();
   std::string error;
   if (!store_->write(unsaved_, error)) {
     if (!failing_) std::fprintf(stderr, "postino: checkpoint: %s (kept for the next one)\n", error.c_str());
@@ -112,6 +116,55 @@ void checkpointer::once() {
     unsaved_[i].sequence = sequence;
   }
   written_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void checkpointer::fill_parts() {
+  for (auto& d : unsaved_)
+    for (auto& m : d.accepted)
+      if (!m.mms_body.empty()) {
+        m.parts = index_parts(m.mms_body);
+        std::string().swap(m.mms_body);
+      }
+}
+
+void checkpointer::sweep_texts() {
+  const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::system_clock::now().time_since_epoch());
+  if (now <= text_retention_) return;
+  unsigned cleared = 0;
+  std::string error;
+  const auto before = static_cast<std::uint64_t>((now - text_retention_).count());
+  // With retention 0 a message is cleared at the first sweep after it was
+  // written, which may be the pass that wrote it.
+  if (!store_->clear_texts(text_retention_.count() == 0 ? before + 1 : before, texts_per_sweep, cleared, error)) {
+    if (!sweep_failing_) std::fprintf(stderr, "postino: message index text sweep: %s (tried again)\n", error.c_str());
+    sweep_failing_ = true;
+    return;
+  }
+  sweep_failing_ = false;
+}
+
+std::string index_parts(std::string_view mime_body) {
+  std::string out;
+  for (const auto& p : mime::list_parts(mime_body))
+    out += (out.empty() ? "" : "\n") + p.content_type + " " + std::to_string(p.bytes);
+  return out;
+}
+
+bool checkpointer::write_final(std::vector<credit::journal_delta> last, std::string& error) {
+  std::vector<credit::journal_delta> late;
+  {
+    std::lock_guard lock(mailbox_->mutex);
+    late.swap(mailbox_->deltas);  // answers that came after the last round
+  }
+  for (auto& d : late)
+    if (d.shard < unsaved_.size()) unsaved_[d.shard].merge(std::move(d));
+  for (auto& d : last)
+    if (d.shard < unsaved_.size()) unsaved_[d.shard].merge(std::move(d));
+  fill_parts();
+  if (!store_->write(unsaved_, error)) return false;
+  written_.fetch_add(1, std::memory_order_relaxed);
+  return true;
 }
 
 }  // namespace postino::app

@@ -15,6 +15,8 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -25,8 +27,12 @@ namespace postino::app {
 
 class checkpointer {
  public:
+  // `text_retention`: how long the message index keeps a message's text
+  // ([index] text_retention_days); each pass clears at most
+  // texts_per_sweep older ones, so a backlog drains without a long write.
   checkpointer(core::runtime& rt, std::unique_ptr<credit::checkpoint_store> store,
-               std::chrono::milliseconds interval);
+               std::chrono::milliseconds interval, std::chrono::milliseconds text_retention);
+  static constexpr unsigned texts_per_sweep = 1000;
   ~checkpointer();
   checkpointer(const checkpointer&) = delete;
   checkpointer& operator=(const checkpointer&) = delete;
@@ -34,6 +40,12 @@ class checkpointer {
   void start();
   // Stops the thread (after the checkpoint in progress, if any).
   void stop();
+  // After stop() and once every shard has ended: folds the shards' last
+  // deltas (final_deltas) with whatever is still unsaved and writes them,
+  // so the checkpoint covers every journal to its end. False with `error`
+  // when the write fails (start-up replays the journals then, as after a
+  // crash).
+  bool write_final(std::vector<credit::journal_delta> last, std::string& error);
   std::uint64_t written() const { return written_.load(std::memory_order_relaxed); }
 
  private:
@@ -44,10 +56,14 @@ class checkpointer {
   };
   void run();
   void once();
+  void fill_parts();
+  void sweep_texts();
 
   core::runtime& rt_;
   std::unique_ptr<credit::checkpoint_store> store_;
   std::chrono::milliseconds interval_;
+  std::chrono::milliseconds text_retention_;
+  bool sweep_failing_ = false;
   std::shared_ptr<mailbox> mailbox_ = std::make_shared<mailbox>();
   std::vector<credit::journal_delta> unsaved_;  // per shard, in shard order
   std::vector<bool> asked_;                     // an answer is still due
@@ -59,5 +75,10 @@ class checkpointer {
   bool failing_ = false;
   std::thread thread_;
 };
+
+// An MMS's parts as the message index stores them ("<type> <bytes>" per
+// line), read from its MIME body. Parses the body: call it off the
+// acknowledgement path (the checkpoint thread, start-up).
+std::string index_parts(std::string_view mime_body);
 
 }  // namespace postino::app

@@ -86,7 +86,11 @@ void committer::durable(waiter* w) {
     return c.complete();
   }
   core::shard_metrics::bump(shard_.metrics().messages_accepted);
-  // The journal has written the body and reads the message no more.
+  // The journal has written the body and reads the message no more. An
+  // MMS's body goes with the index row until the checkpoint thread has
+  // listed its parts (a move, no parse here).
+  std::string index_body;
+  if (w->accepted->is_mms) index_body = std::move(w->accepted->body);
   std::string().swap(w->accepted->body);
   const std::uint64_t now = core::unix_ms();
   if (engine_ != nullptr) {
@@ -99,6 +103,7 @@ void committer::durable(waiter* w) {
   r.recipients = &w->accepted->recipients;  // the 250 line lists them
   if (!c.gone()) smtp_of(c).resolve(r);
   delta_.add_message(w->id.format(), w->id.sequence, now, std::move(w->accepted));
+  delta_.accepted.back().mms_body = std::move(index_body);
   c.complete();
 }
 

@@ -38,6 +38,7 @@
 #include <ctime>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
@@ -50,6 +51,7 @@
 #include "postino/config.h"
 #include "postino/credit.h"
 #include "postino/message_state.h"
+#include "postino/spool.h"
 
 namespace {
 
@@ -325,6 +327,14 @@ std::string json_field(const nlohmann::json& answer, const char* name) {
   return answer[name].dump();
 }
 
+// The "balance" of an admin account answer: the home shard's balance, the
+// 235 line's CREDIT.
+postino::credit_units live_balance(const nlohmann::json& answer) {
+  if (!answer.contains("balance") || !answer["balance"].is_number_integer())
+    fail(exit_usage, "admin endpoint: no integer 'balance' in " + answer.dump());
+  return answer["balance"].get<postino::credit_units>();
+}
+
 // `who` as an account id: digits only, within 64 bits.
 std::optional<std::uint64_t> account_id_of(const std::string& who) {
   std::uint64_t id = 0;
@@ -433,15 +443,59 @@ int account_add(const options& o) {
   return exit_ok;
 }
 
+// ---- The spendable credit ----
+
+// Where a shown credit figure comes from. The store's accounts.credit column
+// alone is only the initial credit plus offline top-ups: the spendable
+// credit adds the checkpoint's journal delta and whatever the journals hold
+// past the checkpoint (DESIGN.md "Durability and credit").
+enum class credit_source : std::uint8_t {
+  live,        // the running gateway's home shard (the 235 line's CREDIT)
+  checkpoint,  // column + checkpoint delta; the checkpoint covers every journal
+  journal,     // column + checkpoint delta + journal records past it (a crash)
+};
+
+struct spendable {
+  std::map<postino::account_id, postino::credit_units> credit;
+  credit_source source = credit_source::checkpoint;
+  std::uint64_t uncovered_records = 0;  // journal records past the checkpoint, with a credit effect
+};
+
+// Defined with the message index reader below.
+spendable stored_spendable(const options& o, const std::string& db, const std::vector<stored_account>& accounts);
+
+// The spendable credit of `accounts`: live when the gateway runs and its
+// admin endpoint is known, else from the store and the journals.
+spendable spendable_credit(const options& o, const std::string& db, const std::vector<stored_account>& accounts);
+
+// " (live)" and the like after a credit figure: said where the reader would
+// otherwise take it for the checkpoint's figure.
+std::string source_note(const spendable& c) {
+  switch (c.source) {
+    case credit_source::live: return " (live)";
+    case credit_source::checkpoint: return "";
+    case credit_source::journal:
+      return " (checkpoint + " + std::to_string(c.uncovered_records) + " journal record(s) past it)";
+  }
+  return "";
+}
+
+postino::credit_units credit_of(const spendable& c, const stored_account& a) {
+  const auto it = c.credit.find(a.settings.id);
+  return it != c.credit.end() ? it->second : a.credit_checkpoint;
+}
+
 int account_list(const options& o) {
   auto store = open_store(database_path(o), false);
   auto accounts = store->list();
   if (!store->last_error().empty()) fail(exit_usage, store->last_error());
+  const spendable credit = spendable_credit(o, database_path(o), accounts);
+  if (credit.source != credit_source::checkpoint) std::fprintf(stderr, "postino-ctl: CREDIT is%s\n", source_note(credit).c_str());
   std::vector<std::vector<std::string>> rows = {
       {"ID", "USERNAME", "STATUS", "CREDIT", "UNIT PRICE", "DEFAULT ORIGINATOR"}};
   for (const auto& a : accounts)
     rows.push_back({std::to_string(a.settings.id), a.settings.username,
-                    postino::status_name(a.settings.status), std::to_string(a.credit_checkpoint),
+                    postino::status_name(a.settings.status), std::to_string(credit_of(credit, a)),
                     std::to_string(a.settings.unit_price), a.settings.default_originator});
   std::vector<std::size_t> width(rows[0].size(), 0);
   for (const auto& r : rows)
@@ -473,12 +527,19 @@ int account_show(const options& o) {
       live = admin_call(o, *e, "GET", "/accounts/" + std::to_string(s.id));
     else
       std::fprintf(stderr, "postino-ctl: the gateway is running but no admin endpoint is known "
-                           "(use --admin or -c); showing the stored figures only\n");
+                           "(use --admin or -c); credit is read from the store and the journals\n");
   }
   std::printf("id: %llu\n", static_cast<unsigned long long>(s.id));
   std::printf("username: %s\n", s.username.c_str());
   std::printf("status: %s\n", postino::status_name(s.status));
-  std::printf("credit: %lld\n", static_cast<long long>(a.credit_checkpoint));
+  spendable credit;
+  if (live) {
+    credit.source = credit_source::live;
+    credit.credit[s.id] = live_balance(*live);
+  } else {
+    credit = stored_spendable(o, db, {a});
+  }
+  std::printf("credit: %lld%s\n", static_cast<long long>(credit_of(credit, a)), source_note(credit).c_str());
   std::printf("default originator: %s\n",
               s.default_originator.empty() ? "(none)" : s.default_originator.c_str());
   std::printf("allowed originators: %s\n",
@@ -728,6 +789,104 @@ class index_reader {
   std::string path_;
 };
 
+// Per shard, the journal sequence the checkpoint covers.
+std::map<unsigned, std::uint64_t> checkpoint_positions(index_reader& db) {
+  std::map<unsigned, std::uint64_t> out;
+  if (!db.has_table("checkpoint_journal")) return out;
+  index_reader::query q(db, "SELECT shard, sequence FROM checkpoint_journal");
+  while (q.next()) out[static_cast<unsigned>(q.integer(0))] = static_cast<std::uint64_t>(q.integer(1));
+  return out;
+}
+
+std::map<postino::account_id, postino::credit_units> checkpoint_deltas(index_reader& db) {
+  std::map<postino::account_id, postino::credit_units> out;
+  if (!db.has_table("checkpoint_balance")) return out;
+  index_reader::query q(db, "SELECT account, journal_delta FROM checkpoint_balance");
+  while (q.next()) out[static_cast<postino::account_id>(q.integer(0))] = q.integer(1);
+  return out;
+}
+
+// The shard of a "journal-<n>" directory (decimal, below 256), as the gateway names them.
+std::optional<unsigned> journal_shard(const std::string& name) {
+  if (!name.starts_with("journal-")) return std::nullopt;
+  const std::string digits = name.substr(8);
+  unsigned shard = 0;
+  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), shard);
+  if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size() || shard > 255) return std::nullopt;
+  return shard;
+}
+
+// The credit effect of every journal record past the checkpoint's position,
+// read without changing the journals (the same sums start-up makes: debits
+// of messages, top-ups, refunds and refunded segments).
+struct journal_effects {
+  std::map<postino::account_id, postino::credit::wide_credit> effect;
+  std::uint64_t records = 0;
+
+  void add(postino::account_id account, postino::credit::wide_credit amount) {
+    effect[account] += amount;
+    ++records;
+  }
+  void visit(const postino::spool::record& r) {
+    using postino::spool::record_type;
+    if (r.type == record_type::message) add(r.tx.account, -r.tx.price);
+    if (r.type == record_type::top_up || r.type == record_type::refund) add(r.account, r.amount);
+    if (r.type == record_type::delivery_final && r.delivery.refund != 0) add(r.delivery.account, r.delivery.refund);
+  }
+};
+
+journal_effects uncovered_effects(const std::string& data_dir, const std::map<unsigned, std::uint64_t>& covered) {
+  journal_effects out;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(data_dir, ec)) {
+    const auto shard = journal_shard(entry.path().filename().string());
+    if (!shard || !entry.is_directory()) continue;
+    const auto position = covered.find(*shard);
+    const std::uint64_t after = position == covered.end() ? 0 : position->second;
+    std::string error;
+    const bool read = postino::spool::read_journal(entry.path().string(), [&](postino::spool::record& r) {
+      if (r.sequence > after) out.visit(r);
+    }, error);
+    if (!read) fail(exit_usage, "cannot read the journal: " + error);
+  }
+  return out;
+}
+
+spendable stored_spendable(const options& o, const std::string& db, const std::vector<stored_account>& accounts) {
+  index_reader reader(db);
+  const auto deltas = checkpoint_deltas(reader);
+  const journal_effects journals = uncovered_effects(data_dir_of(o), checkpoint_positions(reader));
+  spendable out;
+  out.source = journals.records > 0 ? credit_source::journal : credit_source::checkpoint;
+  out.uncovered_records = journals.records;
+  for (const auto& a : accounts) {
+    const auto id = a.settings.id;
+    const auto delta = deltas.find(id);
+    const auto effect = journals.effect.find(id);
+    // Summed and cut to 0..max_balance exactly as the gateway's start-up does.
+    out.credit[id] = postino::credit::resolve_start_balance(id, a.credit_checkpoint,
+                                                            delta == deltas.end() ? 0 : delta->second,
+                                                            effect == journals.effect.end() ? 0 : effect->second)
+                         .balance;
+  }
+  return out;
+}
+
+spendable spendable_credit(const options& o, const std::string& db, const std::vector<stored_account>& accounts) {
+  if (lock_is_held(db)) {
+    if (auto e = find_endpoint(o)) {
+      spendable out;
+      out.source = credit_source::live;
+      for (const auto& a : accounts)
+        out.credit[a.settings.id] = live_balance(admin_call(o, *e, "GET", "/accounts/" + std::to_string(a.settings.id)));
+      return out;
+    }
+    std::fprintf(stderr, "postino-ctl: the gateway is running but no admin endpoint is known (use --admin or -c); "
+                         "CREDIT is read from the store and the journals\n");
+  }
+  return stored_spendable(o, db, accounts);
+}
+
 std::string utc_time(long long unix_ms) {
   const std::time_t t = static_cast<std::time_t>(unix_ms / 1000);
   std::tm tm{};
@@ -752,6 +911,14 @@ struct segment_row {
 struct indexed_message {
   long long account = 0, accepted_ms = 0, price = 0, recipient_count = 0, segments = 1;
   std::vector<std::string> recipients;  // E.164, in RCPT order; may be empty
+  // What was sent (issue 13); absent from rows written before it.
+  bool content_known = false;           // the row has the columns and was written with them
+  std::string originator;
+  std::optional<std::string> text;      // nullopt: cleared by the retention sweep, or never stored
+  bool text_cleared = false;
+  long long data_coding = -1;
+  std::vector<std::string> parts;       // an MMS: "<type> <bytes>"
+  std::vector<std::string> unit_prices; // per recipient, when they differ
 };
 
 std::vector<std::string> split_lines(const std::string& list) {
@@ -784,6 +951,24 @@ indexed_message read_message(index_reader& db, const std::string& queue_id) {
   out.segments = std::max(1LL, m.integer(4));
   if (!m.null(5)) out.recipients = split_lines(m.text(5));
   return out;
+}
+
+// The content columns of a row, when the database has them.
+void read_content(index_reader& db, const std::string& queue_id, indexed_message& out) {
+  if (!db.has_column("checkpoint_message", "text_cleared") || !db.has_column("checkpoint_message", "unit_prices"))
+    return;
+  index_reader::query q(db, "SELECT originator, text, text_cleared, data_coding, parts, unit_prices "
+                            "FROM checkpoint_message WHERE queue_id = ?1");
+  q.bind(1, queue_id);
+  if (!q.next()) return;
+  // A row written before the columns existed has neither an originator nor a text.
+  out.content_known = !q.null(0) || !q.null(1) || q.integer(2) != 0;
+  out.originator = q.text(0);
+  if (!q.null(1)) out.text = q.text(1);
+  out.text_cleared = q.integer(2) != 0;
+  out.data_coding = q.null(3) ? -1 : q.integer(3);
+  if (!q.null(4)) out.parts = split_lines(q.text(4));
+  if (!q.null(5)) out.unit_prices = split_lines(q.text(5));
 }
 
 std::string username_of(index_reader& db, long long account) {
@@ -846,9 +1031,52 @@ postino::message_state overall_state(const std::vector<recipient_summary>& recip
   return overall;
 }
 
+std::string one_line(const std::string& text);
+
+// The message's content lines: originator, text (or why there is none), its
+// encoding, an MMS's parts. A row from before the index kept content says so.
+void print_content(const indexed_message& m) {
+  if (!m.content_known) {
+    std::printf("text: (not in the index: accepted before it kept texts)\n");
+    return;
+  }
+  std::printf("originator: %s\n", m.originator.empty() ? "(none)" : m.originator.c_str());
+  if (m.text)
+    std::printf("text: %s\n", one_line(*m.text).c_str());
+  else
+    std::printf("text: (cleared: past the index's text retention, [index] text_retention_days)\n");
+  if (m.parts.empty() && m.data_coding >= 0)
+    std::printf("encoding: %s\n", m.data_coding == 8 ? "UCS-2" : m.data_coding == 0 ? "GSM 03.38" : "other");
+  if (!m.parts.empty()) {
+    std::printf("parts: %zu\n", m.parts.size());
+    for (std::size_t i = 0; i < m.parts.size(); ++i) {
+      const auto space = m.parts[i].rfind(' ');
+      const std::string type = space == std::string::npos ? m.parts[i] : m.parts[i].substr(0, space);
+      const std::string bytes = space == std::string::npos ? "?" : m.parts[i].substr(space + 1);
+      std::printf("  part %zu %s %s bytes\n", i, type.c_str(), bytes.c_str());
+    }
+  }
+}
+
+// "price per recipient: +39333... 2, +44... 5" when prefix prices made them
+// differ (the index stores per-segment prices then).
+void print_recipient_prices(const indexed_message& m) {
+  if (m.unit_prices.empty()) return;
+  std::string line;
+  for (std::size_t i = 0; i < m.unit_prices.size(); ++i) {
+    long long unit = 0;
+    const std::string& p = m.unit_prices[i];
+    std::from_chars(p.data(), p.data() + p.size(), unit);
+    const std::string who = i < m.recipients.size() ? m.recipients[i] : "#" + std::to_string(i);
+    line += (line.empty() ? "" : ", ") + who + " " + std::to_string(unit * m.segments);
+  }
+  std::printf("price per recipient: %s\n", line.c_str());
+}
+
 int message_show(const options& o) {
   index_reader db(database_path(o));
-  const indexed_message m = read_message(db, o.queue_id);
+  indexed_message m = read_message(db, o.queue_id);
+  read_content(db, o.queue_id, m);
   const std::string username = username_of(db, m.account);
   const std::vector<segment_row> rows = read_segments(db, o.queue_id);
   const std::vector<recipient_summary> recipients = summarize(m, rows);
@@ -856,7 +1084,9 @@ int message_show(const options& o) {
   std::printf("queue_id: %s\n", o.queue_id.c_str());
   std::printf("account: %s (%lld)\n", username.c_str(), m.account);
   std::printf("accepted: %s\n", utc_time(m.accepted_ms).c_str());
+  print_content(m);
   std::printf("price: %lld\n", m.price);
+  print_recipient_prices(m);
   std::printf("segments: %lld\n", m.segments);
   std::printf("state: %s\n", postino::state_name(overall_state(recipients, !rows.empty())));
   for (std::size_t i = 0; i < recipients.size(); ++i) {

@@ -41,6 +41,14 @@ class gateway_handler final : public core::service,
     commit_.hand_off_to(engine_.get());
   }
 
+  // Destroyed on the shard's thread once it has drained (every journal
+  // record durable, the mailboxes emptied): what the checkpoint thread has
+  // not taken yet goes to the gateway's final checkpoint.
+  ~gateway_handler() override {
+    engine_.reset();
+    if (services_->last_deltas) services_->last_deltas->put(take_delta());
+  }
+
   void handle(io::connection& c) override {
     switch (smtp_of(c).pending()) {
       case smtp::request_kind::authenticate: return auth_.authenticate(c);

@@ -10,6 +10,7 @@
 
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -23,6 +24,27 @@
 
 namespace postino::app {
 
+// What each shard's journal made durable since its last checkpoint, handed
+// over by the shard's handler as the shard ends (on its own thread, after
+// the last record is durable), so the gateway's clean stop writes a final
+// checkpoint that covers every journal: an offline postino-ctl then reads
+// the balance the gateway would have reported.
+class final_deltas {
+ public:
+  void put(credit::journal_delta d) {
+    std::lock_guard lock(mutex_);
+    deltas_.push_back(std::move(d));
+  }
+  std::vector<credit::journal_delta> take() {
+    std::lock_guard lock(mutex_);
+    return std::move(deltas_);
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<credit::journal_delta> deltas_;
+};
+
 struct gateway_services {
   credit::hash_pool* pool = nullptr;  // AUTH checks; shared by all shards, outlives their threads
   // The content step of bodies too costly for a shard's loop (e-mails, big
@@ -34,6 +56,8 @@ struct gateway_services {
   std::vector<std::vector<std::pair<account_id, credit_units>>> balances;
   // SMPP delivery (issue 7); null or !enabled(): accepted messages stay queued.
   std::shared_ptr<delivery::shared_state> delivery;
+  // Filled as the shards end (see final_deltas); null: nobody collects them.
+  std::shared_ptr<final_deltas> last_deltas = std::make_shared<final_deltas>();
 };
 
 // What each shard runs, in order: its journal (when `journals` has one for

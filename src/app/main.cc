@@ -137,11 +137,13 @@ struct journal_totals {
 void fold(credit::journal_delta& d, spool::record& r, unsigned node_id, unsigned shard) {
   switch (r.type) {
     case spool::record_type::message: {
+      std::string parts = r.tx.is_mms ? app::index_parts(r.tx.body) : std::string();
       std::string body = std::move(r.tx.body);
       auto indexed = std::make_shared<const message>(r.tx);
       r.tx.body = std::move(body);
       const queue_id id{static_cast<std::uint8_t>(node_id), static_cast<std::uint8_t>(shard), r.sequence};
       d.add_message(id.format(), r.sequence, r.unix_ms, std::move(indexed));
+      d.accepted.back().parts = std::move(parts);
       break;
     }
     case spool::record_type::top_up:
@@ -459,7 +461,8 @@ worker_pools start_pools(const gateway_config& config, app::gateway_services& se
 std::unique_ptr<app::checkpointer> start_checkpointer(const gateway_config& config, core::runtime& rt,
                                                       std::unique_ptr<credit::checkpoint_store> store) {
   if (config.checkpoint_interval_s == 0) return nullptr;
-  auto c = std::make_unique<app::checkpointer>(rt, std::move(store), std::chrono::seconds(config.checkpoint_interval_s));
+  auto c = std::make_unique<app::checkpointer>(rt, std::move(store), std::chrono::seconds(config.checkpoint_interval_s),
+                                               std::chrono::hours(24) * config.index_text_retention_days);
   c->start();
   return c;
 }
@@ -569,6 +572,10 @@ int main(int argc, char** argv) {
   rt->stop();
   rt->join();  // every shard drained: sessions closed, journals at pending() == 0
   admin->stop();
+  // Every journal is at its end: the final checkpoint covers all of it, so
+  // the store's balances are what the gateway reported (postino-ctl offline).
+  if (checkpointer && !checkpointer->write_final(services->last_deltas->take(), error))
+    say("final checkpoint: " + error + " (the next start replays the journals)");
   pools = worker_pools{};  // after the shards: their jobs post to them
   rt.reset();
   replay.journals.clear();

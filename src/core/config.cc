@@ -511,8 +511,8 @@ void read_document(const toml_reader& r, const toml::table& doc, parse_state& st
                    const std::string& source) {
   r.check_keys_of<gateway_config>(doc, "",
                                   {"hostname", "log_level", "data_dir", "database", "create_demo_account",
-                                   "ports_file", "admin", "journal", "listener", "smsc", "route", "delivery",
-                                   "limits"});
+                                   "ports_file", "admin", "journal", "index", "listener", "smsc", "route",
+                                   "delivery", "limits"});
   gateway_config& c = st.config;
   for (const auto& [k, v] : doc) {
     const std::string key(k.str());
@@ -545,6 +545,13 @@ void read_document(const toml_reader& r, const toml::table& doc, parse_state& st
       if (auto* n = t.get("segment_bytes"))
         c.journal_segment_bytes =
             static_cast<std::uint64_t>(r.integer(*n, "journal.segment_bytes", 1 << 20, 1ll << 40));
+    } else if (key == "index") {
+      // The message index (postino-ctl message show): how long it keeps a
+      // message's text; 0 clears it at the checkpoint thread's next sweep.
+      const auto& t = r.table(v, key);
+      r.check_keys(t, "index.", {"text_retention_days"});
+      if (auto* n = t.get("text_retention_days"))
+        c.index_text_retention_days = static_cast<unsigned>(r.integer(*n, "index.text_retention_days", 0, 36500));
     } else if (key == "listener") {
       const toml::array* arr = v.as_array();
       if (arr == nullptr || !arr->is_array_of_tables())

@@ -67,7 +67,13 @@ std::string schema() {
          " state TEXT NOT NULL DEFAULT 'queued',"
          " mm4_message_id TEXT,"
          " recipient_list TEXT,"            // E.164 numbers, newline-separated
-         " segments INTEGER NOT NULL DEFAULT 1);"
+         " segments INTEGER NOT NULL DEFAULT 1,"
+         " originator TEXT,"
+         " text TEXT,"                      // NULL once the retention sweep cleared it
+         " text_cleared INTEGER NOT NULL DEFAULT 0,"
+         " data_coding INTEGER,"
+         " parts TEXT,"                     // an MMS: "<type> <bytes>" per leaf part
+         " unit_prices TEXT);"              // per recipient, newline-separated; NULL: all alike
          "CREATE TABLE IF NOT EXISTS checkpoint_delivery ("
          " queue_id TEXT NOT NULL,"
          " recipient_index INTEGER NOT NULL,"
@@ -100,7 +106,10 @@ std::string index_sql() {
   return "CREATE INDEX IF NOT EXISTS checkpoint_message_mm4 ON checkpoint_message (mm4_message_id)"
          " WHERE mm4_message_id IS NOT NULL;"
          "CREATE INDEX IF NOT EXISTS checkpoint_message_open ON checkpoint_message (state)"
-         " WHERE state NOT IN " + final_states() + ";";
+         " WHERE state NOT IN " + final_states() + ";"
+         // The retention sweep's: only rows that still hold a text.
+         "CREATE INDEX IF NOT EXISTS checkpoint_message_text ON checkpoint_message (accepted_ms)"
+         " WHERE text IS NOT NULL;";
 }
 
 // Columns added to checkpoint_message since its first version, in order.
@@ -112,6 +121,12 @@ constexpr added_column added_message_columns[] = {
     {"mm4_message_id", "ALTER TABLE checkpoint_message ADD COLUMN mm4_message_id TEXT"},
     {"recipient_list", "ALTER TABLE checkpoint_message ADD COLUMN recipient_list TEXT"},
     {"segments", "ALTER TABLE checkpoint_message ADD COLUMN segments INTEGER NOT NULL DEFAULT 1"},
+    {"originator", "ALTER TABLE checkpoint_message ADD COLUMN originator TEXT"},
+    {"text", "ALTER TABLE checkpoint_message ADD COLUMN text TEXT"},
+    {"text_cleared", "ALTER TABLE checkpoint_message ADD COLUMN text_cleared INTEGER NOT NULL DEFAULT 0"},
+    {"data_coding", "ALTER TABLE checkpoint_message ADD COLUMN data_coding INTEGER"},
+    {"parts", "ALTER TABLE checkpoint_message ADD COLUMN parts TEXT"},
+    {"unit_prices", "ALTER TABLE checkpoint_message ADD COLUMN unit_prices TEXT"},
 };
 
 // Credit sums that cannot overflow: stored deltas saturate at the int64
@@ -185,7 +200,7 @@ void journal_delta::add_message(std::string queue_id, std::uint64_t sequence, st
   // Prices are never negative (the journal's decoder refuses them): -price fits.
   add_credit(m->account, -m->price);
   ++messages[m->account];
-  accepted.push_back({std::move(queue_id), sequence, accepted_ms, std::move(m)});
+  accepted.push_back({std::move(queue_id), sequence, accepted_ms, std::move(m), {}, {}});
 }
 
 void journal_delta::add_credit(account_id account, credit_units amount) {
@@ -397,8 +412,9 @@ struct checkpoint_statements {
         // then (delivery may have moved its state on).
         message(db,
                 "INSERT OR IGNORE INTO checkpoint_message (queue_id, account, shard, sequence, price, "
-                "recipients, accepted_ms, mm4_message_id, recipient_list, segments) "
-                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
+                "recipients, accepted_ms, mm4_message_id, recipient_list, segments, originator, text, "
+                "data_coding, parts, unit_prices) "
+                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"),
         delivery(db, delivery_sql().c_str()),
         inbound(db,
                 "INSERT OR IGNORE INTO checkpoint_inbound (shard, sequence, smsc, source, destination, "
@@ -430,6 +446,17 @@ struct checkpoint_statements {
   message_state_update states;
 };
 
+// The per-recipient segment prices as the index stores them: one line per
+// recipient, or empty (NULL) when they are all alike, the even share.
+std::string distinct_unit_prices(const postino::message& m) {
+  if (m.unit_prices.size() != m.recipients.size() || m.unit_prices.empty()) return {};
+  if (std::all_of(m.unit_prices.begin(), m.unit_prices.end(), [&](credit_units p) { return p == m.unit_prices[0]; }))
+    return {};
+  std::string out;
+  for (credit_units p : m.unit_prices) out += (out.empty() ? "" : "\n") + std::to_string(p);
+  return out;
+}
+
 // One delta's balances, accepted messages and journal position.
 bool write_accepted(checkpoint_statements& st, const journal_delta& d, sqlite3_int64 now) {
   for (const auto& [id, amount] : d.balance) {
@@ -440,10 +467,12 @@ bool write_accepted(checkpoint_statements& st, const journal_delta& d, sqlite3_i
     const postino::message& accepted = *m.accepted;
     static const std::string none;
     const std::string recipient_list = join(accepted.recipients, "\n");
+    const std::string unit_prices = distinct_unit_prices(accepted);
     if (!st.message.run(m.queue_id, accepted.account, d.shard, m.sequence, accepted.price,
                         accepted.recipients.size(), m.accepted_ms,
                         text_or_null{accepted.is_mms ? accepted.mm4_message_id : none}, text_or_null{recipient_list},
-                        accepted.segments))
+                        accepted.segments, text_or_null{accepted.originator}, accepted.sms_text,
+                        accepted.data_coding, text_or_null{m.parts}, text_or_null{unit_prices}))
       return false;
   }
   return st.journal.run(d.shard, d.sequence, now);
@@ -508,6 +537,24 @@ bool checkpoint_store::write(const std::vector<journal_delta>& deltas, const std
     impl_->rollback();
     return false;
   }
+  return true;
+}
+
+bool checkpoint_store::clear_texts(std::uint64_t accepted_before_ms, unsigned max_rows, unsigned& cleared,
+                                   std::string& error) {
+  cleared = 0;
+  // One statement, one implicit transaction, bounded by max_rows: the
+  // partial index finds the oldest texts without a scan.
+  statement sweep(impl_->db,
+                  "UPDATE checkpoint_message SET text = NULL, text_cleared = 1 WHERE queue_id IN ("
+                  " SELECT queue_id FROM checkpoint_message WHERE text IS NOT NULL AND accepted_ms < ?1"
+                  " ORDER BY accepted_ms LIMIT ?2)");
+  if (!sweep.ok() || !sweep.run(static_cast<sqlite3_int64>(std::min<std::uint64_t>(accepted_before_ms, INT64_MAX)),
+                                max_rows)) {
+    error = impl_->error();
+    return false;
+  }
+  cleared = static_cast<unsigned>(sqlite3_changes(impl_->db));
   return true;
 }
 

@@ -371,6 +371,27 @@ bool open_newest(const journal_options& options, const segment& newest, recovere
 
 }  // namespace
 
+bool read_journal(const std::string& dir, const std::function<void(record&)>& visit, std::string& error) {
+  std::error_code ec;
+  if (!fs::exists(dir, ec)) return true;  // a shard that never wrote has no journal
+  std::vector<std::unique_ptr<segment>> segments;
+  if (!list_segments(dir, segments, error)) return false;
+  for (auto& s : segments) {
+    if (!s->file.map(s->path, error)) return false;
+    s->limit = s->file.size();
+  }
+  auto seals = find_seals(segments);
+  for (auto& s : segments) {
+    auto it = seals.find(s->name);
+    if (it != seals.end() && s.get() != segments.back().get()) s->limit = std::min(it->second, s->file.size());
+    // A bad record only ends this segment's walk: judging damage is
+    // start-up's business, a reader reports what it can read.
+    if (!walk(*s, error)) return false;
+  }
+  visit_all(segments, visit);
+  return true;
+}
+
 bool recover(const journal_options& options, const std::function<void(record&)>& visit,
              recovered_state& state, std::string& error) {
   if (!open_directory(options.dir, state.dir_fd, error)) return false;

@@ -118,6 +118,11 @@ struct gateway_config {
   // sustained load (open-loop W1 fell from 52k to 17k msgs/s while it ran),
   // and the message index lagged by as much.
   unsigned checkpoint_interval_s = 1;
+  // [index] text_retention_days: the message index keeps a message's text
+  // (or an MMS's text part) this long after acceptance, then the checkpoint
+  // thread clears it; states, originator, price and MMS part sizes stay.
+  // 0: cleared at the next sweep (within a checkpoint interval or so).
+  unsigned index_text_retention_days = 7;
   bool create_demo_account = true;    // on an empty database
   std::string admin_address = "127.0.0.1";  // loopback only (checked): 127.0.0.0/8, ::1, localhost
   std::uint16_t admin_port = 0;        // 0: no admin endpoint

@@ -203,6 +203,13 @@ class credential_cache {
 //                      destination, text, received_ms)
 // and checkpoint_message gains `recipient_list` (newline-separated E.164
 // numbers) and `segments` columns, added to older databases when missing.
+// What was sent (issue 13) adds, the same way: `originator`, `text` (the SMS
+// text, or an MMS's text part; NULL once the retention sweep cleared it),
+// `text_cleared` (1 after the sweep: "gone", not "never stored"),
+// `data_coding`, `parts` (an MMS's leaf parts, "<type> <bytes>" per line)
+// and `unit_prices` (newline-separated per-recipient segment prices, NULL
+// when every recipient paid the same). The text is kept in the index only,
+// never again in the journal, whose segments go once messages are final.
 struct journal_delta {
   struct message {
     std::string queue_id;
@@ -212,6 +219,14 @@ struct journal_delta {
     // price, recipients in order (postino-ctl message show), segments, and
     // for an MMS its MM4 message id. Its body is not read.
     std::shared_ptr<const postino::message> accepted;
+    // An MMS's parts as the index stores them ("<type> <bytes>" lines),
+    // filled off the acknowledgement path (the checkpoint thread, or
+    // start-up) from the body; empty for an SMS.
+    std::string parts;
+    // An MMS's MIME body, moved here when its record became durable (the
+    // message itself drops it then) and kept only until the checkpoint
+    // thread has listed its parts; empty otherwise.
+    std::string mms_body;
   };
   // One segment's delivery state changed (issue 7): a submitted or
   // delivery_final record became durable on this shard's journal.
@@ -320,6 +335,11 @@ class checkpoint_store {
   // failure nothing is written.
   bool write(const std::vector<journal_delta>& deltas, std::string& error) { return write(deltas, {}, error); }
   bool write(const std::vector<journal_delta>& deltas, const std::vector<balance_row>& rows, std::string& error);
+  // The text retention sweep: clears the text of at most `max_rows`
+  // messages accepted before `accepted_before_ms` (oldest first; states and
+  // the rest of the row stay). `cleared` says how many; fewer than
+  // max_rows means none is left for now.
+  bool clear_texts(std::uint64_t accepted_before_ms, unsigned max_rows, unsigned& cleared, std::string& error);
 
  private:
   struct impl;

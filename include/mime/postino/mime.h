@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "postino/account.h"
 #include "postino/sms.h"
@@ -120,6 +121,16 @@ struct email_content {
   bool over_limits = false;  // parts or depth over options.limits: nothing else is filled
 };
 email_content parse_email(std::string_view body, const email_options& options);
+
+// The leaf parts of an MMS (or any MIME message) for the message index:
+// each part's content type (lower case, without parameters) and its size
+// once its transfer encoding is undone, in document order, at most
+// `max_parts` of them (src/mime/parts.cc).
+struct mime_part_summary {
+  std::string content_type;
+  std::uint64_t bytes = 0;
+};
+std::vector<mime_part_summary> list_parts(std::string_view body, std::size_t max_parts = 100);
 
 // Readable text from an HTML document given as UTF-8 (libxml2's HTML parser,
 // no network, errors ignored): block elements and <br> become line breaks,

@@ -176,6 +176,14 @@ class journal {
 // count is published in the shard's metrics. `j` outlives the service.
 std::unique_ptr<core::service> attach_to_shard(journal& j, core::shard& shard);
 
+// Reads a journal directory without changing it (postino-ctl's offline
+// balance): every record up to each segment's first zero header or bad
+// record, seals respected, passed to `visit` in order. No torn tail is cut
+// and nothing is created; a directory that does not exist has no records.
+// False with `error` only when a file cannot be read or a checked record
+// does not decode.
+bool read_journal(const std::string& dir, const std::function<void(record&)>& visit, std::string& error);
+
 #ifdef POSTINO_TEST_HOOKS
 namespace test_hooks {
 // The next `count` group fdatasyncs (writes) of any journal in this process
