@@ -164,6 +164,7 @@ bool checkpointer::write_final(std::vector<credit::journal_delta> last, std::str
   fill_parts();
   if (!store_->write(unsaved_, error)) return false;
   written_.fetch_add(1, std::memory_order_relaxed);
+  sweep_texts();
   return true;
 }
 

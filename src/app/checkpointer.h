@@ -37,6 +37,7 @@ class checkpointer {
   checkpointer(const checkpointer&) = delete;
   checkpointer& operator=(const checkpointer&) = delete;
 
+  // Starts the periodic thread; without it only write_final writes.
   void start();
   // Stops the thread (after the checkpoint in progress, if any).
   void stop();

@@ -10,6 +10,11 @@
 // may change a running account's credit and cached logins; `account show`
 // then adds the live balance and leases; every other write refuses. Reads
 // work alongside the gateway thanks to SQLite's WAL mode.
+// The credit `account show` and `list` print is the spendable credit: live
+// from the admin endpoint while the gateway runs, else accounts.credit plus
+// the checkpoint's journal delta plus the journals' records past the
+// checkpoint (read without changing them: none after a clean stop, whose
+// final checkpoint covers everything; some after a crash, and then it says so).
 // The message index is read on a read-only connection of its own, so
 // `message show` and `inbound list` never write and never wait for the lock.
 // Exit codes: 0 done, 1 usage or operational error (a non-2xx admin answer
@@ -17,8 +22,9 @@
 // does not have), 2 no such account or a
 // conflict (duplicate name, credit out of range), 3 the gateway holds the
 // lock and no admin endpoint is known.
-// Everything it touches is its own: command-line strings, account copies and
-// the client, token and answer of its one admin request.
+// Everything it touches is its own: command-line strings, account copies,
+// the journal records it sums, and the client, token and answer of each
+// admin request.
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -468,16 +474,22 @@ spendable stored_spendable(const options& o, const std::string& db, const std::v
 // admin endpoint is known, else from the store and the journals.
 spendable spendable_credit(const options& o, const std::string& db, const std::vector<stored_account>& accounts);
 
-// " (live)" and the like after a credit figure: said where the reader would
-// otherwise take it for the checkpoint's figure.
-std::string source_note(const spendable& c) {
+// Where the figure comes from, in words: "live", "checkpoint + 3 journal
+// record(s) past it"; empty for the checkpoint that covers every journal,
+// the one case a reader needs no note for.
+std::string source_words(const spendable& c) {
   switch (c.source) {
-    case credit_source::live: return " (live)";
+    case credit_source::live: return "live";
     case credit_source::checkpoint: return "";
-    case credit_source::journal:
-      return " (checkpoint + " + std::to_string(c.uncovered_records) + " journal record(s) past it)";
+    case credit_source::journal: return "checkpoint + " + std::to_string(c.uncovered_records) + " journal record(s) past it";
   }
   return "";
+}
+
+// " (live)" and the like after a credit figure.
+std::string source_note(const spendable& c) {
+  const std::string words = source_words(c);
+  return words.empty() ? words : " (" + words + ")";
 }
 
 postino::credit_units credit_of(const spendable& c, const stored_account& a) {
@@ -490,7 +502,8 @@ int account_list(const options& o) {
   auto accounts = store->list();
   if (!store->last_error().empty()) fail(exit_usage, store->last_error());
   const spendable credit = spendable_credit(o, database_path(o), accounts);
-  if (credit.source != credit_source::checkpoint) std::fprintf(stderr, "postino-ctl: CREDIT is%s\n", source_note(credit).c_str());
+  if (credit.source != credit_source::checkpoint)
+    std::fprintf(stderr, "postino-ctl: CREDIT: %s\n", source_words(credit).c_str());
   std::vector<std::vector<std::string>> rows = {
       {"ID", "USERNAME", "STATUS", "CREDIT", "UNIT PRICE", "DEFAULT ORIGINATOR"}};
   for (const auto& a : accounts)
@@ -1220,7 +1233,7 @@ const ctl_command account_commands[] = {
      true, account_add},
     {"set", "change an account's settings (only those given)", {account_argument}, true, account_set},
     {"list", "list accounts", {}, false, account_list},
-    {"show", "show one account", {account_argument}, false, account_show},
+    {"show", "show one account (credit: the spendable credit)", {account_argument}, false, account_show},
     {"password", "change an account's password",
      {account_argument, {"--password", &options::password, "new password ('-' reads one line from stdin)", required}},
      false, account_password},
@@ -1247,7 +1260,9 @@ const ctl_command price_commands[] = {
 };
 
 const ctl_command message_commands[] = {
-    {"show", "state per recipient and segment (the index is written every checkpoint_interval_s)",
+    {"show",
+     "what was sent (originator, text or MMS parts, segments, price) and the state per recipient and segment "
+     "(the index is written every checkpoint_interval_s)",
      {{"queue-id", &options::queue_id, "the queue id of the 250 reply", required}}, false, message_show},
 };
 

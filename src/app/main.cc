@@ -460,10 +460,10 @@ worker_pools start_pools(const gateway_config& config, app::gateway_services& se
 
 std::unique_ptr<app::checkpointer> start_checkpointer(const gateway_config& config, core::runtime& rt,
                                                       std::unique_ptr<credit::checkpoint_store> store) {
-  if (config.checkpoint_interval_s == 0) return nullptr;
   auto c = std::make_unique<app::checkpointer>(rt, std::move(store), std::chrono::seconds(config.checkpoint_interval_s),
                                                std::chrono::hours(24) * config.index_text_retention_days);
-  c->start();
+  // checkpoint_interval 0: no periodic checkpoint, only the final one at a clean stop.
+  if (config.checkpoint_interval_s != 0) c->start();
   return c;
 }
 

@@ -48,6 +48,7 @@ TEST(config, defaults) {
   EXPECT_EQ(c->auth_workers, 2u);
   EXPECT_EQ(c->auth_queue, 4096u);
   EXPECT_EQ(c->journal_segment_bytes, 64u << 20);
+  EXPECT_EQ(c->index_text_retention_days, 7u);
   EXPECT_TRUE(c->create_demo_account);
   EXPECT_EQ(c->admin_address, "127.0.0.1");
   EXPECT_EQ(c->admin_port, 0);
@@ -75,6 +76,7 @@ TEST(config, shipped_example_parses) {
   EXPECT_EQ(c->hostname, "mx.example");
   EXPECT_EQ(c->shards, 2u);
   EXPECT_EQ(c->journal_segment_bytes, 67108864u);
+  EXPECT_EQ(c->index_text_retention_days, 7u);
   ASSERT_EQ(c->listeners.size(), 2u);
   EXPECT_EQ(c->listeners[0].address, "0.0.0.0");
   EXPECT_EQ(c->listeners[0].session.hostname, "smtp.mx.example");
@@ -228,6 +230,20 @@ TEST(config, hostile_numbers_name_file_line_and_key) {
   expect_error("[delivery]\nvalidity_s = nan\n", {"test.toml:2: delivery.validity_s:", "got a float"});
   expect_error("[limits]\nmime_max_parts = 4294967297\n", {"test.toml:2: limits.mime_max_parts:", "out of range"});
   expect_error("[limits]\nmax_pending_output = -1\n", {"test.toml:2: limits.max_pending_output:", "out of range"});
+  expect_error("[index]\n\ntext_retention_days = -1\n", {"test.toml:3: index.text_retention_days:", "out of range 0..36500"});
+  expect_error("[index]\ntext_retention_days = 36501\n", {"test.toml:2: index.text_retention_days:", "out of range"});
+  expect_error("[index]\ntext_retention_days = \"7\"\n", {"test.toml:2: index.text_retention_days:"});
+  expect_error("[index]\ntext_retention = 7\n", {"test.toml:2:", "index.text_retention"});
+}
+
+TEST(config, index_text_retention) {
+  std::string error;
+  auto c = parse("[index]\ntext_retention_days = 0\n", error);
+  ASSERT_TRUE(c.has_value()) << error;
+  EXPECT_EQ(c->index_text_retention_days, 0u);
+  c = parse("[index]\ntext_retention_days = 36500\n", error);
+  ASSERT_TRUE(c.has_value()) << error;
+  EXPECT_EQ(c->index_text_retention_days, 36500u);
 }
 
 TEST(config, boundary_values_are_accepted) {

@@ -172,6 +172,63 @@ TEST_F(checkpoint_test, message_index_keeps_recipients_and_segments) {
   EXPECT_EQ(open_messages(*s), 2u);
 }
 
+// What was sent (issue 13): originator, text, data coding, an MMS's parts
+// and per-recipient prices only when they differ.
+TEST_F(checkpoint_test, message_index_keeps_what_was_sent) {
+  auto s = open();
+  ASSERT_TRUE(s);
+  auto sms = message("S1", {"+393330000000", "+447911123456"}, 1);
+  auto sent = std::make_shared<postino::message>(*sms.accepted);
+  sent->originator = "ACME";
+  sent->sms_text = "Ciao\nciao";
+  sent->data_coding = 8;
+  sent->unit_prices = {1, 3};
+  sms.accepted = sent;
+  auto even = message("S2", {"+393330000000", "+393330000001"}, 1);
+  auto alike = std::make_shared<postino::message>(*even.accepted);
+  alike->unit_prices = {2, 2};
+  even.accepted = alike;
+  auto mms = message("M1", {"+393330000000"}, 1);
+  mms.parts = "text/plain 15\nimage/jpeg 51";
+  ASSERT_TRUE(write(*s, {with_messages(0, {sms, even, mms})}));
+  auto r = rows("SELECT originator, text, data_coding, coalesce(parts, 'NULL'), coalesce(unit_prices, 'NULL'), "
+                "text_cleared FROM checkpoint_message ORDER BY queue_id");
+  ASSERT_EQ(r.size(), 3u);
+  EXPECT_EQ(r[0], (std::vector<std::string>{"NULL", "", "0", "text/plain 15\nimage/jpeg 51", "NULL", "0"}));
+  EXPECT_EQ(r[1], (std::vector<std::string>{"ACME", "Ciao\nciao", "8", "NULL", "1\n3", "0"}));
+  EXPECT_EQ(r[2][4], "NULL") << "alike prices are the even share: not stored";
+}
+
+// The retention sweep clears the oldest texts first, at most max_rows per
+// call, and leaves the rest of the row.
+TEST_F(checkpoint_test, text_sweep_is_bounded_and_keeps_the_row) {
+  auto s = open();
+  ASSERT_TRUE(s);
+  std::vector<journal_delta::message> ms;
+  for (int i = 0; i < 5; ++i) {
+    auto m = message("T" + std::to_string(i), {"+393330000000"}, 1);
+    auto text = std::make_shared<postino::message>(*m.accepted);
+    text->sms_text = "secret " + std::to_string(i);
+    m.accepted = text;
+    m.accepted_ms = 1000 + static_cast<std::uint64_t>(i);
+    ms.push_back(std::move(m));
+  }
+  ASSERT_TRUE(write(*s, {with_messages(0, ms)}));
+  unsigned cleared = 0;
+  std::string error;
+  ASSERT_TRUE(s->clear_texts(1004, 2, cleared, error)) << error;
+  EXPECT_EQ(cleared, 2u);
+  ASSERT_TRUE(s->clear_texts(1004, 2, cleared, error)) << error;
+  EXPECT_EQ(cleared, 2u);
+  ASSERT_TRUE(s->clear_texts(1004, 2, cleared, error)) << error;
+  EXPECT_EQ(cleared, 0u) << "T4 is not older than the cut";
+  auto r = rows("SELECT queue_id, coalesce(text, 'NULL'), text_cleared, state, price FROM checkpoint_message "
+                "ORDER BY queue_id");
+  ASSERT_EQ(r.size(), 5u);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(r[i][1] + "/" + r[i][2] + "/" + r[i][3] + "/" + r[i][4], "NULL/1/queued/1");
+  EXPECT_EQ(r[4][1], "secret 4");
+}
+
 TEST_F(checkpoint_test, in_order_deliveries_reach_the_final_state) {
   auto s = open();
   ASSERT_TRUE(s);
@@ -369,6 +426,13 @@ TEST_F(checkpoint_test, old_database_is_migrated) {
   for (const auto& r : rows("PRAGMA table_info(checkpoint_message)")) columns[r[1]] = r[2];
   EXPECT_EQ(columns["recipient_list"], "TEXT");
   EXPECT_EQ(columns["segments"], "INTEGER");
+  for (const char* c : {"originator", "text", "parts", "unit_prices"}) EXPECT_EQ(columns[c], "TEXT") << c;
+  EXPECT_EQ(columns["text_cleared"], "INTEGER");
+  EXPECT_EQ(columns["data_coding"], "INTEGER");
+  EXPECT_EQ(one("SELECT coalesce(text, 'NULL') || '/' || text_cleared FROM checkpoint_message "
+                "WHERE queue_id = 'OLD1'"),
+            "NULL/0")
+      << "an old row: never stored, not cleared";
   EXPECT_EQ(one("SELECT segments || '/' || coalesce(recipient_list, 'NULL') || '/' || mm4_message_id "
                 "FROM checkpoint_message WHERE queue_id = 'OLD2'"),
             "1/NULL/mm4-id");
