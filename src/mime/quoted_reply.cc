@@ -19,7 +19,9 @@
 //   schreef ...:";
 // - an Outlook-style separator ("-----Original Message-----", "-----
 //   Messaggio originale-----", German, French, Spanish, Portuguese, Dutch
-//   forms) and everything after it.
+//   forms), or Outlook's newer header block ("From: ..." directly followed
+//   by "Sent: ...", localized, with the underscore line above it), and
+//   everything after it.
 // What is not: an HTML reply's <blockquote> (html_to_text leaves no '>'),
 // forwarded messages ("---------- Forwarded message ----------" is what the
 // sender means to send). A text the cut would leave blank is returned as it
@@ -117,7 +119,17 @@ bool opens_attribution(const std::string& n) {
 }
 
 // An Outlook-style separator: dashes, a phrase, dashes.
+// The first non-blank byte, lower-cased ('\0' for a blank line): a cheap
+// filter before a line is normalized (most lines are never normalized).
+char first_letter(std::string_view s) {
+  const std::size_t at = s.find_first_not_of(" \t");
+  if (at == std::string_view::npos) return '\0';
+  const char c = s[at];
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
 bool is_original_separator(std::string_view s) {
+  if (first_letter(s) != '-') return false;
   std::string n = normalized(s);
   if (!n.starts_with("---")) return false;
   const std::size_t first = n.find_first_not_of('-');
@@ -130,6 +142,34 @@ bool is_original_separator(std::string_view s) {
                              "message d'origine", "mensaje original", "mensagem original", "oorspronkelijk bericht"})
     if (phrase == p) return true;
   return false;
+}
+
+// Outlook's newer reply header, with no dashed separator: "From: <name>"
+// directly followed by "Sent: <date>" (and its Italian, German, French,
+// Spanish, Portuguese forms); often under a line of underscores, which
+// then goes too. Returns the first line to cut, or npos.
+constexpr std::array<opener_verb, 6> outlook_header_pairs = {{{"from:", "sent:"},
+                                                             {"da:", "inviato:"},
+                                                             {"von:", "gesendet:"},
+                                                             {"de :", "envoy\xC3\xA9 :"},
+                                                             {"de:", "envoy\xC3\xA9:"},
+                                                             {"de:", "enviado"}}};
+
+std::size_t outlook_header_at(std::string_view text, const std::vector<line>& lines, std::size_t i) {
+  if (i + 1 >= lines.size()) return std::string_view::npos;
+  const char letter = first_letter(text.substr(lines[i].begin, lines[i].end - lines[i].begin));
+  if (letter != 'f' && letter != 'd' && letter != 'v') return std::string_view::npos;
+  const std::string first = normalized(text.substr(lines[i].begin, lines[i].end - lines[i].begin));
+  const std::string second = normalized(text.substr(lines[i + 1].begin, lines[i + 1].end - lines[i + 1].begin));
+  bool pair = false;
+  for (const auto& p : outlook_header_pairs)
+    if (first.starts_with(p.opener) && second.starts_with(p.verb)) pair = true;
+  if (!pair) return std::string_view::npos;
+  if (i > 0) {
+    const std::string above = normalized(text.substr(lines[i - 1].begin, lines[i - 1].end - lines[i - 1].begin));
+    if (above.size() >= 10 && above.find_first_not_of('_') == std::string::npos) return i - 1;
+  }
+  return i;
 }
 
 // Marks the attribution (one or two lines) above the quote block that starts
@@ -157,8 +197,9 @@ void mark_attribution(std::string_view text, std::vector<line>& lines, std::size
 void mark_quotes(std::string_view text, std::vector<line>& lines) {
   for (std::size_t i = 0; i < lines.size(); ++i) {
     const std::string_view s = text.substr(lines[i].begin, lines[i].end - lines[i].begin);
-    if (is_original_separator(s)) {
-      for (std::size_t k = i; k < lines.size(); ++k) lines[k].cut = true;
+    std::size_t from = is_original_separator(s) ? i : outlook_header_at(text, lines, i);
+    if (from != std::string_view::npos) {
+      for (std::size_t k = from; k < lines.size(); ++k) lines[k].cut = true;
       return;
     }
     if (!is_quoted(s)) continue;

@@ -371,6 +371,22 @@ TEST(mime_email_defaults, nested_quotes_and_outlook_separators) {
                          account())
                 .text,
             "Confermo.");
+  // Outlook's newer header block, under its underscore line or bare.
+  EXPECT_EQ(read_content(plain_mail("Confermo.\n\n________________________________\nFrom: Anna <anna@example.com>\n"
+                                    "Sent: Monday, November 30, 2026 10:12 AM\nTo: Mario\nSubject: x\n\nAllora?\n"),
+                         account())
+                .text,
+            "Confermo.");
+  EXPECT_EQ(read_content(plain_mail("Confermo.\n\nDa: Anna\nInviato: luned\xC3\xAC 30 novembre 2026 10:12\n"
+                                    "A: Mario\nOggetto: x\n\nAllora?\n"),
+                         account())
+                .text,
+            "Confermo.");
+  EXPECT_EQ(read_content(plain_mail("OK\n\nDe : Anna\nEnvoy\xC3\xA9 : lundi 30 novembre 2026\n\nAlors ?\n"), account())
+                .text,
+            "OK");
+  EXPECT_EQ(read_content(plain_mail("Da: Mario\nTel. 333\n"), account()).text, "Da: Mario\nTel. 333")
+      << "one header-like line is the sender's own";
   // A line of dashes of the sender's own is not a separator.
   EXPECT_EQ(read_content(plain_mail("Totale\n-----\n12 euro\n"), account()).text, "Totale\n-----\n12 euro");
 }
