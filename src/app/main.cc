@@ -568,6 +568,7 @@ int main(int argc, char** argv) {
   if (!take_database_lock(config, lock, error)) return fail(1, error);
   std::unique_ptr<credit::account_store> store = credit::account_store::open(config.database, error);
   if (!store) return fail(1, "cannot open " + config.database + ": " + error);
+  for (const std::string& note : store->migration_notes()) say("migrated: " + note);
   // admin_port 0 means no admin endpoint, except that with a ports file
   // (tests, supervisors) it listens on an ephemeral port and says where. Its
   // token is loaded or created now, under the lock.

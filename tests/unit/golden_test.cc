@@ -190,6 +190,8 @@ fake_account parse_account(const std::vector<std::string>& w, const std::string&
     else if (key == "content_mode") a.settings.content = parse_content_mode(value).value_or(content_mode::automatic);
     else if (key == "subject_prefix") a.settings.subject_prefix = value == "yes";
     else if (key == "strip_signature") a.settings.strip_signature = value == "yes";
+    else if (key == "strip_quoted_reply") a.settings.strip_quoted_reply = value == "yes";
+    else if (key == "subject_as_text") a.settings.subject_as_text = value == "yes";
     else if (key == "transliterate") a.settings.transliterate = value == "yes";
     else if (key == "mms") a.settings.mms_enabled = value == "yes";
     else if (key == "mms_price") a.settings.mms_price = static_cast<credit_units>(std::stoll(value));
