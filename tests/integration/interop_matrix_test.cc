@@ -296,7 +296,8 @@ TEST_P(interop_matrix, stores_the_text_and_price) {
   ASSERT_EQ(messages.size(), 1u) << run.r.out << run.r.err;
   const message& m = messages[0].tx;
   if (std::getenv("INTEROP_VERBOSE")) std::cout << run.r.out << run.r.err << "\nBODY:\n" << m.body << "\n";
-  std::cout << "interop | " << row.name << " | " << run.version << " | " << run.reply << " | " << one_line(m.sms_text)
+  std::cout << "interop | " << row.name << " | " << run.version << " | " << run.reply << " | from " << m.originator
+            << " | " << one_line(m.sms_text)
             << " | coding 0x" << std::hex << int(m.data_coding) << std::dec << " | " << m.segments << " segment(s) | price "
             << m.price << " | " << took.count() << " ms\n";
   EXPECT_EQ(m.sms_text, row.stored) << "the body as stored:\n" << m.body;

@@ -12,7 +12,8 @@ use warnings;
 my ($port, $user, $password) = @ARGV;
 for my $module ('Net::SMTP', 'Authen::SASL') {
   unless (eval "require $module; 1") {
-    print STDERR "$module not installed ($@); scripts/deps installs perl and libauthen-sasl-perl\n";
+    (my $why = $@) =~ s/\s+$//;
+    print STDERR "$module not installed ($why); scripts/deps installs perl and libauthen-sasl-perl\n";
     exit 77;
   }
 }
