@@ -344,6 +344,7 @@ struct smtp_listeners {
   std::vector<account_settings> preauth;
   std::vector<smtp::session_config> sessions;
   std::vector<io::listener_spec> specs;
+  std::vector<std::string> names;  // "listener[i] ADDR:PORT", for logs
 };
 
 smtp::session_config session_config_of(const listener_session_config& l) {
@@ -356,6 +357,25 @@ smtp::session_config session_config_of(const listener_session_config& l) {
   session.max_pending_output = l.max_pending_output;
   session.mime_limits = {l.mime_max_parts, l.mime_max_depth};
   return session;
+}
+
+io::tls_version tls_version_of(const std::string& text) {
+  return text == "1.1" ? io::tls_version::tls1_1 : text == "1.3" ? io::tls_version::tls1_3 : io::tls_version::tls1_2;
+}
+
+// A TLS listener's context (its certificate is read now: an unusable file
+// stops start-up, named) and what its sessions must know of TLS.
+bool attach_tls(const listener_tls_config& tls, io::listener_spec& spec, smtp::session_config& session,
+                std::string& error) {
+  session.require_tls_for_auth = tls.require_for_auth;
+  if (tls.mode == listener_tls::none) return true;
+  io::tls_settings settings{tls.certificate, tls.private_key, tls_version_of(tls.min_version)};
+  spec.tls = io::tls_context::load(settings, error);
+  if (!spec.tls) return false;
+  spec.tls_start = tls.mode == listener_tls::implicit ? io::tls_mode::implicit : io::tls_mode::starttls;
+  session.tls_available = tls.mode == listener_tls::starttls;
+  session.implicit_tls = tls.mode == listener_tls::implicit;
+  return true;
 }
 
 bool build_listeners(const gateway_config& config, credit::account_store& store,
@@ -384,6 +404,11 @@ bool build_listeners(const gateway_config& config, credit::account_store& store,
       preauthenticated = &out.preauth.back();
     }
     out.specs.push_back(app::smtp_listener(l.address, l.port, session, preauthenticated, timeouts));
+    out.names.push_back("listener[" + std::to_string(i) + "] " + io::format_endpoint(l.address, l.port));
+    if (!attach_tls(l.tls, out.specs.back(), session, error)) {
+      error = out.names.back() + ": " + error;
+      return false;
+    }
   }
   return true;
 }
@@ -464,21 +489,39 @@ std::unique_ptr<app::checkpointer> start_checkpointer(const gateway_config& conf
   return c;
 }
 
-// Blocks every thread's SIGTERM and SIGINT (threads inherit the mask), so
-// that only the main thread's sigwait takes them.
+// Blocks every thread's SIGTERM, SIGINT and SIGHUP (threads inherit the
+// mask), so that only the main thread's sigwait takes them.
 sigset_t block_stop_signals() {
   signal(SIGPIPE, SIG_IGN);
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   return stop_signals;
 }
 
-void wait_for_stop(const sigset_t& stop_signals) {
+// SIGHUP: every TLS listener reads its certificate and key again. Sessions
+// keep the context they started with; a file that does not load leaves the
+// listener on its current one.
+void reload_certificates(const smtp_listeners& smtp) {
+  for (std::size_t i = 0; i < smtp.specs.size(); ++i) {
+    if (!smtp.specs[i].tls) continue;
+    std::string error;
+    if (smtp.specs[i].tls->reload(error))
+      say(smtp.names[i] + ": certificate reloaded from " + smtp.specs[i].tls->settings().certificate);
+    else
+      say(smtp.names[i] + ": certificate not reloaded, keeping the current one: " + error);
+  }
+}
+
+void wait_for_stop(const sigset_t& stop_signals, const smtp_listeners& smtp) {
   int signal_number = 0;
-  while (sigwait(&stop_signals, &signal_number) != 0) {
+  for (;;) {
+    if (sigwait(&stop_signals, &signal_number) != 0) continue;
+    if (signal_number != SIGHUP) break;
+    reload_certificates(smtp);
   }
   say(std::string("shutting down (") + strsignal(signal_number) + ")");
 }
@@ -564,7 +607,7 @@ int main(int argc, char** argv) {
     if (!config.ports_file.empty() && !write_file_atomically(config.ports_file, ports, 0644, error))
       failed = "ports file: " + error;
   }
-  if (failed.empty()) wait_for_stop(stop_signals);
+  if (failed.empty()) wait_for_stop(stop_signals, smtp);
   if (checkpointer) checkpointer->stop();
   rt->stop();
   rt->join();  // every shard drained: sessions closed, journals at pending() == 0

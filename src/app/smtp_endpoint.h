@@ -40,6 +40,7 @@ class smtp_endpoint final : public io::session {
   }
   void on_timeout() override { smtp.on_timeout(); }
   void on_shutdown() override { smtp.on_shutdown(); }
+  bool take_starttls() override { return smtp.take_starttls(); }
 
   smtp::session smtp;
 

@@ -275,19 +275,70 @@ class toml_reader {
   std::string source_;
 };
 
+// Where a listener's TLS keys were, for errors that concern them together.
+struct tls_keys {
+  const toml::node* mode = nullptr;
+  const toml::node* require_for_auth = nullptr;
+};
+
+bool read_tls_key(const toml_reader& r, std::string_view key, const toml::node& v, const std::string& path,
+                  listener_tls_config& tls, tls_keys& where) {
+  if (key == "tls") {
+    const std::string m = r.string(v, path);
+    if (m != "none" && m != "starttls" && m != "implicit")
+      r.fail(v.source(), path, "'" + m + "' is not one of \"none\", \"starttls\", \"implicit\"");
+    tls.mode = m == "starttls" ? listener_tls::starttls : m == "implicit" ? listener_tls::implicit : listener_tls::none;
+    where.mode = &v;
+  } else if (key == "certificate") {
+    tls.certificate = r.nonempty(v, path);
+  } else if (key == "private_key") {
+    tls.private_key = r.nonempty(v, path);
+  } else if (key == "tls_min_version") {
+    tls.min_version = r.string(v, path);
+    if (tls.min_version != "1.1" && tls.min_version != "1.2" && tls.min_version != "1.3")
+      r.fail(v.source(), path, "'" + tls.min_version + "' is not one of \"1.1\", \"1.2\", \"1.3\"");
+  } else if (key == "require_tls_for_auth") {
+    tls.require_for_auth = r.boolean(v, path);
+    where.require_for_auth = &v;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+// TLS needs its files; a listener off loopback asks for TLS before AUTH
+// unless told otherwise, and one without TLS would then refuse every login,
+// which is a configuration mistake to name now rather than a 538 later.
+void check_listener_tls(const toml_reader& r, const toml::table& t, const std::string& prefix,
+                        listener_config& l, const tls_keys& where) {
+  auto& tls = l.tls;
+  if (tls.mode != listener_tls::none && (tls.certificate.empty() || tls.private_key.empty()))
+    r.fail(where.mode->source(), prefix + "tls", "TLS needs `certificate` and `private_key` (PEM files)");
+  if (where.require_for_auth == nullptr) tls.require_for_auth = !is_loopback(l.address);
+  if (tls.require_for_auth && tls.mode == listener_tls::none && l.auth_required)
+    r.fail(where.require_for_auth != nullptr ? where.require_for_auth->source() : t.source(), prefix + "tls",
+           "a listener on " + l.address + " without TLS would refuse every AUTH (require_tls_for_auth is on "
+           "off loopback): set tls = \"starttls\" or \"implicit\" with a certificate, or "
+           "require_tls_for_auth = false");
+}
+
 void read_listener(const toml_reader& r, const toml::table& t, std::size_t index,
                    parse_state& st) {
   const std::string prefix = "listener[" + std::to_string(index) + "].";
   r.check_keys(t, prefix,
                {"address", "port", "auth", "account", "max_message_size", "bare_newline",
-                "max_errors", "max_auth_failures", "hostname"});
+                "max_errors", "max_auth_failures", "hostname", "tls", "certificate", "private_key",
+                "tls_min_version", "require_tls_for_auth"});
   listener_config l;
   std::optional<std::string> hostname;
   const toml::node* auth_node = nullptr;
+  tls_keys tls;
   for (const auto& [k, v] : t) {
     const std::string path = prefix + std::string(k.str());
     const auto& key = k.str();
-    if (key == "address") {
+    if (read_tls_key(r, key, v, path, l.tls, tls)) {
+      continue;
+    } else if (key == "address") {
       l.address = r.address(v, path);
     } else if (key == "port") {
       l.port = static_cast<std::uint16_t>(r.integer(v, path, 0, 65535));
@@ -315,6 +366,7 @@ void read_listener(const toml_reader& r, const toml::table& t, std::size_t index
       hostname = r.hostname(v, path);
     }
   }
+  check_listener_tls(r, t, prefix, l, tls);
   if (!l.auth_required) {
     // An unauthenticated listener spends an account's credit for anyone who
     // can connect, so it is only allowed where only this machine can.
@@ -644,6 +696,9 @@ listener_config parse_listen_flag(const std::string& text) {
     if (addr.find(':') != std::string::npos) throw bad("write an IPv6 address as [ADDR]:PORT");
   }
   if (!canonical_ip(addr)) throw bad("'" + addr + "' is not an IPv4 or IPv6 address");
+  // Off loopback AUTH needs TLS (PROTOCOL.md 5a), which only the file configures.
+  if (!is_loopback(addr))
+    throw bad("a listener off loopback needs TLS for AUTH: configure it in a [[listener]] with tls and a certificate");
   // from_chars: no sign, no spaces, no exception; a value past 16 bits is
   // out of range rather than wrapped.
   std::uint16_t number = 0;

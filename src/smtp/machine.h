@@ -53,6 +53,8 @@ class session_machine {
   bool quit(const command_spec& row, std::string_view args);
   bool not_offered(const command_spec& row, std::string_view args);  // VRFY, EXPN, TURN, HELP
   bool starttls(const command_spec& row, std::string_view args);
+  // EHLO offers AUTH unless the listener's account is fixed or AUTH waits for TLS.
+  bool auth_offered() const { return !preauthenticated && (tls_active || !config.require_tls_for_auth); }
 
   const session_config& config;
   connection_info conn;
@@ -67,6 +69,7 @@ class session_machine {
   std::uint64_t accepted = 0;
   bool authed = false;
   bool closing = false;
+  bool starttls_accepted = false;  // until the owner takes it (take_starttls)
 
  private:
   // output

@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <utility>
 
 #include "base64.h"
 #include "machine.h"
@@ -52,7 +53,7 @@ const reply& recipient_refusal_reply(sms::recipient_refusal refusal) {
 }  // namespace
 
 session_machine::session_machine(const session_config& c, connection_info ci, const account_settings* pre)
-    : config(c), conn(std::move(ci)) {
+    : config(c), conn(std::move(ci)), tls_active(c.implicit_tls) {
   if (pre != nullptr) {
     account = *pre;
     authed = true;
@@ -177,16 +178,18 @@ bool session_machine::greet(const command_spec& row, std::string_view args) {
   enter(authed ? phase::authenticated : phase::greeted, row.name);
   if (row.id == verb::ehlo)
     replies::append_ehlo(out, config.hostname,
-                         {config.max_message_size, config.tls_available && !tls_active, !preauthenticated});
+                         {config.max_message_size, config.tls_available && !tls_active, auth_offered()});
   else
     replies::append_helo(out, config.hostname);
   return true;
 }
 
 bool session_machine::starttls(const command_spec& row, std::string_view args) {
-  if (!config.tls_available || tls_active) return refuse(replies::not_implemented);
+  if (tls_active) return refuse(replies::tls_already_active);
+  if (!config.tls_available) return refuse(replies::not_implemented);
   if (!args.empty()) return refuse(*row.syntax);
   send(replies::tls_ready);
+  starttls_accepted = true;
   // RFC 3207 4.2: forget everything learnt from the client in the clear.
   tls_active = true;
   if (!preauthenticated) {
@@ -228,6 +231,7 @@ bool session_machine::not_offered(const command_spec&, std::string_view) {
 bool session_machine::auth(const command_spec& row, std::string_view args) {
   const command_line parts = split_command(args);
   if (parts.verb.empty() || parts.args.find(' ') != std::string_view::npos) return refuse(*row.syntax);
+  if (config.require_tls_for_auth && !tls_active) return refuse(replies::encryption_required);
   const bool has_initial = !parts.args.empty();
   // RFC 4954: "=" is an empty initial response.
   const std::string_view initial = parts.args == "=" ? std::string_view{} : parts.args;
@@ -693,6 +697,7 @@ void session::resolve(mime::content_result r) {
 
 std::string& session::output() { return impl_->out; }
 bool session::closing() const { return impl_->closing; }
+bool session::take_starttls() { return std::exchange(impl_->starttls_accepted, false); }
 bool session::output_full() const { return impl_->output_full(); }
 
 timer_kind session::current_timer() const { return impl_->current_timer(); }

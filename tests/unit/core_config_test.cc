@@ -105,6 +105,7 @@ segment_bytes = 1048576
 [[listener]]
 address = "::"
 port = 0
+require_tls_for_auth = false
 max_message_size = 2000000
 bare_newline = "reject"
 max_errors = 5
@@ -271,6 +272,43 @@ TEST(config, auth_none_needs_loopback_and_account) {
 }
 
 // ---- SMPP delivery (issue 7): [[smsc]], [[route]], [delivery] ----
+
+TEST(config, listener_tls_keys) {
+  std::string error;
+  auto c = parse(
+      "[[listener]]\naddress = \"0.0.0.0\"\nport = 587\ntls = \"starttls\"\n"
+      "certificate = \"/etc/postino/cert.pem\"\nprivate_key = \"/etc/postino/key.pem\"\n"
+      "[[listener]]\naddress = \"127.0.0.1\"\nport = 2465\ntls = \"implicit\"\n"
+      "certificate = \"c.pem\"\nprivate_key = \"k.pem\"\ntls_min_version = \"1.1\"\n"
+      "[[listener]]\naddress = \"0.0.0.0\"\nport = 2525\nrequire_tls_for_auth = false\n",
+      error);
+  ASSERT_TRUE(c.has_value()) << error;
+  ASSERT_EQ(c->listeners.size(), 3u);
+  const auto& public_587 = c->listeners[0].tls;
+  EXPECT_EQ(public_587.mode, listener_tls::starttls);
+  EXPECT_EQ(public_587.certificate, "/etc/postino/cert.pem");
+  EXPECT_EQ(public_587.private_key, "/etc/postino/key.pem");
+  EXPECT_EQ(public_587.min_version, "1.2");
+  EXPECT_TRUE(public_587.require_for_auth) << "the default off loopback";
+  const auto& loopback_2465 = c->listeners[1].tls;
+  EXPECT_EQ(loopback_2465.mode, listener_tls::implicit);
+  EXPECT_EQ(loopback_2465.min_version, "1.1");
+  EXPECT_FALSE(loopback_2465.require_for_auth) << "the default on loopback";
+  EXPECT_EQ(c->listeners[2].tls.mode, listener_tls::none);
+  EXPECT_FALSE(c->listeners[2].tls.require_for_auth);
+}
+
+TEST(config, listener_tls_errors) {
+  expect_error("[[listener]]\ntls = \"ssl\"\n", {"test.toml:2", "listener[0].tls", "'ssl'"});
+  expect_error("[[listener]]\ntls = \"starttls\"\ncertificate = \"c.pem\"\n",
+               {"test.toml:2", "listener[0].tls", "private_key"});
+  expect_error("[[listener]]\ntls = \"implicit\"\ncertificate = \"c.pem\"\nprivate_key = \"k.pem\"\n"
+               "tls_min_version = \"1.0\"\n",
+               {"test.toml:5", "listener[0].tls_min_version", "'1.0'"});
+  expect_error("[[listener]]\naddress = \"0.0.0.0\"\n", {"listener[0].tls", "would refuse every AUTH"});
+  expect_error("[[listener]]\naddress = \"0.0.0.0\"\nrequire_tls_for_auth = true\n",
+               {"test.toml:3", "would refuse every AUTH"});
+}
 
 TEST(config, delivery_defaults) {
   std::string error;

@@ -220,7 +220,13 @@ golden_case load(const fs::path& in_path) {
         if (any_bytes) ADD_FAILURE() << where << ": set-up directive after client bytes";
         if (d == "hostname") gc.config.hostname = w.at(2);
         else if (d == "max_size") gc.config.max_message_size = to_u64(w.at(2));
-        else if (d == "tls") gc.config.tls_available = true;
+        else if (d == "tls") {
+          // "#! tls [implicit] [require_auth]": STARTTLS offered, or TLS from the start.
+          const bool implicit = std::find(w.begin(), w.end(), "implicit") != w.end();
+          gc.config.tls_available = !implicit;
+          gc.config.implicit_tls = implicit;
+          gc.config.require_tls_for_auth = std::find(w.begin(), w.end(), "require_auth") != w.end();
+        }
         else if (d == "bare_newline") gc.config.bare_newline = w.at(2) == "reject" ? bare_newline_policy::reject : bare_newline_policy::normalize;
         else if (d == "max_errors") gc.config.max_errors = static_cast<unsigned>(to_u64(w.at(2)));
         else if (d == "max_auth_failures") gc.config.max_auth_failures = static_cast<unsigned>(to_u64(w.at(2)));

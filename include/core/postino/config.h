@@ -25,12 +25,26 @@ struct listener_session_config {
   std::uint32_t mime_max_depth = 20;    // from [limits]
 };
 
+// A listener's TLS (PROTOCOL.md 5a). The files are read at start-up and on
+// SIGHUP; an unreadable one stops start-up naming it.
+enum class listener_tls : std::uint8_t { none, starttls, implicit };
+
+struct listener_tls_config {
+  listener_tls mode = listener_tls::none;
+  std::string certificate;             // PEM, the chain after the certificate
+  std::string private_key;             // PEM
+  std::string min_version = "1.2";     // "1.1" (also security level 0) | "1.2" | "1.3"
+  // AUTH only inside TLS; default on for listeners not bound to loopback.
+  bool require_for_auth = false;
+};
+
 struct listener_config {
   std::string address = "127.0.0.1";
   std::uint16_t port = 2525;
   bool auth_required = true;          // auth = "required" | "none"
   std::string account;                // with auth = "none": the account used
   listener_session_config session;    // hostname, size, bare newline, limits
+  listener_tls_config tls;
 };
 
 // One SMSC account (issue 7, PROTOCOL.md 6): where its binds connect and how

@@ -36,7 +36,10 @@ struct phase_trace {
 struct session_config {
   std::string hostname = "localhost";
   std::uint64_t max_message_size = 10485760;  // advertised as SIZE
-  bool tls_available = false;                 // advertise STARTTLS (TLS issue)
+  bool tls_available = false;                 // STARTTLS offered (a starttls listener)
+  bool implicit_tls = false;                  // TLS from the first byte: active from the start
+  // AUTH only inside TLS (538 5.7.11 before it, and EHLO offers no AUTH).
+  bool require_tls_for_auth = false;
   bare_newline_policy bare_newline = bare_newline_policy::normalize;
   unsigned max_errors = 10;         // unknown verbs + syntax errors, then 421
   unsigned max_auth_failures = 3;   // per connection, then 421
@@ -160,6 +163,9 @@ class session {
   std::string& output();
   // True once the session wants the connection closed after output is sent.
   bool closing() const;
+  // True once, right after STARTTLS was accepted: the owner sends output()
+  // in the clear and then speaks TLS (the session has already started over).
+  bool take_starttls();
   // True while output() holds max_pending_output bytes or more: feed()
   // takes nothing until the owner has sent (and cleared) them.
   bool output_full() const;
