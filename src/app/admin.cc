@@ -564,6 +564,7 @@ void render_delivery(std::string& out, const delivery::shared_state& d, unsigned
 
 std::string admin_server::render_metrics(core::runtime& rt, const delivery::shared_state* delivery) {
   std::uint64_t active = 0, total = 0, accepted = 0, groups = 0, requests = 0, recalls = 0;
+  std::uint64_t handshakes = 0, resumed = 0, tls_failures = 0;
   std::string per_shard;
   for (unsigned i = 0; i < rt.shard_count(); ++i) {
     auto& m = rt.metrics(i);
@@ -574,6 +575,9 @@ std::string admin_server::render_metrics(core::runtime& rt, const delivery::shar
     groups += m.journal_groups.load(std::memory_order_relaxed);
     requests += m.credit_requests.load(std::memory_order_relaxed);
     recalls += m.credit_recalls.load(std::memory_order_relaxed);
+    handshakes += m.tls_handshakes.load(std::memory_order_relaxed);
+    resumed += m.tls_resumed.load(std::memory_order_relaxed);
+    tls_failures += m.tls_failures.load(std::memory_order_relaxed);
     per_shard += "postino_sessions_active{shard=\"" + std::to_string(i) + "\"} " + std::to_string(a) + "\n";
   }
   std::string out;
@@ -590,6 +594,12 @@ std::string admin_server::render_metrics(core::runtime& rt, const delivery::shar
   out += "postino_credit_lease_requests_total " + std::to_string(requests) + "\n";
   out += "# TYPE postino_credit_lease_recalls_total counter\n";
   out += "postino_credit_lease_recalls_total " + std::to_string(recalls) + "\n";
+  out += "# TYPE postino_tls_handshakes_total counter\n";
+  out += "postino_tls_handshakes_total " + std::to_string(handshakes) + "\n";
+  out += "# TYPE postino_tls_resumed_total counter\n";
+  out += "postino_tls_resumed_total " + std::to_string(resumed) + "\n";
+  out += "# TYPE postino_tls_failures_total counter\n";
+  out += "postino_tls_failures_total " + std::to_string(tls_failures) + "\n";
   out += "# TYPE postino_shards gauge\n";
   out += "postino_shards " + std::to_string(rt.shard_count()) + "\n";
   if (delivery != nullptr && delivery->enabled()) render_delivery(out, *delivery, rt.shard_count());

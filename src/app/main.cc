@@ -33,6 +33,7 @@
 #include "admin.h"
 #include "admin_token.h"
 #include "checkpointer.h"
+#include "connection_limits.h"
 #include "gateway.h"
 #include "smtp_endpoint.h"
 #include "postino/config.h"
@@ -346,6 +347,10 @@ struct smtp_listeners {
   std::vector<account_settings> preauth;
   std::vector<smtp::session_config> sessions;
   std::vector<io::listener_spec> specs;
+  std::vector<std::string> names;  // "listener[i] ADDR:PORT", for logs
+  // PROTOCOL.md 5, shared by every listener and shard.
+  std::unique_ptr<app::connection_limits> connections;
+  std::unique_ptr<smtp::body_memory_budget> body_memory;
 };
 
 smtp::session_config session_config_of(const listener_session_config& l) {
@@ -360,16 +365,42 @@ smtp::session_config session_config_of(const listener_session_config& l) {
   return session;
 }
 
+io::tls_version tls_version_of(const std::string& text) {
+  return text == "1.1" ? io::tls_version::tls1_1 : text == "1.3" ? io::tls_version::tls1_3 : io::tls_version::tls1_2;
+}
+
+// A TLS listener's context (its certificate is read now: an unusable file
+// stops start-up, named) and what its sessions must know of TLS.
+bool attach_tls(const listener_tls_config& tls, io::listener_spec& spec, smtp::session_config& session,
+                std::string& error) {
+  session.require_tls_for_auth = tls.require_for_auth;
+  if (tls.mode == listener_tls::none) return true;
+  io::tls_settings settings{tls.certificate, tls.private_key, tls_version_of(tls.min_version)};
+  spec.tls = io::tls_context::load(settings, error);
+  if (!spec.tls) return false;
+  spec.tls_start = tls.mode == listener_tls::implicit ? io::tls_mode::implicit : io::tls_mode::starttls;
+  session.tls_available = tls.mode == listener_tls::starttls;
+  session.implicit_tls = tls.mode == listener_tls::implicit;
+  return true;
+}
+
 bool build_listeners(const gateway_config& config, credit::account_store& store,
                      const app::gateway_services& services, smtp_listeners& out, std::string& error) {
   out.preauth.reserve(config.listeners.size());
   out.sessions.resize(config.listeners.size());
   const app::smtp_timeouts timeouts{std::chrono::seconds(config.idle_timeout_s),
-                                    std::chrono::seconds(config.data_timeout_s)};
+                                    std::chrono::seconds(config.data_timeout_s),
+                                    std::chrono::seconds(config.limits.data_total_timeout_s)};
+  out.connections = std::make_unique<app::connection_limits>(
+      config.limits.connections_per_ip, config.limits.connections_per_account, config.limits.connection_limit_exempt);
+  out.body_memory = std::make_unique<smtp::body_memory_budget>();
+  out.body_memory->limit = static_cast<std::int64_t>(config.limits.max_body_memory);
   for (std::size_t i = 0; i < config.listeners.size(); ++i) {
     const listener_config& l = config.listeners[i];
     smtp::session_config& session = out.sessions[i] = session_config_of(l.session);
     if (config.log_level == verbosity::debug) session.trace = {&trace_to_stderr, nullptr};
+    session.connections = out.connections.get();
+    session.body_memory = out.body_memory.get();
     if (services.delivery->enabled()) {
       session.delivery_backlog = &services.delivery->backlog;
       session.delivery_backlog_limit = static_cast<std::int64_t>(config.delivery.queue_limit);
@@ -386,6 +417,11 @@ bool build_listeners(const gateway_config& config, credit::account_store& store,
       preauthenticated = &out.preauth.back();
     }
     out.specs.push_back(app::smtp_listener(l.address, l.port, session, preauthenticated, timeouts));
+    out.names.push_back("listener[" + std::to_string(i) + "] " + io::format_endpoint(l.address, l.port));
+    if (!attach_tls(l.tls, out.specs.back(), session, error)) {
+      error = out.names.back() + ": " + error;
+      return false;
+    }
   }
   return true;
 }
@@ -467,21 +503,39 @@ std::unique_ptr<app::checkpointer> start_checkpointer(const gateway_config& conf
   return c;
 }
 
-// Blocks every thread's SIGTERM and SIGINT (threads inherit the mask), so
-// that only the main thread's sigwait takes them.
+// Blocks every thread's SIGTERM, SIGINT and SIGHUP (threads inherit the
+// mask), so that only the main thread's sigwait takes them.
 sigset_t block_stop_signals() {
   signal(SIGPIPE, SIG_IGN);
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   return stop_signals;
 }
 
-void wait_for_stop(const sigset_t& stop_signals) {
+// SIGHUP: every TLS listener reads its certificate and key again. Sessions
+// keep the context they started with; a file that does not load leaves the
+// listener on its current one.
+void reload_certificates(const smtp_listeners& smtp) {
+  for (std::size_t i = 0; i < smtp.specs.size(); ++i) {
+    if (!smtp.specs[i].tls) continue;
+    std::string error;
+    if (smtp.specs[i].tls->reload(error))
+      say(smtp.names[i] + ": certificate reloaded from " + smtp.specs[i].tls->settings().certificate);
+    else
+      say(smtp.names[i] + ": certificate not reloaded, keeping the current one: " + error);
+  }
+}
+
+void wait_for_stop(const sigset_t& stop_signals, const smtp_listeners& smtp) {
   int signal_number = 0;
-  while (sigwait(&stop_signals, &signal_number) != 0) {
+  for (;;) {
+    if (sigwait(&stop_signals, &signal_number) != 0) continue;
+    if (signal_number != SIGHUP) break;
+    reload_certificates(smtp);
   }
   say(std::string("shutting down (") + strsignal(signal_number) + ")");
 }
@@ -517,6 +571,7 @@ int main(int argc, char** argv) {
   if (!take_database_lock(config, lock, error)) return fail(1, error);
   std::unique_ptr<credit::account_store> store = credit::account_store::open(config.database, error);
   if (!store) return fail(1, "cannot open " + config.database + ": " + error);
+  for (const std::string& note : store->migration_notes()) say("migrated: " + note);
   // admin_port 0 means no admin endpoint, except that with a ports file
   // (tests, supervisors) it listens on an ephemeral port and says where. Its
   // token is loaded or created now, under the lock.
@@ -567,7 +622,7 @@ int main(int argc, char** argv) {
     if (!config.ports_file.empty() && !write_file_atomically(config.ports_file, ports, 0644, error))
       failed = "ports file: " + error;
   }
-  if (failed.empty()) wait_for_stop(stop_signals);
+  if (failed.empty()) wait_for_stop(stop_signals, smtp);
   if (checkpointer) checkpointer->stop();
   rt->stop();
   rt->join();  // every shard drained: sessions closed, journals at pending() == 0

@@ -167,6 +167,10 @@ constexpr integer_key integer_keys[] = {
     {"content_workers", 1, 64, store_in<&limits_config::content_workers>},
     {"content_queue", 1, 1 << 24, store_in<&limits_config::content_queue>},
     {"max_pending_output", 1024, 1 << 30, store_in<&limits_config::max_pending_output>},
+    {"connections_per_ip", 0, 1'000'000, store_in<&limits_config::connections_per_ip>},
+    {"connections_per_account", 0, 1'000'000, store_in<&limits_config::connections_per_account>},
+    {"data_total_timeout", 0, 86400, store_in<&limits_config::data_total_timeout_s>},
+    {"max_body_memory", 0, std::int64_t{1} << 48, store_in<&limits_config::max_body_memory>},
 };
 
 // The row of `key` in the section whose struct is S, or null.
@@ -275,19 +279,70 @@ class toml_reader {
   std::string source_;
 };
 
+// Where a listener's TLS keys were, for errors that concern them together.
+struct tls_keys {
+  const toml::node* mode = nullptr;
+  const toml::node* require_for_auth = nullptr;
+};
+
+bool read_tls_key(const toml_reader& r, std::string_view key, const toml::node& v, const std::string& path,
+                  listener_tls_config& tls, tls_keys& where) {
+  if (key == "tls") {
+    const std::string m = r.string(v, path);
+    if (m != "none" && m != "starttls" && m != "implicit")
+      r.fail(v.source(), path, "'" + m + "' is not one of \"none\", \"starttls\", \"implicit\"");
+    tls.mode = m == "starttls" ? listener_tls::starttls : m == "implicit" ? listener_tls::implicit : listener_tls::none;
+    where.mode = &v;
+  } else if (key == "certificate") {
+    tls.certificate = r.nonempty(v, path);
+  } else if (key == "private_key") {
+    tls.private_key = r.nonempty(v, path);
+  } else if (key == "tls_min_version") {
+    tls.min_version = r.string(v, path);
+    if (tls.min_version != "1.1" && tls.min_version != "1.2" && tls.min_version != "1.3")
+      r.fail(v.source(), path, "'" + tls.min_version + "' is not one of \"1.1\", \"1.2\", \"1.3\"");
+  } else if (key == "require_tls_for_auth") {
+    tls.require_for_auth = r.boolean(v, path);
+    where.require_for_auth = &v;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+// TLS needs its files; a listener off loopback asks for TLS before AUTH
+// unless told otherwise, and one without TLS would then refuse every login,
+// which is a configuration mistake to name now rather than a 538 later.
+void check_listener_tls(const toml_reader& r, const toml::table& t, const std::string& prefix,
+                        listener_config& l, const tls_keys& where) {
+  auto& tls = l.tls;
+  if (tls.mode != listener_tls::none && (tls.certificate.empty() || tls.private_key.empty()))
+    r.fail(where.mode->source(), prefix + "tls", "TLS needs `certificate` and `private_key` (PEM files)");
+  if (where.require_for_auth == nullptr) tls.require_for_auth = !is_loopback(l.address);
+  if (tls.require_for_auth && tls.mode == listener_tls::none && l.auth_required)
+    r.fail(where.require_for_auth != nullptr ? where.require_for_auth->source() : t.source(), prefix + "tls",
+           "a listener on " + l.address + " without TLS would refuse every AUTH (require_tls_for_auth is on "
+           "off loopback): set tls = \"starttls\" or \"implicit\" with a certificate, or "
+           "require_tls_for_auth = false");
+}
+
 void read_listener(const toml_reader& r, const toml::table& t, std::size_t index,
                    parse_state& st) {
   const std::string prefix = "listener[" + std::to_string(index) + "].";
   r.check_keys(t, prefix,
                {"address", "port", "auth", "account", "max_message_size", "bare_newline",
-                "max_errors", "max_auth_failures", "hostname"});
+                "max_errors", "max_auth_failures", "hostname", "tls", "certificate", "private_key",
+                "tls_min_version", "require_tls_for_auth"});
   listener_config l;
   std::optional<std::string> hostname;
   const toml::node* auth_node = nullptr;
+  tls_keys tls;
   for (const auto& [k, v] : t) {
     const std::string path = prefix + std::string(k.str());
     const auto& key = k.str();
-    if (key == "address") {
+    if (read_tls_key(r, key, v, path, l.tls, tls)) {
+      continue;
+    } else if (key == "address") {
       l.address = r.address(v, path);
     } else if (key == "port") {
       l.port = static_cast<std::uint16_t>(r.integer(v, path, 0, 65535));
@@ -315,6 +370,7 @@ void read_listener(const toml_reader& r, const toml::table& t, std::size_t index
       hostname = r.hostname(v, path);
     }
   }
+  check_listener_tls(r, t, prefix, l, tls);
   if (!l.auth_required) {
     // An unauthenticated listener spends an account's credit for anyone who
     // can connect, so it is only allowed where only this machine can.
@@ -482,9 +538,40 @@ void read_delivery(const toml_reader& r, const toml::table& t, delivery_config& 
   }
 }
 
+// "ADDRESS/BITS" with an IPv4 or IPv6 address and a prefix length that fits it.
+bool valid_network(const std::string& text) {
+  const std::size_t slash = text.find('/');
+  if (slash == std::string::npos) return false;
+  const std::string address = text.substr(0, slash);
+  unsigned bits = 0;
+  const char* end = text.data() + text.size();
+  const auto [p, ec] = std::from_chars(text.data() + slash + 1, end, bits);
+  if (ec != std::errc{} || p != end || slash + 1 == text.size()) return false;
+  in6_addr raw{};
+  if (inet_pton(AF_INET, address.c_str(), &raw) == 1) return bits <= 32;
+  return inet_pton(AF_INET6, address.c_str(), &raw) == 1 && bits <= 128;
+}
+
+std::vector<std::string> network_list(const toml_reader& r, const toml::node& v, const std::string& path) {
+  const toml::array* arr = v.as_array();
+  if (arr == nullptr) r.fail(v.source(), path, std::string("expected an array of CIDR blocks, got ") + type_name(v.type()));
+  std::vector<std::string> out;
+  for (const auto& item : *arr) {
+    std::string n = r.string(item, path);
+    if (!valid_network(n)) r.fail(item.source(), path, "'" + n + "' is not a CIDR block (ADDRESS/BITS)");
+    out.push_back(std::move(n));
+  }
+  return out;
+}
+
 void read_limits(const toml_reader& r, const toml::table& t, limits_config& l) {
-  r.check_keys_of<limits_config>(t, "limits.", {});
-  for (const auto& [k, v] : t) r.integer_field(k.str(), v, "limits." + std::string(k.str()), l);
+  r.check_keys_of<limits_config>(t, "limits.", {"connection_limit_exempt"});
+  for (const auto& [k, v] : t) {
+    if (k.str() == "connection_limit_exempt")
+      l.connection_limit_exempt = network_list(r, v, "limits.connection_limit_exempt");
+    else
+      r.integer_field(k.str(), v, "limits." + std::string(k.str()), l);
+  }
 }
 
 const toml::array& array_of_tables(const toml_reader& r, const toml::node& v, const std::string& key) {
@@ -651,6 +738,9 @@ listener_config parse_listen_flag(const std::string& text) {
     if (addr.find(':') != std::string::npos) throw bad("write an IPv6 address as [ADDR]:PORT");
   }
   if (!canonical_ip(addr)) throw bad("'" + addr + "' is not an IPv4 or IPv6 address");
+  // Off loopback AUTH needs TLS (PROTOCOL.md 5a), which only the file configures.
+  if (!is_loopback(addr))
+    throw bad("a listener off loopback needs TLS for AUTH: configure it in a [[listener]] with tls and a certificate");
   // from_chars: no sign, no spaces, no exception; a value past 16 bits is
   // out of range rather than wrapped.
   std::uint16_t number = 0;

@@ -5,6 +5,10 @@
 // connection owns and frees once drained. out_ holds the replies of one batch
 // (swapped out of the session's output string) and stays untouched while its
 // send is in flight; at most one send per connection is in flight.
+// TLS: ciphertext is decrypted record by record from the received buffer
+// into the shard's scratch and handed on as if it had been received in the
+// clear; the session's output is encrypted into the channel's pending string,
+// which is swapped into out_ just as the session's output is otherwise.
 // Lifetime: the object outlives its socket until every SQE that points at it
 // has completed and any request it handed out has come back (waiting_), so a
 // late CQE, credit answer or journal waiter never touches freed memory.
@@ -60,7 +64,14 @@ void connection::on_peer(int result, const sockaddr_storage& addr) {
   peer.number = server_.listeners().next_connection_number();
   peer.ip = result >= 0 ? format_ip(addr) : "unknown";
   session_ = spec.make_session(std::move(peer));
-  session_->start();
+  if (spec.tls_start == tls_mode::implicit) {
+    tls_ = std::make_unique<tls_channel>(spec.tls->current());
+    if (!tls_->valid()) {
+      teardown();
+      return;
+    }
+  }
+  session_->start();  // with implicit TLS the greeting waits for the handshake
   // Accepted just as the shutdown began: greet, then say goodbye.
   if (server_.stopping()) session_->on_shutdown();
   arm_recv();
@@ -125,8 +136,16 @@ void connection::on_recv(int result, std::uint32_t flags) {
 // reaches its bound, or at once when replies are what blocks, so that the
 // buffers go back to the ring and neither spill_ nor the output grows.
 void connection::ingest(std::string_view bytes) {
-  if (!session_ || session_->closing()) return;  // nobody will read it
+  // After STARTTLS nothing sent in the clear may run (CVE-2011-0411).
+  if (!session_ || session_->closing() || tls_starting_ || tls_failed_) return;
   timed_out_ = false;
+  if (tls_)
+    receive_tls(bytes);
+  else
+    take_plain(bytes);
+}
+
+void connection::take_plain(std::string_view bytes) {
   if (waiting_ || !spill_.empty()) {
     park(bytes);
     return;
@@ -135,6 +154,39 @@ void connection::ingest(std::string_view bytes) {
   if (used < bytes.size() && !session_->closing()) park(bytes.substr(used));
   flush();
   if (!waiting_) arm_idle_timer();
+}
+
+void connection::receive_tls(std::string_view bytes) {
+  const bool was_established = tls_->established();
+  const auto result = tls_->decrypt(bytes, server_.tls_scratch(), server::tls_scratch_size, [this](std::string_view plain) {
+    take_plain(plain);
+    return !closed_ && !session_->closing();
+  });
+  if (closed_) return;
+  if (!was_established && tls_->established()) on_tls_established();
+  if (result == tls_channel::status::failed) {
+    core::shard_metrics::bump(server_.shard().metrics().tls_failures);
+    tls_failed_ = true;  // the alert goes out, then the connection closes
+  } else if (result == tls_channel::status::closed) {
+    peer_eof_ = true;    // close_notify: as the end of the stream
+    if (waiting_ && spill_.empty()) server_.handler().abandoned(*this);
+  }
+  flush();
+}
+
+void connection::on_tls_established() {
+  auto& m = server_.shard().metrics();
+  core::shard_metrics::bump(m.tls_handshakes);
+  if (tls_->resumed()) core::shard_metrics::bump(m.tls_resumed);
+}
+
+// The 220 to STARTTLS and everything before it went out in the clear; from
+// here on the bytes are TLS records.
+void connection::start_tls() {
+  tls_starting_ = false;
+  const auto& spec = server_.listeners().spec(listener_);
+  tls_ = std::make_unique<tls_channel>(spec.tls ? spec.tls->current() : nullptr);
+  if (!tls_->valid()) teardown();
 }
 
 void connection::park(std::string_view bytes) {
@@ -156,6 +208,11 @@ std::size_t connection::process(std::string_view input) {
     if (pos >= input.size()) break;
     std::size_t n = session_->feed(input.substr(pos));
     pos += n;
+    if (session_->take_starttls()) {
+      tls_starting_ = true;
+      pos = input.size();  // the session dropped the read-ahead
+      break;
+    }
     if (n == 0 && !session_->has_request()) break;
   }
   in_process_ = false;
@@ -203,7 +260,7 @@ void connection::flush() {
   if (out_off_ >= out_.size()) {
     out_.clear();
     out_off_ = 0;
-    if (session_ && !session_->output().empty()) out_.swap(session_->output());
+    take_output();
   }
   if (out_off_ < out_.size()) {
     io_uring_sqe* sqe = core::get_sqe(server_.shard().ring());
@@ -216,7 +273,32 @@ void connection::flush() {
   // Everything is out. Idle connections keep no reply buffer.
   if (out_.capacity() > 256) std::string().swap(out_);
   if (!session_) return;
-  if (session_->closing() || (peer_eof_ && !waiting_ && spill_.empty())) teardown();
+  if (tls_starting_) {
+    start_tls();
+    return;
+  }
+  if (tls_failed_ || session_->closing() || (peer_eof_ && !waiting_ && spill_.empty())) teardown();
+}
+
+// The next bytes to send: the session's replies, through TLS when it is on.
+// Before the handshake is done they wait in the session (an implicit-TLS
+// greeting) and only the handshake's records go out.
+void connection::take_output() {
+  if (!session_) return;
+  std::string& replies = session_->output();
+  if (!tls_) {
+    if (!replies.empty()) out_.swap(replies);
+    return;
+  }
+  if (tls_->established() && !tls_failed_) {
+    if (!replies.empty() && !tls_->write(replies)) tls_failed_ = true;
+    replies.clear();
+    if (session_->closing() && !tls_notified_) {
+      tls_notified_ = true;
+      tls_->close_notify();
+    }
+  }
+  out_.swap(tls_->pending());
 }
 
 void connection::on_send(int result, std::uint32_t) {

@@ -58,6 +58,8 @@ server::server(core::shard& shard, listener_set& listeners, request_handler& han
                                                   std::to_string(o.buffer_size) + ")",
                                               -rc));
   slot_margin_ = std::max(1u, std::min(256u, shard.fixed_files() / 8));
+  for (std::size_t l = 0; l < listeners.size(); ++l)
+    if (listeners.spec(l).tls_start != tls_mode::none) tls_scratch_ = std::make_unique<char[]>(tls_scratch_size);
   for (std::size_t l = 0; l < listeners.size(); ++l) {
     acceptors_.push_back(std::make_unique<acceptor>(*this, l, listeners.take_fd(shard.id(), l)));
     acceptors_.back()->arm();

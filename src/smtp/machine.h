@@ -39,6 +39,7 @@ class session_machine {
   void resolve(mime::content_result& r);
   void on_timeout();
   void on_shutdown();
+  void release_limits();  // the session ends: gives back connection slots and body memory
 
   // ------------------------------------------------ the command table's handlers
   // Each runs once its row allowed the phase (command.cc) and returns whether
@@ -53,6 +54,8 @@ class session_machine {
   bool quit(const command_spec& row, std::string_view args);
   bool not_offered(const command_spec& row, std::string_view args);  // VRFY, EXPN, TURN, HELP
   bool starttls(const command_spec& row, std::string_view args);
+  // EHLO offers AUTH unless the listener's account is fixed or AUTH waits for TLS.
+  bool auth_offered() const { return !preauthenticated && (tls_active || !config.require_tls_for_auth); }
 
   const session_config& config;
   connection_info conn;
@@ -67,6 +70,8 @@ class session_machine {
   std::uint64_t accepted = 0;
   bool authed = false;
   bool closing = false;
+  bool starttls_accepted = false;  // until the owner takes it (take_starttls)
+  std::uint64_t data_count = 0;    // DATA transactions begun (354 sent)
 
  private:
   // output
@@ -105,6 +110,12 @@ class session_machine {
   void finish_if_shutting_down();
   void reset_transaction();
 
+  // Limits kept with the owner (PROTOCOL.md 5): connection slots, body memory.
+  bool reserve_body();
+  void grow_body_reservation();
+  void release_body();
+  void release_account();
+
   line_scanner lines;
   data_scanner text;
   key_set recipient_keys;
@@ -118,6 +129,10 @@ class session_machine {
   bool tls_active = false;
   bool shutdown_requested = false;
   bool counting_errors = true;  // the current command's row counts its failures
+  bool peer_counted = false;     // holds a per-address connection slot
+  bool account_counted = false;  // holds a per-account slot for account.id
+  std::uint64_t declared_size = 0;  // MAIL's SIZE=, this transaction (0: none)
+  std::int64_t body_reserved = 0;   // bytes of config.body_memory this transaction holds
 };
 
 }  // namespace postino::smtp

@@ -107,6 +107,7 @@ segment_bytes = 1048576
 [[listener]]
 address = "::"
 port = 0
+require_tls_for_auth = false
 max_message_size = 2000000
 bare_newline = "reject"
 max_errors = 5
@@ -287,6 +288,43 @@ TEST(config, auth_none_needs_loopback_and_account) {
 }
 
 // ---- SMPP delivery (issue 7): [[smsc]], [[route]], [delivery] ----
+
+TEST(config, listener_tls_keys) {
+  std::string error;
+  auto c = parse(
+      "[[listener]]\naddress = \"0.0.0.0\"\nport = 587\ntls = \"starttls\"\n"
+      "certificate = \"/etc/postino/cert.pem\"\nprivate_key = \"/etc/postino/key.pem\"\n"
+      "[[listener]]\naddress = \"127.0.0.1\"\nport = 2465\ntls = \"implicit\"\n"
+      "certificate = \"c.pem\"\nprivate_key = \"k.pem\"\ntls_min_version = \"1.1\"\n"
+      "[[listener]]\naddress = \"0.0.0.0\"\nport = 2525\nrequire_tls_for_auth = false\n",
+      error);
+  ASSERT_TRUE(c.has_value()) << error;
+  ASSERT_EQ(c->listeners.size(), 3u);
+  const auto& public_587 = c->listeners[0].tls;
+  EXPECT_EQ(public_587.mode, listener_tls::starttls);
+  EXPECT_EQ(public_587.certificate, "/etc/postino/cert.pem");
+  EXPECT_EQ(public_587.private_key, "/etc/postino/key.pem");
+  EXPECT_EQ(public_587.min_version, "1.2");
+  EXPECT_TRUE(public_587.require_for_auth) << "the default off loopback";
+  const auto& loopback_2465 = c->listeners[1].tls;
+  EXPECT_EQ(loopback_2465.mode, listener_tls::implicit);
+  EXPECT_EQ(loopback_2465.min_version, "1.1");
+  EXPECT_FALSE(loopback_2465.require_for_auth) << "the default on loopback";
+  EXPECT_EQ(c->listeners[2].tls.mode, listener_tls::none);
+  EXPECT_FALSE(c->listeners[2].tls.require_for_auth);
+}
+
+TEST(config, listener_tls_errors) {
+  expect_error("[[listener]]\ntls = \"ssl\"\n", {"test.toml:2", "listener[0].tls", "'ssl'"});
+  expect_error("[[listener]]\ntls = \"starttls\"\ncertificate = \"c.pem\"\n",
+               {"test.toml:2", "listener[0].tls", "private_key"});
+  expect_error("[[listener]]\ntls = \"implicit\"\ncertificate = \"c.pem\"\nprivate_key = \"k.pem\"\n"
+               "tls_min_version = \"1.0\"\n",
+               {"test.toml:5", "listener[0].tls_min_version", "'1.0'"});
+  expect_error("[[listener]]\naddress = \"0.0.0.0\"\n", {"listener[0].tls", "would refuse every AUTH"});
+  expect_error("[[listener]]\naddress = \"0.0.0.0\"\nrequire_tls_for_auth = true\n",
+               {"test.toml:3", "would refuse every AUTH"});
+}
 
 TEST(config, delivery_defaults) {
   std::string error;
@@ -728,6 +766,35 @@ TEST_F(config_cli, log_level_in_the_file_and_as_a_flag) {
   EXPECT_EQ(code, 2);
   EXPECT_FALSE(load({"-c", write("\nlog_level = \"trace\"\n")}, error, code).has_value());
   EXPECT_NE(error.find(":2: log_level: 'trace' is not one of \"info\", \"debug\""), std::string::npos) << error;
+}
+
+}  // namespace
+}  // namespace postino
+
+namespace postino {
+namespace {
+
+TEST(config, connection_and_body_limits) {
+  std::string error;
+  auto c = parse_config_text(
+      "[limits]\nconnections_per_ip = 5\nconnections_per_account = 2\nconnection_limit_exempt = [\"10.0.0.0/8\", "
+      "\"2001:db8::/32\"]\ndata_total_timeout = 3\nmax_body_memory = 67108864\n",
+      "test.toml", error);
+  ASSERT_TRUE(c) << error;
+  EXPECT_EQ(c->limits.connections_per_ip, 5u);
+  EXPECT_EQ(c->limits.connections_per_account, 2u);
+  EXPECT_EQ(c->limits.connection_limit_exempt, (std::vector<std::string>{"10.0.0.0/8", "2001:db8::/32"}));
+  EXPECT_EQ(c->limits.data_total_timeout_s, 3u);
+  EXPECT_EQ(c->limits.max_body_memory, 64u << 20);
+  auto d = parse_config_text("", "test.toml", error);
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->limits.connections_per_ip, 50u);
+  EXPECT_EQ(d->limits.connection_limit_exempt, (std::vector<std::string>{"127.0.0.0/8", "::1/128"}));
+  EXPECT_EQ(d->limits.max_body_memory, 256u << 20);
+  EXPECT_FALSE(parse_config_text("[limits]\n\nconnection_limit_exempt = [\"10.0.0.0/33\"]\n", "test.toml", error));
+  EXPECT_EQ(error, "test.toml:3: limits.connection_limit_exempt: '10.0.0.0/33' is not a CIDR block (ADDRESS/BITS)");
+  EXPECT_FALSE(parse_config_text("[limits]\nconnection_limit_exempt = \"10.0.0.0/8\"\n", "test.toml", error));
+  EXPECT_NE(error.find("test.toml:2: limits.connection_limit_exempt: expected an array"), std::string::npos) << error;
 }
 
 }  // namespace

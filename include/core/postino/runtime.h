@@ -264,6 +264,9 @@ struct alignas(cache_line) shard_metrics {
   std::atomic<std::uint64_t> journal_groups{0};
   std::atomic<std::uint64_t> credit_requests{0};  // lease requests sent to a home shard
   std::atomic<std::uint64_t> credit_recalls{0};   // leases recalled from this shard
+  std::atomic<std::uint64_t> tls_handshakes{0};   // completed, full or resumed
+  std::atomic<std::uint64_t> tls_resumed{0};      // of those, resumed from a ticket
+  std::atomic<std::uint64_t> tls_failures{0};     // handshakes or records that failed
 
   static void bump(std::atomic<std::uint64_t>& counter, std::int64_t delta = 1) {
     // Single writer: a load and a store are enough and skip the locked RMW.

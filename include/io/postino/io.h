@@ -25,6 +25,7 @@
 
 #include "postino/core.h"
 #include "postino/runtime.h"
+#include "postino/tls.h"
 
 struct io_uring;
 struct io_uring_buf_ring;
@@ -97,6 +98,10 @@ class session {
   virtual std::chrono::milliseconds idle_limit() const = 0;  // how long the peer may be silent now
   virtual void on_timeout() = 0;
   virtual void on_shutdown() = 0;
+  // True once, right after the session accepted STARTTLS: the connection
+  // sends what is queued in the clear, drops whatever the client sent
+  // meanwhile (CVE-2011-0411) and then speaks TLS.
+  virtual bool take_starttls() { return false; }
 };
 
 // Who is on the other end: the number is unique across shards since start.
@@ -126,6 +131,10 @@ struct listener_spec {
   std::uint16_t port = 0;  // 0: ephemeral
   // Makes each accepted connection's session, on its shard's thread.
   std::function<std::unique_ptr<session>(peer_info)> make_session;
+  // implicit: TLS from the first byte (the session's greeting waits for the
+  // handshake); starttls: when the session says so. Needs `tls`.
+  tls_mode tls_start = tls_mode::none;
+  std::shared_ptr<tls_context> tls;
 };
 
 struct server_options {
@@ -197,6 +206,10 @@ class server final : public core::service {
   unsigned slot_margin() const { return slot_margin_; }
   void slot_taken() { ++slots_used_; }
   void slot_released();
+  // Where connections decrypt a record before the session reads it: one
+  // record's plaintext, used within one call, shared by the shard.
+  char* tls_scratch() { return tls_scratch_.get(); }
+  static constexpr std::size_t tls_scratch_size = 16 * 1024;
 
  private:
   core::shard& shard_;
@@ -212,6 +225,7 @@ class server final : public core::service {
   unsigned slots_used_ = 0;
   unsigned slot_margin_ = 1;
   bool stopping_ = false;
+  std::unique_ptr<char[]> tls_scratch_;
 };
 
 // Multishot accept on one shard's listening socket for one listener,
@@ -287,6 +301,11 @@ class connection final : public core::timer_node {
   void arm_recv();
   void pause_recv();
   void ingest(std::string_view bytes);
+  void take_plain(std::string_view bytes);
+  void receive_tls(std::string_view bytes);
+  void on_tls_established();
+  void start_tls();
+  void take_output();
   void park(std::string_view bytes);
   std::size_t process(std::string_view input);
   void start_request();
@@ -300,7 +319,8 @@ class connection final : public core::timer_node {
   op<&connection::on_recv> recv_op_;
   op<&connection::on_send> send_op_;
   std::unique_ptr<io::session> session_;
-  std::string out_;    // bytes being sent (swapped out of session.output())
+  std::unique_ptr<tls_channel> tls_;  // null: the connection is in the clear
+  std::string out_;    // bytes being sent (swapped out of session.output(), or the TLS channel's)
   std::string spill_;  // read-ahead parked while a request is pending
   std::uint32_t out_off_ = 0;
   int fd_;             // direct descriptor (fixed-file slot)
@@ -315,6 +335,9 @@ class connection final : public core::timer_node {
   bool timed_out_ = false;
   bool closed_ = false;
   bool retired_ = false;
+  bool tls_starting_ = false;  // STARTTLS accepted: clear output still going out
+  bool tls_failed_ = false;    // close once the alert is sent
+  bool tls_notified_ = false;  // close_notify queued
 };
 
 }  // namespace postino::io
