@@ -367,6 +367,83 @@ class client_session {
     }
     switch (k) {
       case expect::greeting:
+      case expect::ehlo:
+      case expect::starttls:
+      case expect::helo:
+      case expect::login_user:
+      case expect::login_pass:
+      case expect::auth_result: return on_hello_reply(k, ok, r, host, now);
+      case expect::mail:
+      case expect::rcpt: return on_envelope_reply(k, ok, host, now);
+      case expect::data:
+        if (!ok) {
+          finish_failed_envelope(host, now, true);
+          return true;
+        }
+        cfg_->builder->append_text(out, cfg_->thread_id, envelope_.seq);
+        ending_ = envelope_;
+        envelope_.active = false;
+        push(expect::eod);
+        if (pipelining_) next_step(host, now);
+        return true;
+      case expect::eod:
+        if (ok) host.on_ack(ending_.seq, ending_.start_ns, queue_id_of(r.last_line()), now);
+        else host.on_failed(ending_.seq);
+        ending_.active = false;
+        if (!pipelining_ || queue_len_ == 0) next_step(host, now);
+        return true;
+      case expect::rset:
+        if (after_rset_) {
+          after_rset_ = false;
+          next_step(host, now);
+        }
+        return true;
+      case expect::noop:
+        if (probe_start_ != 0) {
+          host.on_probe(now - probe_start_);
+          probe_start_ = 0;
+        }
+        if (queue_len_ == 0) next_step(host, now);
+        return true;
+      case expect::quit:
+        phase_ = phase::quitting;
+        return true;
+    }
+    return true;
+  }
+
+  // MAIL and RCPT: without pipelining each reply sends the next command.
+  bool on_envelope_reply(expect k, bool ok, session_host& host, std::int64_t now) {
+    switch (k) {
+      case expect::mail:
+        if (!ok) envelope_.failed = true;
+        if (!pipelining_) {
+          if (ok) send_next_rcpt();
+          else finish_failed_envelope(host, now, false);
+        }
+        return true;
+      case expect::rcpt:
+        if (ok) ++ok_rcpts_;
+        if (!pipelining_) {
+          if (rcpts_sent_ < cfg_->builder->spec().rcpts) {
+            send_next_rcpt();
+          } else if (ok_rcpts_ > 0) {
+            out.append("DATA\r\n");
+            push(expect::data);
+          } else {
+            finish_failed_envelope(host, now, true);
+          }
+        }
+        return true;
+      default: return true;
+    }
+  }
+
+  // The replies before the session is ready: greeting, EHLO/HELO, STARTTLS
+  // and AUTH.
+  bool on_hello_reply(expect k, bool ok, const reply& r, session_host& host, std::int64_t now) {
+    switch (k) {
+      case expect::greeting:
         if (!ok) {
           quit();
           return true;
@@ -418,61 +495,8 @@ class client_session {
           return false;
         }
         return become_ready(host, now);
-      case expect::mail:
-        if (!ok) envelope_.failed = true;
-        if (!pipelining_) {
-          if (ok) send_next_rcpt();
-          else finish_failed_envelope(host, now, false);
-        }
-        return true;
-      case expect::rcpt:
-        if (ok) ++ok_rcpts_;
-        if (!pipelining_) {
-          if (rcpts_sent_ < cfg_->builder->spec().rcpts) {
-            send_next_rcpt();
-          } else if (ok_rcpts_ > 0) {
-            out.append("DATA\r\n");
-            push(expect::data);
-          } else {
-            finish_failed_envelope(host, now, true);
-          }
-        }
-        return true;
-      case expect::data:
-        if (!ok) {
-          finish_failed_envelope(host, now, true);
-          return true;
-        }
-        cfg_->builder->append_text(out, cfg_->thread_id, envelope_.seq);
-        ending_ = envelope_;
-        envelope_.active = false;
-        push(expect::eod);
-        if (pipelining_) next_step(host, now);
-        return true;
-      case expect::eod:
-        if (ok) host.on_ack(ending_.seq, ending_.start_ns, queue_id_of(r.last_line()), now);
-        else host.on_failed(ending_.seq);
-        ending_.active = false;
-        if (!pipelining_ || queue_len_ == 0) next_step(host, now);
-        return true;
-      case expect::rset:
-        if (after_rset_) {
-          after_rset_ = false;
-          next_step(host, now);
-        }
-        return true;
-      case expect::noop:
-        if (probe_start_ != 0) {
-          host.on_probe(now - probe_start_);
-          probe_start_ = 0;
-        }
-        if (queue_len_ == 0) next_step(host, now);
-        return true;
-      case expect::quit:
-        phase_ = phase::quitting;
-        return true;
+      default: return true;
     }
-    return true;
   }
 
   bool ask_starttls(const reply& r, session_host& host) {
