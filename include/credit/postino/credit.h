@@ -69,6 +69,10 @@ class account_store {
   std::vector<price_rule> list_prices(account_id account);
 
   int schema_version();
+  // One line per change this connection's migrations made to existing rows
+  // that an operator should hear of (migration 4: strip_signature turned on),
+  // for the opener to log; a migration runs once, so the line is logged once.
+  const std::vector<std::string>& migration_notes() const;
   // Why the last call failed (SQLite's text, or the refused value); empty
   // after a success, so a nullopt from find_* with an empty error means
   // "no such account" rather than "the database failed".
