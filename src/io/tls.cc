@@ -236,9 +236,14 @@ bool tls_channel::write(std::string_view plain) {
   return true;
 }
 
+// SSL_MODE_RELEASE_BUFFERS frees the write buffer after application data but
+// not after an alert: without SSL_free_buffers every closing connection held
+// a 16.6 KiB record buffer until teardown (33 MB when 2,000 idle sessions
+// quit at once, measured with heaptrack). The alert is already in pending_.
 void tls_channel::close_notify() {
   ERR_clear_error();
   if (SSL_is_init_finished(ssl_)) SSL_shutdown(ssl_);
+  SSL_free_buffers(ssl_);
   ERR_clear_error();
 }
 

@@ -55,8 +55,10 @@ struct load_session : ::testing::Test {
   fake_host host;
   client_session s;
 
-  void make(load_mode mode, auth_mode auth = auth_mode::none, bool allow_pipelining = true) {
+  void make(load_mode mode, auth_mode auth = auth_mode::none, bool allow_pipelining = true,
+            tls_mode tls = tls_mode::none) {
     cfg.mode = mode;
+    cfg.tls = tls;
     cfg.auth = auth;
     cfg.user = "user";
     cfg.password = "pw";
@@ -291,6 +293,67 @@ TEST_F(load_session, failed_ehlo_falls_back_to_helo) {
   EXPECT_EQ(say("502 5.5.1 Command not implemented\r\n"), "HELO me\r\n");
   EXPECT_TRUE(say("250 host\r\n").starts_with("MAIL FROM:"));
   EXPECT_FALSE(s.pipelining());
+}
+
+}  // namespace
+}  // namespace postino::load
+
+namespace postino::load {
+namespace {
+
+TEST_F(load_session, starttls_asks_the_host_for_tls_and_starts_again_with_ehlo) {
+  make(load_mode::closed, auth_mode::plain, true, tls_mode::starttls);
+  EXPECT_EQ(say("220 host\r\n"), "EHLO me\r\n");
+  // Before TLS: STARTTLS alone, no AUTH even though it is offered, no MAIL.
+  EXPECT_EQ(say("250-host\r\n250-PIPELINING\r\n250-STARTTLS\r\n250 AUTH PLAIN\r\n"), "STARTTLS\r\n");
+  EXPECT_EQ(host.ready, 0);
+  // Plaintext after the 220 (an injection) is never parsed: no reply is
+  // counted for it and nothing is written.
+  EXPECT_EQ(say("220 2.0.0 Ready to start TLS\r\n250 2.0.0 OK\r\n"), "");
+  EXPECT_EQ(host.codes, (std::vector<int>{220, 250, 220}));
+  EXPECT_EQ(s.state(), client_session::phase::starting_tls);
+  EXPECT_TRUE(s.waiting());
+  EXPECT_TRUE(s.take_tls_request());
+  EXPECT_FALSE(s.take_tls_request());  // once
+  s.on_tls_established();
+  EXPECT_TRUE(s.tls_active());
+  std::string w;
+  w.swap(s.out);
+  EXPECT_EQ(w, "EHLO me\r\n");
+  EXPECT_TRUE(say("250-host\r\n250-PIPELINING\r\n250 AUTH PLAIN\r\n").starts_with("AUTH PLAIN "));
+  EXPECT_TRUE(say("235 2.7.0 ok\r\n").starts_with("MAIL FROM:"));
+  EXPECT_EQ(host.ready, 1);
+  EXPECT_TRUE(host.fatal_text.empty()) << host.fatal_text;
+}
+
+TEST_F(load_session, starttls_stops_when_the_server_does_not_offer_it) {
+  make(load_mode::closed, auth_mode::none, true, tls_mode::starttls);
+  say("220 host\r\n");
+  say(ehlo(true), false);
+  EXPECT_NE(host.fatal_text.find("does not offer STARTTLS"), std::string::npos) << host.fatal_text;
+}
+
+TEST_F(load_session, starttls_refused_stops_the_run) {
+  make(load_mode::closed, auth_mode::none, true, tls_mode::starttls);
+  say("220 host\r\n");
+  EXPECT_EQ(say("250-host\r\n250 STARTTLS\r\n"), "STARTTLS\r\n");
+  say("454 4.7.0 TLS not available\r\n", false);
+  EXPECT_NE(host.fatal_text.find("STARTTLS refused"), std::string::npos) << host.fatal_text;
+  EXPECT_FALSE(s.take_tls_request());
+}
+
+TEST_F(load_session, a_new_connection_forgets_tls) {
+  make(load_mode::closed, auth_mode::none, true, tls_mode::starttls);
+  say("220 host\r\n");
+  say("250-host\r\n250 STARTTLS\r\n");
+  say("220 go\r\n");
+  s.take_tls_request();
+  s.on_tls_established();
+  s.on_disconnected(host);
+  s.on_connected();
+  EXPECT_FALSE(s.tls_active());
+  say("220 host\r\n");
+  EXPECT_EQ(say("250-host\r\n250 STARTTLS\r\n"), "STARTTLS\r\n");  // TLS again on the new connection
 }
 
 }  // namespace

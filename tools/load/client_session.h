@@ -8,6 +8,9 @@
 // text, the next MAIL, its RCPTs and DATA leave in one write; the text itself
 // waits for the 354. The session owns its parser, its output buffers and its
 // queue of expected replies; the shared config and builder belong to the host.
+// With STARTTLS the session asks its host for TLS after the 220 (the host
+// owns the TLS connection and feeds the session plaintext) and starts again
+// with EHLO once the host says the handshake is done (RFC 3207).
 #pragma once
 
 #include <array>
@@ -52,6 +55,7 @@ struct session_config {
   load_mode mode = load_mode::closed;
   auth_mode auth = auth_mode::none;
   bool allow_pipelining = true;
+  bool starttls = false;  // STARTTLS after the first EHLO
   std::string ehlo_line;   // "EHLO name\r\n"
   std::string helo_line;   // "HELO name\r\n"
   std::string auth_line;   // "AUTH PLAIN <b64>\r\n" or "AUTH LOGIN\r\n"
@@ -66,6 +70,7 @@ struct session_config {
     c.mode = s.mode;
     c.auth = s.auth;
     c.allow_pipelining = !s.no_pipelining;
+    c.starttls = s.tls == tls_mode::starttls;
     c.ehlo_line = "EHLO " + s.ehlo + "\r\n";
     c.helo_line = "HELO " + s.ehlo + "\r\n";
     if (s.auth == auth_mode::plain) c.auth_line = "AUTH PLAIN " + auth_plain_response(s.user, s.password) + "\r\n";
@@ -81,9 +86,9 @@ struct session_config {
 
 class client_session {
  public:
-  enum class phase : std::uint8_t { closed, greeting, ehlo, auth, ready, quitting };
+  enum class phase : std::uint8_t { closed, greeting, ehlo, starting_tls, auth, ready, quitting };
   enum class expect : std::uint8_t {
-    greeting, ehlo, helo, login_user, login_pass, auth_result, mail, rcpt, data, eod, rset, noop, quit
+    greeting, ehlo, helo, starttls, login_user, login_pass, auth_result, mail, rcpt, data, eod, rset, noop, quit
   };
 
   explicit client_session(const session_config* cfg = nullptr) : cfg_(cfg) {}
@@ -96,7 +101,29 @@ class client_session {
   bool pipelining() const { return pipelining_; }
   bool awaiting_reply() const { return queue_len_ != 0; }
   // Waiting on the server: a reply, or its close after QUIT.
-  bool waiting() const { return queue_len_ != 0 || phase_ == phase::quitting || phase_ == phase::greeting; }
+  bool waiting() const {
+    return queue_len_ != 0 || phase_ == phase::quitting || phase_ == phase::greeting || phase_ == phase::starting_tls;
+  }
+  bool tls_active() const { return tls_active_; }
+
+  // True once after the server's 220 to STARTTLS: the host starts TLS now.
+  // Whatever plaintext followed the 220 was never parsed (a server that
+  // sends more there is injecting, the client-side twin of CVE-2011-0411).
+  bool take_tls_request() {
+    const bool r = tls_wanted_;
+    tls_wanted_ = false;
+    return r;
+  }
+  // The host's TLS handshake is done: everything before is forgotten and
+  // the dialogue starts again with EHLO (RFC 3207 4.2).
+  void on_tls_established() {
+    tls_active_ = true;
+    parser_.reset();
+    pipelining_ = false;
+    phase_ = phase::ehlo;
+    out.append(cfg_->ehlo_line);
+    push(expect::ehlo);
+  }
   // Set and cleared by an open-loop host while the session sits on its list
   // of free sessions, so it is listed once.
   bool listed_free = false;
@@ -124,7 +151,7 @@ class client_session {
       host.fatal("protocol desync: " + parser_.error());
       return false;
     }
-    return r == feed_result::ok;
+    return r == feed_result::ok || (r == feed_result::stopped && tls_wanted_);
   }
 
   // The connection is gone. A message whose text ended is in flight (the
@@ -221,6 +248,8 @@ class client_session {
     messages_on_connection_ = 0;
     ok_rcpts_ = 0;
     rcpts_sent_ = 0;
+    tls_active_ = false;
+    tls_wanted_ = false;
   }
 
   void push(expect k, std::uint32_t n = 1) {
@@ -250,7 +279,8 @@ class client_session {
 
   static bool success(expect k, int code) {
     switch (k) {
-      case expect::greeting: return code == 220;
+      case expect::greeting:
+      case expect::starttls: return code == 220;
       case expect::ehlo:
       case expect::helo:
       case expect::mail:
@@ -286,6 +316,7 @@ class client_session {
       case expect::greeting: return "the greeting";
       case expect::ehlo: return "EHLO";
       case expect::helo: return "HELO";
+      case expect::starttls: return "STARTTLS";
       case expect::login_user: return "AUTH LOGIN";
       case expect::login_pass: return "the AUTH LOGIN user name";
       case expect::auth_result: return "AUTH";
@@ -336,64 +367,14 @@ class client_session {
     }
     switch (k) {
       case expect::greeting:
-        if (!ok) {
-          quit();
-          return true;
-        }
-        phase_ = phase::ehlo;
-        out.append(cfg_->ehlo_line);
-        push(expect::ehlo);
-        return true;
       case expect::ehlo:
-        if (!ok) {
-          out.append(cfg_->helo_line);
-          push(expect::helo);
-          return true;
-        }
-        pipelining_ = cfg_->allow_pipelining && advertises(r.text, "PIPELINING");
-        return after_hello(host, now);
+      case expect::starttls:
       case expect::helo:
-        if (!ok) {
-          host.fatal("the server refused both EHLO and HELO: " + describe(r));
-          return false;
-        }
-        pipelining_ = false;
-        return after_hello(host, now);
       case expect::login_user:
       case expect::login_pass:
-        if (!ok) {
-          host.fatal("AUTH LOGIN refused: " + describe(r));
-          return false;
-        }
-        out.append(k == expect::login_user ? cfg_->user_line : cfg_->pass_line);
-        push(k == expect::login_user ? expect::login_pass : expect::auth_result);
-        return true;
-      case expect::auth_result:
-        if (!ok) {
-          host.fatal("authentication failed: " + describe(r));
-          return false;
-        }
-        return become_ready(host, now);
+      case expect::auth_result: return on_hello_reply(k, ok, r, host, now);
       case expect::mail:
-        if (!ok) envelope_.failed = true;
-        if (!pipelining_) {
-          if (ok) send_next_rcpt();
-          else finish_failed_envelope(host, now, false);
-        }
-        return true;
-      case expect::rcpt:
-        if (ok) ++ok_rcpts_;
-        if (!pipelining_) {
-          if (rcpts_sent_ < cfg_->builder->spec().rcpts) {
-            send_next_rcpt();
-          } else if (ok_rcpts_ > 0) {
-            out.append("DATA\r\n");
-            push(expect::data);
-          } else {
-            finish_failed_envelope(host, now, true);
-          }
-        }
-        return true;
+      case expect::rcpt: return on_envelope_reply(k, ok, host, now);
       case expect::data:
         if (!ok) {
           finish_failed_envelope(host, now, true);
@@ -428,6 +409,103 @@ class client_session {
         phase_ = phase::quitting;
         return true;
     }
+    return true;
+  }
+
+  // MAIL and RCPT: without pipelining each reply sends the next command.
+  bool on_envelope_reply(expect k, bool ok, session_host& host, std::int64_t now) {
+    switch (k) {
+      case expect::mail:
+        if (!ok) envelope_.failed = true;
+        if (!pipelining_) {
+          if (ok) send_next_rcpt();
+          else finish_failed_envelope(host, now, false);
+        }
+        return true;
+      case expect::rcpt:
+        if (ok) ++ok_rcpts_;
+        if (!pipelining_) {
+          if (rcpts_sent_ < cfg_->builder->spec().rcpts) {
+            send_next_rcpt();
+          } else if (ok_rcpts_ > 0) {
+            out.append("DATA\r\n");
+            push(expect::data);
+          } else {
+            finish_failed_envelope(host, now, true);
+          }
+        }
+        return true;
+      default: return true;
+    }
+  }
+
+  // The replies before the session is ready: greeting, EHLO/HELO, STARTTLS
+  // and AUTH.
+  bool on_hello_reply(expect k, bool ok, const reply& r, session_host& host, std::int64_t now) {
+    switch (k) {
+      case expect::greeting:
+        if (!ok) {
+          quit();
+          return true;
+        }
+        phase_ = phase::ehlo;
+        out.append(cfg_->ehlo_line);
+        push(expect::ehlo);
+        return true;
+      case expect::ehlo:
+        if (!ok) {
+          out.append(cfg_->helo_line);
+          push(expect::helo);
+          return true;
+        }
+        if (cfg_->starttls && !tls_active_) return ask_starttls(r, host);
+        pipelining_ = cfg_->allow_pipelining && advertises(r.text, "PIPELINING");
+        return after_hello(host, now);
+      case expect::starttls:
+        if (!ok) {
+          host.fatal("STARTTLS refused: " + describe(r));
+          return false;
+        }
+        phase_ = phase::starting_tls;
+        tls_wanted_ = true;
+        return false;  // stop parsing: the next bytes are TLS
+      case expect::helo:
+        if (!ok) {
+          host.fatal("the server refused both EHLO and HELO: " + describe(r));
+          return false;
+        }
+        if (cfg_->starttls && !tls_active_) {
+          host.fatal("--tls starttls: the server took HELO, not EHLO, so it offers no STARTTLS");
+          return false;
+        }
+        pipelining_ = false;
+        return after_hello(host, now);
+      case expect::login_user:
+      case expect::login_pass:
+        if (!ok) {
+          host.fatal("AUTH LOGIN refused: " + describe(r));
+          return false;
+        }
+        out.append(k == expect::login_user ? cfg_->user_line : cfg_->pass_line);
+        push(k == expect::login_user ? expect::login_pass : expect::auth_result);
+        return true;
+      case expect::auth_result:
+        if (!ok) {
+          host.fatal("authentication failed: " + describe(r));
+          return false;
+        }
+        return become_ready(host, now);
+      default: return true;
+    }
+  }
+
+  bool ask_starttls(const reply& r, session_host& host) {
+    if (!advertises(r.text, "STARTTLS")) {
+      host.fatal("--tls starttls: the server's EHLO does not offer STARTTLS");
+      return false;
+    }
+    out.append("STARTTLS\r\n");
+    push(expect::starttls);
     return true;
   }
 
@@ -497,6 +575,8 @@ class client_session {
   bool pipelining_ = false;
   bool server_closing_ = false;
   bool after_rset_ = false;
+  bool tls_active_ = false;
+  bool tls_wanted_ = false;
   std::int64_t probe_start_ = 0;
   int ok_rcpts_ = 0;
   int rcpts_sent_ = 0;

@@ -97,9 +97,20 @@ int main(int argc, char** argv) {
   app.add_option("--max-connecting", s.max_connecting, "handshakes in progress per thread")->check(CLI::Range(1, 1'000'000));
   app.add_option("--seed", s.seed, "seed for recipients and texts");
   app.add_flag("--no-progress", no_progress, "no live progress line, even on a terminal");
+  std::string tls = "none", tls_resume = "on";
+  app.add_option("--tls", tls, "none, implicit (TLS from the first byte) or starttls")
+      ->check(CLI::IsMember({"none", "implicit", "starttls"}));
+  app.add_option("--tls-resume", tls_resume, "on: each connection offers its thread's last session ticket")
+      ->check(CLI::IsMember({"on", "off"}));
+  app.add_option("--tls-ca", s.tls_ca, "verify the server's certificate against this CA (PEM) file");
+  app.add_flag("--tls-insecure", s.tls_insecure, "no certificate verification (load runs only)");
   CLI11_PARSE(app, argc, argv);
 
   s.progress = !no_progress;
+  s.tls = tls == "implicit" ? tls_mode::implicit : tls == "starttls" ? tls_mode::starttls : tls_mode::none;
+  s.tls_resume = tls_resume == "on";
+  if (s.tls != tls_mode::none && s.tls_ca.empty() == !s.tls_insecure)
+    return fail("--tls needs exactly one of --tls-ca FILE and --tls-insecure");
   s.auth = auth == "login" ? auth_mode::login : auth == "plain" ? auth_mode::plain : auth_mode::none;
   s.msg.text_alphabet = alphabet_name == "ucs2" ? alphabet::ucs2 : alphabet::gsm;
   if (prefixes.empty()) prefixes.push_back("+39333");

@@ -75,6 +75,12 @@ std::string format_table(const run_report& rep) {
   out += fmt::format("{:<20}{} (failed {}, server closed {}, timed out {})\n", "connections", r.connects,
                      r.connect_errors, r.disconnects, r.timeouts);
   for (const auto& [why, n] : r.connect_failures) out += fmt::format("{:<20}{}: {}\n", "  connect failed", why, n);
+  if (s.tls != tls_mode::none) {
+    out += fmt::format("{:<20}{} {} ({:.1f}/s; resumed {} of {} offered; failed {})\n", "tls handshakes",
+                       tls_mode_name(s.tls), r.tls_handshakes, rep.wall_s > 0 ? r.tls_handshakes / rep.wall_s : 0.0,
+                       r.tls_resumed, r.tls_offered, r.tls_failures);
+    latency_lines(out, "tls handshake ms", r.tls_handshake);
+  }
   if (s.mode == load_mode::idle) {
     out += fmt::format("{:<20}{} of {}\n", "sessions held", r.ready_peak, s.idle);
     out += fmt::format("{:<20}{}\n", "probes", r.probes);
@@ -131,6 +137,14 @@ std::string format_json(const run_report& rep) {
                        {"after_kb", rep.rss_after_kb},
                        {"sessions", rep.rss_sessions},
                        {"bytes_per_session", fixed(rep.rss_per_session_bytes(), 1)}};
+  if (rep.cfg->tls != tls_mode::none)
+    j["tls"] = {{"mode", tls_mode_name(rep.cfg->tls)},
+                {"handshakes", r.tls_handshakes},
+                {"resumed", r.tls_resumed},
+                {"offered", r.tls_offered},
+                {"failures", r.tls_failures},
+                {"handshakes_per_s", fixed(rep.wall_s > 0 ? r.tls_handshakes / rep.wall_s : 0.0, 1)},
+                {"handshake_ms", latency_json(r.tls_handshake)}};
   j["fatal"] = r.fatal;
   j["settings"] = rep.cfg->to_json();
   return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";

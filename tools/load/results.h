@@ -43,6 +43,10 @@ struct run_results {
   std::uint64_t ready_peak = 0;  // sessions past EHLO/AUTH at once, at most
   std::uint64_t pipelining_sessions = 0;
   std::uint64_t backlog_unsent = 0;  // open loop: due but never sent by the end
+  std::uint64_t tls_handshakes = 0;  // completed, full or resumed
+  std::uint64_t tls_resumed = 0;     // completed by resuming a session ticket
+  std::uint64_t tls_offered = 0;     // handshakes that offered a session to resume
+  std::uint64_t tls_failures = 0;    // handshakes or records that failed
   std::int64_t first_start_ns = 0;   // CLOCK_MONOTONIC; 0 means never
   std::int64_t last_ack_ns = 0;
   std::int64_t all_ready_ns = 0;  // when ready_peak was last reached
@@ -51,6 +55,7 @@ struct run_results {
   std::map<std::string, std::uint64_t> connect_failures;  // errno text -> count
   histogram latency;
   histogram probe;
+  histogram tls_handshake;  // TLS start (ClientHello) to the handshake's end
   std::vector<std::string> inflight;  // nonces whose text ended without a reply
   std::string fatal;
 
@@ -69,6 +74,10 @@ struct run_results {
     ready_peak += o.ready_peak;
     pipelining_sessions += o.pipelining_sessions;
     backlog_unsent += o.backlog_unsent;
+    tls_handshakes += o.tls_handshakes;
+    tls_resumed += o.tls_resumed;
+    tls_offered += o.tls_offered;
+    tls_failures += o.tls_failures;
     first_start_ns = earliest(first_start_ns, o.first_start_ns);
     last_ack_ns = std::max(last_ack_ns, o.last_ack_ns);
     all_ready_ns = std::max(all_ready_ns, o.all_ready_ns);
@@ -77,6 +86,7 @@ struct run_results {
     for (const auto& [k, v] : o.connect_failures) connect_failures[k] += v;
     latency.merge(o.latency);
     probe.merge(o.probe);
+    tls_handshake.merge(o.tls_handshake);
     inflight.insert(inflight.end(), o.inflight.begin(), o.inflight.end());
     if (fatal.empty()) fatal = o.fatal;
   }
@@ -92,6 +102,7 @@ struct run_results {
     for (const auto& [why, n] : connect_failures) j["connect_failures"][why] = n;
     j["latency"] = hist_json(latency);
     j["probe"] = hist_json(probe);
+    j["tls_handshake"] = hist_json(tls_handshake);
     j["inflight"] = inflight;
     j["fatal"] = fatal;
     // A fatal message may quote a server's reply: bytes that are not UTF-8
@@ -111,7 +122,8 @@ struct run_results {
     read_codes(doc, "error_codes", r.error_codes);
     if (const auto* o = member(doc, "connect_failures"); o && o->is_object())
       for (const auto& [why, n] : o->items()) r.connect_failures[why] += as_unsigned(n);
-    if (!read_hist(member(doc, "latency"), r.latency) || !read_hist(member(doc, "probe"), r.probe))
+    if (!read_hist(member(doc, "latency"), r.latency) || !read_hist(member(doc, "probe"), r.probe) ||
+        !read_hist(member(doc, "tls_handshake"), r.tls_handshake))
       return std::nullopt;
     if (const auto* a = member(doc, "inflight"); a && a->is_array())
       for (const auto& n : *a) r.inflight.push_back(n.is_string() ? n.get<std::string>() : std::string());
@@ -150,6 +162,10 @@ struct run_results {
       {"ready_peak", &run_results::ready_peak},
       {"pipelining_sessions", &run_results::pipelining_sessions},
       {"backlog_unsent", &run_results::backlog_unsent},
+      {"tls_handshakes", &run_results::tls_handshakes},
+      {"tls_resumed", &run_results::tls_resumed},
+      {"tls_offered", &run_results::tls_offered},
+      {"tls_failures", &run_results::tls_failures},
   };
   static constexpr clock_field clocks[] = {
       {"first_start_ns", &run_results::first_start_ns},

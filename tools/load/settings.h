@@ -19,6 +19,7 @@
 #include <variant>
 
 #include "message_builder.h"
+#include "tls_client.h"
 
 namespace postino::load {
 
@@ -127,6 +128,10 @@ struct settings {
   int max_connecting = 256;  // handshakes in progress per thread
   std::uint64_t seed = 1;
   bool progress = true;
+  tls_mode tls = tls_mode::none;
+  bool tls_resume = true;  // offer the worker's last session ticket
+  std::string tls_ca;       // verify against this CA file
+  bool tls_insecure = false;
 
   // Derived once the command line is read.
   load_mode mode = load_mode::closed;
@@ -165,6 +170,10 @@ struct settings {
         {"reply_timeout", reply_timeout},
         {"max_connecting", max_connecting},
         {"seed", seed},
+        {"tls", tls_mode_name(tls)},
+        {"tls_resume", tls_resume},
+        {"tls_ca", tls_ca},
+        {"tls_insecure", tls_insecure},
     };
   }
 };

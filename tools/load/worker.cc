@@ -7,6 +7,10 @@
 // to the worker and go back to the buffer ring as soon as their bytes are
 // parsed; a session's `sending` buffer belongs to the kernel until its send
 // completes, even after the connection died.
+// TLS (--tls) runs on memory BIOs (tls_client.h says why): a connection's
+// ciphertext goes through its tls_connection between the ring's buffers and
+// the session, which only ever sees plaintext; the TLS object belongs to the
+// connection and goes with it.
 #include "worker.h"
 
 #include <liburing.h>
@@ -28,6 +32,7 @@
 
 #include "client_session.h"
 #include "message_builder.h"
+#include "tls_client.h"
 
 namespace postino::load {
 
@@ -71,6 +76,8 @@ struct conn {
   bool send_inflight = false;
   bool handshaking = false;  // counted in connecting_ until ready or gone
   bool ready = false;        // counted in ready_now_
+  std::unique_ptr<tls_connection> tls;  // --tls: from its start to the close
+  std::int64_t tls_start = 0;
 };
 
 class worker final : public session_host {
@@ -253,6 +260,17 @@ class worker final : public session_host {
                             static_cast<int>(i));
     io_uring_buf_ring_advance(br_, static_cast<int>(buf_entries_));
 
+    if (cfg_.tls != tls_mode::none) {
+      std::string error;
+      char ip[INET6_ADDRSTRLEN] = {};
+      inet_ntop(cfg_.addr.family, cfg_.addr.family == AF_INET ? static_cast<const void*>(&cfg_.addr.v4) : &cfg_.addr.v6,
+                ip, sizeof ip);
+      tls_ctx_ = tls_client_context::make(cfg_.tls_ca, cfg_.tls_insecure, cfg_.tls_resume, ip, error);
+      if (!tls_ctx_) {
+        fatal(error);
+        return false;
+      }
+    }
     addr_len_ = cfg_.addr.family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
     std::memset(&addr_, 0, sizeof addr_);
     if (cfg_.addr.family == AF_INET) {
@@ -355,14 +373,82 @@ class worker final : public session_host {
     io_uring_sqe_set_data64(s, tag(op_recv, idx, conns_[idx].gen));
   }
 
+  // With TLS the session's commands are encrypted once the handshake is
+  // done (until then they wait in s.out) and the send carries whatever
+  // OpenSSL wrote: handshake records as well as data.
   void flush(std::uint32_t idx) {
     conn& c = conns_[idx];
     client_session& s = sessions_[idx];
-    if (c.send_inflight || !c.connected || c.closing || s.out.empty()) return;
-    c.sending.swap(s.out);
-    s.out.clear();
+    if (c.send_inflight || !c.connected || c.closing) return;
+    if (c.tls) {
+      if (c.tls->handshake_done() && !s.out.empty()) {
+        if (!c.tls->write_plain(s.out)) {
+          tls_failed(idx, monotonic_ns());
+          return;
+        }
+        s.out.clear();
+      }
+      c.tls->take_cipher(c.sending);
+      if (c.sending.empty()) return;
+    } else {
+      if (s.out.empty()) return;
+      c.sending.swap(s.out);
+      s.out.clear();
+    }
     c.sent_off = 0;
     submit_send(idx);
+  }
+
+  // --- TLS -------------------------------------------------------------------
+
+  void begin_tls(std::uint32_t idx, std::int64_t now) {
+    conn& c = conns_[idx];
+    c.tls = std::make_unique<tls_connection>();
+    c.tls_start = now;
+    if (!c.tls->start(*tls_ctx_)) {
+      tls_failed(idx, now);
+      return;
+    }
+    if (c.tls->offered_session()) ++results_.tls_offered;
+    flush(idx);
+  }
+
+  // Ciphertext from the ring: through TLS into the session. Returns false
+  // when the connection is over (already ended here).
+  bool tls_data(std::uint32_t idx, std::string_view data, std::int64_t now) {
+    conn& c = conns_[idx];
+    client_session& s = sessions_[idx];
+    const bool was_done = c.tls->handshake_done();
+    plain_.clear();
+    const tls_status st = c.tls->on_cipher(data, plain_);
+    if (st == tls_status::failed) {
+      tls_failed(idx, now);
+      return false;
+    }
+    if (!was_done && c.tls->handshake_done()) {
+      ++results_.tls_handshakes;
+      if (c.tls->resumed()) ++results_.tls_resumed;
+      results_.tls_handshake.record(static_cast<std::uint64_t>(now - c.tls_start));
+      if (s.state() == client_session::phase::starting_tls) s.on_tls_established();
+    }
+    if (!plain_.empty() && !s.on_data(plain_, *this, now)) {
+      end_connection(idx, now);
+      return false;
+    }
+    if (st == tls_status::closed) {
+      end_connection(idx, now);
+      return false;
+    }
+    return true;
+  }
+
+  // A handshake or record failed. Before any handshake of this thread
+  // succeeded it is a setting (a CA that does not match, a server without
+  // TLS) and stops the run; later it is counted and the connection goes.
+  void tls_failed(std::uint32_t idx, std::int64_t now) {
+    ++results_.tls_failures;
+    if (results_.tls_handshakes == 0) fatal("TLS: " + conns_[idx].tls->error());
+    end_connection(idx, now);
   }
 
   void submit_send(std::uint32_t idx) {
@@ -383,6 +469,7 @@ class worker final : public session_host {
     if (c.closing) return;
     c.closing = true;
     c.connected = false;
+    c.tls.reset();
     io_uring_sqe* s = sqe();
     io_uring_prep_shutdown(s, static_cast<int>(idx), SHUT_RDWR);
     s->flags |= IOSQE_FIXED_FILE | IOSQE_IO_HARDLINK;
@@ -440,6 +527,7 @@ class worker final : public session_host {
         c.last_rx = now;
         arm_recv(idx);
         sessions_[idx].on_connected();
+        if (cfg_.tls == tls_mode::implicit) begin_tls(idx, now);
         return;
       }
       case op_recv: on_recv(idx, c, current, cqe); return;
@@ -489,12 +577,20 @@ class worker final : public session_host {
     if (cqe->res > 0 && has_buffer) {
       c.last_rx = now;
       const std::string_view data(buffers_.data() + std::size_t{bid} * buf_size, static_cast<std::size_t>(cqe->res));
-      const bool keep = sessions_[idx].on_data(data, *this, now);
-      give_back(bid);
-      if (!keep) {
-        end_connection(idx, now);
-        return;
+      if (c.tls) {
+        const bool keep = tls_data(idx, data, now);
+        give_back(bid);
+        if (!keep) return;
+      } else {
+        const bool keep = sessions_[idx].on_data(data, *this, now);
+        give_back(bid);
+        if (!keep) {
+          end_connection(idx, now);
+          return;
+        }
       }
+      if (sessions_[idx].take_tls_request()) begin_tls(idx, now);
+      if (!c.connected || c.closing) return;
       flush(idx);
       if (!more) arm_recv(idx);
       return;
@@ -770,6 +866,8 @@ class worker final : public session_host {
   std::int64_t probe_tick_ = 0;
 
   std::string log_;
+  std::unique_ptr<tls_client_context> tls_ctx_;  // --tls: this thread's SSL_CTX and last ticket
+  std::string plain_;                            // decrypted bytes of one receive
 };
 
 }  // namespace
