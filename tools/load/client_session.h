@@ -172,12 +172,12 @@ class client_session {
     rcpts_sent_ = 0;
     ++messages_on_connection_;
     if (pipelining_) {
-      cfg_->builder->append_envelope(out, *cfg_->random);
+      cfg_->builder->append_envelope(out, *cfg_->random, declare_size_);
       push(expect::mail);
       push(expect::rcpt, static_cast<std::uint32_t>(cfg_->builder->spec().rcpts));
       push(expect::data);
     } else {
-      cfg_->builder->append_mail(out);
+      cfg_->builder->append_mail(out, declare_size_);
       push(expect::mail);
     }
   }
@@ -460,6 +460,7 @@ class client_session {
         }
         if (cfg_->starttls && !tls_active_) return ask_starttls(r, host);
         pipelining_ = cfg_->allow_pipelining && advertises(r.text, "PIPELINING");
+        declare_size_ = advertises(r.text, "SIZE");
         return after_hello(host, now);
       case expect::starttls:
         if (!ok) {
@@ -573,6 +574,7 @@ class client_session {
   slot ending_;    // text and its end sent, reply not yet
   phase phase_ = phase::closed;
   bool pipelining_ = false;
+  bool declare_size_ = false;  // the EHLO offered SIZE: MAIL declares the text's size
   bool server_closing_ = false;
   bool after_rset_ = false;
   bool tls_active_ = false;
