@@ -102,6 +102,8 @@ struct options {
   // message show / inbound list
   std::string queue_id;
   unsigned limit = 100;
+  // Relay rule (PROTOCOL.md 5a): comma-separated; '' clears the list.
+  std::string relay_networks, relay_domains;
 };
 
 bool given(const options& o, const std::string& name) {
@@ -408,6 +410,26 @@ void apply_settings(const options& o, account_settings& s, bool only_given) {
   if (use("mms-price")) s.mms_price = o.mms_price;
 }
 
+std::vector<std::string> relay_list(const std::string& text) {
+  return text.empty() ? std::vector<std::string>{} : split_list(text);
+}
+
+// --relay-networks and --relay-domains, when given: checked, made canonical
+// and stored with the list not given kept as it was.
+void apply_relay(const options& o, account_store& store, postino::account_id id) {
+  if (!given(o, "relay-networks") && !given(o, "relay-domains")) return;
+  auto rule = store.relay_of(id);
+  if (!rule) fail(exit_usage, "cannot read the relay rule: " + store.last_error());
+  std::string why;
+  if (given(o, "relay-networks") &&
+      !postino::credit::canonical_networks(relay_list(o.relay_networks), rule->networks, why))
+    fail(exit_usage, "--relay-networks: " + why);
+  if (given(o, "relay-domains") && !postino::credit::canonical_domains(relay_list(o.relay_domains), rule->domains, why))
+    fail(exit_usage, "--relay-domains: " + why);
+  if (!store.set_relay(id, rule->networks, rule->domains))
+    fail(exit_usage, "cannot set the relay rule: " + store.last_error());
+}
+
 int account_add(const options& o) {
   account_settings s;
   s.username = o.account;
@@ -428,6 +450,7 @@ int account_add(const options& o) {
     bool exists = store->find_by_username(s.username).has_value();
     fail(exists ? exit_not_found : exit_usage, error);
   }
+  apply_relay(o, *store, id);
   std::printf("account %s added with id %llu\n", s.username.c_str(),
               static_cast<unsigned long long>(id));
   return exit_ok;
@@ -499,6 +522,10 @@ int account_show(const options& o) {
     for (const auto& rule : *s.prices)
       std::printf("price +%s: %lld%s\n", rule.prefix.c_str(), static_cast<long long>(rule.price),
                   rule.global ? " (global)" : "");
+  }
+  if (auto relay = store->relay_of(s.id); relay && (!relay->networks.empty() || !relay->domains.empty())) {
+    std::printf("relay networks: %s\n", relay->networks.empty() ? "(none)" : postino::join(relay->networks, ",").c_str());
+    std::printf("relay domains: %s\n", relay->domains.empty() ? "(none)" : postino::join(relay->domains, ",").c_str());
   }
   if (live) {
     std::printf("balance: %s\n", json_field(*live, "balance").c_str());
@@ -583,6 +610,7 @@ int account_set(const options& o) {
   apply_settings(o, s, true);
   if (!w.store->update_settings(s))
     fail(exit_usage, "cannot change the settings: " + w.store->last_error());
+  apply_relay(o, *w.store, s.id);
   std::printf("settings of %s changed\n", s.username.c_str());
   return exit_ok;
 }
@@ -944,6 +972,9 @@ const argument setting_options[] = {
     {"--max-mms-bytes", &options::max_mms_bytes, "largest MMS, raw MIME bytes (default 1048576)", false,
      CLI::Range(1ull, 1ull << 40)},
     {"--mms-price", &options::mms_price, "credit per MMS recipient (default 3)", false, CLI::NonNegativeNumber},
+    {"--relay-networks", &options::relay_networks,
+     "comma-separated client networks (CIDR) an auth = \"relay\" listener accepts ('' for none)"},
+    {"--relay-domains", &options::relay_domains, "comma-separated envelope-sender domains relayed ('' for none)"},
 };
 
 // A settings option also records that it was given (without its dashes), so

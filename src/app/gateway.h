@@ -23,6 +23,8 @@
 
 namespace postino::app {
 
+class relay_source;  // relays.h
+
 struct gateway_services {
   credit::hash_pool* pool = nullptr;  // AUTH checks; shared by all shards, outlives their threads
   // The content step of bodies too costly for a shard's loop (e-mails, big
@@ -34,6 +36,8 @@ struct gateway_services {
   std::vector<std::vector<std::pair<account_id, credit_units>>> balances;
   // SMPP delivery (issue 7); null or !enabled(): accepted messages stay queued.
   std::shared_ptr<delivery::shared_state> delivery;
+  // Relay accounts (relays.h); null: no relay listener.
+  std::shared_ptr<relay_source> relays;
 };
 
 // What each shard runs, in order: its journal (when `journals` has one for

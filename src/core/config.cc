@@ -344,9 +344,10 @@ void read_listener(const toml_reader& r, const toml::table& t, std::size_t index
       l.port = static_cast<std::uint16_t>(r.integer(v, path, 0, 65535));
     } else if (key == "auth") {
       std::string a = r.string(v, path);
-      if (a != "required" && a != "none")
-        r.fail(v.source(), path, "'" + a + "' is not one of \"required\", \"none\"");
+      if (a != "required" && a != "none" && a != "relay")
+        r.fail(v.source(), path, "'" + a + "' is not one of \"required\", \"none\", \"relay\"");
       l.auth_required = a == "required";
+      l.relay = a == "relay";
       auth_node = &v;
     } else if (key == "account") {
       l.account = r.nonempty(v, path);
@@ -367,7 +368,9 @@ void read_listener(const toml_reader& r, const toml::table& t, std::size_t index
     }
   }
   check_listener_tls(r, t, prefix, l, tls);
-  if (!l.auth_required) {
+  if (l.relay && !l.account.empty())
+    r.fail(auth_node->source(), prefix + "auth", "auth = \"relay\" takes no `account`: the relay rules choose it");
+  if (!l.auth_required && !l.relay) {
     // An unauthenticated listener spends an account's credit for anyone who
     // can connect, so it is only allowed where only this machine can.
     const auto& where = auth_node->source();

@@ -41,7 +41,8 @@ struct listener_tls_config {
 struct listener_config {
   std::string address = "127.0.0.1";
   std::uint16_t port = 2525;
-  bool auth_required = true;          // auth = "required" | "none"
+  bool auth_required = true;          // auth = "required" | "none" | "relay"
+  bool relay = false;                 // auth = "relay": no AUTH, accounts by relay rule (PROTOCOL.md 5a)
   std::string account;                // with auth = "none": the account used
   listener_session_config session;    // hostname, size, bare newline, limits
   listener_tls_config tls;
