@@ -271,6 +271,18 @@ TEST(config, auth_none_needs_loopback_and_account) {
   }
 }
 
+TEST(config, auth_relay_listener) {
+  std::string error;
+  // Off loopback and without TLS: a relay listener offers no AUTH, so
+  // require_tls_for_auth has nothing to refuse.
+  auto c = parse("[[listener]]\naddress = \"0.0.0.0\"\nport = 25\nauth = \"relay\"\n", error);
+  ASSERT_TRUE(c.has_value()) << error;
+  EXPECT_TRUE(c->listeners[0].relay);
+  EXPECT_FALSE(c->listeners[0].auth_required);
+  expect_error("[[listener]]\nauth = \"relay\"\naccount = \"demo\"\n", {"test.toml:2:", "listener[0].auth", "no `account`"});
+  expect_error("[[listener]]\nauth = \"open\"\n", {"listener[0].auth", "\"relay\""});
+}
+
 // ---- SMPP delivery (issue 7): [[smsc]], [[route]], [delivery] ----
 
 TEST(config, listener_tls_keys) {
