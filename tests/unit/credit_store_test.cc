@@ -386,7 +386,7 @@ TEST_F(store_test, migrates_a_version_1_database_keeping_its_accounts) {
   sqlite3_close(db);
   auto store = open_store();
   ASSERT_NE(store, nullptr);
-  EXPECT_EQ(store->schema_version(), 3);
+  EXPECT_EQ(store->schema_version(), 4);
   auto a = store->find_by_username("old");
   ASSERT_TRUE(a.has_value()) << store->last_error();
   EXPECT_EQ(a->settings.unit_price, 2);
