@@ -316,6 +316,7 @@ admin_server::~admin_server() { stop(); }
 
 bool admin_server::start(const std::string& address, std::uint16_t port, std::string& error) {
   address_ = address == "localhost" ? "127.0.0.1" : address;
+  if (port != 0 && !io::port_is_free(address_, port, error)) return false;
   int fd = io::open_listener(address_, port, 64, error);
   if (fd < 0) return false;
   // httplib's accept loop blocks in accept(); io::open_listener's socket is
