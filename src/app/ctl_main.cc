@@ -104,6 +104,7 @@ struct options {
   unsigned limit = 100;
   // Relay rule (PROTOCOL.md 5a): comma-separated; '' clears the list.
   std::string relay_networks, relay_domains;
+  std::string admin_ca;  // --admin-ca: HTTPS to the admin endpoint, trusting this PEM
 };
 
 bool given(const options& o, const std::string& name) {
@@ -301,14 +302,41 @@ std::string transport_error(httplib::Error error) {
 
 // One request with the token; the JSON object of a 2xx answer. Anything
 // else ends the command with the gateway's reason.
-nlohmann::json admin_call(const options& o, const endpoint& e, const std::string& method, const std::string& target) {
-  httplib::Client client(e.host, e.port);
+// The certificate to trust for HTTPS: --admin-ca, else the gateway config's
+// own [admin] certificate (a self-signed one); empty: plain HTTP (loopback).
+std::string admin_trust(const options& o) {
+  if (!o.admin_ca.empty()) return o.admin_ca;
+  return o.config.empty() ? std::string() : config_file(o).admin_certificate;
+}
+
+httplib::Result admin_exchange(httplib::ClientImpl& client, const options& o, const std::string& method,
+                               const std::string& target) {
   client.set_bearer_token_auth(admin_token(o));
   client.set_connection_timeout(admin_connect_timeout);
   client.set_write_timeout(admin_write_timeout);
   client.set_read_timeout(admin_read_timeout);
   client.set_keep_alive(false);
-  httplib::Result r = method == "GET" ? client.Get(target) : client.Post(target);
+  return method == "GET" ? client.Get(target) : client.Post(target);
+}
+
+nlohmann::json admin_call(const options& o, const endpoint& e, const std::string& method, const std::string& target) {
+  const std::string trust = admin_trust(o);
+  httplib::Result r = [&] {
+    if (trust.empty()) {
+      httplib::ClientImpl client(e.host, e.port);
+      return admin_exchange(client, o, method, target);
+    }
+    // The server's certificate must chain to `trust` and name the host.
+    httplib::SSLClient client(e.host, e.port);
+    client.set_ca_cert_path(trust.c_str());
+    client.enable_server_certificate_verification(true);
+    httplib::Result answer = admin_exchange(client, o, method, target);
+    if (!answer && client.get_openssl_verify_result() != X509_V_OK)
+      fail(exit_usage, "admin endpoint " + where(e) + ": its certificate is not trusted (" +
+                           X509_verify_cert_error_string(client.get_openssl_verify_result()) + "; --admin-ca " +
+                           trust + ")");
+    return answer;
+  }();
   if (!r) fail(exit_usage, "admin endpoint " + where(e) + ": " + transport_error(r.error()));
   const nlohmann::json body = nlohmann::json::parse(r->body, nullptr, /*allow_exceptions=*/false);
   if (r->status < 200 || r->status > 299) {
@@ -1081,6 +1109,9 @@ void add_global_options(CLI::App& app, options& o) {
                  "read data_dir/database (and the admin endpoint) from the gateway's TOML file");
   app.add_option("--admin", o.admin,
                  "the running gateway's admin endpoint HOST:PORT (default: from -c's ports file or [admin])");
+  app.add_option("--admin-ca", o.admin_ca,
+                 "speak HTTPS to the admin endpoint, trusting this PEM CA or certificate (default with -c: "
+                 "[admin] certificate, when set)");
 }
 
 // Every group and its commands; `chosen` is set to the row the command line names.

@@ -618,6 +618,7 @@ int main(int argc, char** argv) {
   // The admin endpoint (loopback only, token required; see want_admin above).
   auto admin = std::make_unique<app::admin_server>(*rt, config.database, std::move(admin_token));
   admin->set_delivery(services->delivery);
+  if (!config.admin_certificate.empty()) admin->use_tls(config.admin_certificate, config.admin_private_key);
   // From here a failure still stops the shards in order before it exits.
   std::string failed;
   if (want_admin && !admin->start(config.admin_address, config.admin_port, error)) failed = "admin endpoint: " + error;

@@ -175,8 +175,9 @@ TEST(config, wrong_types) {
   expect_error("[[listener]]\nport = 25.0\n", {"test.toml:2:", "listener[0].port", "float"});
 }
 
-// The admin endpoint has no TLS: its address must be loopback, and the
-// refusal names the file, the line and the key.
+// Without TLS the admin endpoint's address must be loopback, and the
+// refusal names the file, the line and the key; with a certificate and key
+// any address is allowed.
 TEST(config, admin_address_must_be_loopback) {
   for (const char* address : {"0.0.0.0", "::", "192.168.1.10", "10.0.0.1", "2001:db8::1", "::ffff:127.0.0.1"})
     expect_error(std::string("[admin]\nport = 8025\naddress = \"") + address + "\"\n",
@@ -188,6 +189,12 @@ TEST(config, admin_address_must_be_loopback) {
     ASSERT_TRUE(c.has_value()) << address << ": " << error;
     EXPECT_EQ(c->admin_address, address);
   }
+  std::string error;
+  auto tls = parse("[admin]\naddress = \"0.0.0.0\"\ncertificate = \"c.pem\"\nprivate_key = \"k.pem\"\n", error);
+  ASSERT_TRUE(tls.has_value()) << error;
+  EXPECT_EQ(tls->admin_certificate, "c.pem");
+  EXPECT_EQ(tls->admin_private_key, "k.pem");
+  expect_error("[admin]\naddress = \"0.0.0.0\"\ncertificate = \"c.pem\"\n", {"admin", "both `certificate` and `private_key`"});
 }
 
 TEST(config, out_of_range_values) {

@@ -134,7 +134,9 @@ struct gateway_config {
   // and the message index lagged by as much.
   unsigned checkpoint_interval_s = 1;
   bool create_demo_account = true;    // on an empty database
-  std::string admin_address = "127.0.0.1";  // loopback only (checked): 127.0.0.0/8, ::1, localhost
+  std::string admin_address = "127.0.0.1";  // loopback (127.0.0.0/8, ::1, localhost) unless TLS (checked)
+  std::string admin_certificate;       // PEM; with admin_private_key: HTTPS, and any address
+  std::string admin_private_key;
   std::uint16_t admin_port = 0;        // 0: no admin endpoint
   std::string ports_file;              // if set, bound ports are written here
   std::vector<listener_config> listeners;
