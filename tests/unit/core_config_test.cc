@@ -75,7 +75,8 @@ TEST(config, shipped_example_parses) {
   EXPECT_EQ(c->hostname, "mx.example");
   EXPECT_EQ(c->shards, 2u);
   EXPECT_EQ(c->journal_segment_bytes, 67108864u);
-  ASSERT_EQ(c->listeners.size(), 2u);
+  ASSERT_EQ(c->listeners.size(), 3u);
+  EXPECT_TRUE(c->listeners[2].relay);
   EXPECT_EQ(c->listeners[0].address, "0.0.0.0");
   EXPECT_EQ(c->listeners[0].session.hostname, "smtp.mx.example");
   EXPECT_FALSE(c->listeners[1].auth_required);
