@@ -123,6 +123,40 @@ void BM_content_mm4_30k(benchmark::State& s) { run_content(s, mm4_mail()); }
 void BM_email_parse_plain(benchmark::State& s) { run_parse(s, plain_mail()); }
 void BM_email_parse_alternative(benchmark::State& s) { run_parse(s, alternative_mail()); }
 
+// A top-posted reply: two lines of text, an attribution, a 40-line quote
+// with a nested one (the text a phone's "Re:" carries).
+std::string reply_text() {
+  std::string t = "Va bene, ci vediamo domani alle 10.\nPorto io i documenti.\n\n"
+                  "On Mon, 30 Nov 2026 at 10:12, Anna Bianchi <anna@example.com> wrote:\n";
+  for (int i = 0; i < 30; ++i) t += "> Riga " + std::to_string(i) + " del messaggio originale, con un po' di testo.\n";
+  t += ">\n>> On Sun, Bob wrote:\n";
+  for (int i = 0; i < 10; ++i) t += ">> riga annidata " + std::to_string(i) + "\n";
+  return t;
+}
+
+// The quoted-reply cut alone (src/mime/quoted_reply.cc), per reply and per byte.
+void BM_quoted_reply_cut(benchmark::State& state) {
+  const std::string text = reply_text();
+  for (auto _ : state) {
+    auto out = postino::mime::cut_quoted_reply(text);
+    benchmark::DoNotOptimize(out);
+  }
+  state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(text.size()));
+}
+
+// A megabyte of quoted lines: the cut stays linear.
+void BM_quoted_reply_cut_1mb(benchmark::State& state) {
+  std::string text = "Ok.\n\nOn Mon, Anna wrote:\n";
+  while (text.size() < 1024 * 1024) text += "> una riga citata di un messaggio lungo\n";
+  for (auto _ : state) {
+    auto out = postino::mime::cut_quoted_reply(text);
+    benchmark::DoNotOptimize(out);
+  }
+  state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(text.size()));
+}
+
+BENCHMARK(BM_quoted_reply_cut);
+BENCHMARK(BM_quoted_reply_cut_1mb);
 BENCHMARK(BM_content_raw_text);
 BENCHMARK(BM_content_email_plain);
 BENCHMARK(BM_content_email_alternative);

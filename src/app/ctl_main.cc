@@ -88,7 +88,9 @@ struct options {
   std::string content_mode = "auto";
   unsigned max_segments = 1;
   bool subject_prefix = false;
-  bool strip_signature = false;
+  bool strip_signature = true;
+  bool strip_quoted_reply = true;
+  bool subject_as_text = true;
   bool transliterate = false;
   bool mms_enabled = false;
   unsigned long long max_mms_bytes = postino::default_max_mms_bytes;
@@ -167,6 +169,7 @@ std::unique_ptr<account_store> open_store(const std::string& db, bool create) {
   std::string error;
   auto store = account_store::open(db, error);
   if (!store) fail(exit_usage, error);
+  for (const std::string& note : store->migration_notes()) std::fprintf(stderr, "postino-ctl: migrated: %s\n", note.c_str());
   return store;
 }
 
@@ -432,6 +435,8 @@ void apply_settings(const options& o, account_settings& s, bool only_given) {
   if (use("max-segments")) s.max_segments = o.max_segments;
   if (use("subject-prefix")) s.subject_prefix = o.subject_prefix;
   if (use("strip-signature")) s.strip_signature = o.strip_signature;
+  if (use("strip-quoted-reply")) s.strip_quoted_reply = o.strip_quoted_reply;
+  if (use("subject-as-text")) s.subject_as_text = o.subject_as_text;
   if (use("transliterate")) s.transliterate = o.transliterate;
   if (use("mms-enabled")) s.mms_enabled = o.mms_enabled;
   if (use("max-mms-bytes")) s.max_mms_bytes = o.max_mms_bytes;
@@ -542,6 +547,8 @@ int account_show(const options& o) {
   std::printf("max segments: %u\n", s.max_segments);
   std::printf("subject prefix: %s\n", s.subject_prefix ? "yes" : "no");
   std::printf("strip signature: %s\n", s.strip_signature ? "yes" : "no");
+  std::printf("strip quoted reply: %s\n", s.strip_quoted_reply ? "yes" : "no");
+  std::printf("subject as text: %s\n", s.subject_as_text ? "yes" : "no");
   std::printf("transliterate: %s\n", s.transliterate ? "yes" : "no");
   std::printf("mms enabled: %s\n", s.mms_enabled ? "yes" : "no");
   std::printf("max mms bytes: %llu\n", static_cast<unsigned long long>(s.max_mms_bytes));
@@ -993,7 +1000,11 @@ const argument setting_options[] = {
     {"--max-segments", &options::max_segments, "most SMS segments per message, 1-255 (default 1)", false,
      CLI::Range(1u, 255u)},
     {"--subject-prefix", &options::subject_prefix, "yes|no: e-mail Subject starts the SMS (default no)"},
-    {"--strip-signature", &options::strip_signature, "yes|no: cut an e-mail's '-- ' signature (default no)"},
+    {"--strip-signature", &options::strip_signature, "yes|no: cut an e-mail's '-- ' signature (default yes)"},
+    {"--strip-quoted-reply", &options::strip_quoted_reply,
+     "yes|no: cut a reply's '>' quoted original and its 'On ... wrote:' line (default yes)"},
+    {"--subject-as-text", &options::subject_as_text,
+     "yes|no: an e-mail with an empty body sends its Subject as the text (default yes)"},
     {"--transliterate", &options::transliterate,
      "yes|no: map curly quotes, dashes... to GSM when that avoids UCS-2 (default no)"},
     {"--mms-enabled", &options::mms_enabled, "yes|no: accept MMS (MM4 and mails with media) (default no)"},

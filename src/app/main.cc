@@ -33,6 +33,7 @@
 #include "admin.h"
 #include "admin_token.h"
 #include "checkpointer.h"
+#include "connection_limits.h"
 #include "gateway.h"
 #include "relays.h"
 #include "smtp_endpoint.h"
@@ -346,6 +347,9 @@ struct smtp_listeners {
   std::vector<smtp::session_config> sessions;
   std::vector<io::listener_spec> specs;
   std::vector<std::string> names;  // "listener[i] ADDR:PORT", for logs
+  // PROTOCOL.md 5, shared by every listener and shard.
+  std::unique_ptr<app::connection_limits> connections;
+  std::unique_ptr<smtp::body_memory_budget> body_memory;
 };
 
 smtp::session_config session_config_of(const listener_session_config& l) {
@@ -384,11 +388,18 @@ bool build_listeners(const gateway_config& config, credit::account_store& store,
   out.preauth.reserve(config.listeners.size());
   out.sessions.resize(config.listeners.size());
   const app::smtp_timeouts timeouts{std::chrono::seconds(config.idle_timeout_s),
-                                    std::chrono::seconds(config.data_timeout_s)};
+                                    std::chrono::seconds(config.data_timeout_s),
+                                    std::chrono::seconds(config.limits.data_total_timeout_s)};
+  out.connections = std::make_unique<app::connection_limits>(
+      config.limits.connections_per_ip, config.limits.connections_per_account, config.limits.connection_limit_exempt);
+  out.body_memory = std::make_unique<smtp::body_memory_budget>();
+  out.body_memory->limit = static_cast<std::int64_t>(config.limits.max_body_memory);
   for (std::size_t i = 0; i < config.listeners.size(); ++i) {
     const listener_config& l = config.listeners[i];
     smtp::session_config& session = out.sessions[i] = session_config_of(l.session);
     if (config.log_level == verbosity::debug) session.trace = {&trace_to_stderr, nullptr};
+    session.connections = out.connections.get();
+    session.body_memory = out.body_memory.get();
     if (services.delivery->enabled()) {
       session.delivery_backlog = &services.delivery->backlog;
       session.delivery_backlog_limit = static_cast<std::int64_t>(config.delivery.queue_limit);
@@ -575,6 +586,7 @@ int main(int argc, char** argv) {
   if (!take_database_lock(config, lock, error)) return fail(1, error);
   std::unique_ptr<credit::account_store> store = credit::account_store::open(config.database, error);
   if (!store) return fail(1, "cannot open " + config.database + ": " + error);
+  for (const std::string& note : store->migration_notes()) say("migrated: " + note);
   // admin_port 0 means no admin endpoint, except that with a ports file
   // (tests, supervisors) it listens on an ephemeral port and says where. Its
   // token is loaded or created now, under the lock.

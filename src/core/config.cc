@@ -167,6 +167,10 @@ constexpr integer_key integer_keys[] = {
     {"content_workers", 1, 64, store_in<&limits_config::content_workers>},
     {"content_queue", 1, 1 << 24, store_in<&limits_config::content_queue>},
     {"max_pending_output", 1024, 1 << 30, store_in<&limits_config::max_pending_output>},
+    {"connections_per_ip", 0, 1'000'000, store_in<&limits_config::connections_per_ip>},
+    {"connections_per_account", 0, 1'000'000, store_in<&limits_config::connections_per_account>},
+    {"data_total_timeout", 0, 86400, store_in<&limits_config::data_total_timeout_s>},
+    {"max_body_memory", 0, std::int64_t{1} << 48, store_in<&limits_config::max_body_memory>},
 };
 
 // The row of `key` in the section whose struct is S, or null.
@@ -537,9 +541,40 @@ void read_delivery(const toml_reader& r, const toml::table& t, delivery_config& 
   }
 }
 
+// "ADDRESS/BITS" with an IPv4 or IPv6 address and a prefix length that fits it.
+bool valid_network(const std::string& text) {
+  const std::size_t slash = text.find('/');
+  if (slash == std::string::npos) return false;
+  const std::string address = text.substr(0, slash);
+  unsigned bits = 0;
+  const char* end = text.data() + text.size();
+  const auto [p, ec] = std::from_chars(text.data() + slash + 1, end, bits);
+  if (ec != std::errc{} || p != end || slash + 1 == text.size()) return false;
+  in6_addr raw{};
+  if (inet_pton(AF_INET, address.c_str(), &raw) == 1) return bits <= 32;
+  return inet_pton(AF_INET6, address.c_str(), &raw) == 1 && bits <= 128;
+}
+
+std::vector<std::string> network_list(const toml_reader& r, const toml::node& v, const std::string& path) {
+  const toml::array* arr = v.as_array();
+  if (arr == nullptr) r.fail(v.source(), path, std::string("expected an array of CIDR blocks, got ") + type_name(v.type()));
+  std::vector<std::string> out;
+  for (const auto& item : *arr) {
+    std::string n = r.string(item, path);
+    if (!valid_network(n)) r.fail(item.source(), path, "'" + n + "' is not a CIDR block (ADDRESS/BITS)");
+    out.push_back(std::move(n));
+  }
+  return out;
+}
+
 void read_limits(const toml_reader& r, const toml::table& t, limits_config& l) {
-  r.check_keys_of<limits_config>(t, "limits.", {});
-  for (const auto& [k, v] : t) r.integer_field(k.str(), v, "limits." + std::string(k.str()), l);
+  r.check_keys_of<limits_config>(t, "limits.", {"connection_limit_exempt"});
+  for (const auto& [k, v] : t) {
+    if (k.str() == "connection_limit_exempt")
+      l.connection_limit_exempt = network_list(r, v, "limits.connection_limit_exempt");
+    else
+      r.integer_field(k.str(), v, "limits." + std::string(k.str()), l);
+  }
 }
 
 const toml::array& array_of_tables(const toml_reader& r, const toml::node& v, const std::string& key) {

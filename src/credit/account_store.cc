@@ -1,7 +1,7 @@
 // The SQLite account store (postino.db): accounts with their Argon2id hashes,
 // settings (migration 2 adds the message-content ones of issue 4, migration 3
-// the per-account rate limit of issue 5, migration 4 the relay rules of
-// issue 17), the
+// the per-account rate limit of issue 5, migration 4 issue 13's e-mail
+// clean-up defaults, migration 5 the relay rules of issue 17), the
 // destination price tables, and the credit checkpoint column. A look-up
 // returns the account with its price table resolved: its own rules, then the
 // global ones, longest prefix first, shared immutably by every copy. One sqlite3 connection per
@@ -84,9 +84,20 @@ CREATE UNIQUE INDEX prices_key ON prices (coalesce(account_id, 0), prefix);
 ALTER TABLE accounts ADD COLUMN max_messages_per_second INTEGER NOT NULL DEFAULT 0
   CHECK (max_messages_per_second BETWEEN 0 AND 1000000);
 )sql"},
+    // Issue 13: the quoted-reply cut and the Subject as the text of an empty
+    // body, on by default; strip_signature's old default (off) was the
+    // defect, and a row cannot tell "never set" from "set to no", so every
+    // existing account gets the new default (logged: migration_notes).
+    // Column defaults cannot change without rebuilding the table: the
+    // store always writes strip_signature, so its DEFAULT 0 is never used.
+    {4, R"sql(
+ALTER TABLE accounts ADD COLUMN strip_quoted_reply INTEGER NOT NULL DEFAULT 1 CHECK (strip_quoted_reply IN (0, 1));
+ALTER TABLE accounts ADD COLUMN subject_as_text INTEGER NOT NULL DEFAULT 1 CHECK (subject_as_text IN (0, 1));
+UPDATE accounts SET strip_signature = 1 WHERE strip_signature = 0;
+)sql"},
     // Issue 17: relay accounts (PROTOCOL.md 5a). One row per account that
     // relays; the lists are comma-separated canonical text (relay.cc).
-    {4, R"sql(
+    {5, R"sql(
 CREATE TABLE relays (
   account_id INTEGER PRIMARY KEY REFERENCES accounts(id) ON DELETE CASCADE,
   networks   TEXT NOT NULL DEFAULT '',
@@ -95,13 +106,26 @@ CREATE TABLE relays (
 )sql"},
 };
 
+// What a migration changed that an operator should hear of, counted inside
+// its transaction before it runs; empty when nothing is worth a line.
+std::string migration_note(int version, std::int64_t counted) {
+  if (version != 4 || counted == 0) return {};
+  return "schema 4: strip_signature turned on for " + std::to_string(counted) +
+         " account(s) (the new default; `postino-ctl account set NAME --strip-signature no` keeps a "
+         "signature); strip_quoted_reply and subject_as_text added, on";
+}
+
+const char* migration_count_sql(int version) {
+  return version == 4 ? "SELECT count(*) FROM accounts WHERE strip_signature = 0" : nullptr;
+}
+
 constexpr int latest_version = migrations[std::size(migrations) - 1].version;
 
 constexpr const char* account_columns =
     "id, username, password_hash, status, default_originator, allowed_originators, "
     "max_recipients, default_country, unit_price, credit, credential_generation, "
     "content_mode, max_segments, subject_prefix, strip_signature, transliterate, mms_enabled, "
-    "max_mms_bytes, mms_price, max_messages_per_second";
+    "max_mms_bytes, mms_price, max_messages_per_second, strip_quoted_reply, subject_as_text";
 
 enum stmt_id : std::size_t {
   s_by_username,
@@ -173,6 +197,8 @@ stored_account read_row(sqlite3_stmt* s) {
   a.settings.max_mms_bytes = static_cast<std::uint64_t>(sqlite3_column_int64(s, 17));
   a.settings.mms_price = sqlite3_column_int64(s, 18);
   a.settings.max_messages_per_second = static_cast<std::uint32_t>(sqlite3_column_int64(s, 19));
+  a.settings.strip_quoted_reply = sqlite3_column_int64(s, 20) != 0;
+  a.settings.subject_as_text = sqlite3_column_int64(s, 21) != 0;
   return a;
 }
 
@@ -216,6 +242,8 @@ void bind_content_settings(stmt_use& s, int first, const account_settings& a) {
   s.int64(first + 6, static_cast<std::int64_t>(a.max_mms_bytes));
   s.int64(first + 7, a.mms_price);
   s.int64(first + 8, a.max_messages_per_second);
+  s.int64(first + 9, a.strip_quoted_reply ? 1 : 0);
+  s.int64(first + 10, a.subject_as_text ? 1 : 0);
 }
 
 // Usernames arrive in SMTP AUTH: bytes, but no control characters, and the
@@ -276,6 +304,8 @@ struct account_store::impl {
   std::string path;
   std::string last_error;
   std::array<sqlite3_stmt*, s_count> stmts{};
+  std::vector<std::string> notes;  // what this connection's migrations changed
+  std::string pending_note;        // the running migration's, until it commits
 
   ~impl() {
     for (auto* s : stmts) sqlite3_finalize(s);
@@ -345,10 +375,13 @@ struct account_store::impl {
       auto now = ok ? current_version() : std::nullopt;
       ok = ok && now.has_value();
       if (ok && *now < m.version) {
-        ok = exec(m.sql) &&
+        std::optional<std::int64_t> counted = 0;
+        if (const char* count = migration_count_sql(m.version)) counted = query_int(count);
+        ok = counted.has_value() && exec(m.sql) &&
              exec(("INSERT INTO schema_version (version) VALUES (" + std::to_string(m.version) +
                    ")").c_str());
         if (!ok) last_error = "migration " + std::to_string(m.version) + ": " + last_error;
+        if (ok) pending_note = migration_note(m.version, counted.value_or(0));
       }
       if (!ok) {
         std::string saved = last_error;
@@ -357,6 +390,8 @@ struct account_store::impl {
         return false;
       }
       if (!exec("COMMIT")) return false;
+      if (!pending_note.empty()) notes.push_back(std::move(pending_note));
+      pending_note.clear();
     }
     return true;
   }
@@ -369,8 +404,8 @@ struct account_store::impl {
         "INSERT INTO accounts (username, password_hash, status, default_originator, "
         "allowed_originators, max_recipients, default_country, unit_price, credit, content_mode, "
         "max_segments, subject_prefix, strip_signature, transliterate, mms_enabled, max_mms_bytes, "
-        "mms_price, max_messages_per_second) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+        "mms_price, max_messages_per_second, strip_quoted_reply, subject_as_text) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
         "UPDATE accounts SET password_hash = ?1, "
         "credential_generation = credential_generation + 1 WHERE id = ?2",
         // Any change of status drops cached credentials: suspend must stop
@@ -384,7 +419,8 @@ struct account_store::impl {
         "username = ?1, status = ?2, default_originator = ?3, allowed_originators = ?4, "
         "max_recipients = ?5, default_country = ?6, unit_price = ?7, content_mode = ?9, "
         "max_segments = ?10, subject_prefix = ?11, strip_signature = ?12, transliterate = ?13, "
-        "mms_enabled = ?14, max_mms_bytes = ?15, mms_price = ?16, max_messages_per_second = ?17 "
+        "mms_enabled = ?14, max_mms_bytes = ?15, mms_price = ?16, max_messages_per_second = ?17, "
+        "strip_quoted_reply = ?18, subject_as_text = ?19 "
         "WHERE id = ?8",
         // The account's rules, then the global ones; longest prefix first.
         "SELECT prefix, price, account_id IS NULL FROM prices WHERE account_id = ?1 OR account_id IS NULL "
@@ -716,6 +752,8 @@ std::vector<price_rule> account_store::list_prices(account_id account) {
   else impl_->last_error.clear();
   return rules;
 }
+
+const std::vector<std::string>& account_store::migration_notes() const { return impl_->notes; }
 
 int account_store::schema_version() {
   auto v = impl_->current_version();

@@ -16,6 +16,10 @@
 // - With transliterate on, the stored text is the transliterated one when
 //   that makes it GSM, so the journal holds exactly what goes out.
 // - max_segments is capped at 255, the most an 8-bit UDH can number.
+// - subject_as_text (issue 13 item 2): an e-mail SMS whose text is empty after
+//   the clean-up (no body, a blank one, or one the signature cut emptied)
+//   sends its decoded Subject, tidied the same way, instead of being refused;
+//   an MMS keeps its own rule (media or text), as the Subject is not its text.
 #include <algorithm>
 #include <string>
 #include <string_view>
@@ -63,6 +67,15 @@ content_result too_deep(const content_limits& limits, std::uint32_t found) {
   return refuse(refusal_kind::too_deep, found, limits.max_depth);
 }
 
+email_options email_options_of(const account_settings& account, const content_limits& limits) {
+  email_options o;
+  o.subject_prefix = account.subject_prefix;
+  o.strip_signature = account.strip_signature;
+  o.strip_quoted_reply = account.strip_quoted_reply;
+  o.limits = limits;
+  return o;
+}
+
 bool email_mode(std::string_view body, const account_settings& account, bool mm4) {
   return mm4 || account.content == content_mode::email ||
          (account.content == content_mode::automatic && looks_like_email(body));
@@ -102,10 +115,14 @@ content_result read_content(std::string_view body, const account_settings& accou
   const structure_check shape = check_structure(body, limits);
   if (shape.too_many_parts) return too_many_parts(limits, shape.parts);
   if (shape.too_deep) return too_deep(limits, shape.depth);
-  email_content e = parse_email(body, {account.subject_prefix, account.strip_signature, limits});
+  email_content e = parse_email(body, email_options_of(account, limits));
   if (e.over_limits) return e.parts > limits.max_parts ? too_many_parts(limits, e.parts) : too_deep(limits, e.depth);
   const bool mms = mm4 || e.mm4_forward || (account.mms_enabled && e.has_media);
-  if (!mms) return finish_sms(sms::tidy_text_lines(e.text), true, account);
+  if (!mms) {
+    std::string text = sms::tidy_text_lines(e.text);
+    if (text.empty() && account.subject_as_text) text = sms::tidy_text_lines(e.subject);
+    return finish_sms(std::move(text), true, account);
+  }
 
   if (!account.mms_enabled) return refuse(refusal_kind::mms_not_enabled);
   if (body.size() > account.max_mms_bytes) return refuse(refusal_kind::mms_too_big, body.size(), account.max_mms_bytes);

@@ -20,9 +20,11 @@
 // Apple Mail) is unwrapped, with DelSp. The signature cut looks for the
 // RFC 3676 separator line "-- "; in text made from HTML, whose line ends are
 // trimmed, "--" alone counts too (Thunderbird's <div class="moz-signature">).
-// With subject_prefix the SMS is "<subject>\n<text>": a line break reads as a
-// heading and, unlike ": ", never doubles the subject's own punctuation; a
-// message with a subject and no text becomes the subject alone.
+// The quoted-reply cut (strip_quoted_reply) is src/mime/quoted_reply.cc's,
+// after the signature cut. With subject_prefix the SMS is
+// "<subject>\n<text>": a line break reads as a heading and, unlike ": ",
+// never doubles the subject's own punctuation; a message with a subject and
+// no text becomes the subject alone, with no line break after it.
 #include <gmime/gmime.h>
 
 #include <algorithm>
@@ -335,6 +337,7 @@ email_content parse_email(std::string_view body, const email_options& options) {
       text = unflow(text, iequals(view(g_mime_object_get_content_type_parameter(part, "delsp")), "yes"));
     }
     if (options.strip_signature) cut_signature(text, c.html);
+    if (options.strip_quoted_reply) text = cut_quoted_reply(text);
     drop_leading_blank_lines(text);
     e.text = std::move(text);
   }

@@ -40,6 +40,7 @@ class session_machine {
   void resolve(const relay_result& r);
   void on_timeout();
   void on_shutdown();
+  void release_limits();  // the session ends: gives back connection slots and body memory
 
   // ------------------------------------------------ the command table's handlers
   // Each runs once its row allowed the phase (command.cc) and returns whether
@@ -75,6 +76,7 @@ class session_machine {
   bool authed = false;
   bool closing = false;
   bool starttls_accepted = false;  // until the owner takes it (take_starttls)
+  std::uint64_t data_count = 0;    // DATA transactions begun (354 sent)
 
  private:
   // output
@@ -116,6 +118,12 @@ class session_machine {
   void finish_if_shutting_down();
   void reset_transaction();
 
+  // Limits kept with the owner (PROTOCOL.md 5): connection slots, body memory.
+  bool reserve_body();
+  void grow_body_reservation();
+  void release_body();
+  void release_account();
+
   line_scanner lines;
   data_scanner text;
   key_set recipient_keys;
@@ -131,6 +139,10 @@ class session_machine {
   bool tls_active = false;
   bool shutdown_requested = false;
   bool counting_errors = true;  // the current command's row counts its failures
+  bool peer_counted = false;     // holds a per-address connection slot
+  bool account_counted = false;  // holds a per-account slot for account.id
+  std::uint64_t declared_size = 0;  // MAIL's SIZE=, this transaction (0: none)
+  std::int64_t body_reserved = 0;   // bytes of config.body_memory this transaction holds
 };
 
 }  // namespace postino::smtp

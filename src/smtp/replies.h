@@ -126,6 +126,8 @@ inline constexpr reply local_error{"451 4.3.0 Local error in processing, try aga
 inline constexpr reply queue_full{"452 4.3.1 Insufficient system storage"};
 inline constexpr reply sync_error{"554 5.5.0 SMTP synchronization error"};
 inline constexpr reply too_many_errors{"421 4.7.0 Too many errors"};
+inline constexpr reply too_many_connections{"421 4.7.0 Too many connections"};
+inline constexpr reply insufficient_storage{"452 4.3.1 Insufficient system storage"};
 inline constexpr reply shutting_down{"421 4.3.2 Service shutting down"};
 inline constexpr reply tls_ready{"220 2.0.0 Ready to start TLS"};
 inline constexpr reply tls_already_active{"503 5.5.1 TLS already active"};

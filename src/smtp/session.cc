@@ -123,6 +123,7 @@ std::size_t session_machine::feed(std::string_view in) {
   while (pos < in.size() && pending == request_kind::none && !closing && !output_full()) {
     if (state == phase::data) {
       pos += text.feed(in.substr(pos), tx.body);
+      if (static_cast<std::int64_t>(tx.body.size()) > body_reserved) grow_body_reservation();
       if (text.done()) end_of_data();
       continue;
     }
@@ -207,6 +208,7 @@ bool session_machine::starttls(const command_spec& row, std::string_view args) {
   // RFC 3207 4.2: forget everything learnt from the client in the clear.
   tls_active = true;
   if (!preauthenticated) {
+    release_account();
     authed = false;
     account = account_settings{};
   }
@@ -352,6 +354,16 @@ void session_machine::resolve(const auth_result& r) {
   abandon_auth("AUTH");
   switch (r.result) {
     case auth_result::outcome::ok:
+      // PROTOCOL.md 5: over the account's connections, 421 instead of 235:
+      // a client reads it as "not logged in, closing" at any point.
+      if (config.connections != nullptr) {
+        const auto admitted = config.connections->admit_account(r.account.id);
+        if (admitted == connection_gate::admission::refused) {
+          close_with(replies::too_many_connections);
+          break;
+        }
+        account_counted = admitted == connection_gate::admission::counted;
+      }
       authed = true;
       account = r.account;
       enter(phase::authenticated, "AUTH");
@@ -435,8 +447,9 @@ bool session_machine::mail_from(std::string_view path) {
 // parameter left to right: SIZE and BODY, anything else refused. False once a
 // refusal is sent. SIZE is the client's estimate (RFC 1870): over the maximum
 // it is refused here, and otherwise it limits nothing (DATA holds the text to
-// the maximum), so it is not kept.
+// the maximum); it is kept only as what DATA reserves of the body memory.
 bool session_machine::mail_params(std::string_view params) {
+  declared_size = 0;
   if (!no_repeated_param(params)) return false;
   esmtp_param p;
   while (next_param(params, p)) {
@@ -444,6 +457,7 @@ bool session_machine::mail_params(std::string_view params) {
       std::uint64_t size = 0;
       if (!p.has_value || !parse_decimal(p.value, size)) return refuse(replies::bad_size);
       if (size > config.max_message_size) return refuse(replies::size_exceeds_max);
+      declared_size = size;  // what this DATA reserves of the body memory
     } else if (iequals(p.name, "BODY")) {
       // Both are the same to a gateway that stores the octets it is given.
       if (!p.has_value || !(iequals(p.value, "7BIT") || iequals(p.value, "8BITMIME")))
@@ -559,8 +573,16 @@ void session_machine::resolve(const credit_check_result& r) {
 
 bool session_machine::data(const command_spec& row, std::string_view args) {
   if (!args.empty()) return refuse(*row.syntax);
+  if (!reserve_body()) return refuse(replies::insufficient_storage);
   send(replies::start_data);
+  ++data_count;  // BDAT's first chunk is to count (and reserve) here too
   tx.body.clear();
+  // A declared SIZE is room taken once: grown by doubling, a 9 MiB body
+  // would leave its 1, 2, 4 and 8 MiB steps in the allocator's arenas, and
+  // the process would hold about twice what the budget counts. An eighth
+  // more for the CRLFs of a size declared with LF line ends (RFC 1870).
+  if (declared_size > keep_body_capacity)
+    tx.body.reserve(std::min<std::uint64_t>(config.max_message_size, declared_size + declared_size / 8) + 8);
   // The maximum, never the client's SIZE= (an estimate, RFC 1870: curl and
   // Python's smtplib declare the octets of an LF file, which is longer once
   // its line ends are CRLF).
@@ -645,6 +667,8 @@ void session_machine::finish_if_shutting_down() {
 // back buffers a big transaction grew; AUTH and EHLO stay. The caller moves
 // the phase.
 void session_machine::reset_transaction() {
+  release_body();
+  declared_size = 0;
   cached_credit.reset();
   relay_denied = false;
   tx.account = 0;
@@ -675,7 +699,65 @@ void session_machine::reset_transaction() {
 
 // ------------------------------------------------------------------ events
 
-void session_machine::start() { replies::append_greeting(out, config.hostname, conn.number, conn.peer_ip); }
+// PROTOCOL.md 5: an address over its connections gets 421 as its greeting
+// (RFC 5321 3.1 allows 421 there) and the connection closes.
+void session_machine::start() {
+  if (config.connections != nullptr) {
+    const auto admitted = config.connections->admit_peer(conn.peer_ip);
+    if (admitted == connection_gate::admission::refused) return close_with(replies::too_many_connections);
+    peer_counted = admitted == connection_gate::admission::counted;
+  }
+  replies::append_greeting(out, config.hostname, conn.number, conn.peer_ip);
+}
+
+// ------------------------------------------------------------------ limits
+
+// The declared SIZE, or the maximum when none was declared (the body may
+// take that much), against the process-wide budget: one atomic add per DATA.
+bool session_machine::reserve_body() {
+  release_body();
+  body_memory_budget* b = config.body_memory;
+  if (b == nullptr || b->limit <= 0) return true;
+  const auto want = static_cast<std::int64_t>(declared_size > 0 ? declared_size : config.max_message_size);
+  const std::int64_t before = b->reserved.fetch_add(want, std::memory_order_relaxed);
+  if (before + want > b->limit) {
+    b->reserved.fetch_sub(want, std::memory_order_relaxed);
+    return false;
+  }
+  body_reserved = want;
+  return true;
+}
+
+// SIZE is an estimate (RFC 1870): a body that outgrows it takes what it
+// holds in steps of 1 MiB (never refused mid-DATA: the text must be read to
+// its end), so the budget counts what is really held and later DATAs see it.
+void session_machine::grow_body_reservation() {
+  body_memory_budget* b = config.body_memory;
+  if (b == nullptr || b->limit <= 0) return;
+  constexpr std::int64_t step = 1 << 20;
+  const std::int64_t more = static_cast<std::int64_t>(tx.body.size()) - body_reserved + step;
+  b->reserved.fetch_add(more, std::memory_order_relaxed);
+  body_reserved += more;
+}
+
+void session_machine::release_body() {
+  if (body_reserved == 0) return;
+  config.body_memory->reserved.fetch_sub(body_reserved, std::memory_order_relaxed);
+  body_reserved = 0;
+}
+
+void session_machine::release_account() {
+  if (!account_counted) return;
+  config.connections->leave_account(account.id);
+  account_counted = false;
+}
+
+void session_machine::release_limits() {
+  release_body();
+  release_account();
+  if (peer_counted) config.connections->leave_peer(conn.peer_ip);
+  peer_counted = false;
+}
 
 // Timers: `data` while DATA text is being read, `command` otherwise,
 // including while the content step or the commit is pending.
@@ -709,6 +791,7 @@ session::session(const session_config& config, connection_info conn, const accou
     : impl_(std::make_unique<impl>(config, std::move(conn), preauthenticated)) {}
 
 session::~session() {
+  impl_->release_limits();
   wipe(impl_->credentials.password);
 }
 
@@ -755,6 +838,7 @@ bool session::take_starttls() { return std::exchange(impl_->starttls_accepted, f
 bool session::output_full() const { return impl_->output_full(); }
 
 timer_kind session::current_timer() const { return impl_->current_timer(); }
+std::uint64_t session::data_started() const { return impl_->data_count; }
 void session::on_timeout() { impl_->on_timeout(); }
 void session::on_shutdown() { impl_->on_shutdown(); }
 

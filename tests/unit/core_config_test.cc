@@ -774,3 +774,32 @@ TEST_F(config_cli, log_level_in_the_file_and_as_a_flag) {
 
 }  // namespace
 }  // namespace postino
+
+namespace postino {
+namespace {
+
+TEST(config, connection_and_body_limits) {
+  std::string error;
+  auto c = parse_config_text(
+      "[limits]\nconnections_per_ip = 5\nconnections_per_account = 2\nconnection_limit_exempt = [\"10.0.0.0/8\", "
+      "\"2001:db8::/32\"]\ndata_total_timeout = 3\nmax_body_memory = 67108864\n",
+      "test.toml", error);
+  ASSERT_TRUE(c) << error;
+  EXPECT_EQ(c->limits.connections_per_ip, 5u);
+  EXPECT_EQ(c->limits.connections_per_account, 2u);
+  EXPECT_EQ(c->limits.connection_limit_exempt, (std::vector<std::string>{"10.0.0.0/8", "2001:db8::/32"}));
+  EXPECT_EQ(c->limits.data_total_timeout_s, 3u);
+  EXPECT_EQ(c->limits.max_body_memory, 64u << 20);
+  auto d = parse_config_text("", "test.toml", error);
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->limits.connections_per_ip, 50u);
+  EXPECT_EQ(d->limits.connection_limit_exempt, (std::vector<std::string>{"127.0.0.0/8", "::1/128"}));
+  EXPECT_EQ(d->limits.max_body_memory, 256u << 20);
+  EXPECT_FALSE(parse_config_text("[limits]\n\nconnection_limit_exempt = [\"10.0.0.0/33\"]\n", "test.toml", error));
+  EXPECT_EQ(error, "test.toml:3: limits.connection_limit_exempt: '10.0.0.0/33' is not a CIDR block (ADDRESS/BITS)");
+  EXPECT_FALSE(parse_config_text("[limits]\nconnection_limit_exempt = \"10.0.0.0/8\"\n", "test.toml", error));
+  EXPECT_NE(error.find("test.toml:2: limits.connection_limit_exempt: expected an array"), std::string::npos) << error;
+}
+
+}  // namespace
+}  // namespace postino

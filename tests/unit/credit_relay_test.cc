@@ -83,7 +83,7 @@ class relay_store_test : public ::testing::Test {
 };
 
 TEST_F(relay_store_test, rules_round_trip_and_empty_lists_remove_them) {
-  EXPECT_EQ(store_->schema_version(), 4);
+  EXPECT_EQ(store_->schema_version(), 5);
   const account_id a = add("office");
   EXPECT_TRUE(store_->relay_of(a)->networks.empty());
   ASSERT_TRUE(store_->set_relay(a, {"192.0.2.0/24", "2001:db8::/48"}, {"example.com"})) << store_->last_error();

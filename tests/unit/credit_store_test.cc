@@ -47,7 +47,7 @@ class store_test : public ::testing::Test {
 TEST_F(store_test, migrates_an_empty_database_and_sets_pragmas) {
   auto store = open_store();
   ASSERT_NE(store, nullptr);
-  EXPECT_EQ(store->schema_version(), 4);
+  EXPECT_EQ(store->schema_version(), 5);
   EXPECT_TRUE(store->list().empty());
   EXPECT_TRUE(store->last_error().empty());
 
@@ -67,7 +67,7 @@ TEST_F(store_test, migrates_an_empty_database_and_sets_pragmas) {
     return out;
   };
   EXPECT_EQ(scalar("PRAGMA journal_mode"), "wal");
-  EXPECT_EQ(scalar("SELECT count(*) FROM schema_version"), "4");
+  EXPECT_EQ(scalar("SELECT count(*) FROM schema_version"), "5");
   EXPECT_EQ(scalar("SELECT count(*) FROM sqlite_master WHERE name IN ('accounts', 'settings', 'prices')"), "3");
   sqlite3_close(db);
 }
@@ -76,7 +76,7 @@ TEST_F(store_test, reopening_does_not_migrate_again) {
   { ASSERT_NE(open_store(), nullptr); }
   auto store = open_store();
   ASSERT_NE(store, nullptr);
-  EXPECT_EQ(store->schema_version(), 4);
+  EXPECT_EQ(store->schema_version(), 5);
 }
 
 TEST_F(store_test, concurrent_first_opens_migrate_once) {
@@ -87,7 +87,7 @@ TEST_F(store_test, concurrent_first_opens_migrate_once) {
     threads.emplace_back([&] {
       std::string error;
       auto s = account_store::open(path_, error);
-      if (s && s->schema_version() == 4) ++opened;
+      if (s && s->schema_version() == 5) ++opened;
     });
   for (auto& t : threads) t.join();
   EXPECT_EQ(opened.load(), 4);
@@ -286,7 +286,9 @@ TEST_F(store_test, content_settings_round_trip) {
   s.content = content_mode::email;
   s.max_segments = 4;
   s.subject_prefix = true;
-  s.strip_signature = true;
+  s.strip_signature = false;
+  s.strip_quoted_reply = false;
+  s.subject_as_text = false;
   s.transliterate = true;
   s.mms_enabled = true;
   s.max_mms_bytes = 300 * 1024;
@@ -299,7 +301,9 @@ TEST_F(store_test, content_settings_round_trip) {
   EXPECT_EQ(a->settings.content, content_mode::email);
   EXPECT_EQ(a->settings.max_segments, 4u);
   EXPECT_TRUE(a->settings.subject_prefix);
-  EXPECT_TRUE(a->settings.strip_signature);
+  EXPECT_FALSE(a->settings.strip_signature);
+  EXPECT_FALSE(a->settings.strip_quoted_reply);
+  EXPECT_FALSE(a->settings.subject_as_text);
   EXPECT_TRUE(a->settings.transliterate);
   EXPECT_TRUE(a->settings.mms_enabled);
   EXPECT_EQ(a->settings.max_mms_bytes, 300u * 1024);
@@ -310,14 +314,20 @@ TEST_F(store_test, content_settings_round_trip) {
   ASSERT_TRUE(p.has_value());
   EXPECT_EQ(p->settings.content, content_mode::automatic);
   EXPECT_EQ(p->settings.max_segments, 1u);
+  EXPECT_TRUE(p->settings.strip_signature);
+  EXPECT_TRUE(p->settings.strip_quoted_reply);
+  EXPECT_TRUE(p->settings.subject_as_text);
   EXPECT_FALSE(p->settings.mms_enabled);
   EXPECT_EQ(p->settings.max_mms_bytes, default_max_mms_bytes);
   EXPECT_EQ(p->settings.prices, nullptr);
   // update_settings writes them too, and refuses what the schema would.
   a->settings.max_segments = 255;
   a->settings.content = content_mode::raw;
+  a->settings.strip_quoted_reply = true;
   EXPECT_TRUE(store->update_settings(a->settings)) << store->last_error();
   EXPECT_EQ(store->find_by_id(id)->settings.content, content_mode::raw);
+  EXPECT_TRUE(store->find_by_id(id)->settings.strip_quoted_reply);
+  EXPECT_FALSE(store->find_by_id(id)->settings.subject_as_text);
   a->settings.max_segments = 256;
   EXPECT_FALSE(store->update_settings(a->settings));
   EXPECT_EQ(store->last_error(), "max segments must be 1 to 255");
@@ -386,13 +396,27 @@ TEST_F(store_test, migrates_a_version_1_database_keeping_its_accounts) {
   sqlite3_close(db);
   auto store = open_store();
   ASSERT_NE(store, nullptr);
-  EXPECT_EQ(store->schema_version(), 4);
+  EXPECT_EQ(store->schema_version(), 5);
   auto a = store->find_by_username("old");
   ASSERT_TRUE(a.has_value()) << store->last_error();
   EXPECT_EQ(a->settings.unit_price, 2);
   EXPECT_EQ(a->credit_checkpoint, 50);
   EXPECT_EQ(a->settings.max_segments, 1u);
   EXPECT_EQ(a->settings.mms_price, 3);
+  // Migration 4 (issue 13): the e-mail clean-up defaults, on for the old
+  // account too, and one line saying so, from this open only.
+  EXPECT_TRUE(a->settings.strip_signature);
+  EXPECT_TRUE(a->settings.strip_quoted_reply);
+  EXPECT_TRUE(a->settings.subject_as_text);
+  ASSERT_EQ(store->migration_notes().size(), 1u);
+  EXPECT_NE(store->migration_notes()[0].find("strip_signature turned on for 1 account(s)"), std::string::npos)
+      << store->migration_notes()[0];
+  store.reset();
+  EXPECT_TRUE(open_store()->migration_notes().empty()) << "the migration and its line happen once";
+}
+
+TEST_F(store_test, migration_4_needs_no_line_when_nothing_changes) {
+  EXPECT_TRUE(open_store()->migration_notes().empty()) << "a new database has no accounts to change";
 }
 
 TEST_F(store_test, reopen_keeps_data) {

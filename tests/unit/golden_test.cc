@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <sstream>
 
 #include "postino/credit.h"
@@ -35,9 +36,22 @@ struct segment {
   std::string event;  // the positional directive applied after the bytes
 };
 
+// `#! connection_limit peer|account`: the owner's connection gate refuses
+// that admission (the other is uncounted).
+struct refusing_gate final : connection_gate {
+  bool refuse_peer = false, refuse_account = false;
+  admission admit_peer(std::string_view) override { return refuse_peer ? admission::refused : admission::uncounted; }
+  void leave_peer(std::string_view) override {}
+  admission admit_account(account_id) override { return refuse_account ? admission::refused : admission::uncounted; }
+  void leave_account(account_id) override {}
+};
+
 struct golden_case {
   std::string name;
   session_config config;
+  // `#! body_memory LIMIT HELD`: the process-wide budget, HELD bytes taken by others.
+  std::shared_ptr<body_memory_budget> body_memory;
+  std::shared_ptr<refusing_gate> gate;
   connection_info conn{1, "192.0.2.1"};
   std::vector<fake_account> accounts;
   std::string preauth_user;
@@ -179,6 +193,8 @@ fake_account parse_account(const std::vector<std::string>& w, const std::string&
     else if (key == "content_mode") a.settings.content = parse_content_mode(value).value_or(content_mode::automatic);
     else if (key == "subject_prefix") a.settings.subject_prefix = value == "yes";
     else if (key == "strip_signature") a.settings.strip_signature = value == "yes";
+    else if (key == "strip_quoted_reply") a.settings.strip_quoted_reply = value == "yes";
+    else if (key == "subject_as_text") a.settings.subject_as_text = value == "yes";
     else if (key == "transliterate") a.settings.transliterate = value == "yes";
     else if (key == "mms") a.settings.mms_enabled = value == "yes";
     else if (key == "mms_price") a.settings.mms_price = static_cast<credit_units>(std::stoll(value));
@@ -228,7 +244,7 @@ golden_case load(const fs::path& in_path) {
       const bool setup = d == "hostname" || d == "max_size" || d == "tls" || d == "bare_newline" ||
                          d == "max_errors" || d == "max_auth_failures" || d == "connection" || d == "account" ||
                          d == "preauth" || d == "whole" || d == "show_content" || d == "mime_limits" ||
-                         d == "relay";
+                         d == "body_memory" || d == "connection_limit" || d == "relay";
       if (setup) {
         if (any_bytes) ADD_FAILURE() << where << ": set-up directive after client bytes";
         if (d == "hostname") gc.config.hostname = w.at(2);
@@ -251,6 +267,16 @@ golden_case load(const fs::path& in_path) {
         else if (d == "show_content") gc.show_content = true;
         else if (d == "mime_limits")
           gc.config.mime_limits = {static_cast<std::uint32_t>(to_u64(w.at(2))), static_cast<std::uint32_t>(to_u64(w.at(3)))};
+        else if (d == "body_memory") {
+          gc.body_memory = std::make_shared<body_memory_budget>();
+          gc.body_memory->limit = static_cast<std::int64_t>(to_u64(w.at(2)));
+          gc.body_memory->reserved = static_cast<std::int64_t>(to_u64(w.at(3)));
+          gc.config.body_memory = gc.body_memory.get();
+        } else if (d == "connection_limit") {
+          if (!gc.gate) gc.gate = std::make_shared<refusing_gate>();
+          (w.at(2) == "peer" ? gc.gate->refuse_peer : gc.gate->refuse_account) = true;
+          gc.config.connections = gc.gate.get();
+        }
       } else if (d == "pause" || d == "timeout" || d == "shutdown" || d == "topup" || d == "next_auth" ||
                  d == "next_commit" || d == "next_rate") {
         current.event = line.substr(3);
@@ -536,8 +562,11 @@ TEST_P(golden_test, every_fragment_size_matches_the_reference) {
   ASSERT_FALSE(gc.expected.empty()) << gc.name << ": empty .ref";
   const std::size_t largest = gc.whole_only ? 1 : std::max<std::size_t>(gc.total_bytes, 1);
   for (std::size_t fragment = 1; fragment <= largest; ++fragment) {
+    const std::int64_t held = gc.body_memory ? gc.body_memory->reserved.load() : 0;
     const std::string diff = compare(gc.expected, run(gc, fragment));
     ASSERT_TRUE(diff.empty()) << gc.name << " fed in fragments of " << fragment << " bytes: " << diff;
+    // The session gave back every byte it reserved, whatever ended it.
+    if (gc.body_memory) ASSERT_EQ(gc.body_memory->reserved.load(), held) << gc.name << ", fragments of " << fragment;
   }
 }
 

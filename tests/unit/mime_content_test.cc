@@ -41,6 +41,14 @@ account_settings account() {
   return a;
 }
 
+// An account that keeps signatures (the default cuts them since issue 13),
+// for tests that pin another rule on a mail that has one.
+account_settings keeping_signature() {
+  account_settings a = account();
+  a.strip_signature = false;
+  return a;
+}
+
 // ---------------------------------------------------------------- detection
 
 TEST(mime_detect, the_protocol_rule) {
@@ -142,7 +150,7 @@ TEST(mime_email, plain_quoted_printable_latin1) {
                              "Subject: ignored\n\n"
                              "Caff=E8 pronto, costa 2=80 =\n"
                              "(euro).\n\n-- \nMario\n"),
-                        account());
+                        keeping_signature());
   ASSERT_TRUE(r.ok) << refusal_name(r.refusal.kind);
   EXPECT_TRUE(r.email);
   // ISO-8859-1 is read as Windows-1252, so 0x80 is the euro sign.
@@ -154,8 +162,7 @@ TEST(mime_email, signature_and_subject_rules) {
                                 "Subject: =?UTF-8?B?Umlub3Zv?= =?UTF-8?Q?_=C3=A8_pronto?=\n\n"
                                 "Passa in negozio.\n-- \nMario Rossi\n");
   auto a = account();
-  a.strip_signature = true;
-  EXPECT_EQ(read_content(mail, a).text, "Passa in negozio.");
+  EXPECT_EQ(read_content(mail, a).text, "Passa in negozio.") << "the signature is cut by default";
   a.subject_prefix = true;
   EXPECT_EQ(read_content(mail, a).text, "Rinovo \xC3\xA8 pronto\nPassa in negozio.");
   // A subject alone is a message.
@@ -163,6 +170,7 @@ TEST(mime_email, signature_and_subject_rules) {
   ASSERT_TRUE(r.ok) << refusal_name(r.refusal.kind);
   EXPECT_EQ(r.text, "Solo oggetto");
   a.subject_prefix = false;
+  a.subject_as_text = false;
   EXPECT_EQ(read_content(crlf("MIME-Version: 1.0\nSubject: Solo oggetto\n\n"), a).refusal.kind, refusal_kind::empty);
 }
 
@@ -190,14 +198,13 @@ TEST(mime_email, html_only_becomes_readable_text) {
                              "<script>alert(1)</script>\n"
                              "<ul><li>uno</li><li>due</li></ul>\n"
                              "<div class=\"moz-signature\">-- <br>\nAnna</div>\n</body></html>\n"),
-                        account());
+                        keeping_signature());
   ASSERT_TRUE(r.ok) << refusal_name(r.refusal.kind);
   EXPECT_EQ(r.text,
             "Ciao Anna,\nil codice \xC3\xA8 1234.\nVedi il sito (https://example.com/x) o https://example.com.\n"
             "- uno\n- due\n--\nAnna");
   EXPECT_EQ(r.encoding, sms::sms_encoding::gsm7) << "no-break spaces do not force UCS-2";
   auto a = account();
-  a.strip_signature = true;
   EXPECT_EQ(read_content(crlf("MIME-Version: 1.0\nContent-Type: text/html\n\n"
                               "<p>Testo</p><div class=\"moz-signature\">-- <br>Anna</div>\n"),
                          a)
@@ -285,6 +292,160 @@ TEST(mime_email, inline_image_without_mms_is_text) {
   ASSERT_TRUE(r.ok) << refusal_name(r.refusal.kind);
   EXPECT_TRUE(r.mms);
   EXPECT_FALSE(r.ack_owed);
+}
+
+// ------------------------------------- issue 13: signature, quoted reply, subject
+
+// A text/plain UTF-8 mail with this body (LF, sent as CRLF).
+std::string plain_mail(std::string_view body, std::string_view subject = "Re: prova") {
+  return crlf("MIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\nSubject: " + std::string(subject) +
+              "\n\n" + std::string(body));
+}
+
+TEST(mime_email_defaults, signature_cut_by_default_and_kept_when_off) {
+  const std::string mail = plain_mail("Il pacco arriva domani.\n\n-- \nMario Rossi\nACME S.p.A.\n");
+  EXPECT_EQ(read_content(mail, account()).text, "Il pacco arriva domani.");
+  EXPECT_EQ(read_content(mail, keeping_signature()).text, "Il pacco arriva domani.\n\n-- \nMario Rossi\nACME S.p.A.");
+}
+
+TEST(mime_email_defaults, the_issue_message_is_one_segment_again) {
+  // 150 characters of text and a 30-character signature: 1 segment cut, 2 kept.
+  const std::string text(150, 'a');
+  const std::string mail = plain_mail(text + "\n-- \nMario Rossi, ACME S.p.A.\n");
+  auto cut = read_content(mail, account());
+  ASSERT_TRUE(cut.ok) << refusal_name(cut.refusal.kind);
+  EXPECT_EQ(cut.segments, 1u);
+  auto a = keeping_signature();
+  a.max_segments = 3;
+  EXPECT_EQ(read_content(mail, a).segments, 2u);
+}
+
+TEST(mime_email_defaults, top_posted_reply_drops_the_quote_and_its_attribution) {
+  const std::string mail = plain_mail(
+      "Va bene, a domani.\n\nOn Mon, 30 Nov 2026 at 10:12, Anna Bianchi <anna@example.com> wrote:\n"
+      "> Ci vediamo domani alle 10?\n>\n> Anna\n");
+  EXPECT_EQ(read_content(mail, account()).text, "Va bene, a domani.");
+  auto off = account();
+  off.strip_quoted_reply = false;
+  EXPECT_EQ(read_content(mail, off).text,
+            "Va bene, a domani.\n\nOn Mon, 30 Nov 2026 at 10:12, Anna Bianchi <anna@example.com> wrote:\n"
+            "> Ci vediamo domani alle 10?\n>\n> Anna");
+}
+
+TEST(mime_email_defaults, localized_attribution_lines) {
+  const char* attributions[] = {
+      "Il giorno lun 30 nov 2026 alle ore 10:12 Anna Bianchi <anna@example.com> ha scritto:",
+      "Il 30/11/2026 10:12, Anna Bianchi ha scritto:",
+      "Am 30.11.2026 um 10:12 schrieb Anna Bianchi <anna@example.com>:",
+      "Anna Bianchi schrieb:",
+      "Le lun. 30 nov. 2026 à 10:12, Anna Bianchi <anna@example.com> a écrit :",
+      "Le 30/11/2026 à 10:12, Anna Bianchi a\xC2\xA0\xC3\xA9\x63rit\xC2\xA0:",  // no-break spaces
+      "El lun, 30 nov 2026 a las 10:12, Anna Bianchi (<anna@example.com>) escribió:",
+      "Em seg., 30 de nov. de 2026 às 10:12, Anna Bianchi escreveu:",
+      "Op ma 30 nov 2026 om 10:12 schreef Anna Bianchi <anna@example.com>:",
+      "ON MON, 30 NOV 2026, ANNA WROTE:",
+      "Anna Bianchi <anna@example.com> wrote:",
+  };
+  for (const char* line : attributions) {
+    const std::string mail = plain_mail(std::string("Ok, grazie.\n\n") + line + "\n\n> Domani?\n> A.\n");
+    EXPECT_EQ(read_content(mail, account()).text, "Ok, grazie.") << line;
+  }
+  // Gmail wraps a long attribution line.
+  const std::string wrapped = plain_mail(
+      "Ok.\n\nOn Mon, 30 Nov 2026 at 10:12, Anna Maria Bianchi-Verdi <anna.maria@example.com>\nwrote:\n\n> Domani?\n");
+  EXPECT_EQ(read_content(wrapped, account()).text, "Ok.");
+}
+
+TEST(mime_email_defaults, nested_quotes_and_outlook_separators) {
+  EXPECT_EQ(read_content(plain_mail("Confermo.\n\nOn Tue, Anna wrote:\n> Allora?\n>\n>> On Mon, Bob wrote:\n"
+                                    ">> Quando?\n>>> prima\n"),
+                         account())
+                .text,
+            "Confermo.");
+  EXPECT_EQ(read_content(plain_mail("Confermo.\n\n-----Original Message-----\nFrom: Anna\nSent: Monday\n"
+                                    "Subject: x\n\nAllora?\n"),
+                         account())
+                .text,
+            "Confermo.");
+  EXPECT_EQ(read_content(plain_mail("Confermo.\n-----Messaggio originale-----\nDa: Anna\nOggetto: x\n\nAllora?\n"),
+                         account())
+                .text,
+            "Confermo.");
+  // Outlook's newer header block, under its underscore line or bare.
+  EXPECT_EQ(read_content(plain_mail("Confermo.\n\n________________________________\nFrom: Anna <anna@example.com>\n"
+                                    "Sent: Monday, November 30, 2026 10:12 AM\nTo: Mario\nSubject: x\n\nAllora?\n"),
+                         account())
+                .text,
+            "Confermo.");
+  EXPECT_EQ(read_content(plain_mail("Confermo.\n\nDa: Anna\nInviato: luned\xC3\xAC 30 novembre 2026 10:12\n"
+                                    "A: Mario\nOggetto: x\n\nAllora?\n"),
+                         account())
+                .text,
+            "Confermo.");
+  EXPECT_EQ(read_content(plain_mail("OK\n\nDe : Anna\nEnvoy\xC3\xA9 : lundi 30 novembre 2026\n\nAlors ?\n"), account())
+                .text,
+            "OK");
+  EXPECT_EQ(read_content(plain_mail("Da: Mario\nTel. 333\n"), account()).text, "Da: Mario\nTel. 333")
+      << "one header-like line is the sender's own";
+  // A line of dashes of the sender's own is not a separator.
+  EXPECT_EQ(read_content(plain_mail("Totale\n-----\n12 euro\n"), account()).text, "Totale\n-----\n12 euro");
+}
+
+TEST(mime_email_defaults, interleaved_reply_keeps_the_senders_lines) {
+  const std::string mail = plain_mail(
+      "On Mon, 30 Nov 2026, Anna wrote:\n> Vieni alle 10?\n\nSi.\n\n> E porti il libro?\n\nNo, domani.\n");
+  EXPECT_EQ(read_content(mail, account()).text, "Si.\n\nNo, domani.");
+  // Bottom-posted: the quote first, the answer after.
+  EXPECT_EQ(read_content(plain_mail("> Vieni?\n\nSi.\n"), account()).text, "Si.");
+}
+
+TEST(mime_email_defaults, quotes_only_mail_is_kept_not_emptied) {
+  // The cut never empties a text that was not empty: a mail made of quotes
+  // alone goes out as it is, rather than as a silent 554 Empty message.
+  const std::string mail = plain_mail("On Mon, Anna wrote:\n> Vieni alle 10?\n");
+  auto r = read_content(mail, account());
+  ASSERT_TRUE(r.ok) << refusal_name(r.refusal.kind);
+  EXPECT_EQ(r.text, "On Mon, Anna wrote:\n> Vieni alle 10?");
+  EXPECT_EQ(cut_quoted_reply("> a\n>> b\n"), "> a\n>> b\n");
+  EXPECT_EQ(cut_quoted_reply(""), "");
+  EXPECT_EQ(cut_quoted_reply("plain text\n"), "plain text\n");
+  EXPECT_EQ(cut_quoted_reply("new\r\n\r\nOn Mon, A wrote:\r\n> old\r\n"), "new\r\n\r\n");
+}
+
+TEST(mime_email_defaults, subject_is_the_text_of_an_empty_body) {
+  auto r = read_content(crlf("MIME-Version: 1.0\nContent-Type: text/plain\nSubject: Arrivo alle 10\n\n"), account());
+  ASSERT_TRUE(r.ok) << refusal_name(r.refusal.kind);
+  EXPECT_EQ(r.text, "Arrivo alle 10");
+  EXPECT_EQ(r.segments, 1u);
+  // No body at all (s-nail's `< /dev/null`), and a body of blank lines.
+  EXPECT_EQ(read_content(crlf("From: a@b.c\nDate: Mon, 30 Nov 2026 10:00:00 +0000\nSubject: Solo\n"), account()).text,
+            "Solo");
+  EXPECT_EQ(read_content(plain_mail("\n  \n\n", "Solo"), account()).text, "Solo");
+  // A body the signature cut empties.
+  EXPECT_EQ(read_content(plain_mail("-- \nMario\n", "Solo"), account()).text, "Solo");
+  // RFC 2047: decoded, and priced as any text (the euro sign is GSM's extension).
+  auto encoded = read_content(crlf("MIME-Version: 1.0\nSubject: =?UTF-8?Q?Caff=C3=A8_a_2=E2=82=AC?=\n\n"), account());
+  ASSERT_TRUE(encoded.ok);
+  EXPECT_EQ(encoded.text, "Caff\xC3\xA8 a 2\xE2\x82\xAC");
+  EXPECT_EQ(encoded.encoding, sms::sms_encoding::gsm7);
+  // With subject_prefix the text is the subject alone, no line break after.
+  auto a = account();
+  a.subject_prefix = true;
+  EXPECT_EQ(read_content(plain_mail("", "Solo"), a).text, "Solo");
+  a.subject_as_text = false;
+  EXPECT_EQ(read_content(plain_mail("", "Solo"), a).text, "Solo") << "subject_prefix alone includes the subject";
+  // Off: the refusal of before.
+  auto off = account();
+  off.subject_as_text = false;
+  EXPECT_EQ(read_content(plain_mail("", "Solo"), off).refusal.kind, refusal_kind::empty);
+  // No subject either: still empty.
+  EXPECT_EQ(read_content(crlf("MIME-Version: 1.0\nSubject: \n\n"), account()).refusal.kind, refusal_kind::empty);
+  // Raw mode has no subject: a blank raw body is refused as before.
+  EXPECT_EQ(read_content("\r\n", account()).refusal.kind, refusal_kind::empty);
+}
+
+TEST(mime_email_defaults, subject_is_not_added_to_a_body_with_text) {
+  EXPECT_EQ(read_content(plain_mail("Testo\n", "Oggetto"), account()).text, "Testo");
 }
 
 // ---------------------------------------------------------------- MMS

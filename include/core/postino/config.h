@@ -109,6 +109,13 @@ struct limits_config {
   unsigned content_workers = 2;                 // threads for the content step of e-mails and big bodies
   std::size_t content_queue = 4096;             // content steps queued before 451 4.3.0
   std::size_t max_pending_output = 16384;       // unread reply bytes before a session stops reading
+  // Concurrent connections, across shards (421 4.7.0 Too many connections); 0 = off.
+  std::uint32_t connections_per_ip = 50;        // per IPv4 address, per IPv6 /64
+  std::uint32_t connections_per_account = 0;    // checked at AUTH
+  // CIDR blocks the per-IP count skips (as Postfix's $mynetworks); validated.
+  std::vector<std::string> connection_limit_exempt = {"127.0.0.0/8", "::1/128"};
+  unsigned data_total_timeout_s = 600;          // DATA from its 354 to the end, besides data_timeout; 0 = off
+  std::uint64_t max_body_memory = 256ull << 20; // bytes reserved by unfinished DATA bodies, whole process; 0 = off
 };
 
 // How much the gateway says on stderr: debug adds each SMTP session's phase

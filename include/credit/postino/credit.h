@@ -87,6 +87,10 @@ class account_store {
   std::optional<std::int64_t> data_version();
 
   int schema_version();
+  // One line per change this connection's migrations made to existing rows
+  // that an operator should hear of (migration 4: strip_signature turned on),
+  // for the opener to log; a migration runs once, so the line is logged once.
+  const std::vector<std::string>& migration_notes() const;
   // Why the last call failed (SQLite's text, or the refused value); empty
   // after a success, so a nullopt from find_* with an empty error means
   // "no such account" rather than "the database failed".

@@ -96,15 +96,20 @@ bool looks_like_email(std::string_view body) noexcept;
 // X-Mms-Message-Type: MM4_forward.REQ, whatever else it holds.
 bool is_mm4_forward(std::string_view body) noexcept;
 
+// The account's e-mail content settings (account_settings has the same
+// names and defaults; src/mime/README.md gives the rules).
 struct email_options {
   bool subject_prefix = false;
-  bool strip_signature = false;
+  bool strip_signature = true;
+  bool strip_quoted_reply = true;
   content_limits limits;     // the parsed tree is checked against these too
 };
 
 // One e-mail, parsed with GMime: the chosen text (text/plain preferred, HTML
-// reduced), decoded to UTF-8, with the subject and signature rules applied but
-// not yet tidied (tidy_text_lines does that), and the MMS facts.
+// reduced), decoded to UTF-8, with the subject, signature and quoted-reply
+// rules applied but not yet tidied (tidy_text_lines does that), and the MMS
+// facts. subject_as_text is the content step's (read_content): it applies to
+// the text after tidying.
 struct email_content {
   std::string text;
   std::string subject;       // decoded (RFC 2047), UTF-8
@@ -120,6 +125,16 @@ struct email_content {
   bool over_limits = false;  // parts or depth over options.limits: nothing else is filled
 };
 email_content parse_email(std::string_view body, const email_options& options);
+
+// Cuts a reply's quoted original from `text` (one linear pass, no regex):
+// every block of '>'-quoted lines, with the attribution line directly above
+// it ("On ... wrote:" and its Italian, German, French, Spanish, Portuguese
+// and Dutch forms) and the blank lines around it, and everything from an
+// Outlook-style "-----Original Message-----" separator (or its localized
+// forms) on; the sender's own lines between quote blocks stay. A text the cut
+// would leave blank is returned unchanged: the cut never empties a text that
+// was not empty. Line ends may be LF or CRLF.
+std::string cut_quoted_reply(std::string_view text);
 
 // Readable text from an HTML document given as UTF-8 (libxml2's HTML parser,
 // no network, errors ignored): block elements and <br> become line breaks,

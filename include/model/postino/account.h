@@ -65,7 +65,9 @@ struct account_settings {
   content_mode content = content_mode::automatic;
   std::uint32_t max_segments = 1;                // 1..255; above: 554 5.3.4
   bool subject_prefix = false;                   // e-mail mode: "<subject>\n<text>"
-  bool strip_signature = false;                  // e-mail mode: cut the "-- " line and after
+  bool strip_signature = true;                   // e-mail mode: cut the "-- " line and after
+  bool strip_quoted_reply = true;                // e-mail mode: cut a reply's quoted original
+  bool subject_as_text = true;                   // e-mail mode: an empty body sends the Subject
   bool transliterate = false;                    // map curly quotes etc. to GSM when that avoids UCS-2
   bool mms_enabled = false;
   std::uint64_t max_mms_bytes = default_max_mms_bytes;

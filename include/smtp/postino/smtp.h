@@ -32,6 +32,29 @@ struct phase_trace {
   void* context = nullptr;
 };
 
+// The concurrent-connection limits (PROTOCOL.md 5), kept by the owner across
+// shards; the session only asks, without I/O, and gives back exactly what it
+// was granted (at its end, or when STARTTLS forgets the login).
+class connection_gate {
+ public:
+  enum class admission : std::uint8_t { counted, uncounted, refused };
+  virtual ~connection_gate() = default;
+  // At connect: refused means 421 4.7.0 Too many connections instead of 220.
+  virtual admission admit_peer(std::string_view peer_ip) = 0;
+  virtual void leave_peer(std::string_view peer_ip) = 0;  // only after `counted`
+  // At AUTH success: refused means 421 4.7.0 instead of 235.
+  virtual admission admit_account(account_id account) = 0;
+  virtual void leave_account(account_id account) = 0;     // only after `counted`
+};
+
+// Body memory of unfinished DATA over the whole process (PROTOCOL.md 5):
+// each DATA reserves its declared SIZE (or the maximum) before its 354 and
+// gives it back when the transaction ends; one atomic add per DATA.
+struct body_memory_budget {
+  std::atomic<std::int64_t> reserved{0};
+  std::int64_t limit = 0;  // bytes; 0: no cap
+};
+
 // Per-listener settings; the session keeps a reference, so it must outlive it.
 struct session_config {
   std::string hostname = "localhost";
@@ -56,6 +79,8 @@ struct session_config {
   // until it reads, as Postfix blocks in write): output stays bounded.
   std::size_t max_pending_output = 16 * 1024;
   mime::content_limits mime_limits;           // e-mail mode: parts and depth
+  connection_gate* connections = nullptr;     // null: no connection limits
+  body_memory_budget* body_memory = nullptr;  // null: no cap (452 4.3.1 at DATA over it)
   phase_trace trace;                          // debug logging; off by default
 };
 
@@ -190,6 +215,9 @@ class session {
 
   // The timer that applies now, and what to do when it fires.
   timer_kind current_timer() const;
+  // DATA transactions begun (354 sent) so far: the owner times each one's
+  // total from when this changes (BDAT's first chunk is to count here too).
+  std::uint64_t data_started() const;
   void on_timeout();
   // Server shutdown: idle sessions get 421 4.3.2 now; a transaction in DATA
   // or waiting for its commit finishes first and then gets the 421.
