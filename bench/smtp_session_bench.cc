@@ -60,6 +60,7 @@ void resolve_inline(session& s, const account_settings& account) {
       s.resolve(mime::read_content(*req.body, *req.account, req.limits));
       break;
     }
+    case request_kind::relay_lookup: s.resolve(relay_result{&account}); break;
     case request_kind::none: break;
   }
 }

@@ -23,6 +23,8 @@
 #include <unistd.h>
 
 #include <httplib.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <nlohmann/json.hpp>
 
 #include <atomic>
@@ -72,20 +74,27 @@ clock_type::time_point request_deadline_now() { return accepted_at + admin_serve
 // time). Owns the buffer, not the socket.
 class deadline_stream final : public httplib::Stream {
  public:
-  deadline_stream(int fd, clock_type::time_point deadline) : fd_(fd), deadline_(deadline) {}
+  // `ssl`: the connection's TLS (the handshake done), or null for HTTP.
+  deadline_stream(int fd, clock_type::time_point deadline, SSL* ssl = nullptr)
+      : fd_(fd), deadline_(deadline), ssl_(ssl) {}
 
-  bool is_readable() const override { return pos_ < have_ || wait_for(POLLIN); }
+  bool is_readable() const override { return pos_ < have_ || tls_buffered() || wait_for(POLLIN); }
   bool is_writable() const override { return wait_for(POLLOUT); }
 
   ssize_t read(char* ptr, size_t size) override {
     if (pos_ == have_) {
       // The deadline bounds time, this the bytes: httplib grows a header
       // line until its LF and keeps every header, before any check runs.
-      if (read_total_ >= max_request_bytes || !wait_for(POLLIN)) return -1;
+      if (read_total_ >= max_request_bytes || (!tls_buffered() && !wait_for(POLLIN))) return -1;
+      const std::size_t room = std::min(sizeof buffer_, max_request_bytes - read_total_);
       ssize_t n;
-      do {
-        n = ::recv(fd_, buffer_, std::min(sizeof buffer_, max_request_bytes - read_total_), 0);
-      } while (n < 0 && errno == EINTR);
+      if (ssl_ != nullptr) {
+        n = SSL_read(ssl_, buffer_, static_cast<int>(room));
+      } else {
+        do {
+          n = ::recv(fd_, buffer_, room, 0);
+        } while (n < 0 && errno == EINTR);
+      }
       if (n <= 0) return n;
       read_total_ += static_cast<std::size_t>(n);
       pos_ = 0;
@@ -99,6 +108,7 @@ class deadline_stream final : public httplib::Stream {
 
   ssize_t write(const char* ptr, size_t size) override {
     if (!wait_for(POLLOUT)) return -1;
+    if (ssl_ != nullptr) return SSL_write(ssl_, ptr, static_cast<int>(std::min<size_t>(size, INT32_MAX)));
     ssize_t n;
     do {
       n = ::send(fd_, ptr, size, MSG_NOSIGNAL);
@@ -111,6 +121,9 @@ class deadline_stream final : public httplib::Stream {
   socket_t socket() const override { return fd_; }
 
  private:
+  // Decrypted bytes OpenSSL holds already: poll() would not see them.
+  bool tls_buffered() const { return ssl_ != nullptr && SSL_pending(ssl_) > 0; }
+
   // poll() until `events` or the deadline; false once it has passed.
   bool wait_for(short events) const {
     for (;;) {
@@ -145,6 +158,7 @@ class deadline_stream final : public httplib::Stream {
 
   int fd_;
   clock_type::time_point deadline_;
+  SSL* ssl_;  // not owned
   char buffer_[4096];
   std::size_t pos_ = 0, have_ = 0;
   std::size_t read_total_ = 0;
@@ -198,17 +212,73 @@ class admin_server::http final : public httplib::Server {
   // Serves on an already listening socket (bound by io::open_listener,
   // whose errors carry errno text, which httplib's bind does not report).
   void adopt_listener(int fd) { svr_sock_ = fd; }
+  // HTTPS: every connection's TLS handshake first (null: plain HTTP).
+  SSL_CTX* tls = nullptr;
 
  private:
   bool process_and_close_socket(socket_t sock) override {
-    deadline_stream stream(sock, request_deadline_now());
-    bool connection_closed = true;
-    const bool ok = process_request(stream, /*close_connection=*/true, connection_closed, no_length_no_body);
+    const auto deadline = request_deadline_now();
+    bool ok = false;
+    if (tls == nullptr) {
+      deadline_stream stream(sock, deadline);
+      bool connection_closed = true;
+      ok = process_request(stream, /*close_connection=*/true, connection_closed, no_length_no_body);
+    } else {
+      ok = serve_tls(sock, deadline);
+    }
     ::shutdown(sock, SHUT_RDWR);
     ::close(sock);
     return ok;
   }
+
+  // The handshake and OpenSSL's reads and writes block on the socket: its
+  // timeouts are the request's deadline, so a silent client is cut there too.
+  bool serve_tls(socket_t sock, clock_type::time_point deadline) {
+    const timeval limit{static_cast<time_t>(request_deadline.count()), 0};
+    ::setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+    ::setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
+    std::unique_ptr<SSL, decltype(&SSL_free)> ssl(SSL_new(tls), &SSL_free);
+    if (!ssl || SSL_set_fd(ssl.get(), sock) != 1 || SSL_accept(ssl.get()) != 1) {
+      ERR_clear_error();  // a client that is not speaking TLS, or gave up
+      return false;
+    }
+    deadline_stream stream(sock, deadline, ssl.get());
+    bool connection_closed = true;
+    const bool ok = process_request(stream, /*close_connection=*/true, connection_closed, no_length_no_body);
+    SSL_shutdown(ssl.get());
+    ERR_clear_error();
+    return ok;
+  }
 };
+
+namespace {
+// The admin endpoint's TLS context: TLS 1.2 or later, the certificate (its
+// chain after it) and key from PEM files; null with `error` naming the file.
+std::shared_ptr<::ssl_ctx_st> admin_tls_context(const std::string& certificate, const std::string& key,
+                                              std::string& error) {
+  std::shared_ptr<SSL_CTX> ctx(SSL_CTX_new(TLS_server_method()), &SSL_CTX_free);
+  auto openssl_error = [] {
+    char text[256] = "unknown error";
+    if (const unsigned long e = ERR_get_error(); e != 0) ERR_error_string_n(e, text, sizeof text);
+    ERR_clear_error();
+    return std::string(text);
+  };
+  if (!ctx || SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION) != 1) {
+    error = "admin endpoint: TLS context: " + openssl_error();
+    return nullptr;
+  }
+  if (SSL_CTX_use_certificate_chain_file(ctx.get(), certificate.c_str()) != 1) {
+    error = "admin endpoint: certificate " + certificate + ": " + openssl_error();
+    return nullptr;
+  }
+  if (SSL_CTX_use_PrivateKey_file(ctx.get(), key.c_str(), SSL_FILETYPE_PEM) != 1 ||
+      SSL_CTX_check_private_key(ctx.get()) != 1) {
+    error = "admin endpoint: private key " + key + ": " + openssl_error();
+    return nullptr;
+  }
+  return ctx;
+}
+}  // namespace
 
 struct admin_server::answer {
   int status = 200;
@@ -316,6 +386,8 @@ admin_server::~admin_server() { stop(); }
 
 bool admin_server::start(const std::string& address, std::uint16_t port, std::string& error) {
   address_ = address == "localhost" ? "127.0.0.1" : address;
+  if (tls() && !(tls_context_ = admin_tls_context(certificate_, private_key_, error))) return false;
+  if (port != 0 && !io::port_is_free(address_, port, error)) return false;
   int fd = io::open_listener(address_, port, 64, error);
   if (fd < 0) return false;
   // httplib's accept loop blocks in accept(); io::open_listener's socket is
@@ -328,6 +400,7 @@ bool admin_server::start(const std::string& address, std::uint16_t port, std::st
   }
   port_ = io::local_port(fd);
   http_ = std::make_unique<http>();
+  http_->tls = tls_context_.get();
   http_->new_task_queue = [] { return new accept_stamping_queue; };
   http_->set_payload_max_length(64 * 1024);
   install_routes();
@@ -354,7 +427,10 @@ void admin_server::install_routes() {
   // Before routing, so unknown paths need the token as well.
   s.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     const char* refusal = nullptr;
-    if (req.has_header("Host") && !loopback_host(req.get_header_value("Host")))
+    // The Host check keeps a browser's DNS rebinding off a loopback HTTP
+    // endpoint; over TLS the certificate's name does that, and the
+    // endpoint is reached by its public name.
+    if (!tls() && req.has_header("Host") && !loopback_host(req.get_header_value("Host")))
       refusal = "the Host header must name a loopback address (localhost, 127.0.0.1, [::1])";
     else if (req.has_header("Origin") && !own_origin(req.get_header_value("Origin"), address_, port_))
       refusal = "cross-origin requests are refused";

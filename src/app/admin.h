@@ -36,6 +36,8 @@
 #include "postino/delivery.h"
 #include "postino/runtime.h"
 
+struct ssl_ctx_st;  // OpenSSL's SSL_CTX
+
 namespace postino::app {
 
 class admin_server {
@@ -50,6 +52,13 @@ class admin_server {
   // Binds address:port (0: ephemeral; "localhost" binds 127.0.0.1) and
   // starts the accepting thread and the workers.
   bool start(const std::string& address, std::uint16_t port, std::string& error);
+  // HTTPS instead of HTTP (before start()): the PEM files are read by
+  // start(), which fails naming them. Required off loopback (config.cc).
+  void use_tls(std::string certificate, std::string private_key) {
+    certificate_ = std::move(certificate);
+    private_key_ = std::move(private_key);
+  }
+  bool tls() const { return !certificate_.empty(); }
   std::uint16_t port() const { return port_; }
   // The IP literal it listens on (after start).
   const std::string& address() const { return address_; }
@@ -84,6 +93,8 @@ class admin_server {
   std::mutex store_mutex_;                         // the workers share one connection
   std::unique_ptr<credit::account_store> store_;  // opened on first use
   std::unique_ptr<http> http_;
+  std::string certificate_, private_key_;  // empty: plain HTTP
+  std::shared_ptr<::ssl_ctx_st> tls_context_;  // SSL_CTX, when TLS
   std::string address_;
   std::uint16_t port_ = 0;
   std::thread thread_;  // httplib's accept loop; it owns the workers

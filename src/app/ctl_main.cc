@@ -112,6 +112,9 @@ struct options {
   // message show / inbound list
   std::string queue_id;
   unsigned limit = 100;
+  // Relay rule (PROTOCOL.md 5a): comma-separated; '' clears the list.
+  std::string relay_networks, relay_domains;
+  std::string admin_ca;  // --admin-ca: HTTPS to the admin endpoint, trusting this PEM
 };
 
 bool given(const options& o, const std::string& name) {
@@ -310,14 +313,41 @@ std::string transport_error(httplib::Error error) {
 
 // One request with the token; the JSON object of a 2xx answer. Anything
 // else ends the command with the gateway's reason.
-nlohmann::json admin_call(const options& o, const endpoint& e, const std::string& method, const std::string& target) {
-  httplib::Client client(e.host, e.port);
+// The certificate to trust for HTTPS: --admin-ca, else the gateway config's
+// own [admin] certificate (a self-signed one); empty: plain HTTP (loopback).
+std::string admin_trust(const options& o) {
+  if (!o.admin_ca.empty()) return o.admin_ca;
+  return o.config.empty() ? std::string() : config_file(o).admin_certificate;
+}
+
+httplib::Result admin_exchange(httplib::ClientImpl& client, const options& o, const std::string& method,
+                               const std::string& target) {
   client.set_bearer_token_auth(admin_token(o));
   client.set_connection_timeout(admin_connect_timeout);
   client.set_write_timeout(admin_write_timeout);
   client.set_read_timeout(admin_read_timeout);
   client.set_keep_alive(false);
-  httplib::Result r = method == "GET" ? client.Get(target) : client.Post(target);
+  return method == "GET" ? client.Get(target) : client.Post(target);
+}
+
+nlohmann::json admin_call(const options& o, const endpoint& e, const std::string& method, const std::string& target) {
+  const std::string trust = admin_trust(o);
+  httplib::Result r = [&] {
+    if (trust.empty()) {
+      httplib::ClientImpl client(e.host, e.port);
+      return admin_exchange(client, o, method, target);
+    }
+    // The server's certificate must chain to `trust` and name the host.
+    httplib::SSLClient client(e.host, e.port);
+    client.set_ca_cert_path(trust.c_str());
+    client.enable_server_certificate_verification(true);
+    httplib::Result answer = admin_exchange(client, o, method, target);
+    if (!answer && client.get_openssl_verify_result() != X509_V_OK)
+      fail(exit_usage, "admin endpoint " + where(e) + ": its certificate is not trusted (" +
+                           X509_verify_cert_error_string(client.get_openssl_verify_result()) + "; --admin-ca " +
+                           trust + ")");
+    return answer;
+  }();
   if (!r) fail(exit_usage, "admin endpoint " + where(e) + ": " + transport_error(r.error()));
   const nlohmann::json body = nlohmann::json::parse(r->body, nullptr, /*allow_exceptions=*/false);
   if (r->status < 200 || r->status > 299) {
@@ -429,6 +459,26 @@ void apply_settings(const options& o, account_settings& s, bool only_given) {
   if (use("mms-price")) s.mms_price = o.mms_price;
 }
 
+std::vector<std::string> relay_list(const std::string& text) {
+  return text.empty() ? std::vector<std::string>{} : split_list(text);
+}
+
+// --relay-networks and --relay-domains, when given: checked, made canonical
+// and stored with the list not given kept as it was.
+void apply_relay(const options& o, account_store& store, postino::account_id id) {
+  if (!given(o, "relay-networks") && !given(o, "relay-domains")) return;
+  auto rule = store.relay_of(id);
+  if (!rule) fail(exit_usage, "cannot read the relay rule: " + store.last_error());
+  std::string why;
+  if (given(o, "relay-networks") &&
+      !postino::credit::canonical_networks(relay_list(o.relay_networks), rule->networks, why))
+    fail(exit_usage, "--relay-networks: " + why);
+  if (given(o, "relay-domains") && !postino::credit::canonical_domains(relay_list(o.relay_domains), rule->domains, why))
+    fail(exit_usage, "--relay-domains: " + why);
+  if (!store.set_relay(id, rule->networks, rule->domains))
+    fail(exit_usage, "cannot set the relay rule: " + store.last_error());
+}
+
 int account_add(const options& o) {
   account_settings s;
   s.username = o.account;
@@ -449,6 +499,7 @@ int account_add(const options& o) {
     bool exists = store->find_by_username(s.username).has_value();
     fail(exists ? exit_not_found : exit_usage, error);
   }
+  apply_relay(o, *store, id);
   std::printf("account %s added with id %llu\n", s.username.c_str(),
               static_cast<unsigned long long>(id));
   return exit_ok;
@@ -581,6 +632,10 @@ int account_show(const options& o) {
       std::printf("price +%s: %lld%s\n", rule.prefix.c_str(), static_cast<long long>(rule.price),
                   rule.global ? " (global)" : "");
   }
+  if (auto relay = store->relay_of(s.id); relay && (!relay->networks.empty() || !relay->domains.empty())) {
+    std::printf("relay networks: %s\n", relay->networks.empty() ? "(none)" : postino::join(relay->networks, ",").c_str());
+    std::printf("relay domains: %s\n", relay->domains.empty() ? "(none)" : postino::join(relay->domains, ",").c_str());
+  }
   if (live) {
     std::printf("balance: %s\n", json_field(*live, "balance").c_str());
     std::printf("leased: %s\n", json_field(*live, "leased").c_str());
@@ -664,6 +719,7 @@ int account_set(const options& o) {
   apply_settings(o, s, true);
   if (!w.store->update_settings(s))
     fail(exit_usage, "cannot change the settings: " + w.store->last_error());
+  apply_relay(o, *w.store, s.id);
   std::printf("settings of %s changed\n", s.username.c_str());
   return exit_ok;
 }
@@ -1198,6 +1254,9 @@ const argument setting_options[] = {
     {"--max-mms-bytes", &options::max_mms_bytes, "largest MMS, raw MIME bytes (default 1048576)", false,
      CLI::Range(1ull, 1ull << 40)},
     {"--mms-price", &options::mms_price, "credit per MMS recipient (default 3)", false, CLI::NonNegativeNumber},
+    {"--relay-networks", &options::relay_networks,
+     "comma-separated client networks (CIDR) an auth = \"relay\" listener accepts ('' for none)"},
+    {"--relay-domains", &options::relay_domains, "comma-separated envelope-sender domains relayed ('' for none)"},
 };
 
 // A settings option also records that it was given (without its dashes), so
@@ -1306,6 +1365,9 @@ void add_global_options(CLI::App& app, options& o) {
                  "read data_dir/database (and the admin endpoint) from the gateway's TOML file");
   app.add_option("--admin", o.admin,
                  "the running gateway's admin endpoint HOST:PORT (default: from -c's ports file or [admin])");
+  app.add_option("--admin-ca", o.admin_ca,
+                 "speak HTTPS to the admin endpoint, trusting this PEM CA or certificate (default with -c: "
+                 "[admin] certificate, when set)");
 }
 
 // Every group and its commands; `chosen` is set to the row the command line names.

@@ -2,7 +2,8 @@
 // the shard's service, the request handler of its SMTP connections and the
 // host of its delivery engine, and routes each request to the piece that
 // does it: AUTH (auth.h), credit (credit_leases.h), the rate limit
-// (rate_limit.h), the content step (content.h) and the commit (commit.h).
+// (rate_limit.h), the content step (content.h), relay look-ups (relays.h)
+// and the commit (commit.h).
 // It owns the pieces, this shard's checkpoint delta and its delivery engine;
 // a piece finds its peer on another shard through the at() functions at the
 // end of this file. Buffers: the pieces' own (see their headers).
@@ -17,6 +18,7 @@
 #include "credit_leases.h"
 #include "postino/smtp.h"
 #include "rate_limit.h"
+#include "relays.h"
 #include "smtp_endpoint.h"
 
 namespace postino::app {
@@ -35,6 +37,7 @@ class gateway_handler final : public core::service,
         credit_(shard, journal, delta_, *this, *services_),
         rate_(shard),
         auth_(shard, services_, credit_),
+        relay_(services_->relays),
         commit_(shard, journal, delta_, credit_, *services_) {
     if (services_->delivery && services_->delivery->enabled())
       engine_ = std::make_unique<delivery::engine>(shard_, services_->delivery, *this);
@@ -56,6 +59,7 @@ class gateway_handler final : public core::service,
       case smtp::request_kind::commit: return commit_.commit(c);
       case smtp::request_kind::rate_check: return rate_.check(c);
       case smtp::request_kind::content: return run_content_step(shard_, services_->content_pool, c);
+      case smtp::request_kind::relay_lookup: return relay_.lookup(c);
       case smtp::request_kind::none: return c.complete();
     }
   }
@@ -101,6 +105,7 @@ class gateway_handler final : public core::service,
   credit_leases credit_;
   rate_limiter rate_;
   authenticator auth_;
+  relay_resolver relay_;
   committer commit_;
   std::unique_ptr<delivery::engine> engine_;  // null without SMSCs; destroyed first
 };

@@ -45,6 +45,8 @@ class final_deltas {
   std::vector<credit::journal_delta> deltas_;
 };
 
+class relay_source;  // relays.h
+
 struct gateway_services {
   credit::hash_pool* pool = nullptr;  // AUTH checks; shared by all shards, outlives their threads
   // The content step of bodies too costly for a shard's loop (e-mails, big
@@ -58,6 +60,8 @@ struct gateway_services {
   std::shared_ptr<delivery::shared_state> delivery;
   // Filled as the shards end (see final_deltas); null: nobody collects them.
   std::shared_ptr<final_deltas> last_deltas = std::make_shared<final_deltas>();
+  // Relay accounts (relays.h); null: no relay listener.
+  std::shared_ptr<relay_source> relays;
 };
 
 // What each shard runs, in order: its journal (when `journals` has one for

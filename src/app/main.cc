@@ -35,6 +35,7 @@
 #include "checkpointer.h"
 #include "connection_limits.h"
 #include "gateway.h"
+#include "relays.h"
 #include "smtp_endpoint.h"
 #include "postino/config.h"
 #include "postino/credit.h"
@@ -405,8 +406,9 @@ bool build_listeners(const gateway_config& config, credit::account_store& store,
       session.delivery_backlog = &services.delivery->backlog;
       session.delivery_backlog_limit = static_cast<std::int64_t>(config.delivery.queue_limit);
     }
+    session.relay = l.relay;
     const account_settings* preauthenticated = nullptr;
-    if (!l.auth_required) {
+    if (!l.auth_required && !l.relay) {
       auto account = store.find_by_username(l.account);
       if (!account) {
         error = "listener[" + std::to_string(i) + "]: account '" + l.account + "' does not exist" +
@@ -530,14 +532,30 @@ void reload_certificates(const smtp_listeners& smtp) {
   }
 }
 
-void wait_for_stop(const sigset_t& stop_signals, const smtp_listeners& smtp) {
+void wait_for_stop(const sigset_t& stop_signals, const smtp_listeners& smtp, app::relay_source* relays) {
   int signal_number = 0;
   for (;;) {
     if (sigwait(&stop_signals, &signal_number) != 0) continue;
     if (signal_number != SIGHUP) break;
     reload_certificates(smtp);
+    if (relays != nullptr) relays->refresh(true);
   }
   say(std::string("shutting down (") + strsignal(signal_number) + ")");
+}
+
+// Relay accounts (PROTOCOL.md 5a), when a listener has auth = "relay": the
+// rules are read now and again whenever the database changes (postino-ctl
+// writes it directly), polled every 2 s off the shards, and on SIGHUP.
+bool start_relays(const gateway_config& config, app::gateway_services& services, std::string& error) {
+  if (std::none_of(config.listeners.begin(), config.listeners.end(), [](const auto& l) { return l.relay; }))
+    return true;
+  services.relays = std::make_shared<app::relay_source>(config.database);
+  if (!services.relays->load(error)) {
+    error = "relay rules: " + error;
+    return false;
+  }
+  services.relays->start_polling(std::chrono::seconds(2));
+  return true;
 }
 
 bool take_database_lock(const gateway_config& config, credit::database_lock& lock, std::string& error) {
@@ -599,6 +617,7 @@ int main(int argc, char** argv) {
 
   smtp_listeners smtp;
   if (!build_listeners(config, *store, *services, smtp, error)) return fail(2, error);
+  if (!start_relays(config, *services, error)) return fail(1, error);
   store.reset();  // workers open their own connections
   worker_pools pools = start_pools(config, *services);
   say(sms::prepare_recipient_validation());
@@ -614,6 +633,7 @@ int main(int argc, char** argv) {
   // The admin endpoint (loopback only, token required; see want_admin above).
   auto admin = std::make_unique<app::admin_server>(*rt, config.database, std::move(admin_token));
   admin->set_delivery(services->delivery);
+  if (!config.admin_certificate.empty()) admin->use_tls(config.admin_certificate, config.admin_private_key);
   // From here a failure still stops the shards in order before it exits.
   std::string failed;
   if (want_admin && !admin->start(config.admin_address, config.admin_port, error)) failed = "admin endpoint: " + error;
@@ -622,7 +642,7 @@ int main(int argc, char** argv) {
     if (!config.ports_file.empty() && !write_file_atomically(config.ports_file, ports, 0644, error))
       failed = "ports file: " + error;
   }
-  if (failed.empty()) wait_for_stop(stop_signals, smtp);
+  if (failed.empty()) wait_for_stop(stop_signals, smtp, services->relays.get());
   if (checkpointer) checkpointer->stop();
   rt->stop();
   rt->join();  // every shard drained: sessions closed, journals at pending() == 0

@@ -7,8 +7,8 @@
 // SMPP delivery ([[smsc]], [[route]], [delivery]) uses its structs' field
 // names as keys; cross-checks (routes naming SMSCs, an SMSC's shard below
 // the shard count once --shards is known) still name the line at fault.
-// [admin] address must be loopback (127.0.0.0/8, ::1, localhost) while the
-// admin endpoint has no TLS.
+// [admin] address must be loopback (127.0.0.0/8, ::1, localhost) unless the
+// admin endpoint has TLS ([admin] certificate and private_key).
 // Exceptions are used inside this file for the first error found and never
 // leave it: the public functions return nullopt with the message.
 #include <arpa/inet.h>
@@ -348,9 +348,10 @@ void read_listener(const toml_reader& r, const toml::table& t, std::size_t index
       l.port = static_cast<std::uint16_t>(r.integer(v, path, 0, 65535));
     } else if (key == "auth") {
       std::string a = r.string(v, path);
-      if (a != "required" && a != "none")
-        r.fail(v.source(), path, "'" + a + "' is not one of \"required\", \"none\"");
+      if (a != "required" && a != "none" && a != "relay")
+        r.fail(v.source(), path, "'" + a + "' is not one of \"required\", \"none\", \"relay\"");
       l.auth_required = a == "required";
+      l.relay = a == "relay";
       auth_node = &v;
     } else if (key == "account") {
       l.account = r.nonempty(v, path);
@@ -371,7 +372,9 @@ void read_listener(const toml_reader& r, const toml::table& t, std::size_t index
     }
   }
   check_listener_tls(r, t, prefix, l, tls);
-  if (!l.auth_required) {
+  if (l.relay && !l.account.empty())
+    r.fail(auth_node->source(), prefix + "auth", "auth = \"relay\" takes no `account`: the relay rules choose it");
+  if (!l.auth_required && !l.relay) {
     // An unauthenticated listener spends an account's credit for anyone who
     // can connect, so it is only allowed where only this machine can.
     const auto& where = auth_node->source();
@@ -581,17 +584,31 @@ const toml::array& array_of_tables(const toml_reader& r, const toml::node& v, co
   return *arr;
 }
 
-// The admin endpoint speaks plain HTTP and its bearer token would cross the
-// network in clear, so until it has TLS it listens on this machine only.
+// The admin endpoint's bearer token must not cross the network in clear: a
+// non-loopback [admin] address needs the endpoint's TLS (certificate and
+// private_key), checked once the whole table is read (admin_tls_check).
 std::string admin_address(const toml_reader& r, const toml::node& n) {
   const std::string a = r.string(n, "admin.address");
   if (a == "localhost") return a;
   if (!canonical_ip(a)) r.fail(n.source(), "admin.address", "'" + a + "' is not an IPv4 or IPv6 address or localhost");
-  if (!is_loopback(a))
-    r.fail(n.source(), "admin.address",
-           "'" + a + "' is not a loopback address (127.0.0.0/8, ::1 or localhost); the admin endpoint has no TLS "
-                     "yet, so it must not be reachable from other machines");
   return a;
+}
+
+void read_admin(const toml_reader& r, const toml::table& t, gateway_config& c) {
+  r.check_keys(t, "admin.", {"address", "port", "certificate", "private_key"});
+  if (auto* n = t.get("address")) c.admin_address = admin_address(r, *n);
+  if (auto* n = t.get("port")) c.admin_port = static_cast<std::uint16_t>(r.integer(*n, "admin.port", 0, 65535));
+  if (auto* n = t.get("certificate")) c.admin_certificate = r.nonempty(*n, "admin.certificate");
+  if (auto* n = t.get("private_key")) c.admin_private_key = r.nonempty(*n, "admin.private_key");
+  if (c.admin_certificate.empty() != c.admin_private_key.empty())
+    r.fail(t.source(), "admin", "TLS needs both `certificate` and `private_key` (PEM files)");
+  const auto* address = t.get("address");
+  if (address != nullptr && c.admin_address != "localhost" && !is_loopback(c.admin_address) &&
+      c.admin_certificate.empty())
+    r.fail(address->source(), "admin.address",
+           "'" + c.admin_address + "' is not a loopback address (127.0.0.0/8, ::1 or localhost); off loopback the "
+           "admin endpoint needs TLS (set [admin] certificate and private_key), so that its bearer token is "
+           "never sent in clear");
 }
 
 void read_document(const toml_reader& r, const toml::table& doc, parse_state& st,
@@ -621,11 +638,7 @@ void read_document(const toml_reader& r, const toml::table& doc, parse_state& st
     } else if (key == "ports_file") {
       c.ports_file = r.string(v, key);
     } else if (key == "admin") {
-      const auto& t = r.table(v, key);
-      r.check_keys(t, "admin.", {"address", "port"});
-      if (auto* n = t.get("address")) c.admin_address = admin_address(r, *n);
-      if (auto* n = t.get("port"))
-        c.admin_port = static_cast<std::uint16_t>(r.integer(*n, "admin.port", 0, 65535));
+      read_admin(r, r.table(v, key), c);
     } else if (key == "journal") {
       const auto& t = r.table(v, key);
       r.check_keys(t, "journal.", {"segment_bytes"});

@@ -1,7 +1,7 @@
 // The SQLite account store (postino.db): accounts with their Argon2id hashes,
 // settings (migration 2 adds the message-content ones of issue 4, migration 3
 // the per-account rate limit of issue 5, migration 4 issue 13's e-mail
-// clean-up defaults), the
+// clean-up defaults, migration 5 the relay rules of issue 17), the
 // destination price tables, and the credit checkpoint column. A look-up
 // returns the account with its price table resolved: its own rules, then the
 // global ones, longest prefix first, shared immutably by every copy. One sqlite3 connection per
@@ -94,6 +94,15 @@ ALTER TABLE accounts ADD COLUMN max_messages_per_second INTEGER NOT NULL DEFAULT
 ALTER TABLE accounts ADD COLUMN strip_quoted_reply INTEGER NOT NULL DEFAULT 1 CHECK (strip_quoted_reply IN (0, 1));
 ALTER TABLE accounts ADD COLUMN subject_as_text INTEGER NOT NULL DEFAULT 1 CHECK (subject_as_text IN (0, 1));
 UPDATE accounts SET strip_signature = 1 WHERE strip_signature = 0;
+)sql"},
+    // Issue 17: relay accounts (PROTOCOL.md 5a). One row per account that
+    // relays; the lists are comma-separated canonical text (relay.cc).
+    {5, R"sql(
+CREATE TABLE relays (
+  account_id INTEGER PRIMARY KEY REFERENCES accounts(id) ON DELETE CASCADE,
+  networks   TEXT NOT NULL DEFAULT '',
+  domains    TEXT NOT NULL DEFAULT ''
+);
 )sql"},
 };
 
@@ -750,5 +759,66 @@ int account_store::schema_version() {
   auto v = impl_->current_version();
   return v ? *v : -1;
 }
+
+// ------------------------------------------------------------ relay rules
+// Rare (postino-ctl, the relay poller): statements prepared per call.
+
+namespace {
+struct prepared {
+  sqlite3_stmt* s = nullptr;
+  ~prepared() { sqlite3_finalize(s); }
+};
+}  // namespace
+
+bool account_store::set_relay(account_id id, const std::vector<std::string>& networks,
+                              const std::vector<std::string>& domains) {
+  const bool remove = networks.empty() && domains.empty();
+  prepared p;
+  const char* sql = remove ? "DELETE FROM relays WHERE account_id = ?1"
+                           : "INSERT INTO relays (account_id, networks, domains) VALUES (?1, ?2, ?3) "
+                             "ON CONFLICT (account_id) DO UPDATE SET networks = ?2, domains = ?3";
+  if (sqlite3_prepare_v2(impl_->db, sql, -1, &p.s, nullptr) != SQLITE_OK) return impl_->fail("setting a relay rule");
+  stmt_use s(p.s);
+  s.int64(1, static_cast<std::int64_t>(id));
+  if (!remove) {
+    s.text(2, join(networks, ","));
+    s.text(3, join(domains, ","));
+  }
+  const int rc = sqlite3_step(p.s);
+  if (rc == SQLITE_CONSTRAINT_FOREIGNKEY) {
+    impl_->last_error = "no account with id " + std::to_string(id);
+    return false;
+  }
+  if (rc != SQLITE_DONE) return impl_->fail("setting a relay rule");
+  impl_->last_error.clear();
+  return true;
+}
+
+std::vector<relay_rule> account_store::list_relays() {
+  std::vector<relay_rule> out;
+  prepared p;
+  if (sqlite3_prepare_v2(impl_->db, "SELECT account_id, networks, domains FROM relays ORDER BY account_id", -1, &p.s,
+                         nullptr) != SQLITE_OK) {
+    impl_->fail("listing relay rules");
+    return out;
+  }
+  int rc = SQLITE_DONE;
+  while ((rc = sqlite3_step(p.s)) == SQLITE_ROW)
+    out.push_back({static_cast<account_id>(sqlite3_column_int64(p.s, 0)), split(column_text(p.s, 1)),
+                   split(column_text(p.s, 2))});
+  if (rc != SQLITE_DONE) impl_->fail("listing relay rules");
+  else impl_->last_error.clear();
+  return out;
+}
+
+std::optional<relay_rule> account_store::relay_of(account_id id) {
+  auto all = list_relays();
+  if (!impl_->last_error.empty()) return std::nullopt;
+  for (relay_rule& r : all)
+    if (r.account == id) return std::move(r);
+  return relay_rule{id, {}, {}};
+}
+
+std::optional<std::int64_t> account_store::data_version() { return impl_->query_int("PRAGMA data_version"); }
 
 }  // namespace postino::credit

@@ -121,6 +121,38 @@ int open_listener(const std::string& address, std::uint16_t port, int backlog, s
   return fd;
 }
 
+// The kernel's own check: a probe bound without SO_REUSEPORT (SO_REUSEADDR
+// only, so a TIME_WAIT left by a previous run does not count) fails with
+// EADDRINUSE exactly when a socket listens there already, whoever owns it,
+// SO_REUSEPORT or not, and on a wildcard address that covers this one. It is
+// closed before the real sockets are bound: only two start-ups within that
+// instant could still share the port (two gateways on one database cannot:
+// the database lock).
+bool port_is_free(const std::string& address, std::uint16_t port, std::string& error) {
+  sockaddr_storage addr;
+  socklen_t len = 0;
+  if (!parse_address(address, port, addr, len)) {
+    error = "'" + address + "' is not an IP address";
+    return false;
+  }
+  const int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    error = "socket: " + core::errno_text(errno);
+    return false;
+  }
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (addr.ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  const bool bound = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), len) == 0;
+  const int err = errno;
+  close(fd);
+  if (bound) return true;
+  error = "cannot listen on " + format_endpoint(address, port) +
+          (err == EADDRINUSE ? ": another process already listens there (" + core::errno_text(err) + ")"
+                             : ": " + core::errno_text(err));
+  return false;
+}
+
 std::uint16_t local_port(int fd) {
   sockaddr_storage addr{};
   socklen_t len = sizeof addr;

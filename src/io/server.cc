@@ -29,6 +29,7 @@ listener_set::~listener_set() {
 bool listener_set::bind(std::string& error) {
   for (std::size_t l = 0; l < specs_.size(); ++l) {
     std::uint16_t port = specs_[l].port;
+    if (port != 0 && !port_is_free(specs_[l].address, port, error)) return false;
     for (unsigned s = 0; s < shards_; ++s) {
       // Port 0: the first socket picks the port, the others share it.
       int fd = open_listener(specs_[l].address, port, static_cast<int>(options_.listen_backlog), error);

@@ -37,6 +37,7 @@ class session_machine {
   void resolve(const rate_check_result& r);
   void resolve(const commit_result& r);
   void resolve(mime::content_result& r);
+  void resolve(const relay_result& r);
   void on_timeout();
   void on_shutdown();
   void release_limits();  // the session ends: gives back connection slots and body memory
@@ -54,8 +55,11 @@ class session_machine {
   bool quit(const command_spec& row, std::string_view args);
   bool not_offered(const command_spec& row, std::string_view args);  // VRFY, EXPN, TURN, HELP
   bool starttls(const command_spec& row, std::string_view args);
-  // EHLO offers AUTH unless the listener's account is fixed or AUTH waits for TLS.
-  bool auth_offered() const { return !preauthenticated && (tls_active || !config.require_tls_for_auth); }
+  // EHLO offers AUTH unless the listener's account is fixed (or found per
+  // MAIL: a relay listener) or AUTH waits for TLS.
+  bool auth_offered() const {
+    return !preauthenticated && !config.relay && (tls_active || !config.require_tls_for_auth);
+  }
 
   const session_config& config;
   connection_info conn;
@@ -66,6 +70,7 @@ class session_machine {
   credit_check_request credit;
   rate_check_request rate;
   content_request content;
+  relay_request relay;
   request_kind pending = request_kind::none;
   std::uint64_t accepted = 0;
   bool authed = false;
@@ -85,6 +90,7 @@ class session_machine {
 
   // input
   bool command(std::string_view line, bool more_follows);
+  const reply* relay_refusal(const command_spec& row) const;
   void line_too_long();
 
   // AUTH
@@ -97,6 +103,8 @@ class session_machine {
 
   // MAIL, RCPT
   bool mail_params(std::string_view params);
+  bool mail_from(std::string_view path);
+  bool ask_relay(std::string_view path);
   bool no_repeated_param(std::string_view params);
   void mail_ok();
   bool is_duplicate(const std::string& e164) const;
@@ -120,6 +128,8 @@ class session_machine {
   data_scanner text;
   key_set recipient_keys;
   std::string waiting_recipient;  // the RCPT whose credit check is pending
+  std::string relay_sender;       // the MAIL path whose relay look-up is pending
+  bool relay_denied = false;      // this transaction's MAIL got 554 5.7.1: so does RCPT
   std::optional<credit_units> cached_credit;  // a positive credit answer, this transaction
   std::size_t recipients_hint = 1;            // recipients of the last message committed
   unsigned errors = 0;

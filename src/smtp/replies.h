@@ -99,6 +99,9 @@ inline constexpr reply too_many_auth_failures{"421 4.7.0 Too many authentication
 inline constexpr reply auth_temporary{"454 4.7.0 Temporary authentication failure"};
 inline constexpr reply auth_busy{"454 4.3.0 Authentication service busy, try again later"};
 inline constexpr reply account_suspended{"550 5.7.1 Account suspended"};
+// A relay listener's MAIL (and the RCPTs after it) that no account relays
+// for (PROTOCOL.md 5a).
+inline constexpr reply relay_denied{"554 5.7.1 Relay access denied"};
 inline constexpr reply unsupported_parameter{"555 5.5.4 Unsupported parameter "};  // + the name
 inline constexpr reply duplicate_parameter{"501 5.5.4 Duplicate parameter "};  // + the name
 inline constexpr reply size_exceeds_max{"552 5.3.4 Message size exceeds fixed maximum message size"};

@@ -157,7 +157,10 @@ bool session_machine::command(std::string_view line, bool more_follows) {
     return false;
   }
   counting_errors = row->counts_errors;
-  const bool accepted = row->allowed_in(state) ? (this->*row->handler)(*row, cl.args) : refuse(row->refusal(state));
+  const reply* relay_no = config.relay ? relay_refusal(*row) : nullptr;
+  const bool accepted = relay_no != nullptr     ? refuse(*relay_no)
+                        : row->allowed_in(state) ? (this->*row->handler)(*row, cl.args)
+                                                 : refuse(row->refusal(state));
   counting_errors = true;
   switch (row->group) {
     case pipelining::text_follows:
@@ -171,12 +174,23 @@ bool session_machine::command(std::string_view line, bool more_follows) {
   return false;
 }
 
+// A relay listener offers no AUTH (PROTOCOL.md 5a), and an RCPT after a MAIL
+// refused for relaying hears the same refusal, not "need MAIL". Null: the
+// table decides.
+const reply* session_machine::relay_refusal(const command_spec& row) const {
+  if (row.id == verb::auth) return &replies::not_implemented;
+  if (row.id == verb::rcpt && relay_denied && state == phase::authenticated) return &replies::relay_denied;
+  return nullptr;
+}
+
 // ------------------------------------------------------------------ greeting
 
 bool session_machine::greet(const command_spec& row, std::string_view args) {
   if (args.empty()) return refuse(*row.syntax);
   reset_transaction();
-  enter(authed ? phase::authenticated : phase::greeted, row.name);
+  // A relay listener's transactions start without AUTH: the account is
+  // found per MAIL.
+  enter(authed || config.relay ? phase::authenticated : phase::greeted, row.name);
   if (row.id == verb::ehlo)
     replies::append_ehlo(out, config.hostname,
                          {config.max_message_size, config.tls_available && !tls_active, auth_offered()});
@@ -365,11 +379,46 @@ void session_machine::resolve(const auth_result& r) {
 // ------------------------------------------------------------------ MAIL
 
 bool session_machine::mail(const command_spec& row, std::string_view args) {
-  if (account.status == account_status::suspended) return refuse(replies::account_suspended);
+  relay_denied = false;
+  if (!config.relay && account.status == account_status::suspended) return refuse(replies::account_suspended);
   path_args pa;
   if (!parse_path(args, "FROM:", pa)) return refuse(*row.syntax);
   if (!mail_params(pa.params)) return false;
-  const sms::originator_check oc = sms::resolve_originator(pa.path, account);
+  if (config.relay) return ask_relay(pa.path);
+  return mail_from(pa.path);
+}
+
+// A relay listener: the owner finds the account for the client address and
+// the sender's domain (the path is copied: the input is gone by then).
+bool session_machine::ask_relay(std::string_view path) {
+  relay_sender.assign(path);
+  const std::size_t at = relay_sender.rfind('@');
+  const std::string_view domain =
+      at == std::string::npos ? std::string_view{} : std::string_view(relay_sender).substr(at + 1);
+  relay = relay_request{conn.peer_ip, domain};
+  pending = request_kind::relay_lookup;
+  return true;
+}
+
+void session_machine::resolve(const relay_result& r) {
+  pending = request_kind::none;
+  if (r.account == nullptr) {
+    relay_denied = true;
+    send(replies::relay_denied);
+  } else if (r.account->status == account_status::suspended) {
+    send(replies::account_suspended);
+  } else {
+    // The originator rules apply as for AUTH: an e-mail address sender is
+    // the account's default originator.
+    account = *r.account;
+    mail_from(relay_sender);
+  }
+  finish_if_shutting_down();
+}
+
+// The sender's rules, the queue's bound and the rate limit, for `account`.
+bool session_machine::mail_from(std::string_view path) {
+  const sms::originator_check oc = sms::resolve_originator(path, account);
   if (oc.not_allowed) return refuse(replies::sender_not_allowed);
   if (!oc.result.ok) {
     send(replies::invalid_sender, oc.result.why);
@@ -621,6 +670,7 @@ void session_machine::reset_transaction() {
   release_body();
   declared_size = 0;
   cached_credit.reset();
+  relay_denied = false;
   tx.account = 0;
   tx.originator.clear();
   tx.originator_type = originator_kind::numeric;
@@ -760,6 +810,7 @@ const auth_request& session::pending_auth() const { return impl_->credentials; }
 const credit_check_request& session::pending_credit_check() const { return impl_->credit; }
 const rate_check_request& session::pending_rate_check() const { return impl_->rate; }
 const content_request& session::pending_content() const { return impl_->content; }
+const relay_request& session::pending_relay() const { return impl_->relay; }
 transaction& session::pending_commit() { return impl_->tx; }
 
 void session::resolve(const auth_result& r) {
@@ -776,6 +827,9 @@ void session::resolve(const commit_result& r) {
 }
 void session::resolve(mime::content_result r) {
   if (impl_->pending == request_kind::content) impl_->resolve(r);
+}
+void session::resolve(const relay_result& r) {
+  if (impl_->pending == request_kind::relay_lookup) impl_->resolve(r);
 }
 
 std::string& session::output() { return impl_->out; }

@@ -77,7 +77,8 @@ TEST(config, shipped_example_parses) {
   EXPECT_EQ(c->shards, 2u);
   EXPECT_EQ(c->journal_segment_bytes, 67108864u);
   EXPECT_EQ(c->index_text_retention_days, 7u);
-  ASSERT_EQ(c->listeners.size(), 2u);
+  ASSERT_EQ(c->listeners.size(), 3u);
+  EXPECT_TRUE(c->listeners[2].relay);
   EXPECT_EQ(c->listeners[0].address, "0.0.0.0");
   EXPECT_EQ(c->listeners[0].session.hostname, "smtp.mx.example");
   EXPECT_FALSE(c->listeners[1].auth_required);
@@ -177,8 +178,9 @@ TEST(config, wrong_types) {
   expect_error("[[listener]]\nport = 25.0\n", {"test.toml:2:", "listener[0].port", "float"});
 }
 
-// The admin endpoint has no TLS: its address must be loopback, and the
-// refusal names the file, the line and the key.
+// Without TLS the admin endpoint's address must be loopback, and the
+// refusal names the file, the line and the key; with a certificate and key
+// any address is allowed.
 TEST(config, admin_address_must_be_loopback) {
   for (const char* address : {"0.0.0.0", "::", "192.168.1.10", "10.0.0.1", "2001:db8::1", "::ffff:127.0.0.1"})
     expect_error(std::string("[admin]\nport = 8025\naddress = \"") + address + "\"\n",
@@ -190,6 +192,12 @@ TEST(config, admin_address_must_be_loopback) {
     ASSERT_TRUE(c.has_value()) << address << ": " << error;
     EXPECT_EQ(c->admin_address, address);
   }
+  std::string error;
+  auto tls = parse("[admin]\naddress = \"0.0.0.0\"\ncertificate = \"c.pem\"\nprivate_key = \"k.pem\"\n", error);
+  ASSERT_TRUE(tls.has_value()) << error;
+  EXPECT_EQ(tls->admin_certificate, "c.pem");
+  EXPECT_EQ(tls->admin_private_key, "k.pem");
+  expect_error("[admin]\naddress = \"0.0.0.0\"\ncertificate = \"c.pem\"\n", {"admin", "both `certificate` and `private_key`"});
 }
 
 TEST(config, out_of_range_values) {
@@ -285,6 +293,18 @@ TEST(config, auth_none_needs_loopback_and_account) {
                    error);
     EXPECT_TRUE(c.has_value()) << addr << ": " << error;
   }
+}
+
+TEST(config, auth_relay_listener) {
+  std::string error;
+  // Off loopback and without TLS: a relay listener offers no AUTH, so
+  // require_tls_for_auth has nothing to refuse.
+  auto c = parse("[[listener]]\naddress = \"0.0.0.0\"\nport = 25\nauth = \"relay\"\n", error);
+  ASSERT_TRUE(c.has_value()) << error;
+  EXPECT_TRUE(c->listeners[0].relay);
+  EXPECT_FALSE(c->listeners[0].auth_required);
+  expect_error("[[listener]]\nauth = \"relay\"\naccount = \"demo\"\n", {"test.toml:2:", "listener[0].auth", "no `account`"});
+  expect_error("[[listener]]\nauth = \"open\"\n", {"listener[0].auth", "\"relay\""});
 }
 
 // ---- SMPP delivery (issue 7): [[smsc]], [[route]], [delivery] ----

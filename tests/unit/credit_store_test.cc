@@ -47,7 +47,7 @@ class store_test : public ::testing::Test {
 TEST_F(store_test, migrates_an_empty_database_and_sets_pragmas) {
   auto store = open_store();
   ASSERT_NE(store, nullptr);
-  EXPECT_EQ(store->schema_version(), 4);
+  EXPECT_EQ(store->schema_version(), 5);
   EXPECT_TRUE(store->list().empty());
   EXPECT_TRUE(store->last_error().empty());
 
@@ -67,7 +67,7 @@ TEST_F(store_test, migrates_an_empty_database_and_sets_pragmas) {
     return out;
   };
   EXPECT_EQ(scalar("PRAGMA journal_mode"), "wal");
-  EXPECT_EQ(scalar("SELECT count(*) FROM schema_version"), "4");
+  EXPECT_EQ(scalar("SELECT count(*) FROM schema_version"), "5");
   EXPECT_EQ(scalar("SELECT count(*) FROM sqlite_master WHERE name IN ('accounts', 'settings', 'prices')"), "3");
   sqlite3_close(db);
 }
@@ -76,7 +76,7 @@ TEST_F(store_test, reopening_does_not_migrate_again) {
   { ASSERT_NE(open_store(), nullptr); }
   auto store = open_store();
   ASSERT_NE(store, nullptr);
-  EXPECT_EQ(store->schema_version(), 4);
+  EXPECT_EQ(store->schema_version(), 5);
 }
 
 TEST_F(store_test, concurrent_first_opens_migrate_once) {
@@ -87,7 +87,7 @@ TEST_F(store_test, concurrent_first_opens_migrate_once) {
     threads.emplace_back([&] {
       std::string error;
       auto s = account_store::open(path_, error);
-      if (s && s->schema_version() == 4) ++opened;
+      if (s && s->schema_version() == 5) ++opened;
     });
   for (auto& t : threads) t.join();
   EXPECT_EQ(opened.load(), 4);
@@ -396,7 +396,7 @@ TEST_F(store_test, migrates_a_version_1_database_keeping_its_accounts) {
   sqlite3_close(db);
   auto store = open_store();
   ASSERT_NE(store, nullptr);
-  EXPECT_EQ(store->schema_version(), 4);
+  EXPECT_EQ(store->schema_version(), 5);
   auto a = store->find_by_username("old");
   ASSERT_TRUE(a.has_value()) << store->last_error();
   EXPECT_EQ(a->settings.unit_price, 2);

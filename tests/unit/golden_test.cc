@@ -14,6 +14,7 @@
 #include <memory>
 #include <sstream>
 
+#include "postino/credit.h"
 #include "postino/mime.h"
 #include "postino/smtp.h"
 
@@ -26,6 +27,8 @@ struct fake_account {
   account_settings settings;
   std::string password;
   credit_units credit = 0;
+  std::vector<credit::ip_network> relay_networks;  // relay_networks=CIDR,...
+  std::vector<std::string> relay_domains;          // relay_domains=a,b
 };
 
 struct segment {
@@ -206,6 +209,15 @@ fake_account parse_account(const std::vector<std::string>& w, const std::string&
         table.push_back({one.substr(0, colon), std::stoll(one.substr(colon + 1)), key == "global_prices"});
       }
       a.settings.prices = std::make_shared<const price_table>(std::move(table));
+    } else if (key == "relay_networks") {
+      std::istringstream in(value);
+      std::string why;
+      for (std::string one; std::getline(in, one, ',');)
+        if (auto n = credit::parse_network(one, why)) a.relay_networks.push_back(*n);
+        else ADD_FAILURE() << where << ": " << why;
+    } else if (key == "relay_domains") {
+      std::istringstream in(value);
+      for (std::string one; std::getline(in, one, ',');) a.relay_domains.push_back(one);
     } else if (key == "allowed") {
       std::istringstream in(value);
       for (std::string one; std::getline(in, one, ',');) a.settings.allowed_originators.push_back(underscores_to_spaces(one));
@@ -232,7 +244,7 @@ golden_case load(const fs::path& in_path) {
       const bool setup = d == "hostname" || d == "max_size" || d == "tls" || d == "bare_newline" ||
                          d == "max_errors" || d == "max_auth_failures" || d == "connection" || d == "account" ||
                          d == "preauth" || d == "whole" || d == "show_content" || d == "mime_limits" ||
-                         d == "body_memory" || d == "connection_limit";
+                         d == "body_memory" || d == "connection_limit" || d == "relay";
       if (setup) {
         if (any_bytes) ADD_FAILURE() << where << ": set-up directive after client bytes";
         if (d == "hostname") gc.config.hostname = w.at(2);
@@ -251,6 +263,7 @@ golden_case load(const fs::path& in_path) {
         else if (d == "account") gc.accounts.push_back(parse_account(w, where));
         else if (d == "preauth") gc.preauth_user = w.at(2);
         else if (d == "whole") gc.whole_only = true;
+        else if (d == "relay") gc.config.relay = true;
         else if (d == "show_content") gc.show_content = true;
         else if (d == "mime_limits")
           gc.config.mime_limits = {static_cast<std::uint32_t>(to_u64(w.at(2))), static_cast<std::uint32_t>(to_u64(w.at(3)))};
@@ -412,11 +425,27 @@ class fake_owner {
         s.resolve(mime::read_content(*req.body, *req.account, req.limits));
         break;
       }
+      case request_kind::relay_lookup: {
+        const auto& req = s.pending_relay();
+        t.push_back("= relay " + std::string(req.client_ip) + " " + escape(req.sender_domain));
+        s.resolve(relay_result{relay_account(req.client_ip, req.sender_domain)});
+        break;
+      }
       case request_kind::none: break;
     }
   }
 
  private:
+  // The first account whose relay networks and domains both match.
+  const account_settings* relay_account(std::string_view ip, std::string_view domain) const {
+    for (const auto& a : accounts_) {
+      const bool domain_ok = std::find(a.relay_domains.begin(), a.relay_domains.end(), domain) != a.relay_domains.end();
+      for (const auto& n : a.relay_networks)
+        if (domain_ok && credit::network_contains(n, ip)) return &a.settings;
+    }
+    return nullptr;
+  }
+
   std::vector<fake_account> accounts_;
   bool show_content_ = false;
   auth_result::outcome next_auth_ = auth_result::outcome::temporary_failure;

@@ -182,6 +182,7 @@ std::string drive(session& s, std::string_view input) {
         continue;
       }
       case request_kind::commit: s.resolve(commit_result{commit_result::outcome::accepted, "Q1", 0, 0}); continue;
+      case request_kind::relay_lookup: s.resolve(relay_result{nullptr}); continue;
     }
     if (input.empty()) break;
   }

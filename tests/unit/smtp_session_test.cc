@@ -102,6 +102,11 @@ struct owner {
         s.resolve(mime::read_content(*req.body, *req.account, req.limits));
         break;
       }
+      case request_kind::relay_lookup: {
+        static const account_settings relayed = acme();
+        s.resolve(relay_result{s.pending_relay().client_ip == "192.0.2.1" ? &relayed : nullptr});
+        break;
+      }
       case request_kind::none: break;
     }
   }

@@ -120,6 +120,7 @@ void resolve_one(smtp::session& s, const world& w, outcome& o) {
       s.resolve(mime::read_content(*req.body, *req.account, req.limits));
       break;
     }
+    case smtp::request_kind::relay_lookup: s.resolve(smtp::relay_result{&w.account}); break;
     case smtp::request_kind::none: break;
   }
 }

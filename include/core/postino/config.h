@@ -41,7 +41,8 @@ struct listener_tls_config {
 struct listener_config {
   std::string address = "127.0.0.1";
   std::uint16_t port = 2525;
-  bool auth_required = true;          // auth = "required" | "none"
+  bool auth_required = true;          // auth = "required" | "none" | "relay"
+  bool relay = false;                 // auth = "relay": no AUTH, accounts by relay rule (PROTOCOL.md 5a)
   std::string account;                // with auth = "none": the account used
   listener_session_config session;    // hostname, size, bare newline, limits
   listener_tls_config tls;
@@ -145,7 +146,9 @@ struct gateway_config {
   // 0: cleared at the next sweep (within a checkpoint interval or so).
   unsigned index_text_retention_days = 7;
   bool create_demo_account = true;    // on an empty database
-  std::string admin_address = "127.0.0.1";  // loopback only (checked): 127.0.0.0/8, ::1, localhost
+  std::string admin_address = "127.0.0.1";  // loopback (127.0.0.0/8, ::1, localhost) unless TLS (checked)
+  std::string admin_certificate;       // PEM; with admin_private_key: HTTPS, and any address
+  std::string admin_private_key;
   std::uint16_t admin_port = 0;        // 0: no admin endpoint
   std::string ports_file;              // if set, bound ports are written here
   std::vector<listener_config> listeners;

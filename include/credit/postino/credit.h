@@ -35,6 +35,15 @@ struct stored_account {
   std::uint64_t credential_generation = 0;  // bumped on password change / suspend
 };
 
+// An account's relay rule (PROTOCOL.md 5a, auth = "relay" listeners): the
+// client networks (CIDR, IPv4 or IPv6, canonical text) and envelope-sender
+// domains (lower case) it relays for without AUTH. Both must match.
+struct relay_rule {
+  account_id account = 0;
+  std::vector<std::string> networks;
+  std::vector<std::string> domains;
+};
+
 // The SQLite account store. One connection per object; not thread-safe, so
 // each worker thread opens its own. The schema carries a version and migrates
 // forward on open.
@@ -68,6 +77,15 @@ class account_store {
   bool delete_price(account_id account, std::string_view prefix);
   std::vector<price_rule> list_prices(account_id account);
 
+  // Relay rules (relay.cc checks and canonicalizes the lists first; both
+  // empty removes the rule). relay_of is an empty rule when none is set.
+  bool set_relay(account_id id, const std::vector<std::string>& networks, const std::vector<std::string>& domains);
+  std::optional<relay_rule> relay_of(account_id id);
+  std::vector<relay_rule> list_relays();
+  // SQLite's PRAGMA data_version: changes when another connection commits,
+  // so a poller reloads only after a change; nullopt on error.
+  std::optional<std::int64_t> data_version();
+
   int schema_version();
   // One line per change this connection's migrations made to existing rows
   // that an operator should hear of (migration 4: strip_signature turned on),
@@ -87,6 +105,43 @@ class account_store {
 // Argon2id, encoded form ("$argon2id$v=19$m=...,t=...,p=...$salt$hash").
 std::string hash_password(std::string_view password);
 bool verify_password(std::string_view encoded, std::string_view password);
+
+// One CIDR network of a relay rule: "192.0.2.0/24", "2001:db8::/48"; a bare
+// address is a /32 or /128. Host bits must be zero.
+struct ip_network {
+  std::uint8_t bytes[16] = {};
+  std::uint8_t prefix = 0;  // bits
+  bool v4 = false;
+};
+std::optional<ip_network> parse_network(std::string_view text, std::string& why);
+std::string network_text(const ip_network& n);
+// `ip` (textual; an IPv4-mapped IPv6 address counts as IPv4) is inside `n`.
+bool network_contains(const ip_network& n, std::string_view ip);
+// Canonical forms of a relay rule's lists, or false with `why` naming the
+// first bad item.
+bool canonical_networks(const std::vector<std::string>& in, std::vector<std::string>& out, std::string& why);
+bool canonical_domains(const std::vector<std::string>& in, std::vector<std::string>& out, std::string& why);
+
+// Every relay rule with its account's settings, built off the shards (from
+// their own store connection) and shared immutably by them: a relay MAIL is
+// a look-up in memory, never SQLite on a shard's thread.
+class relay_directory {
+ public:
+  static std::shared_ptr<const relay_directory> load(account_store& store, std::string& error);
+  // The account that relays for (ip, domain): the longest matching network
+  // wins, then the lowest id; null when none does. Domains compare
+  // case-insensitively and exactly (no subdomains).
+  const account_settings* find(std::string_view ip, std::string_view domain) const;
+  std::size_t size() const { return entries_.size(); }
+
+ private:
+  struct entry {
+    std::vector<ip_network> networks;
+    std::vector<std::string> domains;
+    account_settings account;
+  };
+  std::vector<entry> entries_;
+};
 
 // A holder of the database lock: the gateway takes it for its lifetime;
 // postino-ctl refuses to write the database while another process holds it.

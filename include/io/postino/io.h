@@ -66,6 +66,11 @@ class buffer_ring {
 // A bound, listening TCP socket (SO_REUSEADDR, SO_REUSEPORT, non-blocking,
 // close-on-exec). Returns the fd or -1 with `error` naming the address.
 int open_listener(const std::string& address, std::uint16_t port, int backlog, std::string& error);
+// False, with `error` naming the address, when some socket already listens
+// on address:port (another gateway would otherwise share it through
+// SO_REUSEPORT and silently take part of the connections). Call before the
+// first open_listener of a fixed port.
+bool port_is_free(const std::string& address, std::uint16_t port, std::string& error);
 // The port a socket is bound to, 0 on error.
 std::uint16_t local_port(int fd);
 // "1.2.3.4" / "2001:db8::1"; a v4-mapped v6 address prints as IPv4.

@@ -63,6 +63,10 @@ struct session_config {
   bool implicit_tls = false;                  // TLS from the first byte: active from the start
   // AUTH only inside TLS (538 5.7.11 before it, and EHLO offers no AUTH).
   bool require_tls_for_auth = false;
+  // auth = "relay" (PROTOCOL.md 5a): no AUTH (EHLO offers none); each MAIL
+  // asks which account relays for the client's address and the sender's
+  // domain (a relay_lookup request), and gets 554 5.7.1 when none does.
+  bool relay = false;
   bare_newline_policy bare_newline = bare_newline_policy::normalize;
   unsigned max_errors = 10;         // unknown verbs + syntax errors, then 421
   unsigned max_auth_failures = 3;   // per connection, then 421
@@ -85,7 +89,7 @@ struct connection_info {
   std::string peer_ip;       // textual, as shown in the greeting
 };
 
-enum class request_kind : std::uint8_t { none, authenticate, credit_check, commit, rate_check, content };
+enum class request_kind : std::uint8_t { none, authenticate, credit_check, commit, rate_check, content, relay_lookup };
 
 struct auth_request {
   std::string username;
@@ -119,6 +123,18 @@ struct rate_check_request {
 
 struct rate_check_result {
   bool allowed = false;         // false: 451 4.7.1, the transaction does not start
+};
+
+// MAIL on a relay listener: which account relays for this client address
+// and envelope-sender domain (both views valid while the request is pending;
+// the domain is empty for a sender without '@', which no account matches).
+struct relay_request {
+  std::string_view client_ip;
+  std::string_view sender_domain;
+};
+
+struct relay_result {
+  const account_settings* account = nullptr;  // read during resolve; null: 554 5.7.1 Relay access denied
 };
 
 // End of DATA: the content step (src/mime) on the stored body. The owner
@@ -176,6 +192,7 @@ class session {
   const credit_check_request& pending_credit_check() const;
   const rate_check_request& pending_rate_check() const;
   const content_request& pending_content() const;
+  const relay_request& pending_relay() const;
   transaction& pending_commit();
 
   void resolve(const auth_result& r);
@@ -183,6 +200,7 @@ class session {
   void resolve(const rate_check_result& r);
   void resolve(const commit_result& r);
   void resolve(mime::content_result r);
+  void resolve(const relay_result& r);
 
   // Replies produced so far, in order. The owner sends them and clears it.
   std::string& output();
