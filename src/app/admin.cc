@@ -639,43 +639,38 @@ void render_delivery(std::string& out, const delivery::shared_state& d, unsigned
 }  // namespace
 
 std::string admin_server::render_metrics(core::runtime& rt, const delivery::shared_state* delivery) {
-  std::uint64_t active = 0, total = 0, accepted = 0, groups = 0, requests = 0, recalls = 0;
-  std::uint64_t handshakes = 0, resumed = 0, tls_failures = 0;
+  using m = core::shard_metrics;
+  struct row {
+    const char* name;
+    std::atomic<std::uint64_t> m::*field;
+  };
+  static const row counters[] = {
+      {"postino_connections_total", &m::connections_total},
+      {"postino_messages_accepted_total", &m::messages_accepted},
+      {"postino_journal_groups_total", &m::journal_groups},
+      {"postino_credit_lease_requests_total", &m::credit_requests},
+      {"postino_credit_lease_recalls_total", &m::credit_recalls},
+      {"postino_tls_handshakes_total", &m::tls_handshakes},
+      {"postino_tls_resumed_total", &m::tls_resumed},
+      {"postino_tls_failures_total", &m::tls_failures},
+  };
+  const auto of_shard = [&rt](unsigned i, std::atomic<std::uint64_t> m::*field) {
+    return (rt.metrics(i).*field).load(std::memory_order_relaxed);
+  };
+  std::uint64_t active = 0;
   std::string per_shard;
   for (unsigned i = 0; i < rt.shard_count(); ++i) {
-    auto& m = rt.metrics(i);
-    std::uint64_t a = m.sessions_active.load(std::memory_order_relaxed);
+    const std::uint64_t a = of_shard(i, &m::sessions_active);
     active += a;
-    total += m.connections_total.load(std::memory_order_relaxed);
-    accepted += m.messages_accepted.load(std::memory_order_relaxed);
-    groups += m.journal_groups.load(std::memory_order_relaxed);
-    requests += m.credit_requests.load(std::memory_order_relaxed);
-    recalls += m.credit_recalls.load(std::memory_order_relaxed);
-    handshakes += m.tls_handshakes.load(std::memory_order_relaxed);
-    resumed += m.tls_resumed.load(std::memory_order_relaxed);
-    tls_failures += m.tls_failures.load(std::memory_order_relaxed);
     per_shard += "postino_sessions_active{shard=\"" + std::to_string(i) + "\"} " + std::to_string(a) + "\n";
   }
-  std::string out;
-  out += "# TYPE postino_sessions_active gauge\n";
-  out += "postino_sessions_active " + std::to_string(active) + "\n";
+  std::string out = "# TYPE postino_sessions_active gauge\npostino_sessions_active " + std::to_string(active) + "\n";
   out += per_shard;
-  out += "# TYPE postino_connections_total counter\n";
-  out += "postino_connections_total " + std::to_string(total) + "\n";
-  out += "# TYPE postino_messages_accepted_total counter\n";
-  out += "postino_messages_accepted_total " + std::to_string(accepted) + "\n";
-  out += "# TYPE postino_journal_groups_total counter\n";
-  out += "postino_journal_groups_total " + std::to_string(groups) + "\n";
-  out += "# TYPE postino_credit_lease_requests_total counter\n";
-  out += "postino_credit_lease_requests_total " + std::to_string(requests) + "\n";
-  out += "# TYPE postino_credit_lease_recalls_total counter\n";
-  out += "postino_credit_lease_recalls_total " + std::to_string(recalls) + "\n";
-  out += "# TYPE postino_tls_handshakes_total counter\n";
-  out += "postino_tls_handshakes_total " + std::to_string(handshakes) + "\n";
-  out += "# TYPE postino_tls_resumed_total counter\n";
-  out += "postino_tls_resumed_total " + std::to_string(resumed) + "\n";
-  out += "# TYPE postino_tls_failures_total counter\n";
-  out += "postino_tls_failures_total " + std::to_string(tls_failures) + "\n";
+  for (const row& r : counters) {
+    std::uint64_t sum = 0;
+    for (unsigned i = 0; i < rt.shard_count(); ++i) sum += of_shard(i, r.field);
+    out += std::string("# TYPE ") + r.name + " counter\n" + r.name + " " + std::to_string(sum) + "\n";
+  }
   out += "# TYPE postino_shards gauge\n";
   out += "postino_shards " + std::to_string(rt.shard_count()) + "\n";
   if (delivery != nullptr && delivery->enabled()) render_delivery(out, *delivery, rt.shard_count());

@@ -571,6 +571,21 @@ bool take_database_lock(const gateway_config& config, credit::database_lock& loc
   return false;
 }
 
+// The checkpointer, then the shards (every session closed, every journal at
+// pending() == 0), then the admin endpoint; then the final checkpoint, which
+// covers every journal to its end, so the store's balances are what the
+// gateway reported (postino-ctl offline).
+void stop_in_order(app::checkpointer* checkpointer, core::runtime& rt, app::admin_server& admin,
+                   app::gateway_services& services) {
+  if (checkpointer != nullptr) checkpointer->stop();
+  rt.stop();
+  rt.join();
+  admin.stop();
+  std::string error;
+  if (checkpointer != nullptr && !checkpointer->write_final(services.last_deltas->take(), error))
+    say("final checkpoint: " + error + " (the next start replays the journals)");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -643,14 +658,7 @@ int main(int argc, char** argv) {
       failed = "ports file: " + error;
   }
   if (failed.empty()) wait_for_stop(stop_signals, smtp, services->relays.get());
-  if (checkpointer) checkpointer->stop();
-  rt->stop();
-  rt->join();  // every shard drained: sessions closed, journals at pending() == 0
-  admin->stop();
-  // Every journal is at its end: the final checkpoint covers all of it, so
-  // the store's balances are what the gateway reported (postino-ctl offline).
-  if (checkpointer && !checkpointer->write_final(services->last_deltas->take(), error))
-    say("final checkpoint: " + error + " (the next start replays the journals)");
+  stop_in_order(checkpointer.get(), *rt, *admin, *services);
   pools = worker_pools{};  // after the shards: their jobs post to them
   rt.reset();
   replay.journals.clear();

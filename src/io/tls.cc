@@ -98,24 +98,6 @@ int bio_create(BIO* bio) {
 
 }  // namespace
 
-const char* tls_mode_name(tls_mode mode) {
-  switch (mode) {
-    case tls_mode::none: return "none";
-    case tls_mode::starttls: return "starttls";
-    case tls_mode::implicit: return "implicit";
-  }
-  return "none";
-}
-
-const char* tls_version_name(tls_version version) {
-  switch (version) {
-    case tls_version::tls1_1: return "1.1";
-    case tls_version::tls1_2: return "1.2";
-    case tls_version::tls1_3: return "1.3";
-  }
-  return "1.2";
-}
-
 // ------------------------------------------------------------------ context
 
 tls_context::~tls_context() {

@@ -185,21 +185,21 @@ void install_signal_handlers() {
   signal(SIGPIPE, SIG_IGN);
 }
 
-run_results run_load(const settings& s, int processes, std::int64_t deadline_ns, int log_fd,
-                     const std::function<void(const live_snapshot&)>& on_tick) {
-  if (processes <= 1)
-    return run_process(s, 0, 1, deadline_ns, log_fd,
-                       [&on_tick](const live_snapshot& snap, const std::string&) { on_tick(snap); });
+namespace {
 
-  std::vector<child> children(static_cast<std::size_t>(processes));
+// Forks the worker processes, each writing its progress and results to a
+// pipe; "" or why it could not (the children already forked are stopped).
+std::string fork_children(const settings& s, std::vector<child>& children, std::int64_t deadline_ns, int log_fd) {
+  const int processes = static_cast<int>(children.size());
+  const auto stop_forked = [&children] {
+    for (auto& c : children)
+      if (c.pid > 0) kill(c.pid, SIGTERM);
+  };
   for (int p = 0; p < processes; ++p) {
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0) {
-      run_results r;
-      r.fatal = std::string("pipe2: ") + std::strerror(errno);
-      for (auto& c : children)
-        if (c.pid > 0) kill(c.pid, SIGTERM);
-      return r;
+      stop_forked();
+      return std::string("pipe2: ") + std::strerror(errno);
     }
     const pid_t pid = fork();
     if (pid == 0) {
@@ -211,16 +211,47 @@ run_results run_load(const settings& s, int processes, std::int64_t deadline_ns,
     ::close(fds[1]);
     if (pid < 0) {
       ::close(fds[0]);
-      run_results r;
-      r.fatal = std::string("fork: ") + std::strerror(errno);
-      for (auto& c : children)
-        if (c.pid > 0) kill(c.pid, SIGTERM);
-      return r;
+      stop_forked();
+      return std::string("fork: ") + std::strerror(errno);
     }
     children[static_cast<std::size_t>(p)].pid = pid;
     children[static_cast<std::size_t>(p)].fd = fds[0];
   }
+  return "";
+}
 
+// Reads what one child wrote; closes its pipe at its end.
+void read_child(child& c, std::vector<child>& children) {
+  char buf[65536];
+  const ssize_t got = ::read(c.fd, buf, sizeof buf);
+  if (got <= 0) {
+    if (got < 0 && errno == EINTR) return;
+    ::close(c.fd);
+    c.fd = -1;
+    return;
+  }
+  c.buffer.append(buf, static_cast<std::size_t>(got));
+  std::size_t start = 0;
+  for (std::size_t nl; (nl = c.buffer.find('\n', start)) != std::string::npos; start = nl + 1)
+    take_line(c, std::string_view(c.buffer).substr(start, nl - start), children);
+  c.buffer.erase(0, start);
+}
+
+live_snapshot sum_of(const std::vector<child>& children) {
+  live_snapshot sum;
+  for (const auto& c : children) {
+    sum.acked += c.last.acked;
+    sum.errors += c.last.errors;
+    sum.ready += c.last.ready;
+    sum.probes += c.last.probes;
+    sum.p99_ns = std::max(sum.p99_ns, c.last.p99_ns);
+  }
+  return sum;
+}
+
+// Until every child's pipe closes: their lines, the signals forwarded to
+// them, and the summed progress for on_tick.
+void follow_children(std::vector<child>& children, const std::function<void(const live_snapshot&)>& on_tick) {
   int forwarded = 0;
   for (;;) {
     std::vector<pollfd> pfds;
@@ -233,40 +264,19 @@ run_results run_load(const settings& s, int processes, std::int64_t deadline_ns,
     if (pfds.empty()) break;
     const int n = poll(pfds.data(), pfds.size(), 250);
     if (n < 0 && errno != EINTR) break;
-    for (std::size_t i = 0; n > 0 && i < pfds.size(); ++i) {
-      if (pfds[i].revents == 0) continue;
-      child& c = *owners[i];
-      char buf[65536];
-      const ssize_t got = ::read(c.fd, buf, sizeof buf);
-      if (got <= 0) {
-        if (got < 0 && errno == EINTR) continue;
-        ::close(c.fd);
-        c.fd = -1;
-        continue;
-      }
-      c.buffer.append(buf, static_cast<std::size_t>(got));
-      std::size_t start = 0;
-      for (std::size_t nl; (nl = c.buffer.find('\n', start)) != std::string::npos; start = nl + 1)
-        take_line(c, std::string_view(c.buffer).substr(start, nl - start), children);
-      c.buffer.erase(0, start);
-    }
+    for (std::size_t i = 0; n > 0 && i < pfds.size(); ++i)
+      if (pfds[i].revents != 0) read_child(*owners[i], children);
     const int sig = stop_signal.load();
     if (sig > forwarded) {
       forwarded = sig;
       for (auto& c : children)
         if (c.pid > 0) kill(c.pid, sig >= 2 ? SIGTERM : SIGINT);
     }
-    live_snapshot sum;
-    for (const auto& c : children) {
-      sum.acked += c.last.acked;
-      sum.errors += c.last.errors;
-      sum.ready += c.last.ready;
-      sum.probes += c.last.probes;
-      sum.p99_ns = std::max(sum.p99_ns, c.last.p99_ns);
-    }
-    on_tick(sum);
+    on_tick(sum_of(children));
   }
+}
 
+run_results reap_children(std::vector<child>& children) {
   run_results merged;
   for (std::size_t p = 0; p < children.size(); ++p) {
     child& c = children[p];
@@ -283,6 +293,23 @@ run_results run_load(const settings& s, int processes, std::int64_t deadline_ns,
     }
   }
   return merged;
+}
+
+}  // namespace
+
+run_results run_load(const settings& s, int processes, std::int64_t deadline_ns, int log_fd,
+                     const std::function<void(const live_snapshot&)>& on_tick) {
+  if (processes <= 1)
+    return run_process(s, 0, 1, deadline_ns, log_fd,
+                       [&on_tick](const live_snapshot& snap, const std::string&) { on_tick(snap); });
+  std::vector<child> children(static_cast<std::size_t>(processes));
+  if (std::string error = fork_children(s, children, deadline_ns, log_fd); !error.empty()) {
+    run_results r;
+    r.fatal = std::move(error);
+    return r;
+  }
+  follow_children(children, on_tick);
+  return reap_children(children);
 }
 
 }  // namespace postino::load

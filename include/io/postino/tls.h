@@ -44,9 +44,6 @@ struct tls_settings {
   tls_version min_version = tls_version::tls1_2;
 };
 
-const char* tls_mode_name(tls_mode mode);
-const char* tls_version_name(tls_version version);
-
 class tls_context {
  public:
   ~tls_context();
