@@ -4,7 +4,8 @@
 // message must be stored. Then the STARTTLS injection test (CVE-2011-0411),
 // session resumption through tickets, SIGHUP certificate reloads (a good
 // file is served, a bad one keeps the old) and TLS 1.1 only where asked.
-// The certificate is made per test with the openssl command; clients verify
+// neomutt runs with its default TLS settings (it needs STARTTLS, as the
+// issue found). The certificate is made per test with the openssl command; clients verify
 // it where they can. A missing client skips with the reason (fails under
 // CI=true). Processes are the harness's; buffers are the test's strings.
 #include <gtest/gtest.h>
@@ -162,6 +163,25 @@ TEST_F(tls, real_clients_send_over_starttls_and_implicit_tls) {
     ++sent;
   }
   EXPECT_EQ(stored_messages(), sent);
+}
+
+// The issue's report: mutt and neomutt need STARTTLS with their default
+// settings (ssl_starttls = yes). Only the certificate store is ours, so that
+// batch mode does not ask whether to trust the self-signed certificate.
+TEST_F(tls, neomutt_with_its_default_tls_settings) {
+  if (!have_program("neomutt")) SKIP_OR_FAIL("neomutt not installed (scripts/deps installs it)");
+  temp_dir home;
+  const std::string rc = home.path() + "/muttrc";
+  std::ofstream(rc) << "set smtp_url = \"smtp://" << kAccount.username << "@127.0.0.1:" << starttls_port()
+                    << "/\"\nset smtp_pass = \"" << kAccount.password
+                    << "\"\nset from = \"ACME@example.com\"\nset certificate_file = \"" << cert_ << "\"\n";
+  const command_result r = run_command({"env", "HOME=" + home.path(), "neomutt", "-n", "-F", rc, "-s", "prova",
+                                        "00393331234567@example.com"},
+                                       "Ciao da neomutt\n", std::chrono::seconds(30));
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  const auto m = gw_->metrics();
+  EXPECT_EQ(m.at("postino_tls_handshakes_total"), 1) << "neomutt used STARTTLS";
+  EXPECT_EQ(stored_messages(), 1u);
 }
 
 TEST_F(tls, bytes_pipelined_after_starttls_never_run) {
