@@ -20,17 +20,6 @@ namespace {
 // max_segments 3: the signature's second segment was accepted and charged.
 const account_spec kAccount{"mailer", "s3cret-pass", 1000, {"--max-segments", "3"}};
 
-bool under_ci() {
-  const char* ci = std::getenv("CI");
-  return ci != nullptr && std::string(ci) == "true";
-}
-
-#define SKIP_OR_FAIL(reason)            \
-  do {                                  \
-    if (under_ci()) FAIL() << (reason); \
-    GTEST_SKIP() << (reason);           \
-  } while (0)
-
 // Sends one mail with Python's smtplib (send_message of an EmailMessage,
 // the way a script does) and prints one line: "ok" or the refusal.
 constexpr const char* smtplib_script = R"py(

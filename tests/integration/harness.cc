@@ -36,6 +36,11 @@ using clock_type = std::chrono::steady_clock;
 
 // POSTINO_TEST_BINARY_DIR runs the tests against other binaries (an older
 // build, to see a regression test fail without its fix).
+bool under_ci() {
+  const char* ci = std::getenv("CI");
+  return ci != nullptr && std::string(ci) == "true";
+}
+
 std::string binary_path(const std::string& name) {
   const char* other = std::getenv("POSTINO_TEST_BINARY_DIR");
   return std::string(other != nullptr && *other != '\0' ? other : POSTINO_BINARY_DIR) + "/" + name;

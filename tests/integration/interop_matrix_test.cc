@@ -45,17 +45,6 @@ const std::string kSignature = "\n-- \nMario Rossi";
 const std::string kLatinText = "Ciao Gi\xC3\xB2, il caff\xC3\xA8 costa 2 euro\nA domani";
 const std::string kWindowsText = "Ciao Gi\xC3\xB2, il caff\xC3\xA8 costa 2\xE2\x82\xAC\nA domani";
 
-bool under_ci() {
-  const char* ci = std::getenv("CI");
-  return ci != nullptr && std::string(ci) == "true";
-}
-
-#define SKIP_OR_FAIL(reason)            \
-  do {                                  \
-    if (under_ci()) FAIL() << (reason); \
-    GTEST_SKIP() << (reason);           \
-  } while (0)
-
 // What one client run needs: the gateway's port, a temp dir for its files,
 // and the text (UTF-8, a final LF as a text file has) in `text_file`.
 struct client_env {

@@ -22,17 +22,6 @@ namespace {
 
 const account_spec kAccount{"bulk", "s3cret-pass", 1000, {}};
 
-bool under_ci() {
-  const char* ci = std::getenv("CI");
-  return ci != nullptr && std::string(ci) == "true";
-}
-
-#define SKIP_OR_FAIL(reason)                     \
-  do {                                           \
-    if (under_ci()) FAIL() << (reason);          \
-    GTEST_SKIP() << (reason);                    \
-  } while (0)
-
 class real_clients_size : public ::testing::Test {
  protected:
   void SetUp() override {
