@@ -44,7 +44,9 @@ class checkpoint_test : public ::testing::Test {
 
   // A plain connection of the test's own, for looking at rows.
   sqlite3* db() {
-    if (db_ == nullptr) EXPECT_EQ(sqlite3_open(path_.c_str(), &db_), SQLITE_OK);
+    if (db_ == nullptr) {
+      EXPECT_EQ(sqlite3_open(path_.c_str(), &db_), SQLITE_OK);
+    }
     return db_;
   }
 
