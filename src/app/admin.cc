@@ -212,8 +212,10 @@ class admin_server::http final : public httplib::Server {
   // Serves on an already listening socket (bound by io::open_listener,
   // whose errors carry errno text, which httplib's bind does not report).
   void adopt_listener(int fd) { svr_sock_ = fd; }
-  // HTTPS: every connection's TLS handshake first (null: plain HTTP).
-  SSL_CTX* tls = nullptr;
+  // HTTPS: every connection's TLS handshake first (null: plain HTTP). The
+  // context is the SMTP listeners' kind (io::tls_context: TLS 1.2 or later,
+  // reloaded on SIGHUP); the handshake here is OpenSSL's on the socket.
+  io::tls_context* tls = nullptr;
 
  private:
   bool process_and_close_socket(socket_t sock) override {
@@ -237,7 +239,7 @@ class admin_server::http final : public httplib::Server {
     const timeval limit{static_cast<time_t>(request_deadline.count()), 0};
     ::setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
     ::setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
-    std::unique_ptr<SSL, decltype(&SSL_free)> ssl(SSL_new(tls), &SSL_free);
+    std::unique_ptr<SSL, decltype(&SSL_free)> ssl(SSL_new(tls->current()), &SSL_free);
     if (!ssl || SSL_set_fd(ssl.get(), sock) != 1 || SSL_accept(ssl.get()) != 1) {
       ERR_clear_error();  // a client that is not speaking TLS, or gave up
       return false;
@@ -251,34 +253,6 @@ class admin_server::http final : public httplib::Server {
   }
 };
 
-namespace {
-// The admin endpoint's TLS context: TLS 1.2 or later, the certificate (its
-// chain after it) and key from PEM files; null with `error` naming the file.
-std::shared_ptr<::ssl_ctx_st> admin_tls_context(const std::string& certificate, const std::string& key,
-                                              std::string& error) {
-  std::shared_ptr<SSL_CTX> ctx(SSL_CTX_new(TLS_server_method()), &SSL_CTX_free);
-  auto openssl_error = [] {
-    char text[256] = "unknown error";
-    if (const unsigned long e = ERR_get_error(); e != 0) ERR_error_string_n(e, text, sizeof text);
-    ERR_clear_error();
-    return std::string(text);
-  };
-  if (!ctx || SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION) != 1) {
-    error = "admin endpoint: TLS context: " + openssl_error();
-    return nullptr;
-  }
-  if (SSL_CTX_use_certificate_chain_file(ctx.get(), certificate.c_str()) != 1) {
-    error = "admin endpoint: certificate " + certificate + ": " + openssl_error();
-    return nullptr;
-  }
-  if (SSL_CTX_use_PrivateKey_file(ctx.get(), key.c_str(), SSL_FILETYPE_PEM) != 1 ||
-      SSL_CTX_check_private_key(ctx.get()) != 1) {
-    error = "admin endpoint: private key " + key + ": " + openssl_error();
-    return nullptr;
-  }
-  return ctx;
-}
-}  // namespace
 
 struct admin_server::answer {
   int status = 200;
@@ -384,9 +358,20 @@ admin_server::admin_server(core::runtime& rt, std::string database, std::string 
 
 admin_server::~admin_server() { stop(); }
 
+bool admin_server::reload_tls(std::string& error) {
+  if (!tls_context_) {
+    error = "no TLS";
+    return false;
+  }
+  return tls_context_->reload(error);
+}
+
 bool admin_server::start(const std::string& address, std::uint16_t port, std::string& error) {
   address_ = address == "localhost" ? "127.0.0.1" : address;
-  if (tls() && !(tls_context_ = admin_tls_context(certificate_, private_key_, error))) return false;
+  if (tls() && !(tls_context_ = io::tls_context::load({certificate_, private_key_}, error))) {
+    error = "admin endpoint: " + error;
+    return false;
+  }
   if (port != 0 && !io::port_is_free(address_, port, error)) return false;
   int fd = io::open_listener(address_, port, 64, error);
   if (fd < 0) return false;

@@ -34,9 +34,9 @@
 
 #include "postino/credit.h"
 #include "postino/delivery.h"
+#include "postino/tls.h"
 #include "postino/runtime.h"
 
-struct ssl_ctx_st;  // OpenSSL's SSL_CTX
 
 namespace postino::app {
 
@@ -59,6 +59,9 @@ class admin_server {
     private_key_ = std::move(private_key);
   }
   bool tls() const { return !certificate_.empty(); }
+  // SIGHUP: reads the PEM files again; a file that does not load keeps the
+  // current ones and `error` says why. False too when there is no TLS.
+  bool reload_tls(std::string& error);
   std::uint16_t port() const { return port_; }
   // The IP literal it listens on (after start).
   const std::string& address() const { return address_; }
@@ -94,7 +97,7 @@ class admin_server {
   std::unique_ptr<credit::account_store> store_;  // opened on first use
   std::unique_ptr<http> http_;
   std::string certificate_, private_key_;  // empty: plain HTTP
-  std::shared_ptr<::ssl_ctx_st> tls_context_;  // SSL_CTX, when TLS
+  std::unique_ptr<io::tls_context> tls_context_;  // when TLS
   std::string address_;
   std::uint16_t port_ = 0;
   std::thread thread_;  // httplib's accept loop; it owns the workers

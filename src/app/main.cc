@@ -532,12 +532,24 @@ void reload_certificates(const smtp_listeners& smtp) {
   }
 }
 
-void wait_for_stop(const sigset_t& stop_signals, const smtp_listeners& smtp, app::relay_source* relays) {
+void reload_admin_certificate(app::admin_server& admin, const gateway_config& config) {
+  if (!admin.tls()) return;
+  std::string error;
+  if (admin.reload_tls(error))
+    say("admin endpoint: certificate reloaded from " + config.admin_certificate);
+  else
+    say("admin endpoint: certificate not reloaded, keeping the current one: " + error);
+}
+
+// SIGTERM/SIGINT end the wait; SIGHUP reloads certificates and relay rules.
+void wait_for_stop(const sigset_t& stop_signals, const smtp_listeners& smtp, app::relay_source* relays,
+                   app::admin_server& admin, const gateway_config& config) {
   int signal_number = 0;
   for (;;) {
     if (sigwait(&stop_signals, &signal_number) != 0) continue;
     if (signal_number != SIGHUP) break;
     reload_certificates(smtp);
+    reload_admin_certificate(admin, config);
     if (relays != nullptr) relays->refresh(true);
   }
   say(std::string("shutting down (") + strsignal(signal_number) + ")");
@@ -657,7 +669,7 @@ int main(int argc, char** argv) {
     if (!config.ports_file.empty() && !write_file_atomically(config.ports_file, ports, 0644, error))
       failed = "ports file: " + error;
   }
-  if (failed.empty()) wait_for_stop(stop_signals, smtp, services->relays.get());
+  if (failed.empty()) wait_for_stop(stop_signals, smtp, services->relays.get(), *admin, config);
   stop_in_order(checkpointer.get(), *rt, *admin, *services);
   pools = worker_pools{};  // after the shards: their jobs post to them
   rt.reset();

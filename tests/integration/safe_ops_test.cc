@@ -2,14 +2,18 @@
 // already serves must not start (with SO_REUSEPORT it would silently take
 // part of the connections), and says which address; the first keeps serving.
 // The admin endpoint off loopback speaks only HTTPS (curl and postino-ctl
-// with --admin-ca), its bearer token still required. Processes are bounded
-// in time and stopped by the test's objects.
+// with --admin-ca), its bearer token still required; SIGHUP reloads its
+// certificate. Processes are bounded in time and stopped by the test's
+// objects.
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "harness.h"
 
@@ -128,6 +132,20 @@ TEST(safe_ops_test, the_admin_endpoint_off_loopback_speaks_only_https) {
   auto wrong = ctl(other.path() + "/admin.pem");
   EXPECT_NE(wrong.exit_code, 0);
   EXPECT_NE(wrong.err.find("certificate is not trusted"), std::string::npos) << wrong.err;
+
+  // SIGHUP: the endpoint serves a renewed certificate (the old one is no
+  // longer trusted for it), as the SMTP listeners do.
+  std::filesystem::copy_file(other.path() + "/admin.pem", cert, std::filesystem::copy_options::overwrite_existing);
+  std::filesystem::copy_file(other.path() + "/admin-key.pem", certs.path() + "/admin-key.pem",
+                             std::filesystem::copy_options::overwrite_existing);
+  const std::size_t log_size = gw.last_log().size();
+  ASSERT_EQ(::kill(gw.pid(), SIGHUP), 0);
+  for (int i = 0; i < 100 && gw.log_since(log_size).find("admin endpoint: certificate") == std::string::npos; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_NE(gw.log_since(log_size).find("admin endpoint: certificate reloaded"), std::string::npos) << gw.last_log();
+  auto renewed = run_command({"curl", "-sS", "--max-time", "10", "--cacert", other.path() + "/admin.pem", "-o",
+                              "/dev/null", "-w", "%{http_code}", "-H", "Authorization: Bearer " + gw.admin_token(), url});
+  EXPECT_EQ(renewed.out, "200") << renewed.err;
   EXPECT_EQ(gw.stop(), 0) << gw.last_log();
 }
 
