@@ -16,39 +16,13 @@
 // maps hold only addresses connected now. Owns its tables; no buffers.
 #include "connection_limits.h"
 
-#include <arpa/inet.h>
-
-#include <charconv>
-#include <cstring>
+#include <optional>
 
 namespace postino::app {
 namespace {
 
-bool parse_address(const std::string& text, network_block& out) {
-  in6_addr v6{};
-  in_addr v4{};
-  out.bytes.fill(0);
-  if (inet_pton(AF_INET, text.c_str(), &v4) == 1) {
-    std::memcpy(out.bytes.data(), &v4, 4);
-    out.v4 = true;
-    return true;
-  }
-  if (inet_pton(AF_INET6, text.c_str(), &v6) != 1) return false;
-  std::memcpy(out.bytes.data(), &v6, 16);
-  out.v4 = false;
-  return true;
-}
-
-bool inside(const network_block& address, const network_block& net) {
-  if (address.v4 != net.v4) return false;
-  const unsigned whole = net.bits / 8, rest = net.bits % 8;
-  if (std::memcmp(address.bytes.data(), net.bytes.data(), whole) != 0) return false;
-  if (rest == 0) return true;
-  const auto mask = static_cast<std::uint8_t>(0xFF << (8 - rest));
-  return (address.bytes[whole] & mask) == (net.bytes[whole] & mask);
-}
-
-std::uint64_t first_bytes(const network_block& a, unsigned n) {
+// The first `n` bytes of an address as one key.
+std::uint64_t first_bytes(const core::ip_network& a, unsigned n) {
   std::uint64_t key = 0;
   for (unsigned i = 0; i < n; ++i) key = (key << 8) | a.bytes[i];
   return key;
@@ -56,37 +30,24 @@ std::uint64_t first_bytes(const network_block& a, unsigned n) {
 
 }  // namespace
 
-bool parse_network_block(std::string_view text, network_block& out) {
-  const std::size_t slash = text.find('/');
-  if (slash == std::string_view::npos || slash + 1 == text.size()) return false;
-  unsigned bits = 0;
-  const auto [p, ec] = std::from_chars(text.data() + slash + 1, text.data() + text.size(), bits);
-  if (ec != std::errc{} || p != text.data() + text.size()) return false;
-  if (!parse_address(std::string(text.substr(0, slash)), out)) return false;
-  if (bits > (out.v4 ? 32u : 128u)) return false;
-  out.bits = bits;
-  return true;
-}
-
 connection_limits::connection_limits(std::uint32_t per_ip, std::uint32_t per_account,
                                      const std::vector<std::string>& exempt)
     : per_ip_(per_ip), per_account_(per_account) {
-  for (const std::string& text : exempt) {
-    network_block b;
-    if (parse_network_block(text, b)) exempt_.push_back(b);
-  }
+  std::string why;  // the configuration reader has checked every entry
+  for (const std::string& text : exempt)
+    if (auto n = core::parse_network(text, why)) exempt_.push_back(*n);
 }
 
 // The table and key of a counted address; null when the address is exempt,
 // unparsable ("unknown": the kernel could not say) or the limit is off.
 connection_limits::table* connection_limits::peer_table(std::string_view ip, std::uint64_t& key) {
   if (per_ip_ == 0) return nullptr;
-  network_block a;
-  if (!parse_address(std::string(ip), a)) return nullptr;
-  for (const network_block& net : exempt_)
-    if (inside(a, net)) return nullptr;
-  key = first_bytes(a, a.v4 ? 4 : 8);  // IPv6: the /64
-  return a.v4 ? &peers_v4_ : &peers_v6_;
+  const std::optional<core::ip_network> a = core::parse_address(ip);
+  if (!a) return nullptr;
+  for (const core::ip_network& net : exempt_)
+    if (core::network_contains(net, *a)) return nullptr;
+  key = first_bytes(*a, a->v4 ? 4 : 8);  // IPv6: the /64
+  return a->v4 ? &peers_v4_ : &peers_v6_;
 }
 
 connection_limits::admission connection_limits::admit(table& t, std::uint64_t key, std::uint32_t limit) {

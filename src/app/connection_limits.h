@@ -13,18 +13,10 @@
 #include <unordered_map>
 #include <vector>
 
+#include "postino/network.h"
 #include "postino/smtp.h"
 
 namespace postino::app {
-
-// An address block (CIDR) in network byte order; IPv4 in the first 4 bytes.
-struct network_block {
-  std::array<std::uint8_t, 16> bytes{};
-  unsigned bits = 0;
-  bool v4 = false;
-};
-// "ADDRESS/BITS"; false when it is not one (the config reader checked it).
-bool parse_network_block(std::string_view text, network_block& out);
 
 class connection_limits final : public smtp::connection_gate {
  public:
@@ -53,7 +45,7 @@ class connection_limits final : public smtp::connection_gate {
 
   std::uint32_t per_ip_;
   std::uint32_t per_account_;
-  std::vector<network_block> exempt_;
+  std::vector<core::ip_network> exempt_;
   table peers_v4_;
   table peers_v6_;
   table accounts_;

@@ -32,6 +32,7 @@
 #include <variant>
 
 #include "postino/config.h"
+#include "postino/network.h"
 
 namespace postino {
 namespace {
@@ -542,26 +543,14 @@ void read_delivery(const toml_reader& r, const toml::table& t, delivery_config& 
 }
 
 // "ADDRESS/BITS" with an IPv4 or IPv6 address and a prefix length that fits it.
-bool valid_network(const std::string& text) {
-  const std::size_t slash = text.find('/');
-  if (slash == std::string::npos) return false;
-  const std::string address = text.substr(0, slash);
-  unsigned bits = 0;
-  const char* end = text.data() + text.size();
-  const auto [p, ec] = std::from_chars(text.data() + slash + 1, end, bits);
-  if (ec != std::errc{} || p != end || slash + 1 == text.size()) return false;
-  in6_addr raw{};
-  if (inet_pton(AF_INET, address.c_str(), &raw) == 1) return bits <= 32;
-  return inet_pton(AF_INET6, address.c_str(), &raw) == 1 && bits <= 128;
-}
-
 std::vector<std::string> network_list(const toml_reader& r, const toml::node& v, const std::string& path) {
   const toml::array* arr = v.as_array();
   if (arr == nullptr) r.fail(v.source(), path, std::string("expected an array of CIDR blocks, got ") + type_name(v.type()));
   std::vector<std::string> out;
   for (const auto& item : *arr) {
     std::string n = r.string(item, path);
-    if (!valid_network(n)) r.fail(item.source(), path, "'" + n + "' is not a CIDR block (ADDRESS/BITS)");
+    std::string why;
+    if (!core::parse_network(n, why)) r.fail(item.source(), path, why);
     out.push_back(std::move(n));
   }
   return out;

@@ -25,6 +25,7 @@
 #include "postino/account.h"
 #include "postino/message.h"
 #include "postino/message_state.h"
+#include "postino/network.h"
 
 namespace postino::credit {
 
@@ -106,17 +107,12 @@ class account_store {
 std::string hash_password(std::string_view password);
 bool verify_password(std::string_view encoded, std::string_view password);
 
-// One CIDR network of a relay rule: "192.0.2.0/24", "2001:db8::/48"; a bare
-// address is a /32 or /128. Host bits must be zero.
-struct ip_network {
-  std::uint8_t bytes[16] = {};
-  std::uint8_t prefix = 0;  // bits
-  bool v4 = false;
-};
-std::optional<ip_network> parse_network(std::string_view text, std::string& why);
-std::string network_text(const ip_network& n);
-// `ip` (textual; an IPv4-mapped IPv6 address counts as IPv4) is inside `n`.
-bool network_contains(const ip_network& n, std::string_view ip);
+// A relay rule's networks (core/network.h: CIDR, a bare address is a /32 or
+// /128, host bits must be zero).
+using core::ip_network;
+using core::network_contains;
+using core::network_text;
+using core::parse_network;
 // Canonical forms of a relay rule's lists, or false with `why` naming the
 // first bad item.
 bool canonical_networks(const std::vector<std::string>& in, std::vector<std::string>& out, std::string& why);
