@@ -311,6 +311,7 @@ class connection final : public core::timer_node {
   void on_tls_established();
   void start_tls();
   void take_output();
+  void release_reply_buffers();
   void park(std::string_view bytes);
   std::size_t process(std::string_view input);
   void start_request();
