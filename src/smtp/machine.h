@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -64,7 +65,13 @@ class session_machine {
   const session_config& config;
   connection_info conn;
   account_settings account;
-  transaction tx;
+  // The transaction's buffers exist once the session has begun one and are
+  // kept for the next; a session idle since AUTH holds none of them.
+  transaction& tx() {
+    if (!tx_) tx_ = std::make_unique<transaction>();
+    return *tx_;
+  }
+  std::unique_ptr<transaction> tx_;
   std::string out;
   auth_request credentials;  // the AUTH exchange's user and password (wiped after)
   credit_check_request credit;

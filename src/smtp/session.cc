@@ -122,8 +122,8 @@ std::size_t session_machine::feed(std::string_view in) {
   std::size_t pos = 0;
   while (pos < in.size() && pending == request_kind::none && !closing && !output_full()) {
     if (state == phase::data) {
-      pos += text.feed(in.substr(pos), tx.body);
-      if (static_cast<std::int64_t>(tx.body.size()) > body_reserved) grow_body_reservation();
+      pos += text.feed(in.substr(pos), tx().body);
+      if (static_cast<std::int64_t>(tx().body.size()) > body_reserved) grow_body_reservation();
       if (text.done()) end_of_data();
       continue;
     }
@@ -429,9 +429,10 @@ bool session_machine::mail_from(std::string_view path) {
   if (config.delivery_backlog != nullptr &&
       config.delivery_backlog->load(std::memory_order_relaxed) >= config.delivery_backlog_limit)
     return refuse(replies::queue_full);
-  tx.account = account.id;
-  tx.originator = oc.result.value;
-  tx.originator_type = oc.result.kind;
+  transaction& t = tx();
+  t.account = account.id;
+  t.originator = oc.result.value;
+  t.originator_type = oc.result.kind;
   // Checked last, so a MAIL refused for its syntax or sender spends no
   // token; an account without a limit costs nothing here.
   if (account.max_messages_per_second > 0) {
@@ -482,7 +483,7 @@ bool session_machine::no_repeated_param(std::string_view params) {
 
 void session_machine::mail_ok() {
   enter(phase::mail, "MAIL");
-  if (!closing) replies::append_sender_ok(out, tx.originator);
+  if (!closing) replies::append_sender_ok(out, tx().originator);
 }
 
 void session_machine::resolve(const rate_check_result& r) {
@@ -521,7 +522,7 @@ bool session_machine::rcpt(const command_spec& row, std::string_view args) {
     recipient_ok(rr.e164);
     return true;
   }
-  if (tx.recipients.size() >= account.max_recipients) return refuse(replies::too_many_recipients);
+  if (tx().recipients.size() >= account.max_recipients) return refuse(replies::too_many_recipients);
   // One segment at this destination's price; the whole price is the commit's.
   const credit_units price = segment_price(account, rr.e164);
   if (cached_credit && *cached_credit >= price) {
@@ -536,17 +537,18 @@ bool session_machine::rcpt(const command_spec& row, std::string_view args) {
 
 bool session_machine::is_duplicate(const std::string& e164) const {
   if (auto key = recipient_key(e164)) return recipient_keys.contains(*key);
-  return std::find(tx.recipients.begin(), tx.recipients.end(), e164) != tx.recipients.end();
+  return tx_ && std::find(tx_->recipients.begin(), tx_->recipients.end(), e164) != tx_->recipients.end();
 }
 
 void session_machine::add_recipient(std::string e164) {
   if (auto key = recipient_key(e164)) recipient_keys.insert(*key);
   // The owner moves each message out with its recipient list: reserve what
   // the last one needed, so a list is one allocation, not a doubling chain.
-  if (tx.recipients.capacity() == 0) tx.recipients.reserve(recipients_hint);
-  tx.recipients.push_back(std::move(e164));
+  std::vector<std::string>& recipients = tx().recipients;
+  if (recipients.capacity() == 0) recipients.reserve(recipients_hint);
+  recipients.push_back(std::move(e164));
   enter(phase::rcpt, "RCPT");
-  recipient_ok(tx.recipients.back());
+  recipient_ok(recipients.back());
 }
 
 // Straight into the output: a 1,000-recipient message would otherwise
@@ -576,13 +578,13 @@ bool session_machine::data(const command_spec& row, std::string_view args) {
   if (!reserve_body()) return refuse(replies::insufficient_storage);
   send(replies::start_data);
   ++data_count;  // BDAT's first chunk is to count (and reserve) here too
-  tx.body.clear();
+  tx().body.clear();
   // A declared SIZE is room taken once: grown by doubling, a 9 MiB body
   // would leave its 1, 2, 4 and 8 MiB steps in the allocator's arenas, and
   // the process would hold about twice what the budget counts. An eighth
   // more for the CRLFs of a size declared with LF line ends (RFC 1870).
   if (declared_size > keep_body_capacity)
-    tx.body.reserve(std::min<std::uint64_t>(config.max_message_size, declared_size + declared_size / 8) + 8);
+    tx().body.reserve(std::min<std::uint64_t>(config.max_message_size, declared_size + declared_size / 8) + 8);
   // The maximum, never the client's SIZE= (an estimate, RFC 1870: curl and
   // Python's smtplib declare the octets of an LF file, which is longer once
   // its line ends are CRLF).
@@ -607,8 +609,8 @@ void session_machine::end_of_data() {
   // costlier is a request the owner runs where it fits (off the shard's
   // loop). The body stays as received; the text is apart.
   mime::content_result cheap;
-  if (mime::read_content_if_cheap(tx.body, account, cheap)) return apply_content(cheap);
-  content = content_request{&tx.body, &account, config.mime_limits};
+  if (mime::read_content_if_cheap(tx().body, account, cheap)) return apply_content(cheap);
+  content = content_request{&tx().body, &account, config.mime_limits};
   pending = request_kind::content;
 }
 
@@ -624,17 +626,18 @@ void session_machine::apply_content(mime::content_result& r) {
     if (!closing) replies::append_content_refusal(out, r.refusal);
     return finish_transaction("content refused");
   }
-  tx.sms_text = std::move(r.text);
-  tx.data_coding = sms::smpp_data_coding(r.encoding);
-  tx.segments = r.segments;
-  tx.is_mms = r.mms;
-  tx.mm4_ack_owed = r.ack_owed;
-  tx.mm4_message_id = std::move(r.mm4_message_id);
-  tx.mm4_transaction_id = std::move(r.mm4_transaction_id);
-  tx.mm4_originator_system = std::move(r.mm4_originator_system);
-  tx.price = message_price(account, tx.recipients, tx.segments, tx.is_mms);
-  postino::fill_unit_prices(account, tx.recipients, tx.is_mms, tx.unit_prices);
-  recipients_hint = std::min<std::size_t>(tx.recipients.size(), keep_recipient_capacity);
+  transaction& t = tx();
+  t.sms_text = std::move(r.text);
+  t.data_coding = sms::smpp_data_coding(r.encoding);
+  t.segments = r.segments;
+  t.is_mms = r.mms;
+  t.mm4_ack_owed = r.ack_owed;
+  t.mm4_message_id = std::move(r.mm4_message_id);
+  t.mm4_transaction_id = std::move(r.mm4_transaction_id);
+  t.mm4_originator_system = std::move(r.mm4_originator_system);
+  t.price = message_price(account, t.recipients, t.segments, t.is_mms);
+  postino::fill_unit_prices(account, t.recipients, t.is_mms, t.unit_prices);
+  recipients_hint = std::min<std::size_t>(t.recipients.size(), keep_recipient_capacity);
   pending = request_kind::commit;
 }
 
@@ -643,7 +646,7 @@ void session_machine::resolve(const commit_result& r) {
   switch (r.result) {
     case commit_result::outcome::accepted:
       ++accepted;
-      if (!closing) replies::append_accepted(out, r.recipients != nullptr ? *r.recipients : tx.recipients, r.queue_id);
+      if (!closing) replies::append_accepted(out, r.recipients != nullptr ? *r.recipients : tx().recipients, r.queue_id);
       break;
     case commit_result::outcome::insufficient_credit:
       if (!closing) replies::append_insufficient_credit(out, r.need, r.available);
@@ -671,6 +674,8 @@ void session_machine::reset_transaction() {
   declared_size = 0;
   cached_credit.reset();
   relay_denied = false;
+  if (!tx_) return;
+  transaction& tx = *tx_;
   tx.account = 0;
   tx.originator.clear();
   tx.originator_type = originator_kind::numeric;
@@ -735,7 +740,7 @@ void session_machine::grow_body_reservation() {
   body_memory_budget* b = config.body_memory;
   if (b == nullptr || b->limit <= 0) return;
   constexpr std::int64_t step = 1 << 20;
-  const std::int64_t more = static_cast<std::int64_t>(tx.body.size()) - body_reserved + step;
+  const std::int64_t more = static_cast<std::int64_t>(tx().body.size()) - body_reserved + step;
   b->reserved.fetch_add(more, std::memory_order_relaxed);
   body_reserved += more;
 }
@@ -811,7 +816,7 @@ const credit_check_request& session::pending_credit_check() const { return impl_
 const rate_check_request& session::pending_rate_check() const { return impl_->rate; }
 const content_request& session::pending_content() const { return impl_->content; }
 const relay_request& session::pending_relay() const { return impl_->relay; }
-transaction& session::pending_commit() { return impl_->tx; }
+transaction& session::pending_commit() { return impl_->tx(); }
 
 void session::resolve(const auth_result& r) {
   if (impl_->pending == request_kind::authenticate) impl_->resolve(r);
