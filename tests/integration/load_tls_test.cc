@@ -10,8 +10,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include <chrono>
+#include <cmath>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "harness.h"
 
@@ -102,6 +105,55 @@ TEST(load_tls, counts_agree_with_the_gateway_over_implicit_tls_and_starttls) {
   const std::size_t stored = messages_in(read_journals(gw.data_dir())).size();
   EXPECT_GE(stored, accepted);
   EXPECT_LE(stored, accepted + in_flight) << "only messages the generator lost track of may be extra";
+}
+
+// Polls /metrics until `sessions` are live, each past its handshake, and the
+// heap has stopped moving (no AUTH or handshake left in flight); returns the
+// allocator's live bytes then, or -1 after `limit`.
+double settled_heap(const gateway& gw, double sessions, std::chrono::seconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  double last = -1;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto m = gw.metrics();
+    const double heap = m["postino_heap_allocated_bytes"];
+    const bool all_in = m["postino_sessions_active"] == sessions && m["postino_tls_handshakes_total"] >= sessions;
+    if (all_in && last > 0 && std::abs(heap - last) < 0.002 * heap) return heap;
+    last = all_in ? heap : -1;
+    std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  }
+  return -1;
+}
+
+// The budget for an idle TLS session (SSL_MODE_RELEASE_BUFFERS, no
+// record buffer kept while idle): at most 16 KiB. Asserted on the
+// allocator's live bytes, which do not depend on the machine's load; RSS
+// adds the fixed receive-buffer rings (bench/tls_compare reports both).
+TEST(load_tls, an_idle_tls_session_holds_at_most_16_kib) {
+  if (!have_program("openssl")) GTEST_SKIP() << "openssl not installed (scripts/deps installs it)";
+  constexpr int kSessions = 1000;
+  temp_dir certs;
+  std::string error;
+  ASSERT_TRUE(make_certificate(certs.path(), error)) << error;
+  gateway gw({kAccount}, listener(certs.path(), "implicit"), 1);
+  ASSERT_TRUE(gw.start()) << gw.last_log();
+  const double before = gw.metrics()["postino_heap_allocated_bytes"];
+  ASSERT_GT(before, 0) << "no postino_heap_allocated_bytes in /metrics";
+
+  const std::vector<std::string> argv = {
+      binary_path("postino-load"), "--server", "127.0.0.1", "--port", std::to_string(gw.smtp_port(0)), "--auth",
+      "plain", "--user", kAccount.username, "--password", kAccount.password, "--tls", "implicit", "--tls-insecure",
+      "--idle", std::to_string(kSessions), "--probe-interval", "60", "--duration", "10", "--threads", "1",
+      "--no-progress"};
+  command_result load;
+  std::thread holder([&] { load = run_command(argv, "", std::chrono::seconds(90)); });
+  const double held = settled_heap(gw, kSessions, std::chrono::seconds(60));
+  holder.join();
+  ASSERT_GT(held, 0) << "the sessions were not all held at once\n" << load.out << load.err << gw.last_log();
+  const double per_session = (held - before) / kSessions;
+  std::cout << "heap allocated per idle TLS session: " << per_session << " bytes (" << kSessions << " sessions)\n";
+  EXPECT_LE(per_session, 16 * 1024.0);
+  EXPECT_EQ(load.exit_code, 0) << load.out << load.err;
+  EXPECT_EQ(gw.stop(), 0) << gw.last_log();
 }
 
 }  // namespace

@@ -19,6 +19,7 @@
 
 #include "report.h"
 #include "runner.h"
+#include "server_memory.h"
 #include "settings.h"
 #include "worker.h"
 
@@ -27,14 +28,6 @@ namespace {
 using namespace postino::load;
 
 constexpr std::uint64_t fds_kept_back = 64;  // per ring, for the process's own descriptors
-
-std::int64_t read_vm_rss_kb(int pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::strtoll(line.c_str() + 6, nullptr, 10);
-  return -1;
-}
 
 double cpu_seconds(const timeval& tv) { return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6; }
 
@@ -182,6 +175,7 @@ struct progress {
       if (kb >= 0) {
         rep.rss_after_kb = kb;
         rep.rss_sessions = snap.ready;
+        rep.maps_after = read_memory_map(s.server_pid);
       }
       last_rss = now;
     }
@@ -255,6 +249,7 @@ int main(int argc, char** argv) {
     rep.have_rss = true;
     rep.rss_before_kb = read_vm_rss_kb(s.server_pid);
     rep.rss_after_kb = rep.rss_before_kb;
+    rep.maps_before = read_memory_map(s.server_pid);
   }
 
   progress tick{s, rep};

@@ -12,6 +12,10 @@ namespace postino::load {
 
 namespace {
 
+// Mappings that grew less than this are not listed (heap arenas and the
+// receive-buffer rings grow by megabytes under 10,000 sessions).
+constexpr std::int64_t grown_mapping_min_kb = 1024;
+
 double ms_of(std::uint64_t ns) { return static_cast<double>(ns) / 1e6; }
 
 void latency_lines(std::string& out, std::string_view label, const histogram& h) {
@@ -85,9 +89,14 @@ std::string format_table(const run_report& rep) {
     out += fmt::format("{:<20}{} of {}\n", "sessions held", r.ready_peak, s.idle);
     out += fmt::format("{:<20}{}\n", "probes", r.probes);
     latency_lines(out, "probe latency ms", r.probe);
-    if (rep.have_rss)
+    if (rep.have_rss) {
       out += fmt::format("{:<20}{} kB -> {} kB over {} sessions: {:.0f} bytes/session\n", "server RSS",
                          rep.rss_before_kb, rep.rss_after_kb, rep.rss_sessions, rep.rss_per_session_bytes());
+      std::string grown;
+      for (const auto& g : grown_mappings(rep.maps_before, rep.maps_after, grown_mapping_min_kb))
+        grown += fmt::format("{}{} kB of {}", grown.empty() ? "" : ", ", g.grew_kb, g.size_kb);
+      if (!grown.empty()) out += fmt::format("{:<20}{}\n", "  grown mappings", grown);
+    }
   } else {
     // What the latency spans differs by mode; say so next to the numbers.
     const char* label = s.mode == load_mode::open    ? "latency ms (due)"
@@ -132,11 +141,16 @@ std::string format_json(const run_report& rep) {
       {"sessions_held", r.ready_peak},
       {"probes", r.probes},
   };
-  if (rep.have_rss)
+  if (rep.have_rss) {
+    nlohmann::ordered_json grown = nlohmann::ordered_json::array();
+    for (const auto& g : grown_mappings(rep.maps_before, rep.maps_after, grown_mapping_min_kb))
+      grown.push_back({{"size_kb", g.size_kb}, {"grew_kb", g.grew_kb}});
     j["server_rss"] = {{"before_kb", rep.rss_before_kb},
                        {"after_kb", rep.rss_after_kb},
                        {"sessions", rep.rss_sessions},
-                       {"bytes_per_session", fixed(rep.rss_per_session_bytes(), 1)}};
+                       {"bytes_per_session", fixed(rep.rss_per_session_bytes(), 1)},
+                       {"grown_mappings", grown}};
+  }
   if (rep.cfg->tls != tls_mode::none)
     j["tls"] = {{"mode", tls_mode_name(rep.cfg->tls)},
                 {"handshakes", r.tls_handshakes},

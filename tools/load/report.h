@@ -8,6 +8,7 @@
 #include <string>
 
 #include "results.h"
+#include "server_memory.h"
 #include "settings.h"
 
 namespace postino::load {
@@ -25,6 +26,7 @@ struct run_report {
   std::int64_t rss_before_kb = 0;
   std::int64_t rss_after_kb = 0;
   std::uint64_t rss_sessions = 0;
+  memory_map maps_before, maps_after;  // per mapping, at the same two moments
 
   double cpu_s() const { return cpu_user_s + cpu_sys_s; }
   // Messages per second between the first message's start and the last
