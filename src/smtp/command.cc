@@ -20,17 +20,26 @@ namespace r = replies;
 using refusals = std::array<const reply*, command_phases>;
 
 // What each command phase answers where the verb does not run, in phase
-// order: connected, greeted, authenticated, mail, rcpt (PROTOCOL.md's
+// order: connected, greeted, authenticated, mail, rcpt, chunks (PROTOCOL.md's
 // precedence: EHLO/HELO first, then AUTH, then the transaction order; the
 // handler then checks the arguments). Null: the verb runs there.
 constexpr refusals runs_anywhere{};
-constexpr refusals auth_refused{&r::ehlo_first, nullptr, &r::already_authenticated, &r::auth_in_transaction, &r::auth_in_transaction};
-constexpr refusals mail_refused{&r::helo_first, &r::auth_required, nullptr, &r::nested_mail, &r::nested_mail};
-constexpr refusals rcpt_refused{&r::helo_first, &r::auth_required, &r::need_mail_for_rcpt, nullptr, nullptr};
-constexpr refusals data_refused{&r::helo_first, &r::auth_required, &r::need_mail_for_data, &r::need_rcpt, nullptr};
+constexpr refusals auth_refused{&r::ehlo_first, nullptr, &r::already_authenticated, &r::auth_in_transaction,
+                                &r::auth_in_transaction, &r::auth_in_transaction};
+constexpr refusals mail_refused{&r::helo_first, &r::auth_required, nullptr, &r::nested_mail, &r::nested_mail,
+                                &r::nested_mail};
+constexpr refusals rcpt_refused{&r::helo_first, &r::auth_required, &r::need_mail_for_rcpt, nullptr, nullptr,
+                                &r::rcpt_after_bdat};
+constexpr refusals data_refused{&r::helo_first, &r::auth_required, &r::need_mail_for_data, &r::need_rcpt, nullptr,
+                                &r::data_after_bdat};
+// BDAT goes where DATA goes, and on between chunks (its octets are read
+// whatever the answer: session.cc).
+constexpr refusals bdat_refused{&r::helo_first, &r::auth_required, &r::need_mail_for_data, &r::need_rcpt, nullptr,
+                                nullptr};
 
 constexpr phase_mask anywhere = any_command_phase;
 constexpr phase_mask after_mail = in(phase::mail) | in(phase::rcpt);
+constexpr phase_mask after_rcpt = in(phase::rcpt) | in(phase::chunks);
 // RFC 5321 4.5.3.1.4: 512 for commands; MAIL and RCPT get room for ESMTP
 // parameters; an AUTH line may carry a SASL initial response (RFC 4954).
 constexpr std::size_t command_512 = default_line_limit;
@@ -53,6 +62,7 @@ constexpr std::array<command_spec, verb_count> table{{
     {"TURN",     verb::turn,     &m::not_offered, anywhere,                 runs_anywhere, p::ends_group,    true, nullptr,             command_512},
     {"HELP",     verb::help,     &m::not_offered, anywhere,                 runs_anywhere, p::continues,     true, nullptr,             command_512},
     {"STARTTLS", verb::starttls, &m::starttls,    anywhere,                 runs_anywhere, p::discards_rest, true, &r::syntax_starttls, command_512},
+    {"BDAT",     verb::bdat,     &m::bdat,        after_rcpt,               bdat_refused,  p::continues,     true, &r::syntax_bdat,     command_512},
 }};
 // clang-format on
 
@@ -120,6 +130,7 @@ std::string_view phase_name(phase p) {
     case phase::authenticated: return "authenticated";
     case phase::mail: return "mail";
     case phase::rcpt: return "rcpt";
+    case phase::chunks: return "chunks";
     case phase::auth_username: return "auth-username";
     case phase::auth_password: return "auth-password";
     case phase::auth_plain: return "auth-plain";

@@ -19,11 +19,11 @@
 namespace postino::smtp {
 
 enum class verb : std::uint8_t {
-  ehlo, helo, auth, mail, rcpt, data, rset, noop, quit, vrfy, expn, turn, help, starttls
+  ehlo, helo, auth, mail, rcpt, data, rset, noop, quit, vrfy, expn, turn, help, starttls, bdat
 };
-inline constexpr std::size_t verb_count = 14;
+inline constexpr std::size_t verb_count = 15;
 
-// Where the session is. Commands are read in the first five; the others read
+// Where the session is. Commands are read in the first six; the others read
 // SASL responses or message text. Being authenticated before EHLO/HELO (an
 // `auth = "none"` listener) is still `connected`.
 enum class phase : std::uint8_t {
@@ -32,19 +32,23 @@ enum class phase : std::uint8_t {
   authenticated,  // greeted and authenticated, no transaction
   mail,           // after MAIL, no recipient yet
   rcpt,           // after at least one accepted RCPT
+  chunks,         // after an accepted BDAT chunk that was not the LAST (RFC 3030)
   auth_username,  // AUTH LOGIN: the next line is the base64 user name
   auth_password,  // AUTH LOGIN: the next line is the base64 password
   auth_plain,     // AUTH PLAIN: the next line is the base64 PLAIN message
   data,           // DATA: message text, until the terminator's reply is out
 };
-inline constexpr std::size_t command_phases = 5;  // connected .. rcpt
+inline constexpr std::size_t command_phases = 6;  // connected .. chunks
 
 using phase_mask = std::uint16_t;
 constexpr phase_mask in(phase p) { return static_cast<phase_mask>(1u << static_cast<unsigned>(p)); }
 inline constexpr phase_mask any_command_phase =
-    in(phase::connected) | in(phase::greeted) | in(phase::authenticated) | in(phase::mail) | in(phase::rcpt);
+    in(phase::connected) | in(phase::greeted) | in(phase::authenticated) | in(phase::mail) | in(phase::rcpt) |
+    in(phase::chunks);
 constexpr bool is_command_phase(phase p) { return (any_command_phase & in(p)) != 0; }
-constexpr bool in_transaction(phase p) { return p == phase::mail || p == phase::rcpt || p == phase::data; }
+constexpr bool in_transaction(phase p) {
+  return p == phase::mail || p == phase::rcpt || p == phase::chunks || p == phase::data;
+}
 
 // The phase's name in traces ("authenticated").
 std::string_view phase_name(phase p);

@@ -56,6 +56,7 @@ class session_machine {
   bool quit(const command_spec& row, std::string_view args);
   bool not_offered(const command_spec& row, std::string_view args);  // VRFY, EXPN, TURN, HELP
   bool starttls(const command_spec& row, std::string_view args);
+  bool bdat(const command_spec& row, std::string_view args);
   // EHLO offers AUTH unless the listener's account is fixed (or found per
   // MAIL: a relay listener) or AUTH waits for TLS.
   bool auth_offered() const {
@@ -118,8 +119,13 @@ class session_machine {
   void add_recipient(std::string e164);
   void recipient_ok(std::string_view e164);
 
-  // DATA and the end of the transaction
+  // DATA and BDAT, and the end of the transaction
   void end_of_data();
+  void expect_chunk(std::string_view args);
+  std::size_t take_chunk(std::string_view in);
+  void end_of_chunk();
+  bool begin_chunks();
+  void read_content();
   void apply_content(mime::content_result& r);
   void finish_transaction(std::string_view cause);
   void finish_if_shutting_down();
@@ -133,6 +139,15 @@ class session_machine {
 
   line_scanner lines;
   data_scanner text;
+  // The BDAT chunk the client sends behind the current or last BDAT line.
+  struct chunk_state {
+    std::uint64_t size = 0;  // its octets, for the 250
+    std::uint64_t left = 0;  // octets still to read
+    bool owed = false;       // the BDAT's size parsed: `size` octets follow its line
+    bool valid = false;      // and the rest of the line too
+    bool last = false;       // BDAT <size> LAST
+    bool keep = false;       // accepted: the octets go to the body; refused: dropped
+  } chunk;
   key_set recipient_keys;
   std::string waiting_recipient;  // the RCPT whose credit check is pending
   std::string relay_sender;       // the MAIL path whose relay look-up is pending

@@ -43,10 +43,10 @@ void append_multiline(std::string& out, std::uint16_t code, std::span<const std:
 void append_ehlo(std::string& out, std::string_view hostname, const ehlo_offer& offer) {
   std::array<char, 32> size_line{'S', 'I', 'Z', 'E', ' '};
   const char* size_end = std::to_chars(size_line.data() + 5, size_line.data() + size_line.size(), offer.max_message_size).ptr;
-  std::array<std::string_view, 7> lines{"PIPELINING", "ENHANCEDSTATUSCODES",
+  std::array<std::string_view, 8> lines{"PIPELINING", "ENHANCEDSTATUSCODES",
                                         {size_line.data(), static_cast<std::size_t>(size_end - size_line.data())},
-                                        "8BITMIME"};
-  std::size_t n = 4;
+                                        "8BITMIME", "CHUNKING"};
+  std::size_t n = 5;
   if (offer.starttls) lines[n++] = "STARTTLS";
   if (offer.auth) {
     lines[n++] = "AUTH LOGIN PLAIN";
@@ -58,6 +58,11 @@ void append_ehlo(std::string& out, std::string_view hostname, const ehlo_offer& 
 
 void append_helo(std::string& out, std::string_view hostname) {
   append_line(out, {"250 ", hostname, " Requested okay, completed"});
+}
+
+void append_chunk_received(std::string& out, std::uint64_t size) {
+  const decimal n(size);
+  append_line(out, {"250 2.0.0 ", n.view(), " octets received"});
 }
 
 void append_auth_ok(std::string& out, credit_units available, account_id account, account_status status) {

@@ -87,6 +87,8 @@ inline constexpr reply nested_mail{"503 5.5.1 Nested MAIL command"};
 inline constexpr reply need_mail_for_rcpt{"503 5.5.1 ERROR: send MAIL first"};
 inline constexpr reply need_mail_for_data{"503 5.5.1 ERROR: need MAIL command"};
 inline constexpr reply need_rcpt{"503 5.5.1 ERROR: need RCPT command"};
+inline constexpr reply data_after_bdat{"503 5.5.1 ERROR: DATA not allowed after BDAT"};
+inline constexpr reply rcpt_after_bdat{"503 5.5.1 ERROR: RCPT not allowed after BDAT"};
 inline constexpr reply start_data{"354 Enter Text Message, end with <CRLF>.<CRLF>"};
 inline constexpr reply ask_username{"334 VXNlcm5hbWU6"};
 inline constexpr reply ask_password{"334 UGFzc3dvcmQ6"};
@@ -139,6 +141,7 @@ inline constexpr reply syntax_auth{"501 5.5.4 Syntax: AUTH mechanism [initial-re
 inline constexpr reply syntax_mail{"501 5.5.4 Syntax: MAIL FROM:<address>"};
 inline constexpr reply syntax_rcpt{"501 5.5.4 Syntax: RCPT TO:<address>"};
 inline constexpr reply syntax_data{"501 5.5.4 Syntax: DATA"};
+inline constexpr reply syntax_bdat{"501 5.5.4 Syntax: BDAT <size> [LAST]"};
 inline constexpr reply syntax_rset{"501 5.5.4 Syntax: RSET"};
 inline constexpr reply syntax_starttls{"501 5.5.4 Syntax: STARTTLS"};
 inline constexpr reply bad_size{"501 5.5.4 Bad SIZE parameter"};
@@ -164,6 +167,8 @@ struct ehlo_offer {
 void append_ehlo(std::string& out, std::string_view hostname, const ehlo_offer& offer);
 // `250 <hostname> Requested okay, completed`
 void append_helo(std::string& out, std::string_view hostname);
+// "250 2.0.0 <size> octets received": a BDAT chunk that was not the LAST.
+void append_chunk_received(std::string& out, std::uint64_t size);
 
 // A multi-line reply: `<code>-<line>` for all but the last, `<code> <line>`.
 void append_multiline(std::string& out, std::uint16_t code, std::span<const std::string_view> lines);

@@ -88,6 +88,15 @@ line_scanner::result line_scanner::next(std::string_view input, line_mode mode) 
 
 // ---------------------------------------------------------------- DATA
 
+bool has_bare_newline(std::string_view text) {
+  for (std::size_t i = text.find_first_of("\r\n"); i != std::string_view::npos; i = text.find_first_of("\r\n", i + 1)) {
+    const bool crlf_cr = text[i] == '\r' && i + 1 < text.size() && text[i + 1] == '\n';
+    const bool crlf_lf = text[i] == '\n' && i > 0 && text[i - 1] == '\r';
+    if (!crlf_cr && !crlf_lf) return true;
+  }
+  return false;
+}
+
 void data_scanner::start(std::uint64_t max_size, bool reject_bare) {
   *this = data_scanner{};
   max_size_ = max_size;

@@ -53,6 +53,10 @@ class line_scanner {
   bool discarding_ = false;   // over the limit: drop bytes up to the next LF
 };
 
+// A CR not followed by LF, or an LF not after a CR, anywhere in `text` (a
+// BDAT message, which has no scanner: its octets are taken as they come).
+bool has_bare_newline(std::string_view text);
+
 // The DATA text state machine (RFC 5321 4.1.1.4 and 4.5.2): strict CRLF.CRLF
 // end, dot-unstuffing, bare CR/LF detection, the 1000-octet text line limit and
 // the message size limit.

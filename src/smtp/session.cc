@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <cstring>
 #include <utility>
 
@@ -121,6 +122,10 @@ void session_machine::trace(phase to, std::string_view cause) const {
 std::size_t session_machine::feed(std::string_view in) {
   std::size_t pos = 0;
   while (pos < in.size() && pending == request_kind::none && !closing && !output_full()) {
+    if (chunk.left > 0) {
+      pos += take_chunk(in.substr(pos));
+      continue;
+    }
     if (state == phase::data) {
       pos += text.feed(in.substr(pos), tx().body);
       if (static_cast<std::int64_t>(tx().body.size()) > body_reserved) grow_body_reservation();
@@ -157,11 +162,13 @@ bool session_machine::command(std::string_view line, bool more_follows) {
     return false;
   }
   counting_errors = row->counts_errors;
+  if (row->id == verb::bdat) expect_chunk(cl.args);
   const reply* relay_no = config.relay ? relay_refusal(*row) : nullptr;
   const bool accepted = relay_no != nullptr     ? refuse(*relay_no)
                         : row->allowed_in(state) ? (this->*row->handler)(*row, cl.args)
                                                  : refuse(row->refusal(state));
   counting_errors = true;
+  if (chunk.owed && chunk.left == 0) end_of_chunk();  // BDAT 0
   switch (row->group) {
     case pipelining::text_follows:
       // The bytes behind a refused DATA would be message text run as commands.
@@ -604,6 +611,91 @@ void session_machine::end_of_data() {
     send(replies::message_too_big);
     return finish_transaction("end of data");
   }
+  read_content();
+}
+
+// ------------------------------------------------------------------ BDAT
+
+// BDAT's octets follow its line whatever the answer (RFC 3030 2): they are
+// owed before the table's checks run, so that a refused BDAT still has its
+// chunk read and dropped and the session stays in step with the client. A
+// size that does not parse owes nothing (nothing tells where the chunk would
+// end): its 501 is all there is.
+void session_machine::expect_chunk(std::string_view args) {
+  chunk = {};
+  const command_line parts = split_command(args);
+  std::uint64_t size = 0;
+  const char* end = parts.verb.data() + parts.verb.size();
+  const auto [ptr, ec] = std::from_chars(parts.verb.data(), end, size);
+  if (parts.verb.empty() || ec != std::errc() || ptr != end) return;
+  chunk.size = chunk.left = size;
+  chunk.owed = true;
+  chunk.last = iequals(parts.args, "LAST");
+  chunk.valid = parts.args.empty() || chunk.last;
+}
+
+// The table let BDAT through (after RCPT, or between chunks). A chunk
+// refused here ends the transaction: the message would miss it, so the
+// chunks pipelined behind it hear "need MAIL" (RFC 3030 2: the client sends
+// no more, and what it already sent is read and refused).
+bool session_machine::bdat(const command_spec& row, std::string_view) {
+  const reply* no = !chunk.valid                                  ? row.syntax
+                    : state == phase::rcpt && !begin_chunks()     ? &replies::insufficient_storage
+                    : chunk.size > config.max_message_size - tx().body.size() ? &replies::message_too_big
+                                                                               : nullptr;
+  if (no == nullptr) {
+    chunk.keep = true;
+    return true;
+  }
+  send(*no);
+  if (in_transaction(state)) finish_transaction(row.name);
+  return false;
+}
+
+// The first chunk: as DATA's 354, it reserves the body's memory and starts
+// the owner's total-time clock.
+bool session_machine::begin_chunks() {
+  if (!reserve_body()) return false;
+  ++data_count;
+  tx().body.clear();
+  if (declared_size > keep_body_capacity)
+    tx().body.reserve(std::min<std::uint64_t>(config.max_message_size, declared_size) + 8);
+  enter(phase::chunks, "BDAT");
+  return true;
+}
+
+std::size_t session_machine::take_chunk(std::string_view in) {
+  const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(chunk.left, in.size()));
+  if (chunk.keep) {
+    tx().body.append(in.data(), n);
+    if (static_cast<std::int64_t>(tx().body.size()) > body_reserved) grow_body_reservation();
+  }
+  chunk.left -= n;
+  if (chunk.left == 0) end_of_chunk();
+  return n;
+}
+
+// A refused chunk's reply went out with its BDAT line; an accepted one is
+// answered once its octets are in, and the LAST goes on as DATA's end does
+// (the phase stays `chunks` through the content step and the commit). The
+// octets are the message as sent: no dot-stuffing, line ends as they come,
+// only a bare CR or LF refused under the reject policy.
+void session_machine::end_of_chunk() {
+  chunk.owed = false;
+  if (!chunk.keep) return;
+  if (!chunk.last) {
+    if (!closing) replies::append_chunk_received(out, chunk.size);
+    return;
+  }
+  if (config.bare_newline == bare_newline_policy::reject && has_bare_newline(tx().body)) {
+    send(replies::bare_newline);
+    return finish_transaction("BDAT LAST");
+  }
+  read_content();
+}
+
+// The end of the message's octets, from DATA or BDAT LAST.
+void session_machine::read_content() {
   // The content step (src/mime): raw or e-mail text, MMS, encoding,
   // segments, or the refusal. A small raw text is read here; anything
   // costlier is a request the owner runs where it fits (off the shard's
@@ -767,7 +859,8 @@ void session_machine::release_limits() {
 // Timers: `data` while DATA text is being read, `command` otherwise,
 // including while the content step or the commit is pending.
 timer_kind session_machine::current_timer() const {
-  return state == phase::data && pending == request_kind::none ? timer_kind::data : timer_kind::command;
+  const bool receiving = state == phase::data || state == phase::chunks;
+  return receiving && pending == request_kind::none ? timer_kind::data : timer_kind::command;
 }
 
 void session_machine::on_timeout() {
@@ -779,7 +872,7 @@ void session_machine::on_timeout() {
 void session_machine::on_shutdown() {
   if (closing) return;
   // A message being received or committed finishes first.
-  if (state == phase::data) {
+  if (state == phase::data || state == phase::chunks) {
     shutdown_requested = true;
     return;
   }

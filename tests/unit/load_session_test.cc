@@ -193,6 +193,42 @@ TEST_F(load_session, refused_data_resets_and_goes_on_in_the_same_write) {
   EXPECT_TRUE(say("250 ok\r\n250 ok\r\n354 go\r\n").starts_with("n=4-2 "));
 }
 
+// --bdat: envelope and chunk in one write, one message at a time; a
+// refused chunk is followed by RSET; a server without CHUNKING stops the run.
+TEST_F(load_session, bdat_sends_envelope_and_chunk_together) {
+  cfg.bdat = true;
+  make(load_mode::closed);
+  say("220 host\r\n");
+  std::string w = say("250-host hello\r\n250-PIPELINING\r\n250-CHUNKING\r\n250 SIZE 1000\r\n");
+  const std::size_t bdat = w.find("\r\nBDAT ");
+  ASSERT_NE(bdat, std::string::npos) << w;
+  EXPECT_EQ(w.find("DATA\r\n"), std::string::npos) << w;
+  const std::size_t eol = w.find("\r\n", bdat + 2);
+  const std::string command = w.substr(bdat + 2, eol - bdat - 2);
+  const std::string chunk = w.substr(eol + 2);
+  EXPECT_EQ(command, "BDAT " + std::to_string(chunk.size()) + " LAST") << w;
+  EXPECT_TRUE(chunk.starts_with("n=4-1 ")) << chunk;
+  EXPECT_TRUE(chunk.ends_with("\r\n")) << chunk;
+  EXPECT_EQ(chunk.find("\r\n.\r\n"), std::string::npos) << chunk;
+  EXPECT_FALSE(s.free_for_message());  // its end reply first
+  w = say("250 ok\r\n250 ok\r\n250 2.0.0 Message accepted queued as Q1\r\n");
+  ASSERT_EQ(host.acks.size(), 1u);
+  EXPECT_TRUE(w.starts_with("MAIL FROM:")) << w;
+  w = say("250 ok\r\n250 ok\r\n552 5.3.4 Message too big\r\n");
+  EXPECT_EQ(w, "RSET\r\n");
+  EXPECT_EQ(host.failed, (std::vector<std::uint64_t>{2}));
+  EXPECT_TRUE(say("250 2.0.0 OK\r\n").starts_with("MAIL FROM:"));
+  EXPECT_EQ(host.unexpected, 1);
+}
+
+TEST_F(load_session, bdat_without_chunking_stops_the_run) {
+  cfg.bdat = true;
+  make(load_mode::closed);
+  say("220 host\r\n");
+  say(ehlo(true), false);
+  EXPECT_NE(host.fatal_text.find("CHUNKING"), std::string::npos) << host.fatal_text;
+}
+
 TEST_F(load_session, refused_message_is_counted_not_acked) {
   make(load_mode::closed);
   say("220 host\r\n");

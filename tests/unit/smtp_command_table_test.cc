@@ -23,7 +23,8 @@ namespace {
 
 TEST(smtp_command_table, every_verb_has_one_row_in_verb_order) {
   const std::vector<std::string_view> protocol_verbs = {"EHLO", "HELO", "AUTH", "MAIL", "RCPT", "DATA", "RSET",
-                                                        "NOOP", "QUIT", "VRFY", "EXPN", "TURN", "HELP", "STARTTLS"};
+                                                        "NOOP", "QUIT", "VRFY", "EXPN", "TURN", "HELP", "STARTTLS",
+                                                        "BDAT"};
   ASSERT_EQ(command_table().size(), protocol_verbs.size());
   std::set<std::string_view> names;
   for (std::size_t i = 0; i < command_table().size(); ++i) {
@@ -34,7 +35,6 @@ TEST(smtp_command_table, every_verb_has_one_row_in_verb_order) {
     EXPECT_EQ(find_command(row.name), &row);
   }
   for (std::string_view v : protocol_verbs) EXPECT_NE(find_command(v), nullptr) << v;
-  EXPECT_EQ(find_command("BDAT"), nullptr);  // not implemented, so not offered
 }
 
 TEST(smtp_command_table, phase_masks_follow_the_protocol) {
@@ -43,6 +43,7 @@ TEST(smtp_command_table, phase_masks_follow_the_protocol) {
   EXPECT_EQ(find_command("MAIL")->allowed, in(phase::authenticated));
   EXPECT_EQ(find_command("RCPT")->allowed, after_mail);
   EXPECT_EQ(find_command("DATA")->allowed, in(phase::rcpt));
+  EXPECT_EQ(find_command("BDAT")->allowed, in(phase::rcpt) | in(phase::chunks));
   for (std::string_view v : {"EHLO", "HELO", "RSET", "NOOP", "QUIT", "VRFY", "EXPN", "TURN", "HELP", "STARTTLS"})
     EXPECT_EQ(find_command(v)->allowed, any_command_phase) << v;
   // No row runs while SASL responses or message text are read.
@@ -67,6 +68,14 @@ TEST(smtp_command_table, refusals_per_phase_are_the_protocol_texts) {
   EXPECT_EQ(said("RCPT", phase::authenticated), "503 5.5.1 ERROR: send MAIL first");
   EXPECT_EQ(said("DATA", phase::authenticated), "503 5.5.1 ERROR: need MAIL command");
   EXPECT_EQ(said("DATA", phase::mail), "503 5.5.1 ERROR: need RCPT command");
+  // BDAT where DATA is refused says what DATA hears; between chunks
+  // (RFC 3030) only BDAT, RSET and the anywhere verbs go on.
+  for (phase p : {phase::connected, phase::greeted, phase::authenticated, phase::mail})
+    EXPECT_EQ(said("BDAT", p), said("DATA", p));
+  EXPECT_EQ(said("DATA", phase::chunks), "503 5.5.1 ERROR: DATA not allowed after BDAT");
+  EXPECT_EQ(said("RCPT", phase::chunks), "503 5.5.1 ERROR: RCPT not allowed after BDAT");
+  EXPECT_EQ(said("MAIL", phase::chunks), "503 5.5.1 Nested MAIL command");
+  EXPECT_EQ(said("AUTH", phase::chunks), "503 5.5.1 AUTH not allowed during a mail transaction");
 }
 
 // RFC 2920 3.1: EHLO, DATA, VRFY, EXPN, TURN, QUIT and NOOP end a group;
@@ -74,7 +83,10 @@ TEST(smtp_command_table, refusals_per_phase_are_the_protocol_texts) {
 TEST(smtp_command_table, pipelining_column) {
   for (std::string_view v : {"EHLO", "DATA", "VRFY", "EXPN", "TURN", "QUIT", "NOOP", "STARTTLS"})
     EXPECT_TRUE(ends_group(find_command(v)->group)) << v;
-  for (std::string_view v : {"MAIL", "RCPT", "RSET"}) EXPECT_EQ(find_command(v)->group, pipelining::continues) << v;
+  // BDAT's chunk is read by the session whatever the answer, so the client
+  // may pipeline on behind it (RFC 3030 4).
+  for (std::string_view v : {"MAIL", "RCPT", "RSET", "BDAT"})
+    EXPECT_EQ(find_command(v)->group, pipelining::continues) << v;
   EXPECT_EQ(find_command("DATA")->group, pipelining::text_follows);
   EXPECT_EQ(find_command("STARTTLS")->group, pipelining::discards_rest);
 }
@@ -82,6 +94,7 @@ TEST(smtp_command_table, pipelining_column) {
 TEST(smtp_command_table, syntax_replies_and_line_limits) {
   EXPECT_EQ(find_command("EHLO")->syntax->line(), "501 5.5.4 Syntax: EHLO hostname");
   EXPECT_EQ(find_command("RSET")->syntax->line(), "501 5.5.4 Syntax: RSET");
+  EXPECT_EQ(find_command("BDAT")->syntax->line(), "501 5.5.4 Syntax: BDAT <size> [LAST]");
   EXPECT_EQ(find_command("NOOP")->syntax, nullptr);  // NOOP and QUIT ignore arguments
   EXPECT_EQ(find_command("QUIT")->syntax, nullptr);
   for (const command_spec& row : command_table()) {
@@ -150,7 +163,7 @@ TEST(smtp_replies, lines_with_values) {
   EXPECT_EQ(out,
             "220 mx.test ESMTP Service ready. Connection 42 with [192.0.2.7]\r\n"
             "250-mx.test Requested okay, completed\r\n250-PIPELINING\r\n250-ENHANCEDSTATUSCODES\r\n"
-            "250-SIZE 2048\r\n250-8BITMIME\r\n250 STARTTLS\r\n"
+            "250-SIZE 2048\r\n250-8BITMIME\r\n250-CHUNKING\r\n250 STARTTLS\r\n"
             "235 2.7.0 Authentication successful. CREDIT: -3 ID ACCOUNT: 9 STATUS: SUSPENDED\r\n"
             "554 5.7.1 Insufficient credit: need 12, available 5\r\n");
 }

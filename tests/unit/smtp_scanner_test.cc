@@ -307,7 +307,8 @@ TEST(smtp_data_scanner, random_inputs_match_the_model_at_every_fragment_size) {
 TEST(smtp_command_table, lookup_is_case_insensitive_and_knows_only_implemented_verbs) {
   ASSERT_NE(find_command("ehlo"), nullptr);
   EXPECT_EQ(find_command("Mail")->id, verb::mail);
-  EXPECT_EQ(find_command("BDAT"), nullptr);
+  EXPECT_EQ(find_command("bdat")->id, verb::bdat);
+  EXPECT_EQ(find_command("BURL"), nullptr);  // RFC 4468, not implemented
   EXPECT_EQ(find_command("MAILX"), nullptr);
   EXPECT_EQ(find_command(""), nullptr);
   EXPECT_EQ(find_command("DATA")->group, pipelining::text_follows);

@@ -55,6 +55,7 @@ struct session_config {
   load_mode mode = load_mode::closed;
   auth_mode auth = auth_mode::none;
   bool allow_pipelining = true;
+  bool bdat = false;      // texts go as BDAT <n> LAST chunks (RFC 3030), not DATA
   bool starttls = false;  // STARTTLS after the first EHLO
   std::string ehlo_line;   // "EHLO name\r\n"
   std::string helo_line;   // "HELO name\r\n"
@@ -70,6 +71,7 @@ struct session_config {
     c.mode = s.mode;
     c.auth = s.auth;
     c.allow_pipelining = !s.no_pipelining;
+    c.bdat = s.bdat;
     c.starttls = s.tls == tls_mode::starttls;
     c.ehlo_line = "EHLO " + s.ehlo + "\r\n";
     c.helo_line = "HELO " + s.ehlo + "\r\n";
@@ -132,6 +134,8 @@ class client_session {
   // waiting at most for the reply to the previous message's end.
   bool free_for_message() const {
     if (phase_ != phase::ready || envelope_.active || after_rset_) return false;
+    // A BDAT message is in `ending_` from its first write: one at a time.
+    if (cfg_->bdat && ending_.active) return false;
     return pipelining_ || queue_len_ == 0;
   }
   std::int64_t probe_started() const { return probe_start_; }
@@ -172,10 +176,11 @@ class client_session {
     rcpts_sent_ = 0;
     ++messages_on_connection_;
     if (pipelining_) {
-      cfg_->builder->append_envelope(out, *cfg_->random, declare_size_);
+      cfg_->builder->append_envelope(out, *cfg_->random, declare_size_, cfg_->bdat);
       push(expect::mail);
       push(expect::rcpt, static_cast<std::uint32_t>(cfg_->builder->spec().rcpts));
-      push(expect::data);
+      if (cfg_->bdat) send_chunk();
+      else push(expect::data);
     } else {
       cfg_->builder->append_mail(out, declare_size_);
       push(expect::mail);
@@ -390,6 +395,9 @@ class client_session {
         if (ok) host.on_ack(ending_.seq, ending_.start_ns, queue_id_of(r.last_line()), now);
         else host.on_failed(ending_.seq);
         ending_.active = false;
+        // A refused chunk leaves the transaction failed (RFC 3030 2); not
+        // every server ends it, so RSET before the next message.
+        if (!ok && cfg_->bdat) return reset_after_refusal();
         if (!pipelining_ || queue_len_ == 0) next_step(host, now);
         return true;
       case expect::rset:
@@ -427,6 +435,8 @@ class client_session {
         if (!pipelining_) {
           if (rcpts_sent_ < cfg_->builder->spec().rcpts) {
             send_next_rcpt();
+          } else if (ok_rcpts_ > 0 && cfg_->bdat) {
+            send_chunk();
           } else if (ok_rcpts_ > 0) {
             out.append("DATA\r\n");
             push(expect::data);
@@ -459,6 +469,10 @@ class client_session {
           return true;
         }
         if (cfg_->starttls && !tls_active_) return ask_starttls(r, host);
+        if (cfg_->bdat && !advertises(r.text, "CHUNKING")) {
+          host.fatal("--bdat: the server's EHLO does not offer CHUNKING");
+          return false;
+        }
         pipelining_ = cfg_->allow_pipelining && advertises(r.text, "PIPELINING");
         declare_size_ = advertises(r.text, "SIZE");
         return after_hello(host, now);
@@ -477,6 +491,10 @@ class client_session {
         }
         if (cfg_->starttls && !tls_active_) {
           host.fatal("--tls starttls: the server took HELO, not EHLO, so it offers no STARTTLS");
+          return false;
+        }
+        if (cfg_->bdat) {
+          host.fatal("--bdat: the server took HELO, not EHLO, so it offers no CHUNKING");
           return false;
         }
         pipelining_ = false;
@@ -522,6 +540,22 @@ class client_session {
     phase_ = phase::ready;
     host.on_ready(*this, now);
     if (phase_ == phase::ready && !envelope_.active && queue_len_ == 0) next_step(host, now);
+    return true;
+  }
+
+  // The text as one BDAT LAST chunk, behind the envelope: the message is
+  // then waiting for its end reply only (no 354 in between).
+  void send_chunk() {
+    cfg_->builder->append_bdat(out, cfg_->thread_id, envelope_.seq);
+    ending_ = envelope_;
+    envelope_.active = false;
+    push(expect::eod);
+  }
+
+  bool reset_after_refusal() {
+    out.append("RSET\r\n");
+    push(expect::rset);
+    after_rset_ = true;
     return true;
   }
 

@@ -83,6 +83,7 @@ void add_options(CLI::App& app, settings& s, cli_choices& c) {
   app.add_option("--server-pid", s.server_pid, "read the server's VmRSS before and while holding sessions")->check(CLI::PositiveNumber);
   app.add_option("--probe-interval", s.probe_interval, "--idle: seconds between NOOPs on one session")->check(CLI::PositiveNumber);
   app.add_flag("--no-pipelining", s.no_pipelining, "never pipeline, even when the server offers it");
+  app.add_flag("--bdat", s.bdat, "send each text as one BDAT <size> LAST chunk (CHUNKING, RFC 3030), not DATA");
   app.add_option("--drain-timeout", s.drain_timeout, "seconds to wait for replies after the end")->check(CLI::NonNegativeNumber);
   app.add_option("--reply-timeout", s.reply_timeout, "seconds without a reply before a session is dropped")->check(CLI::PositiveNumber);
   app.add_option("--max-connecting", s.max_connecting, "handshakes in progress per thread")->check(CLI::Range(1, 1'000'000));

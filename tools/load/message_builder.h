@@ -170,19 +170,37 @@ class message_builder {
     out.append(">\r\n");
   }
 
-  // MAIL, every RCPT and DATA: one pipelined group (RFC 2920). With several
-  // prefixes, each message starts at a random one and its recipients take
-  // the following ones in turn, so every prefix gets its share of messages.
-  void append_envelope(std::string& out, rng& r, bool declare_size = false) const {
+  // MAIL, every RCPT and DATA (or, with `bdat`, no DATA: the chunk follows
+  // at once): one pipelined group (RFC 2920). With several prefixes, each
+  // message starts at a random one and its recipients take the following
+  // ones in turn, so every prefix gets its share of messages.
+  void append_envelope(std::string& out, rng& r, bool declare_size = false, bool bdat = false) const {
     append_mail(out, declare_size);
     const std::size_t first = spec_.to_prefixes.size() > 1 ? r.next() % spec_.to_prefixes.size() : 0;
     for (int k = 0; k < spec_.rcpts; ++k) append_rcpt(out, r, first + static_cast<std::size_t>(k));
-    out.append("DATA\r\n");
+    if (!bdat) out.append("DATA\r\n");
   }
 
   // The text of one message and its terminator. The nonce comes first, then
   // filler up to the configured size in characters.
   void append_text(std::string& out, std::uint64_t thread, std::uint64_t seq) const {
+    append_message(out, thread, seq);
+    out.append(".\r\n");
+  }
+
+  // The same text as one BDAT chunk: "BDAT <octets> LAST", then the text
+  // with its last line end and no terminator (the filler has no '.' to
+  // stuff either way). The text is written first and its command put in
+  // front of it: a move of one text, once per message.
+  void append_bdat(std::string& out, std::uint64_t thread, std::uint64_t seq) const {
+    const std::size_t start = out.size();
+    append_message(out, thread, seq);
+    const std::string command = "BDAT " + std::to_string(out.size() - start) + " LAST\r\n";
+    out.insert(start, command);
+  }
+
+  // The nonce, the filler up to the configured size and a CRLF.
+  void append_message(std::string& out, std::uint64_t thread, std::uint64_t seq) const {
     const std::size_t before = out.size();
     append_nonce(out, thread, seq);
     const std::size_t nonce_chars = out.size() - before;  // ASCII: octets are characters
@@ -190,7 +208,7 @@ class message_builder {
       out.push_back(' ');
       out.append(filler_, offsets_[nonce_chars + 1], std::string::npos);
     }
-    out.append("\r\n.\r\n");
+    out.append("\r\n");
   }
 
   // Characters of text as a handset would count them: code points, one per

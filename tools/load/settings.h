@@ -123,6 +123,7 @@ struct settings {
   int server_pid = 0;
   double probe_interval = 1.0;
   bool no_pipelining = false;
+  bool bdat = false;  // send each text as one BDAT <n> LAST chunk (RFC 3030) instead of DATA
   double drain_timeout = 10;
   double reply_timeout = 30;
   int max_connecting = 256;  // handshakes in progress per thread
@@ -166,6 +167,7 @@ struct settings {
         {"server_pid", server_pid},
         {"probe_interval", probe_interval},
         {"no_pipelining", no_pipelining},
+        {"bdat", bdat},
         {"drain_timeout", drain_timeout},
         {"reply_timeout", reply_timeout},
         {"max_connecting", max_connecting},
