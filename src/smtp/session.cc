@@ -74,7 +74,10 @@ void session_machine::send(const reply& r) {
 void session_machine::send(const reply& r, std::string_view value) {
   if (closing) return;
   out += r.line();
-  out += value;
+  // The value may be the client's own bytes (a parameter's name): a CR, LF
+  // or other control character in it would break the reply line (found by
+  // tests/fuzz/smtp_session).
+  for (const char c : value) out += static_cast<unsigned char>(c) < 0x20 || c == 0x7f ? '?' : c;
   out += "\r\n";
   count(r);
 }
