@@ -21,16 +21,6 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 
-double ms_since(clock_type::time_point t) {
-  return std::chrono::duration<double, std::milli>(clock_type::now() - t).count();
-}
-
-double percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
-}
-
 TEST(abuse, replies_for_a_client_that_never_reads_stay_bounded) {
   gateway gw({{"alice", "pw-alice"}}, "", 1);
   ASSERT_TRUE(gw.start()) << gw.last_log();

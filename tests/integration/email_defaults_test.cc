@@ -51,14 +51,6 @@ class email_defaults : public ::testing::Test {
 
   std::string port() const { return std::to_string(gw_->smtp_port()); }
 
-  // The one message the gateway stored (after a clean stop).
-  spool::record only_message() {
-    EXPECT_EQ(gw_->stop(), 0) << gw_->last_log();
-    auto messages = messages_in(read_journals(gw_->data_dir()));
-    EXPECT_EQ(messages.size(), 1u);
-    return messages.empty() ? spool::record{} : messages[0];
-  }
-
   // smtplib's one line ("ok" or the refusal), or false when python3 is missing.
   bool smtplib_send(const std::string& subject, const std::string& body, std::string& line) {
     if (!have_program("python3")) return false;
@@ -87,7 +79,7 @@ TEST_F(email_defaults, s_nail_subject_only_mail) {
       "", std::chrono::seconds(60));
   std::cout << "s-nail exit " << r.exit_code << "\n" << r.err;
   ASSERT_EQ(r.exit_code, 0) << "before the fix: 554 5.6.0 Empty message\n" << r.err;
-  const spool::record m = only_message();
+  const spool::record m = only_message(*gw_);
   EXPECT_EQ(m.tx.sms_text, "Arrivo alle 10, a dopo");
   EXPECT_EQ(m.tx.recipients, std::vector<std::string>{"+393331234567"});
   EXPECT_EQ(m.tx.price, 1);
@@ -97,7 +89,7 @@ TEST_F(email_defaults, smtplib_empty_body_with_a_subject) {
   std::string line;
   if (!smtplib_send("Caff\xC3\xA8 pronto", "", line)) SKIP_OR_FAIL("python3 not installed");
   ASSERT_EQ(line, "ok\n") << "before the fix: 554 5.6.0 Empty message";
-  const spool::record m = only_message();
+  const spool::record m = only_message(*gw_);
   EXPECT_EQ(m.tx.sms_text, "Caff\xC3\xA8 pronto");
   EXPECT_EQ(m.tx.price, 1);
 }
@@ -113,7 +105,7 @@ TEST_F(email_defaults, smtplib_signature_is_cut) {
   if (!smtplib_send("Ordine 48213", text + "\n\n-- \nMario Rossi\nACME S.p.A.\n", line))
     SKIP_OR_FAIL("python3 not installed");
   ASSERT_EQ(line, "ok\n");
-  const spool::record m = only_message();
+  const spool::record m = only_message(*gw_);
   std::cout << "stored: " << m.tx.segments << " segment(s), price " << m.tx.price << "\n";
   EXPECT_EQ(m.tx.sms_text, text);
   EXPECT_EQ(m.tx.segments, 1u) << "before the fix: 2 segments, the signature kept";

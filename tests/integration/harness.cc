@@ -683,6 +683,23 @@ void expect_suspended_on_every_shard(std::uint16_t smtp_port, const std::string&
   }
 }
 
+double ms_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
+}
+
+double percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
+}
+
+spool::record only_message(gateway& gw) {
+  EXPECT_EQ(gw.stop(), 0) << gw.last_log();
+  auto messages = messages_in(read_journals(gw.data_dir()));
+  EXPECT_EQ(messages.size(), 1u);
+  return messages.empty() ? spool::record{} : messages[0];
+}
+
 std::int64_t credit_in(const std::string& line235) {
   std::smatch m;
   static const std::regex credit("CREDIT: (-?\\d+) ");

@@ -160,6 +160,12 @@ std::int64_t rss_bytes(int pid);
 double cpu_seconds(int pid);
 // The CREDIT figure of a 235 line, or -1.
 std::int64_t credit_in(const std::string& line235);
+// Milliseconds since `t` (steady clock), and the p-quantile (0..1) of samples.
+double ms_since(std::chrono::steady_clock::time_point t);
+double percentile(std::vector<double> samples, double p);
+// Stops `gw` cleanly and returns the one message its journals hold (an empty
+// record, and a test failure, when there is not exactly one).
+spool::record only_message(gateway& gw);
 
 // One HTTP/1.0 exchange on loopback, read until the server closes.
 struct http_reply {

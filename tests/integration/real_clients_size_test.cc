@@ -31,14 +31,6 @@ class real_clients_size : public ::testing::Test {
 
   std::string port() const { return std::to_string(gw_->smtp_port()); }
 
-  // The one message the gateway stored (after a clean stop).
-  spool::record only_message() {
-    EXPECT_EQ(gw_->stop(), 0) << gw_->last_log();
-    auto messages = messages_in(read_journals(gw_->data_dir()));
-    EXPECT_EQ(messages.size(), 1u);
-    return messages.empty() ? spool::record{} : messages[0];
-  }
-
   // Runs tests/integration/size_clients.py for `client` with the first
   // Python that has it (the PATH's, then Debian's, where python3-* packages
   // install). False, with the reason in `skipped`, when none has it.
@@ -65,7 +57,7 @@ class real_clients_size : public ::testing::Test {
     ASSERT_TRUE(out.is_object()) << r.out;
     ASSERT_FALSE(out.contains("error")) << "before the fix: 552 5.3.4 Message too big\n" << r.out;
     EXPECT_EQ(out.value("refused", nlohmann::json::object()), nlohmann::json::object()) << r.out;
-    const spool::record m = only_message();
+    const spool::record m = only_message(*gw_);
     EXPECT_EQ(m.tx.sms_text, "Ciao da " + client + ",\nseconda riga del messaggio.");
     EXPECT_EQ(m.tx.recipients, std::vector<std::string>{"+393331234567"});
     EXPECT_EQ(m.tx.price, 1);
@@ -94,7 +86,7 @@ TEST_F(real_clients_size, curl_upload_of_an_lf_file) {
   ASSERT_EQ(r.exit_code, 0) << "before the fix: 552 5.3.4 Message too big\n" << r.err;
   EXPECT_NE(r.err.find("< 250 2.0.0 Message accepted for delivery to: +393331234567 queued as "), std::string::npos)
       << r.err;
-  const spool::record m = only_message();
+  const spool::record m = only_message(*gw_);
   EXPECT_EQ(m.tx.sms_text, "Ciao da curl,\nseconda riga.");
   EXPECT_EQ(m.tx.price, 1);
   EXPECT_GT(m.tx.body.size(), text.size()) << "stored with CRLF line ends";
