@@ -587,7 +587,7 @@ bool session_machine::data(const command_spec& row, std::string_view args) {
   if (!args.empty()) return refuse(*row.syntax);
   if (!reserve_body()) return refuse(replies::insufficient_storage);
   send(replies::start_data);
-  ++data_count;  // BDAT's first chunk is to count (and reserve) here too
+  ++data_count;  // as BDAT's first chunk does (begin_chunks)
   tx().body.clear();
   // A declared SIZE is room taken once: grown by doubling, a 9 MiB body
   // would leave its 1, 2, 4 and 8 MiB steps in the allocator's arenas, and
@@ -626,7 +626,7 @@ void session_machine::end_of_data() {
 // end): its 501 is all there is.
 void session_machine::expect_chunk(std::string_view args) {
   chunk = {};
-  const command_line parts = split_command(args);
+  const command_line parts = split_command(args);  // "<size> [LAST]": the size is the first token
   std::uint64_t size = 0;
   const char* end = parts.verb.data() + parts.verb.size();
   const auto [ptr, ec] = std::from_chars(parts.verb.data(), end, size);

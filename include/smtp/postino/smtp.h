@@ -216,7 +216,7 @@ class session {
   // The timer that applies now, and what to do when it fires.
   timer_kind current_timer() const;
   // DATA transactions begun (354 sent) so far: the owner times each one's
-  // total from when this changes (BDAT's first chunk is to count here too).
+  // total from when this changes (a BDAT transaction's first chunk counts too).
   std::uint64_t data_started() const;
   void on_timeout();
   // Server shutdown: idle sessions get 421 4.3.2 now; a transaction in DATA
