@@ -7,7 +7,7 @@ import smtplib
 import sys
 
 
-def send(port, user, password, sender, recipients, text, pipeline=False):
+def send(port, user, password, sender, recipients, text, use_sendmail=False):
     out = {}
     with smtplib.SMTP("127.0.0.1", port, timeout=60) as s:
         out["ehlo"] = list(s.ehlo("client.example"))
@@ -18,8 +18,9 @@ def send(port, user, password, sender, recipients, text, pipeline=False):
         except smtplib.SMTPAuthenticationError as e:
             out["auth"] = [e.smtp_code, e.smtp_error.decode()]
             return out
-        if pipeline:
-            # sendmail() is what scripts use: MAIL, RCPT x N, DATA.
+        if use_sendmail:
+            # sendmail() is what scripts use: MAIL, RCPT x N, DATA, each
+            # waiting for its reply (smtplib does not pipeline).
             try:
                 refused = s.sendmail(sender, recipients, text)
                 out["refused"] = {k: [v[0], v[1].decode()] for k, v in refused.items()}
@@ -47,7 +48,7 @@ def main():
     elif cmd == "sendmail":
         user, password, n = sys.argv[3], sys.argv[4], int(sys.argv[5])
         recipients = ["+39347%07d" % i for i in range(n)]
-        print(json.dumps(send(port, user, password, "+393401234567", recipients, "hello\r\n", pipeline=True)))
+        print(json.dumps(send(port, user, password, "+393401234567", recipients, "hello\r\n", use_sendmail=True)))
     elif cmd == "login":
         user, password = sys.argv[3], sys.argv[4]
         with smtplib.SMTP("127.0.0.1", port, timeout=60) as s:
