@@ -67,7 +67,7 @@ TEST(credit_admin, top_up_show_suspend_and_resume_on_the_running_gateway) {
 
   // Suspend reaches the next login (cached credentials are dropped).
   EXPECT_EQ(http("POST", "/accounts/op/suspend").status, 200);
-  expect_suspended_on_every_shard(gw.smtp_port(), "op", "pw-op");
+  expect_suspended_on_every_shard(gw, "op", "pw-op");
   EXPECT_EQ(http("POST", "/accounts/op/resume").status, 200);
   {
     raw_client s(gw.smtp_port());

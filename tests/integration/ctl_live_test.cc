@@ -72,7 +72,7 @@ TEST(ctl_live, credit_suspend_resume_and_show_through_the_admin_endpoint) {
   // Suspend reaches the next login on every shard.
   auto suspended = ctl({"--database", db, "--admin", admin, "account", "suspend", "op"});
   EXPECT_EQ(suspended.exit_code, 0) << suspended.out << suspended.err;
-  expect_suspended_on_every_shard(gw.smtp_port(), "op", "pw-op");
+  expect_suspended_on_every_shard(gw, "op", "pw-op");
   auto resumed = ctl({"--database", db, "--admin", admin, "account", "resume", "op"});
   EXPECT_EQ(resumed.exit_code, 0) << resumed.out << resumed.err;
   {

@@ -673,14 +673,41 @@ std::string login_ok(raw_client& c, const std::string& user, const std::string& 
   return r.rfind("235 ", 0) == 0 ? r : "";
 }
 
-void expect_suspended_on_every_shard(std::uint16_t smtp_port, const std::string& user, const std::string& pass) {
-  for (int i = 0; i < 4; ++i) {
-    raw_client s(smtp_port);
+// The connections stay open until every shard holds one of them (the
+// gateway's per-shard session counts say so), so no shard goes unasked.
+void expect_suspended_on_every_shard(const gateway& gw, const std::string& user, const std::string& pass) {
+  constexpr std::size_t most = 64;
+  const auto active = [](std::map<std::string, double>& m, unsigned shard) {
+    return m["postino_sessions_active{shard=\"" + std::to_string(shard) + "\"}"];
+  };
+  // Sessions of others must not count: start from counts that have settled
+  // (a connection the test just closed may still be live in the gateway).
+  auto before = gw.metrics();
+  for (int i = 0; i < 25; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    auto now = gw.metrics();
+    const bool settled = now["postino_sessions_active"] == before["postino_sessions_active"];
+    before = std::move(now);
+    if (settled) break;
+  }
+  const auto shards = static_cast<unsigned>(before["postino_shards"]);
+  const auto every_shard_reached = [&] {
+    auto m = gw.metrics();
+    for (unsigned s = 0; s < shards; ++s)
+      if (active(m, s) <= active(before, s)) return false;
+    return true;
+  };
+  std::vector<std::unique_ptr<raw_client>> held;
+  while (held.size() < most && (held.empty() || !every_shard_reached())) {
+    held.push_back(std::make_unique<raw_client>(gw.smtp_port()));
+    raw_client& s = *held.back();
     std::string line = login(s, user, pass);
     EXPECT_NE(line.find("STATUS: SUSPENDED"), std::string::npos) << line;
     s.send("MAIL FROM:<ACME>\r\n");
     EXPECT_EQ(s.reply(), "550 5.7.1 Account suspended\r\n");
   }
+  EXPECT_GT(shards, 0u);
+  EXPECT_TRUE(every_shard_reached()) << held.size() << " connections and a shard still had none";
 }
 
 double ms_since(std::chrono::steady_clock::time_point t) {

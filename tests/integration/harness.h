@@ -152,9 +152,10 @@ std::string auth_plain(const std::string& user, const std::string& pass);
 std::string login(raw_client& c, const std::string& user, const std::string& pass);
 // The same, but "" unless the reply is 235.
 std::string login_ok(raw_client& c, const std::string& user, const std::string& pass);
-// Logs in on several new connections (so every shard's credential cache is
-// asked) and expects each to say STATUS: SUSPENDED and refuse MAIL with 550.
-void expect_suspended_on_every_shard(std::uint16_t smtp_port, const std::string& user, const std::string& pass);
+// Logs in on new connections, held open until every shard has one (so every
+// shard's credential cache is asked, and that is checked), and expects each
+// to say STATUS: SUSPENDED and refuse MAIL with 550.
+void expect_suspended_on_every_shard(const gateway& gw, const std::string& user, const std::string& pass);
 // Resident memory (VmRSS) and CPU seconds used (user + system) of a process.
 std::int64_t rss_bytes(int pid);
 double cpu_seconds(int pid);
