@@ -26,7 +26,7 @@
 #include <cstdio>
 #include <cstring>
 #include <iostream>
-#include <set>
+#include <map>
 #include <string_view>
 #include <type_traits>
 #include <variant>
@@ -50,6 +50,11 @@ struct parse_state {
   // Where each [[smsc]] set `shard` ("<file>:<line>"): whether it is below
   // the shard count is only known once --shards is in.
   std::vector<std::pair<std::size_t, std::string>> smsc_shard_lines;
+  // Where each listener came from, for an error found only once all are in
+  // (an address and port twice): "<file>:<line>: listener[i].port" for a
+  // [[listener]] (its port's line, else its table's), "--listen TEXT" for a
+  // flag's.
+  std::vector<std::string> listener_origins;
 };
 
 const char* type_name(toml::node_type t) {
@@ -328,7 +333,7 @@ void check_listener_tls(const toml_reader& r, const toml::table& t, const std::s
 }
 
 void read_listener(const toml_reader& r, const toml::table& t, std::size_t index,
-                   parse_state& st) {
+                   parse_state& st, const std::string& source) {
   const std::string prefix = "listener[" + std::to_string(index) + "].";
   r.check_keys(t, prefix,
                {"address", "port", "auth", "account", "max_message_size", "bare_newline",
@@ -388,6 +393,9 @@ void read_listener(const toml_reader& r, const toml::table& t, std::size_t index
   }
   st.config.listeners.push_back(std::move(l));
   st.listener_hostnames.push_back(std::move(hostname));
+  const toml::node* port = t.get("port");
+  st.listener_origins.push_back(source + ":" + std::to_string((port != nullptr ? port->source() : t.source()).begin.line) +
+                                ": " + prefix + "port");
 }
 
 // SMPP's C-Octet strings (system_id, password, system_type) are ASCII and
@@ -646,7 +654,7 @@ void read_document(const toml_reader& r, const toml::table& doc, parse_state& st
       if (arr == nullptr || !arr->is_array_of_tables())
         r.fail(v.source(), key, "expected an array of tables ([[listener]])");
       for (std::size_t i = 0; i < arr->size(); ++i)
-        read_listener(r, *arr->get(i)->as_table(), i, st);
+        read_listener(r, *arr->get(i)->as_table(), i, st, source);
     } else if (key == "smsc") {
       const auto& arr = array_of_tables(r, v, key);
       for (std::size_t i = 0; i < arr.size(); ++i) read_smsc(r, *arr.get(i)->as_table(), i, st, source);
@@ -689,6 +697,21 @@ std::string read_file(const std::string& path) {
   return text;
 }
 
+// One address and port twice is an error naming the second listener's line
+// (or flag) and the first one. Port 0 asks for an ephemeral port, so
+// several of those never collide.
+void check_listener_ports(const parse_state& st) {
+  std::map<std::pair<std::string, std::uint16_t>, std::size_t> seen;
+  for (std::size_t i = 0; i < st.config.listeners.size(); ++i) {
+    const auto& l = st.config.listeners[i];
+    if (l.port == 0) continue;
+    const auto [at, fresh] = seen.emplace(std::pair{*canonical_ip(l.address), l.port}, i);
+    if (!fresh)
+      throw config_error{st.listener_origins[i] + ": " + l.address + " port " + std::to_string(l.port) +
+                         " is configured twice (also listener[" + std::to_string(at->second) + "])"};
+  }
+}
+
 // Fills what depends on other settings, once the file and flags are both in.
 void finalize(parse_state& st) {
   gateway_config& c = st.config;
@@ -706,19 +729,16 @@ void finalize(parse_state& st) {
   if (c.listeners.empty()) {
     c.listeners.emplace_back();
     st.listener_hostnames.assign(1, std::nullopt);
+    st.listener_origins.assign(1, "listener[0]");  // the default one: never twice
   }
-  std::set<std::pair<std::string, std::uint16_t>> seen;
   for (std::size_t i = 0; i < c.listeners.size(); ++i) {
     auto& l = c.listeners[i];
     l.session.hostname = st.listener_hostnames[i].value_or(c.hostname);
     l.session.mime_max_parts = c.limits.mime_max_parts;
     l.session.mime_max_depth = c.limits.mime_max_depth;
     l.session.max_pending_output = c.limits.max_pending_output;
-    // Port 0 asks for an ephemeral port, so several of those never collide.
-    if (l.port != 0 && !seen.emplace(*canonical_ip(l.address), l.port).second)
-      throw config_error{"listener[" + std::to_string(i) + "]: " + l.address + " port " +
-                         std::to_string(l.port) + " is configured twice"};
   }
+  check_listener_ports(st);
 }
 
 // "ADDR:PORT", with IPv6 written "[ADDR]:PORT".
@@ -829,9 +849,11 @@ std::optional<gateway_config> load_config(int argc, char** argv, std::string& er
     if (o_listen->count() > 0) {
       c.listeners.clear();
       st.listener_hostnames.clear();
+      st.listener_origins.clear();
       for (const auto& text : listen) {
         c.listeners.push_back(parse_listen_flag(text));
         st.listener_hostnames.emplace_back();
+        st.listener_origins.push_back("--listen " + text);
       }
     }
     if (o_ports_file->count() > 0) c.ports_file = ports_file;

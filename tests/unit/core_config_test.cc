@@ -567,6 +567,19 @@ TEST(config, smsc_names_and_required_keys) {
                {"test.toml:4: smsc[1].system_id: required"});
 }
 
+// Found only once every listener is read, still with the file, line and
+// key (the fuzz target config found it naming none: tests/fuzz/corpus/
+// config/ keeps the input).
+TEST(config, a_listener_address_and_port_twice_names_the_line) {
+  expect_error("[[listener]]\nport = 2600\n[[listener]]\nport = 2600\n",
+               {"test.toml:4: listener[1].port: 127.0.0.1 port 2600 is configured twice (also listener[0])"});
+  // Without a port key: the [[listener]] line; addresses compare canonically.
+  expect_error("[[listener]]\naddress = \"::1\"\n\n[[listener]]\naddress = \"0:0::1\"\n",
+               {"test.toml:4: listener[1].port: 0:0::1 port 2525 is configured twice (also listener[0])"});
+  std::string error;
+  EXPECT_TRUE(parse("[[listener]]\nport = 0\n[[listener]]\nport = 0\n", error)) << error;
+}
+
 TEST(config, smsc_shard_against_shard_count) {
   const std::string text = "shards = 2\n[[smsc]]\nname = \"a\"\nsystem_id = \"x\"\nshard = 2\n";
   expect_error(text, {"test.toml:5: smsc[0].shard:", "not below the shard count 2"});
@@ -685,6 +698,14 @@ hostname = "own.example"
   EXPECT_EQ(c->hostname, "flag.example");
   EXPECT_EQ(c->listeners[0].session.hostname, "flag.example");
   EXPECT_EQ(c->listeners[1].session.hostname, "own.example");
+}
+
+TEST_F(config_cli, a_listen_flag_twice_is_named) {
+  std::string error;
+  int code = -1;
+  EXPECT_FALSE(load({"--listen", "127.0.0.1:2600", "--listen", "127.0.0.1:2600"}, error, code).has_value());
+  EXPECT_EQ(error, "--listen 127.0.0.1:2600: 127.0.0.1 port 2600 is configured twice (also listener[0])");
+  EXPECT_EQ(code, 2);
 }
 
 TEST_F(config_cli, listen_replaces_listeners) {
