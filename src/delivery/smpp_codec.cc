@@ -99,10 +99,14 @@ void encode_short_message(std::string& out, std::uint32_t command_id, std::uint3
   put_u8(out, p.replace_if_present);
   put_u8(out, p.data_coding);
   put_u8(out, p.sm_default_msg_id);
-  // The spec forbids short_message and message_payload together, so a long
-  // text goes only in the TLV, and a message_payload among the caller's TLVs
-  // is then dropped rather than sent twice.
-  bool payload = p.short_message.size() > max_short_message;
+  // The spec forbids short_message and message_payload together, so the
+  // text goes once: in short_message up to 254 octets, else only in the TLV.
+  // A message_payload among the caller's TLVs is dropped whenever there is a
+  // text, which it would send a second time: a decoded PDU carries the
+  // payload its text was read from (the smpp_pdu fuzz target found a short
+  // text re-encoded next to its payload). Only a PDU whose short_message is
+  // empty sends the caller's own.
+  const bool payload = p.short_message.size() > max_short_message;
   if (payload) {
     put_u8(out, 0);
     put_tlv(out, tag::message_payload, p.short_message);
@@ -111,7 +115,7 @@ void encode_short_message(std::string& out, std::uint32_t command_id, std::uint3
     out.append(p.short_message);
   }
   for (const tlv& t : p.tlvs)
-    if (!payload || t.tag != tag::message_payload) put_tlv(out, t.tag, t.value);
+    if (p.short_message.empty() || t.tag != tag::message_payload) put_tlv(out, t.tag, t.value);
   finish_pdu(out, start);
 }
 

@@ -426,6 +426,40 @@ TEST(SmppEncode, LongerThan254GoesOnlyInMessagePayload) {
   EXPECT_EQ(to_hex(again), to_hex(out));
 }
 
+// A short text read from message_payload (sm_length 0) goes out once, in
+// short_message, and the payload it came from is not sent next to it (the
+// smpp_pdu fuzz target's find: its reproducer is in tests/fuzz/corpus/smpp_pdu/).
+TEST(SmppEncode, ADecodedPayloadTextIsSentOnce) {
+  const std::string body = from_hex("00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00  00  04 24 00 03 41 42 43"
+                                    "  02 0C 00 02 00 07");
+  short_message_pdu p;
+  ASSERT_TRUE(decode_short_message_pdu(body, p));
+  ASSERT_EQ(p.short_message, "ABC");
+  ASSERT_EQ(p.tlvs.size(), 2u);
+  std::string out;
+  encode_deliver_sm(out, 1, p);
+  EXPECT_EQ(to_hex(out.substr(header_size + 16)), "03 41 42 43 02 0c 00 02 00 07");
+  header h;
+  short_message_pdu q;
+  ASSERT_TRUE(decode_short_message_pdu(body_of(out, h), q));
+  EXPECT_EQ(q.short_message, "ABC");
+  ASSERT_EQ(q.tlvs.size(), 1u);
+  EXPECT_EQ(q.tlvs[0].tag, tag::sar_msg_ref_num);
+
+  // A caller's stale message_payload next to a short text is dropped too;
+  // with no text at all, the caller's own payload is what is sent.
+  short_message_pdu r;
+  r.short_message = "Hi";
+  r.tlvs = {{tag::message_payload, "stale"}};
+  out.clear();
+  encode_submit_sm(out, 1, r);
+  EXPECT_EQ(to_hex(out.substr(header_size + 16)), "02 48 69");
+  r.short_message.clear();
+  out.clear();
+  encode_submit_sm(out, 1, r);
+  EXPECT_EQ(to_hex(out.substr(header_size + 16)), "00 04 24 00 05 73 74 61 6c 65");
+}
+
 // ---- decoder details ------------------------------------------------------
 
 TEST(SmppDecode, PayloadOnlyWhenSmLengthIsZero) {
