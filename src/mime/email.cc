@@ -2,9 +2,10 @@
 // picks the text an SMS carries, decoded to UTF-8, plus the facts the MMS
 // rules need (media parts, the MM4 headers). The body is copied once into a
 // GMime memory stream; the GMime objects are owned here and unreferenced
-// before return; results are owned strings. g_mime_init runs once per process
-// (std::call_once); GMime parses independent messages on different threads
-// safely once initialised (its iconv cache has its own lock).
+// before return; results are owned strings. g_mime_init runs once per
+// process (detail::ensure_gmime, gmime_init.h); GMime parses independent
+// messages on different threads safely once initialised (its iconv cache has
+// its own lock).
 //
 // Which text (decisions where PROTOCOL.md says only "text/plain preferred"):
 // - multipart/alternative: the first text/plain alternative, searched through
@@ -33,19 +34,22 @@
 #include <string>
 #include <string_view>
 
+#include "gmime_init.h"
 #include "postino/ascii.h"
 #include "postino/mime.h"
 #include "postino/sms.h"
 
 namespace postino::mime {
+
+void detail::ensure_gmime() {
+  static std::once_flag once;
+  std::call_once(once, [] { g_mime_init(); });
+}
+
 namespace {
 
 constexpr int max_depth = 32;  // MIME nesting beyond this is not a real mail
 
-void init_gmime() {
-  static std::once_flag once;
-  std::call_once(once, [] { g_mime_init(); });
-}
 
 std::string_view view(const char* s) { return s == nullptr ? std::string_view{} : std::string_view(s); }
 
@@ -288,7 +292,7 @@ std::string to_utf8(std::string_view bytes, std::string_view charset) {
   if (iequals(charset, "iso-8859-1") || iequals(charset, "iso8859-1") || iequals(charset, "latin1") ||
       iequals(charset, "windows-1252") || iequals(charset, "cp1252") || iequals(charset, "latin-1"))
     return has_multibyte_utf8(bytes) ? as_utf8_or_1252() : sms::windows1252_to_utf8(bytes);
-  init_gmime();
+  detail::ensure_gmime();
   const std::string name(charset);
   iconv_t cd = g_mime_iconv_open("UTF-8", name.c_str());
   if (cd == reinterpret_cast<iconv_t>(-1)) return as_utf8_or_1252();
@@ -302,7 +306,7 @@ std::string to_utf8(std::string_view bytes, std::string_view charset) {
 }
 
 email_content parse_email(std::string_view body, const email_options& options) {
-  init_gmime();
+  detail::ensure_gmime();
   email_content e;
   ref<GMimeStream> stream(g_mime_stream_mem_new_with_buffer(body.data(), body.size()));
   ref<GMimeParser> parser(g_mime_parser_new_with_stream(stream.get()));

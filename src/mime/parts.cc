@@ -5,8 +5,7 @@
 // a hostile body cannot recurse deeply.
 #include <gmime/gmime.h>
 
-#include <mutex>
-
+#include "gmime_init.h"
 #include "postino/ascii.h"
 #include "postino/mime.h"
 
@@ -14,11 +13,6 @@ namespace postino::mime {
 namespace {
 
 constexpr std::uint32_t max_walk_depth = 32;
-
-void init_gmime_once() {
-  static std::once_flag once;
-  std::call_once(once, [] { g_mime_init(); });
-}
 
 // Owns one GObject reference.
 template <class T>
@@ -63,7 +57,7 @@ void walk(GMimeObject* o, std::uint32_t depth, std::size_t max_parts, std::vecto
 }  // namespace
 
 std::vector<mime_part_summary> list_parts(std::string_view body, std::size_t max_parts) {
-  init_gmime_once();
+  detail::ensure_gmime();
   std::vector<mime_part_summary> out;
   owned<GMimeStream> stream{g_mime_stream_mem_new_with_buffer(body.data(), body.size())};
   owned<GMimeParser> parser{g_mime_parser_new_with_stream(stream.p)};

@@ -82,7 +82,7 @@ bool read_content_if_cheap(std::string_view body, const account_settings& accoun
 // over `limits`, before any parser builds the parts (src/mime/structure.cc).
 struct structure_check {
   std::uint32_t parts = 0;  // counted so far (stops one past max_parts)
-  std::uint32_t depth = 0;  // deepest level seen
+  std::uint32_t depth = 0;  // deepest level seen (stops one past max_depth)
   bool too_many_parts = false;
   bool too_deep = false;
 };
