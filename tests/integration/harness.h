@@ -164,6 +164,9 @@ std::int64_t credit_in(const std::string& line235);
 // Milliseconds since `t` (steady clock), and the p-quantile (0..1) of samples.
 double ms_since(std::chrono::steady_clock::time_point t);
 double percentile(std::vector<double> samples, double p);
+// The first column of a query's first row on a database (read only), as a
+// number; -1 when there is no row or the query fails.
+std::int64_t query_number(const std::string& db_path, const std::string& sql);
 // Stops `gw` cleanly and returns the one message its journals hold (an empty
 // record, and a test failure, when there is not exactly one).
 spool::record only_message(gateway& gw);
