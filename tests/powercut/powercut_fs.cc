@@ -204,6 +204,7 @@ int fs_utimens(const char* path, const timespec tv[2], fuse_file_info* fi) {
 }
 
 int fs_truncate(const char* path, off_t size, fuse_file_info* fi) {
+  if (is_control(path) || (file_of(fi) != nullptr && file_of(fi)->control)) return 0;  // `echo drop 1 >`
   const std::uint64_t old_size = size_at(path, fi);
   const open_file* f = live_file(fi);
   int rc = f != nullptr ? ::ftruncate(f->fd, size) : ::truncate(backing(path).c_str(), size);
