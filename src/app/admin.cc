@@ -647,6 +647,8 @@ std::string admin_server::render_metrics(core::runtime& rt, const delivery::shar
       {"postino_connections_total", &m::connections_total},
       {"postino_messages_accepted_total", &m::messages_accepted},
       {"postino_journal_groups_total", &m::journal_groups},
+      {"postino_journal_segments_deleted_total", &m::journal_segments_deleted},
+      {"postino_journal_records_carried_total", &m::journal_records_carried},
       {"postino_credit_lease_requests_total", &m::credit_requests},
       {"postino_credit_lease_recalls_total", &m::credit_recalls},
       {"postino_tls_handshakes_total", &m::tls_handshakes},
@@ -670,6 +672,9 @@ std::string admin_server::render_metrics(core::runtime& rt, const delivery::shar
     for (unsigned i = 0; i < rt.shard_count(); ++i) sum += of_shard(i, r.field);
     out += std::string("# TYPE ") + r.name + " counter\n" + r.name + " " + std::to_string(sum) + "\n";
   }
+  std::uint64_t segments = 0;
+  for (unsigned i = 0; i < rt.shard_count(); ++i) segments += of_shard(i, &m::journal_segments);
+  out += "# TYPE postino_journal_segments gauge\npostino_journal_segments " + std::to_string(segments) + "\n";
   out += "# TYPE postino_shards gauge\n";
   out += "postino_shards " + std::to_string(rt.shard_count()) + "\n";
   render_heap(out);

@@ -98,7 +98,11 @@ void checkpointer::once() {
   bool any = false;
   for (unsigned i = 0; i < shards; ++i) any = any || moved(i);
   sweep_texts();
-  if (!any) return;
+  // Retention acts on what the last written checkpoint covers.
+  if (!any) {
+    if (retention_) retention_->run(saved_sequence_, *store_);
+    return;
+  }
   fill_parts();
   std::string error;
   if (!store_->write(unsaved_, error)) {
@@ -116,6 +120,7 @@ void checkpointer::once() {
     unsaved_[i].sequence = sequence;
   }
   written_.fetch_add(1, std::memory_order_relaxed);
+  if (retention_) retention_->run(saved_sequence_, *store_);
 }
 
 void checkpointer::fill_parts() {

@@ -16,12 +16,12 @@
 #include <mutex>
 #include <string>
 #include <string_view>
-#include <string_view>
 #include <thread>
 #include <vector>
 
 #include "postino/credit.h"
 #include "postino/runtime.h"
+#include "retention.h"
 
 namespace postino::app {
 
@@ -37,6 +37,8 @@ class checkpointer {
   checkpointer(const checkpointer&) = delete;
   checkpointer& operator=(const checkpointer&) = delete;
 
+  // Journal retention after each periodic checkpoint (before start()).
+  void use_retention(std::unique_ptr<journal_retention> r) { retention_ = std::move(r); }
   // Starts the periodic thread; without it only write_final writes.
   void start();
   // Stops the thread (after the checkpoint in progress, if any).
@@ -74,6 +76,7 @@ class checkpointer {
   bool stopping_ = false;
   std::atomic<std::uint64_t> written_{0};
   bool failing_ = false;
+  std::unique_ptr<journal_retention> retention_;  // null: segments are kept
   std::thread thread_;
 };
 

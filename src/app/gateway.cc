@@ -110,7 +110,40 @@ class gateway_handler final : public core::service,
   std::unique_ptr<delivery::engine> engine_;  // null without SMSCs; destroyed first
 };
 
+// One retention request's records: a waiter each, the last one told ends it.
+class carry_job {
+ public:
+  carry_job(std::size_t count, std::function<void(bool)> done) : waiters_(count), left_(count), done_(std::move(done)) {
+    for (auto& w : waiters_) w.job = this;
+  }
+  spool::append_waiter* waiter_of(std::size_t i) { return &waiters_[i]; }
+
+ private:
+  struct record_waiter final : spool::append_waiter {
+    carry_job* job = nullptr;
+    void on_durable(bool ok) override { job->told(ok); }
+  };
+  void told(bool ok) {
+    ok_ = ok_ && ok;
+    if (--left_ != 0) return;
+    done_(ok_);
+    delete this;
+  }
+  std::vector<record_waiter> waiters_;
+  std::size_t left_;
+  bool ok_ = true;
+  std::function<void(bool)> done_;
+};
+
 }  // namespace
+
+void carry_records(core::shard& shard, std::vector<std::string> payloads, std::function<void(bool)> done) {
+  spool::journal* journal = gateway_handler::at(shard).journal_;
+  if (journal == nullptr || payloads.empty()) return done(journal != nullptr);
+  auto* job = new carry_job(payloads.size(), std::move(done));  // deletes itself when the last is told
+  for (std::size_t i = 0; i < payloads.size(); ++i) journal->append_carried(std::move(payloads[i]), job->waiter_of(i));
+  shard.metrics().journal_records_carried.fetch_add(payloads.size(), std::memory_order_relaxed);
+}
 
 credit_leases& credit_leases::at(core::shard& s) { return gateway_handler::at(s).credit_; }
 rate_limiter& rate_limiter::at(core::shard& s) { return gateway_handler::at(s).rate_; }

@@ -75,6 +75,12 @@ core::runtime::service_factory make_shard_services(std::shared_ptr<const gateway
 // (for the checkpoint), and the journal position that covers it.
 credit::journal_delta take_journal_delta(core::shard& shard);
 
+// On `shard`'s own thread: appends each payload as a `carried` record to
+// its journal (retention's); `done(ok)` runs on that thread once every one
+// is durable (ok) or once all have been told and one failed. Without a
+// journal: done(false) at once.
+void carry_records(core::shard& shard, std::vector<std::string> payloads, std::function<void(bool)> done);
+
 // Live operations for the admin endpoint, each to be run on the named
 // shard's own thread (post_from_any_thread). `home` is the account's home.
 credit::lease_authority::account_view account_view(core::shard& home, account_id id);

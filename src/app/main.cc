@@ -136,7 +136,8 @@ struct journal_totals {
         break;
       case spool::record_type::seal:
       case spool::record_type::submitted:
-      case spool::record_type::inbound: break;
+      case spool::record_type::inbound:
+      case spool::record_type::carried: break;  // its original debited
     }
   }
 };
@@ -163,6 +164,7 @@ void fold(credit::journal_delta& d, spool::record& r, unsigned node_id, unsigned
     case spool::record_type::delivery_final:
     case spool::record_type::submitted: delivery::add_delivery_row(d, r.delivery, r.unix_ms); break;
     case spool::record_type::inbound: delivery::add_inbound_row(d, r.sequence, r.inbound, r.unix_ms); break;
+    case spool::record_type::carried: break;  // its original is in the index
   }
 }
 
@@ -252,6 +254,7 @@ std::unique_ptr<spool::journal> open_journal(const gateway_config& config, unsig
   const std::uint64_t after = position == checkpoint.sequence.end() ? 0 : position->second;
   credit::journal_delta delta;
   delta.shard = index;
+  delta.replayed = true;
   auto j = spool::journal::open(
       options,
       [&](spool::record& r) {
@@ -276,6 +279,19 @@ std::unique_ptr<spool::journal> open_journal(const gateway_config& config, unsig
     st.replayed.push_back(std::move(delta));
   }
   return j;
+}
+
+// What the message index knows of the messages the checkpoint covers,
+// which journal retention may have left without some of their records:
+// delivery's recovery starts from it. Without an SMSC nothing is delivered
+// (and nothing is deleted).
+bool use_message_index(const gateway_config& config, credit::checkpoint_store& store,
+                       const credit::checkpoint_store::loaded& checkpoint, replay_state& st, std::string& error) {
+  if (config.smscs.empty()) return true;
+  credit::checkpoint_store::open_messages open;
+  if (!store.load_open_messages(open, error)) return false;
+  st.undelivered.use_index(std::move(open), checkpoint.sequence, config.node_id);
+  return true;
 }
 
 // One journal per shard, kept for the shards; directories of shards beyond
@@ -509,6 +525,10 @@ std::unique_ptr<app::checkpointer> start_checkpointer(const gateway_config& conf
                                                       std::unique_ptr<credit::checkpoint_store> store) {
   auto c = std::make_unique<app::checkpointer>(rt, std::move(store), std::chrono::seconds(config.checkpoint_interval_s),
                                                std::chrono::hours(24) * config.index_text_retention_days);
+  // Without an SMSC nothing becomes final: segments are only counted.
+  const std::uint64_t first_wait_ms = 2000ull * std::max(1u, config.checkpoint_interval_s);
+  c->use_retention(std::make_unique<app::journal_retention>(rt, config.data_dir, config.node_id,
+                                                            !config.smscs.empty(), first_wait_ms));
   // checkpoint_interval 0: no periodic checkpoint, only the final one at a clean stop.
   if (config.checkpoint_interval_s != 0) c->start();
   return c;
@@ -642,6 +662,7 @@ int main(int argc, char** argv) {
   credit::checkpoint_store::loaded checkpoint;
   if (!checkpoints || !checkpoints->load(checkpoint, error)) return fail(1, "checkpoint: " + error);
   replay_state replay(config);
+  if (!use_message_index(config, *checkpoints, checkpoint, replay, error)) return fail(1, "checkpoint: " + error);
   if (!replay_journals(config, shards, checkpoint, replay, error)) return fail(1, error);
 
   auto services = std::make_shared<app::gateway_services>();

@@ -633,7 +633,7 @@ void read_document(const toml_reader& r, const toml::table& doc, parse_state& st
       r.check_keys(t, "journal.", {"segment_bytes"});
       if (auto* n = t.get("segment_bytes"))
         c.journal_segment_bytes =
-            static_cast<std::uint64_t>(r.integer(*n, "journal.segment_bytes", 1 << 20, 1ll << 40));
+            static_cast<std::uint64_t>(r.integer(*n, "journal.segment_bytes", 1 << 16, 1ll << 40));
     } else if (key == "index") {
       // The message index (postino-ctl message show): how long it keeps a
       // message's text; 0 clears it at the checkpoint thread's next sweep.

@@ -230,6 +230,9 @@ void journal_delta::merge(journal_delta&& later) {
 
 struct checkpoint_store::impl {
   sqlite3* db = nullptr;
+  // Queue ids whose delivery rows were written before their message was:
+  // its state is folded when it comes (checkpoint_store::write).
+  std::unordered_set<std::string> orphans;
   ~impl() {
     if (db != nullptr) sqlite3_close(db);
   }
@@ -310,8 +313,9 @@ namespace {
 // Prepared once per checkpoint, used for each message whose rows changed.
 class message_state_update {
  public:
-  explicit message_state_update(sqlite3* db)
-      : shape_(db, "SELECT recipients, segments FROM checkpoint_message WHERE queue_id = ?1"),
+  message_state_update(sqlite3* db, std::unordered_set<std::string>& orphans)
+      : orphans_(orphans),
+        shape_(db, "SELECT recipients, segments FROM checkpoint_message WHERE queue_id = ?1"),
         rows_(db, "SELECT recipient_index, segment, state FROM checkpoint_delivery WHERE queue_id = ?1"),
         update_(db, "UPDATE checkpoint_message SET state = ?2 WHERE queue_id = ?1 AND state IS NOT ?2") {}
   bool ok() const { return shape_.ok() && rows_.ok() && update_.ok(); }
@@ -320,7 +324,10 @@ class message_state_update {
   bool run(const std::string& queue_id) {
     shape_.bind_all(queue_id);
     int rc = sqlite3_step(shape_.get());
-    if (rc == SQLITE_DONE) return true;  // deliveries of a message not (yet) in the index
+    if (rc == SQLITE_DONE) {  // deliveries of a message not (yet) in the index
+      orphans_.insert(queue_id);
+      return true;
+    }
     if (rc != SQLITE_ROW) return false;
     const auto recipients = sqlite3_column_int64(shape_.get(), 0);
     const auto segments = sqlite3_column_int64(shape_.get(), 1);
@@ -348,6 +355,7 @@ class message_state_update {
   }
 
  private:
+  std::unordered_set<std::string>& orphans_;
   statement shape_, rows_, update_;
 };
 
@@ -400,7 +408,7 @@ namespace {
 
 // The statements of one checkpoint, prepared together.
 struct checkpoint_statements {
-  explicit checkpoint_statements(sqlite3* db)
+  checkpoint_statements(sqlite3* db, std::unordered_set<std::string>& orphans)
       : journal(db,
                 "INSERT INTO checkpoint_journal (shard, sequence, updated_ms) VALUES (?1, ?2, ?3) "
                 "ON CONFLICT (shard) DO UPDATE SET sequence = max(sequence, excluded.sequence), "
@@ -429,7 +437,7 @@ struct checkpoint_statements {
         inbound(db,
                 "INSERT OR IGNORE INTO checkpoint_inbound (shard, sequence, smsc, source, destination, "
                 "text, received_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
-        states(db) {}
+        states(db, orphans) {}
   bool ok() const {
     return journal.ok() && balance.ok() && balance_set.ok() && message.ok() && delivery.ok() && inbound.ok() &&
            states.ok();
@@ -502,6 +510,18 @@ bool write_delivered(checkpoint_statements& st, const journal_delta& d, std::uno
   return true;
 }
 
+// Messages whose state must be folded although no row of theirs came with
+// them: those whose rows came first (orphans, forgotten once the write
+// has committed) and every message of start-up's replay.
+std::unordered_set<std::string> late_messages(const std::vector<journal_delta>& deltas,
+                                              const std::unordered_set<std::string>& orphans) {
+  std::unordered_set<std::string> late;
+  for (const auto& d : deltas)
+    for (const auto& m : d.accepted)
+      if (d.replayed || orphans.contains(m.queue_id)) late.insert(m.queue_id);
+  return late;
+}
+
 // Rows set to a value, after every delta's adds, so they win.
 bool write_rows(checkpoint_statements& st, const std::vector<balance_row>& rows, std::string& error) {
   for (const balance_row& r : rows) {
@@ -520,7 +540,7 @@ bool write_rows(checkpoint_statements& st, const std::vector<balance_row>& rows,
 
 bool checkpoint_store::write(const std::vector<journal_delta>& deltas, const std::vector<balance_row>& rows,
                              std::string& error) {
-  checkpoint_statements st(impl_->db);
+  checkpoint_statements st(impl_->db, impl_->orphans);
   if (!st.ok()) {
     error = impl_->error();
     return false;
@@ -537,7 +557,7 @@ bool checkpoint_store::write(const std::vector<journal_delta>& deltas, const std
   // one shard may be submitted by another within the same checkpoint.
   for (const auto& d : deltas)
     if (!write_accepted(st, d, now)) return fail();
-  std::unordered_set<std::string> touched;
+  std::unordered_set<std::string> touched = late_messages(deltas, impl_->orphans);
   for (const auto& d : deltas)
     if (!write_delivered(st, d, touched)) return fail();
   for (const auto& queue_id : touched)
@@ -547,6 +567,54 @@ bool checkpoint_store::write(const std::vector<journal_delta>& deltas, const std
     impl_->rollback();
     return false;
   }
+  if (!impl_->orphans.empty())
+    for (const auto& d : deltas)
+      for (const auto& m : d.accepted) impl_->orphans.erase(m.queue_id);
+  return true;
+}
+
+bool checkpoint_store::message_states(const std::vector<std::string>& queue_ids, std::vector<indexed>& out,
+                                      std::string& error) {
+  out.assign(queue_ids.size(), indexed::absent);
+  const std::string sql = "SELECT " + state_test_sql("state", true) + " FROM checkpoint_message WHERE queue_id = ?1";
+  statement lookup(impl_->db, sql.c_str());
+  if (!lookup.ok()) return error = impl_->error(), false;
+  // One read transaction for all the look-ups, not one per statement.
+  if (!impl_->exec("BEGIN", error)) return false;
+  for (std::size_t i = 0; i < queue_ids.size(); ++i) {
+    lookup.bind_all(queue_ids[i]);
+    const int rc = sqlite3_step(lookup.get());
+    if (rc == SQLITE_ROW)
+      out[i] = sqlite3_column_int(lookup.get(), 0) != 0 ? indexed::final : indexed::open;
+    else if (rc != SQLITE_DONE)
+      return error = impl_->error(), impl_->rollback(), false;
+  }
+  return impl_->exec("COMMIT", error);
+}
+
+bool checkpoint_store::load_open_messages(open_messages& out, std::string& error) {
+  // The open messages through their partial index, then each one's rows.
+  const std::string sql =
+      "SELECT o.queue_id, d.recipient_index, d.segment, d.state, d.smsc, d.smsc_message_id, d.updated_ms "
+      "FROM (SELECT queue_id FROM checkpoint_message WHERE " + open_state() + ") o "
+      "LEFT JOIN checkpoint_delivery d ON d.queue_id = o.queue_id";
+  statement rows(impl_->db, sql.c_str());
+  if (!rows.ok()) return error = impl_->error(), false;
+  auto text = [&](int column) {
+    const auto* t = reinterpret_cast<const char*>(sqlite3_column_text(rows.get(), column));
+    return t != nullptr ? std::string(t) : std::string();
+  };
+  int rc;
+  while ((rc = sqlite3_step(rows.get())) == SQLITE_ROW) {
+    std::vector<delivery_row>& known = out[text(0)];
+    if (sqlite3_column_type(rows.get(), 1) == SQLITE_NULL) continue;  // queued: no row yet
+    const auto state = parse_state_name(text(3));
+    if (!state) continue;
+    known.push_back({static_cast<std::uint32_t>(sqlite3_column_int64(rows.get(), 1)),
+                     static_cast<std::uint32_t>(sqlite3_column_int64(rows.get(), 2)), *state, text(4), text(5),
+                     static_cast<std::uint64_t>(sqlite3_column_int64(rows.get(), 6))});
+  }
+  if (rc != SQLITE_DONE) return error = impl_->error(), false;
   return true;
 }
 

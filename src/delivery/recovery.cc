@@ -1,11 +1,15 @@
 // Start-up recovery of delivery work (include/delivery/postino/delivery.h): while
-// main replays every journal, this collects each SMS message record and every
-// submitted / delivery_final record (which may sit in another shard's
-// journal, before or after the message's own record), then says, per owning
-// shard, which segments must be submitted and which wait for a receipt.
-// Only visit() and finish() touch the maps; both run on the main thread.
+// main replays every journal, this collects each SMS message record (or its
+// carried copy) and every submitted / delivery_final record (which may sit
+// in another shard's journal, before or after the message's own record),
+// then says, per owning shard, which segments must be submitted and which
+// wait for a receipt. Journal retention deletes a segment once the
+// checkpoint covers it, so for covered messages the message index's rows
+// (use_index) stand for the records that went with it.
+// Only use_index(), visit() and finish() touch the maps; all run on the main thread.
 #include <algorithm>
 #include <map>
+#include <set>
 #include <unordered_map>
 
 #include "postino/delivery.h"
@@ -31,6 +35,7 @@ struct segment_news {
   bool final = false;
   std::string smsc;  // submitted to
   std::string smsc_message_id;
+  std::uint64_t unix_ms = 0;  // of the submitted record that said so
 };
 
 // An SMS message record as replayed, encoded only in finish() and only if
@@ -65,11 +70,49 @@ struct recovery::impl {
   const gateway_config& config;
   std::map<message_key, journaled_sms> messages;
   std::map<message_key, std::map<segment_key, segment_news>> news;
-  std::uint64_t mms = 0;
+  std::set<message_key> mms;  // a carried copy and its original count once
+  // use_index's: positions per shard and the open messages among them.
+  unsigned node = 0;
+  std::unordered_map<unsigned, std::uint64_t> covered;
+  std::set<message_key> open;
+
+  // A covered message the index says is final: nothing left to do.
+  bool final_in_index(const message_key& key) const {
+    if (key.node != node) return false;
+    const auto position = covered.find(key.shard);
+    return position != covered.end() && key.sequence <= position->second && !open.contains(key);
+  }
+
+  void learn(const message_key& key, const segment_key& part, bool final, const std::string& smsc,
+             const std::string& smsc_message_id, std::uint64_t unix_ms) {
+    segment_news& n = news[key][part];
+    if (final) {
+      n.final = true;
+    } else if (!n.final && unix_ms >= n.unix_ms) {  // the latest submission wins
+      n.smsc = smsc;
+      n.smsc_message_id = smsc_message_id;
+      n.unix_ms = unix_ms;
+    }
+  }
 };
 
-recovery::recovery(const gateway_config& config) : impl_(std::make_unique<impl>(impl{config, {}, {}, 0})) {}
+recovery::recovery(const gateway_config& config) : impl_(std::make_unique<impl>(impl{config, {}, {}, {}, 0, {}, {}})) {}
 recovery::~recovery() = default;
+
+void recovery::use_index(credit::checkpoint_store::open_messages open,
+                         std::unordered_map<unsigned, std::uint64_t> covered, unsigned node) {
+  impl_->node = node;
+  impl_->covered = std::move(covered);
+  for (auto& [text, rows] : open) {
+    const std::optional<queue_id> id = queue_id::parse(text);
+    if (!id) continue;
+    const message_key key{id->node, id->shard, id->sequence};
+    impl_->open.insert(key);
+    for (const auto& row : rows)
+      impl_->learn(key, {row.recipient_index, row.segment}, is_final(row.state), row.smsc, row.smsc_message_id,
+                   row.updated_ms);
+  }
+}
 
 void recovery::visit(const spool::record& r, unsigned node, unsigned shard) {
   spool::record copy = r;
@@ -78,28 +121,28 @@ void recovery::visit(const spool::record& r, unsigned node, unsigned shard) {
 
 void recovery::visit(spool::record&& r, unsigned node, unsigned shard) {
   switch (r.type) {
-    case spool::record_type::message: {
+    case spool::record_type::message:
+      // Its id: the journal's node and shard, the record's sequence.
+      r.origin = {static_cast<std::uint8_t>(node), static_cast<std::uint8_t>(shard), r.sequence, r.unix_ms};
+      [[fallthrough]];
+    case spool::record_type::carried: {
+      const message_key key{r.origin.node, r.origin.shard, r.origin.sequence};
+      if (impl_->final_in_index(key)) return;
       if (r.tx.is_mms) {
-        ++impl_->mms;
+        impl_->mms.insert(key);
         return;
       }
-      const queue_id id{static_cast<std::uint8_t>(node), static_cast<std::uint8_t>(shard), r.sequence};
-      journaled_sms& m = impl_->messages[{id.node, id.shard, id.sequence}];
+      journaled_sms& m = impl_->messages[key];
       m.msg = sendable(r);
-      m.id = id;
-      m.unix_ms = r.unix_ms;
+      m.id = queue_id{key.node, key.shard, key.sequence};
+      m.unix_ms = r.origin.unix_ms;
       return;
     }
     case spool::record_type::submitted:
     case spool::record_type::delivery_final: {
       const auto& d = r.delivery;
-      segment_news& n = impl_->news[{d.key.node, d.key.shard, d.key.sequence}][{d.key.recipient, d.key.segment}];
-      if (r.type == spool::record_type::delivery_final) {
-        n.final = true;
-      } else if (!n.final) {
-        n.smsc = d.smsc;
-        n.smsc_message_id = d.smsc_message_id;
-      }
+      impl_->learn({d.key.node, d.key.shard, d.key.sequence}, {d.key.recipient, d.key.segment},
+                   r.type == spool::record_type::delivery_final, d.smsc, d.smsc_message_id, r.unix_ms);
       return;
     }
     default: return;
@@ -109,7 +152,7 @@ void recovery::visit(spool::record&& r, unsigned node, unsigned shard) {
 recovery::result recovery::finish(unsigned shards) {
   result out;
   out.per_shard.resize(shards);
-  out.mms_left_queued = impl_->mms;
+  out.mms_left_queued = impl_->mms.size();
   const auto& smscs = impl_->config.smscs;
   std::unordered_map<std::string, int> smsc_index;
   for (std::size_t i = 0; i < smscs.size(); ++i) smsc_index[smscs[i].name] = static_cast<int>(i);

@@ -65,6 +65,7 @@ struct pending_record {
   credit_units amount = 0;
   delivery_event delivery;       // submitted, delivery_final
   inbound_message inbound;       // inbound
+  std::string carried;           // carried: the payload
   append_waiter* waiter = nullptr;
 
   std::uint64_t disk_size() const {
@@ -73,6 +74,7 @@ struct pending_record {
       case record_type::submitted:
       case record_type::delivery_final: return codec::delivery_size(type, delivery);
       case record_type::inbound: return codec::inbound_size(inbound);
+      case record_type::carried: return codec::header_size + carried.size();
       case record_type::top_up:
       case record_type::refund:
       case record_type::seal: break;
@@ -95,6 +97,9 @@ void encode_one(std::string& staging, const pending_record& p, std::uint64_t gro
       return;
     case record_type::inbound:
       codec::encode_inbound(staging, p.sequence, p.unix_ms, group_offset, p.inbound);
+      return;
+    case record_type::carried:
+      codec::encode_carried(staging, p.sequence, p.unix_ms, group_offset, p.carried);
       return;
     case record_type::top_up:
     case record_type::refund:
@@ -194,9 +199,21 @@ class journal_impl final : public journal {
       case record_type::top_up:
       case record_type::refund:
       case record_type::seal:
+      case record_type::carried:
         break;
     }
     fail_later(std::move(p));
+  }
+
+  void append_carried(std::string payload, append_waiter* waiter) override {
+    pending_record p;
+    p.type = record_type::carried;
+    p.sequence = next_sequence_++;
+    p.unix_ms = core::unix_ms();
+    p.carried = std::move(payload);
+    p.waiter = waiter;
+    if (waiter != nullptr) waiter->sequence = p.sequence;
+    enqueue(std::move(p));
   }
 
   std::size_t pending() const override {

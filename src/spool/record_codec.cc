@@ -114,7 +114,7 @@ std::size_t inbound_payload(const inbound_message& m) {
 // The delivery types came with version 3: an older record claiming one is
 // damage, not a record.
 bool valid_type(std::uint8_t t, std::uint8_t version) {
-  const auto newest = version >= 3 ? record_type::inbound : record_type::seal;
+  const auto newest = version >= 3 ? record_type::carried : record_type::seal;
   return t >= static_cast<std::uint8_t>(record_type::message) && t <= static_cast<std::uint8_t>(newest);
 }
 
@@ -251,6 +251,43 @@ void encode_inbound(std::string& out, std::uint64_t sequence, std::uint64_t unix
   seal_crc(out, start, {});
 }
 
+std::string carried_payload(const header& h, const std::uint8_t* data, std::uint8_t node, std::uint8_t shard) {
+  const auto* payload = reinterpret_cast<const char*>(data + header_size);
+  if (h.type == static_cast<std::uint8_t>(record_type::carried)) return std::string(payload, h.length);
+  if (h.type != static_cast<std::uint8_t>(record_type::message)) return {};
+  std::string out;
+  out.reserve(carried_prefix + h.length);
+  put<std::uint8_t>(out, node);
+  put<std::uint8_t>(out, shard);
+  put<std::uint8_t>(out, h.version);
+  put<std::uint64_t>(out, h.sequence);
+  put<std::uint64_t>(out, h.unix_ms);
+  out.append(payload, h.length);
+  return out;
+}
+
+bool named_message(const header& h, const std::uint8_t* payload, std::uint8_t& node, std::uint8_t& shard,
+                   std::uint64_t& sequence) {
+  const auto type = static_cast<record_type>(h.type);
+  const bool carried = type == record_type::carried;
+  if (!carried && type != record_type::submitted && type != record_type::delivery_final) return false;
+  // carried: node, shard, version, sequence; delivery: node, shard, sequence.
+  const std::size_t at = carried ? 3 : 2;
+  if (h.length < at + 8) return false;
+  node = payload[0];
+  shard = payload[1];
+  sequence = get<std::uint64_t>(payload + at);
+  return true;
+}
+
+void encode_carried(std::string& out, std::uint64_t sequence, std::uint64_t unix_ms, std::uint64_t group_offset,
+                    std::string_view payload) {
+  std::size_t start = put_header(out, record_type::carried, static_cast<std::uint32_t>(payload.size()), sequence,
+                                 unix_ms, group_offset);
+  out.append(payload);
+  seal_crc(out, start, {});
+}
+
 std::string encode_record(const record& r, std::uint64_t group_offset) {
   std::string out;
   switch (r.type) {
@@ -272,6 +309,20 @@ std::string encode_record(const record& r, std::uint64_t group_offset) {
     case record_type::inbound:
       encode_inbound(out, r.sequence, r.unix_ms, group_offset, r.inbound);
       break;
+    case record_type::carried: {
+      // The original message record (as version 3 writes it), then carried.
+      record original = r;
+      original.type = record_type::message;
+      original.sequence = r.origin.sequence;
+      original.unix_ms = r.origin.unix_ms;
+      const std::string bytes = encode_record(original, 0);
+      header h;
+      check_record(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size(), h);
+      encode_carried(out, r.sequence, r.unix_ms, group_offset,
+                     carried_payload(h, reinterpret_cast<const std::uint8_t*>(bytes.data()), r.origin.node,
+                                     r.origin.shard));
+      break;
+    }
   }
   return out;
 }
@@ -428,6 +479,24 @@ bool decode_delivery(record_type type, reader& in, delivery_event& e, std::strin
   return true;
 }
 
+// A carried record: its origin, then the original message payload decoded
+// by the original's version.
+bool decode_carried(reader& in, record& out, std::string& what) {
+  out.origin.node = in.take<std::uint8_t>();
+  out.origin.shard = in.take<std::uint8_t>();
+  header original;
+  original.version = in.take<std::uint8_t>();
+  out.origin.sequence = in.take<std::uint64_t>();
+  out.origin.unix_ms = in.take<std::uint64_t>();
+  if (!in.ok) return true;
+  if (original.version < oldest_record_version || original.version > record_version)
+    return refuse(what, "carried message of unknown version " + std::to_string(original.version));
+  if (out.origin.sequence > max_sequence) return refuse(what, "carried message sequence past the largest");
+  if (!decode_message(original, in, out.tx, what)) return false;
+  out.content_unread = original.version == 1;
+  return true;
+}
+
 }  // namespace
 
 bool decode_record(const header& h, const std::uint8_t* payload, record& out, std::string& what) {
@@ -461,6 +530,9 @@ bool decode_record(const header& h, const std::uint8_t* payload, record& out, st
       out.inbound.destination = in.take_string();
       out.inbound.data_coding = in.take<std::uint8_t>();
       out.inbound.text = in.take_string();
+      break;
+    case record_type::carried:
+      if (!decode_carried(in, out, what)) return false;
       break;
   }
   if (!in.ok) return refuse(what, "payload shorter than its fields");

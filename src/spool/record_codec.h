@@ -49,6 +49,12 @@
 //   delivery_final: the same as submitted, then state u8 (message_state, at
 //            most `rejected`), error u32, account u64, refund i64
 //   inbound: smsc, source, destination strings, data_coding u8, text string
+//   carried (retention, type 8, written as version 3; a reader from before
+//            it stops at one with "unknown record type"): origin node u8,
+//            origin shard u8, origin version u8 (1..3), origin sequence u64,
+//            origin unix_ms u64, then the original message payload exactly
+//            as that version wrote it (body last). Carrying a carried record
+//            again copies its payload as it is, so the origin never changes.
 // The decoder range-checks what our encoders can never write, and refuses
 // the record (start-up then stops naming the file and offset): a negative
 // price, amount, refund or unit price, a unit price above the message's
@@ -122,6 +128,19 @@ void encode_delivery(std::string& out, record_type type, std::uint64_t sequence,
                      std::uint64_t group_offset, const delivery_event& e);
 void encode_inbound(std::string& out, std::uint64_t sequence, std::uint64_t unix_ms,
                     std::uint64_t group_offset, const inbound_message& m);
+
+// A carried record's payload for the checked record at `data` (header
+// `h`): a message record of journal (node, shard) gets the origin prefix,
+// a carried one is copied as it is. Empty for any other type.
+std::string carried_payload(const header& h, const std::uint8_t* data, std::uint8_t node, std::uint8_t shard);
+inline constexpr std::size_t carried_prefix = 19;
+// The message a checked carried, submitted or delivery_final record is
+// about (its origin or delivery key), from its payload's first bytes
+// without decoding the rest; false for other types or a short payload.
+bool named_message(const header& h, const std::uint8_t* payload, std::uint8_t& node, std::uint8_t& shard,
+                   std::uint64_t& sequence);
+void encode_carried(std::string& out, std::uint64_t sequence, std::uint64_t unix_ms, std::uint64_t group_offset,
+                    std::string_view payload);
 
 // A whole record (body included) as one string: for tests and tools.
 std::string encode_record(const record& r, std::uint64_t group_offset = 0);

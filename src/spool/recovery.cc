@@ -39,54 +39,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// A read-only private mapping of a whole file.
-class mapped_file {
- public:
-  mapped_file() = default;
-  mapped_file(const mapped_file&) = delete;
-  mapped_file& operator=(const mapped_file&) = delete;
-  ~mapped_file() {
-    if (data_ != nullptr) munmap(const_cast<std::uint8_t*>(data_), size_);
-  }
-
-  bool map(const std::string& path, std::string& error) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-      error = files::errno_text(path + ": open", errno);
-      return false;
-    }
-    struct stat st {};
-    if (fstat(fd, &st) != 0) {
-      error = files::errno_text(path + ": fstat", errno);
-      ::close(fd);
-      return false;
-    }
-    size_ = static_cast<std::size_t>(st.st_size);
-    if (size_ > 0) {
-      void* p = mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
-      if (p == MAP_FAILED) {
-        error = files::errno_text(path + ": mmap", errno);
-        ::close(fd);
-        return false;
-      }
-      data_ = static_cast<const std::uint8_t*>(p);
-    }
-    ::close(fd);
-    return true;
-  }
-
-  const std::uint8_t* data() const { return data_; }
-  std::size_t size() const { return size_; }
-
- private:
-  const std::uint8_t* data_ = nullptr;
-  std::size_t size_ = 0;
-};
-
 struct segment {
   std::uint64_t name = 0;
   std::string path;
-  mapped_file file;
+  files::mapped_file file;
   std::uint64_t limit = 0;       // sealed offset, or the file size
   bool sealed = false;
   // Walk result.

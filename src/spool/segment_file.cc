@@ -1,10 +1,12 @@
 // Journal segment file helpers (see segment_file.h). These are synchronous
-// system calls used only on rare paths: start-up, rotation, sealing. No
+// system calls used only on rare paths: start-up, rotation, sealing, and the
+// readers' mappings (recovery, retention on the checkpoint thread). No
 // buffers are kept; the zero-fill fallback uses a small local block.
 #include "segment_file.h"
 
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -110,6 +112,36 @@ bool ensure_size(int fd, std::uint64_t bytes, std::string& error) {
   // Mode 0 allocates and extends the size; the new range reads as zeros.
   if (fallocate(fd, 0, 0, static_cast<off_t>(bytes)) != 0) return failed(error, "fallocate");
   if (fsync(fd) != 0) return failed(error, "fsync");
+  return true;
+}
+
+mapped_file::~mapped_file() {
+  if (data_ != nullptr) munmap(const_cast<std::uint8_t*>(data_), size_);
+}
+
+bool mapped_file::map(const std::string& path, std::string& error) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    error = errno_text(path + ": open", errno);
+    return false;
+  }
+  struct stat st {};
+  if (fstat(fd, &st) != 0) {
+    error = errno_text(path + ": fstat", errno);
+    ::close(fd);
+    return false;
+  }
+  size_ = static_cast<std::size_t>(st.st_size);
+  if (size_ > 0) {
+    void* p = mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (p == MAP_FAILED) {
+      error = errno_text(path + ": mmap", errno);
+      ::close(fd);
+      return false;
+    }
+    data_ = static_cast<const std::uint8_t*>(p);
+  }
+  ::close(fd);
   return true;
 }
 

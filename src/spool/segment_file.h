@@ -1,8 +1,10 @@
 // File-level helpers for journal segments: names, creation (preallocated,
-// fsynced, directory fsynced), zeroing a torn tail, and errno text. They own
-// no buffers; descriptors they return belong to the caller.
+// fsynced, directory fsynced), zeroing a torn tail, errno text, and a
+// read-only mapping for the readers (recovery, retention). They own no
+// buffers but the mapping; descriptors they return belong to the caller.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -32,5 +34,21 @@ bool zero_range(int fd, std::uint64_t from, std::uint64_t to, std::string& error
 
 // Grows fd to at least `bytes` of allocated, zero-filled space and fsyncs it.
 bool ensure_size(int fd, std::uint64_t bytes, std::string& error);
+
+// A read-only private mapping of a whole file, unmapped by the destructor.
+class mapped_file {
+ public:
+  mapped_file() = default;
+  mapped_file(const mapped_file&) = delete;
+  mapped_file& operator=(const mapped_file&) = delete;
+  ~mapped_file();
+  bool map(const std::string& path, std::string& error);
+  const std::uint8_t* data() const { return data_; }
+  std::size_t size() const { return size_; }
+
+ private:
+  const std::uint8_t* data_ = nullptr;
+  std::size_t size_ = 0;
+};
 
 }  // namespace postino::spool::files

@@ -41,7 +41,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   // What check_record lets through: a known version and type.
   constexpr unsigned versions = codec::record_version - codec::oldest_record_version + 1;
   h.version = static_cast<std::uint8_t>(codec::oldest_record_version + data[0] % versions);
-  h.type = static_cast<std::uint8_t>(1 + data[1] % static_cast<unsigned>(record_type::inbound));
+  h.type = static_cast<std::uint8_t>(1 + data[1] % static_cast<unsigned>(record_type::carried));
   h.length = static_cast<std::uint32_t>(size - 2);
   h.sequence = 42;
   h.unix_ms = 1'700'000'000'000;

@@ -255,6 +255,49 @@ TEST_F(checkpoint_test, in_order_deliveries_reach_the_final_state) {
             "+393330000000");
 }
 
+// A delivering shard's delta may be written before the accepting shard's:
+// the message's state is folded when its row arrives, in this process
+// (orphans) and after a restart (start-up's replay refolds every message).
+TEST_F(checkpoint_test, deliveries_written_before_their_message_still_set_its_state) {
+  auto s = open();
+  ASSERT_TRUE(s);
+  ASSERT_TRUE(write(*s, {with_deliveries(1, {event("Q1", 0, 0, message_state::delivered, 100, "id-a")})}));
+  ASSERT_TRUE(write(*s, {with_messages(0, {message("Q1", {"+393330000000"}, 1)})}));
+  EXPECT_EQ(message_state_of("Q1"), "delivered");
+
+  ASSERT_TRUE(write(*s, {with_deliveries(1, {event("Q2", 0, 0, message_state::delivered, 100, "id-b")})}));
+  s = open();  // a restart: the orphan is forgotten
+  journal_delta replayed = with_messages(0, {message("Q2", {"+393330000000"}, 1)});
+  replayed.replayed = true;
+  ASSERT_TRUE(write(*s, {replayed}));
+  EXPECT_EQ(message_state_of("Q2"), "delivered");
+}
+
+// Journal retention's look-ups: absent, open or final, and start-up's list
+// of the open messages with their rows.
+TEST_F(checkpoint_test, retention_reads_message_states_and_open_rows) {
+  auto s = open();
+  ASSERT_TRUE(s);
+  ASSERT_TRUE(write(*s, {with_messages(0, {message("Q1", {"+393330000000"}, 1), message("Q2", {"+393330000000"}, 1),
+                                           message("Q3", {"+393330000000"}, 2)})}));
+  ASSERT_TRUE(write(*s, {with_deliveries(1, {event("Q1", 0, 0, message_state::delivered, 100, "id-1"),
+                                             event("Q3", 0, 0, message_state::submitted, 100, "id-3")})}));
+  std::vector<checkpoint_store::indexed> states;
+  std::string error;
+  ASSERT_TRUE(s->message_states({"Q1", "Q2", "Q3", "Q9"}, states, error)) << error;
+  using indexed = checkpoint_store::indexed;
+  EXPECT_EQ(states, (std::vector<indexed>{indexed::final, indexed::open, indexed::open, indexed::absent}));
+
+  checkpoint_store::open_messages open;
+  ASSERT_TRUE(s->load_open_messages(open, error)) << error;
+  ASSERT_EQ(open.size(), 2u);
+  EXPECT_TRUE(open.at("Q2").empty()) << "queued: no row yet";
+  ASSERT_EQ(open.at("Q3").size(), 1u);
+  EXPECT_EQ(open.at("Q3")[0].smsc_message_id, "id-3");
+  EXPECT_EQ(open.at("Q3")[0].state, message_state::submitted);
+  EXPECT_EQ(open.at("Q3")[0].updated_ms, 100u);
+}
+
 TEST_F(checkpoint_test, final_before_submitted_stays_final) {
   auto s = open();
   ASSERT_TRUE(s);

@@ -4,6 +4,8 @@
 // left alone. Records are built in memory; no journal is involved.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "postino/config.h"
 #include "postino/delivery.h"
 #include "postino/spool.h"
@@ -82,6 +84,64 @@ TEST(delivery_recovery, only_segments_not_final_come_back) {
     }
   }
   EXPECT_EQ(segments, 3u);
+}
+
+// Journal retention deletes covered segments; the message index stands for
+// what they held. Shard 0's checkpoint covers sequences up to 10.
+TEST(delivery_recovery, covered_messages_take_their_state_from_the_index) {
+  const auto config = two_smscs();
+  recovery rec(config);
+  using spool::record_type;
+  credit::checkpoint_store::open_messages open;
+  // Message 5: open, its submission (to b, id z5) known only to the index.
+  open[queue_id{0, 0, 5}.format()] = {{0, 0, message_state::submitted, "b", "z5", 1'700'000'000'100}};
+  // Message 6: open, queued (no row), carried forward from a deleted segment.
+  open[queue_id{0, 0, 6}.format()] = {};
+  rec.use_index(std::move(open), {{0, 10}}, 0);
+  rec.visit(sms(4, {"+393331234567"}, 1), 0, 0);  // covered and not open: final
+  rec.visit(sms(5, {"+393331234567"}, 1), 0, 0);
+  spool::record carried = sms(6, {"+393471234567"}, 1);
+  carried.type = record_type::carried;
+  carried.sequence = 40;  // its own place in the journal that carried it
+  carried.origin = {0, 0, 6, 1'700'000'000'000};
+  rec.visit(carried, 0, 1);
+  rec.visit(carried, 0, 1);  // carried twice (a crash before the old segment went): still one
+  rec.visit(sms(11, {"+447911123456"}, 1), 0, 0);  // not covered: the journal tells all
+  recovery::result out = rec.finish(2);
+  EXPECT_EQ(out.awaiting_receipt, 1u);
+  EXPECT_EQ(out.to_submit, 2u);
+  std::vector<std::uint64_t> sequences;
+  for (const auto& shard : out.per_shard)
+    for (const auto& seg : shard) {
+      sequences.push_back(seg.message->key.sequence);
+      if (seg.message->key.sequence == 5) {
+        EXPECT_EQ(seg.smsc, 1);
+        EXPECT_EQ(seg.smsc_message_id, "z5");
+      }
+      if (seg.message->key.sequence == 6) EXPECT_EQ(seg.message->key.shard, 0u) << "the origin's shard, not 1";
+    }
+  std::sort(sequences.begin(), sequences.end());
+  EXPECT_EQ(sequences, (std::vector<std::uint64_t>{5, 6, 11}));
+}
+
+// A segment resubmitted after a restart (its first SMSC gone) is submitted
+// twice; the later submission is the one whose receipt comes, whichever
+// journal is read first.
+TEST(delivery_recovery, the_latest_submission_wins) {
+  const auto config = two_smscs();
+  recovery rec(config);
+  using spool::record_type;
+  auto later = news(record_type::submitted, 0, 1, 0, 0, "b", "new");
+  later.unix_ms = 2'000;
+  auto earlier = news(record_type::submitted, 0, 1, 0, 0, "a", "old");
+  earlier.unix_ms = 1'000;
+  rec.visit(sms(1, {"+393331234567"}, 1), 0, 0);
+  rec.visit(later, 0, 1);
+  rec.visit(earlier, 0, 0);
+  recovery::result out = rec.finish(2);
+  ASSERT_EQ(out.awaiting_receipt, 1u);
+  for (const auto& shard : out.per_shard)
+    for (const auto& seg : shard) EXPECT_EQ(seg.smsc_message_id, "new");
 }
 
 TEST(delivery_recovery, mms_stays_queued_and_is_counted) {

@@ -819,3 +819,78 @@ TEST_F(JournalTest, UnitPricesSurviveTheJournal) {
 }
 
 }  // namespace
+
+namespace {
+
+// A carried record's payload as the encoder writes it from the decoded record.
+std::string reader_payload_of(const record& carried) {
+  return codec::encode_record(carried).substr(codec::header_size);
+}
+
+// Retention's reader: an old segment lists its messages (with their queue
+// ids) and the messages its delivery records name; a carried copy of a
+// message, appended to the newest segment, recovers with its origin and the
+// original's exact message, and once the old segment is deleted start-up
+// reads the rest as before.
+TEST_F(JournalTest, CarriedRecordsOutliveTheirDeletedSegment) {
+  open(4096);
+  std::vector<waiter> w(12);
+  std::vector<message> sent;
+  for (int i = 0; i < 12; ++i) {
+    sent.push_back(make_tx(i, 700));
+    j_->append_message(message(sent.back()), &w[static_cast<std::size_t>(i)]);
+    if (i == 2) {
+      record news = delivery_record(record_type::submitted, 1);
+      news.delivery.key = {1, 3, 2, 0, 0};
+      j_->append_delivery(record_type::submitted, news, nullptr);
+    }
+    drain();
+  }
+  std::string error;
+  const std::vector<std::uint64_t> names = segment_names(dir_, error);
+  ASSERT_TRUE(error.empty()) << error;
+  ASSERT_GE(names.size(), 3u);
+  auto reader = segment_reader::open(dir_, names[0], std::nullopt, 1, 3, error);
+  ASSERT_TRUE(reader) << error;
+  ASSERT_GE(reader->messages().size(), 2u);
+  EXPECT_EQ(reader->messages()[0].id, (queue_id{1, 3, 1}));
+  EXPECT_EQ(reader->messages()[0].offset, 0u);
+  ASSERT_EQ(reader->deliveries().size(), 1u);
+  EXPECT_EQ(reader->deliveries()[0], (queue_id{1, 3, 2}));
+  EXPECT_LE(reader->max_sequence(), names[1] - 1);
+  EXPECT_GT(reader->used_bytes(), 0u);
+  EXPECT_FALSE(segment_reader::first_seal(dir_, names[1]));
+
+  waiter carried;
+  const std::size_t first_segment_messages = reader->messages().size();
+  j_->append_carried(reader->carried_payload(reader->messages()[1]), &carried);
+  drain();
+  EXPECT_EQ(carried.ok, 1);
+  const auto newest = segment_names(dir_, error);
+  reader.reset();
+  fs::remove(segment_path(dir_, names[0]));
+
+  const auto recovered = open(4096);
+  std::vector<record> copies;
+  for (const auto& r : recovered)
+    if (r.type == record_type::carried) copies.push_back(r);
+  ASSERT_EQ(copies.size(), 1u);
+  EXPECT_EQ(copies[0].origin.node, 1u);
+  EXPECT_EQ(copies[0].origin.shard, 3u);
+  EXPECT_EQ(copies[0].origin.sequence, 2u);
+  EXPECT_GT(copies[0].sequence, 12u) << "its own place in this journal";
+  EXPECT_EQ(copies[0].tx.body, sent[1].body);
+  EXPECT_EQ(copies[0].tx.recipients, sent[1].recipients);
+  EXPECT_EQ(copies[0].tx.originator, sent[1].originator);
+  EXPECT_EQ(messages(recovered).size(), sent.size() - first_segment_messages);
+
+  // Carrying the carried record again copies it as it is: the origin stays.
+  auto again = segment_reader::open(dir_, newest.back(), std::nullopt, 1, 3, error);
+  ASSERT_TRUE(again) << error;
+  ASSERT_FALSE(again->messages().empty());
+  const stored_message& copy = again->messages().back();
+  EXPECT_EQ(copy.id, (queue_id{1, 3, 2}));
+  EXPECT_EQ(again->carried_payload(copy), reader_payload_of(copies[0]));
+}
+
+}  // namespace

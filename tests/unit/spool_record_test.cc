@@ -583,7 +583,7 @@ TEST(SpoolRecord, VersionAndTypeChecked) {
   v[4] = 0;
   EXPECT_EQ(codec::check_record(bytes(v), v.size(), h), codec::check_result::bad_version);
   std::string t = e;
-  t[5] = 8;
+  t[5] = 9;  // past the newest type, carried (8)
   EXPECT_EQ(codec::check_record(bytes(t), t.size(), h), codec::check_result::bad_type);
 }
 
@@ -699,6 +699,63 @@ TEST(SpoolRecordHostile, AHugeRecipientCountAllocatesNothingLarge) {
   EXPECT_FALSE(codec::decode_record(h, bytes(e) + codec::header_size, out, what));
   EXPECT_EQ(what, "payload shorter than its fields");
   EXPECT_LT(largest_allocation, std::size_t{1} << 20) << "count " << count;
+}
+
+}  // namespace
+
+namespace {
+
+// A carried record (retention) holds the original message record's payload
+// behind its origin: it decodes to the same message, names its message
+// without a full decode, and carrying it again copies it as it is.
+TEST(SpoolRecord, CarriedMessagesKeepTheirOriginAndTheirBytes) {
+  const record original = sample_mms();
+  const std::string message_bytes = codec::encode_record(original);
+  codec::header h;
+  ASSERT_EQ(codec::check_record(bytes(message_bytes), message_bytes.size(), h), codec::check_result::ok);
+  const std::string payload = codec::carried_payload(h, bytes(message_bytes), 2, 5);
+  ASSERT_EQ(payload.size(), codec::carried_prefix + h.length);
+
+  std::string carried;
+  codec::encode_carried(carried, 900, 1700000009999, 0, payload);
+  const record out = round_trip(carried);
+  EXPECT_EQ(out.type, record_type::carried);
+  EXPECT_EQ(out.sequence, 900u);
+  EXPECT_EQ(out.origin.node, 2u);
+  EXPECT_EQ(out.origin.shard, 5u);
+  EXPECT_EQ(out.origin.sequence, original.sequence);
+  EXPECT_EQ(out.origin.unix_ms, original.unix_ms);
+  record same = out;
+  same.type = original.type;
+  same.sequence = original.sequence;
+  same.unix_ms = original.unix_ms;
+  expect_same(same, original);
+
+  codec::header ch;
+  ASSERT_EQ(codec::check_record(bytes(carried), carried.size(), ch), codec::check_result::ok);
+  std::uint8_t node = 0, shard = 0;
+  std::uint64_t sequence = 0;
+  ASSERT_TRUE(codec::named_message(ch, bytes(carried) + codec::header_size, node, shard, sequence));
+  EXPECT_EQ(std::tuple(node, shard, sequence), std::tuple(std::uint8_t{2}, std::uint8_t{5}, original.sequence));
+  EXPECT_EQ(codec::carried_payload(ch, bytes(carried), 7, 7), payload) << "the origin never changes";
+  EXPECT_EQ(codec::encode_record(out), carried) << "the tools' encoder writes the same bytes";
+  const std::string submitted = codec::encode_record(sample_submitted());
+  codec::header sh;
+  ASSERT_EQ(codec::check_record(bytes(submitted), submitted.size(), sh), codec::check_result::ok);
+  EXPECT_TRUE(codec::carried_payload(sh, bytes(submitted), 0, 0).empty()) << "only messages are carried";
+}
+
+TEST(SpoolRecord, ACarriedMessageOfAnUnknownVersionIsRefused) {
+  const std::string message_bytes = codec::encode_record(sample_message());
+  codec::header h;
+  ASSERT_EQ(codec::check_record(bytes(message_bytes), message_bytes.size(), h), codec::check_result::ok);
+  std::string payload = codec::carried_payload(h, bytes(message_bytes), 0, 0);
+  payload[2] = 9;  // the origin version
+  std::string carried;
+  codec::encode_carried(carried, 1, 1, 0, payload);
+  std::string what;
+  EXPECT_FALSE(decodes(carried, what));
+  EXPECT_NE(what.find("unknown version 9"), std::string::npos) << what;
 }
 
 }  // namespace

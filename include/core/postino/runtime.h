@@ -262,6 +262,10 @@ struct alignas(cache_line) shard_metrics {
   std::atomic<std::uint64_t> connections_total{0};
   std::atomic<std::uint64_t> messages_accepted{0};
   std::atomic<std::uint64_t> journal_groups{0};
+  // Retention (written by the checkpoint thread and the shard).
+  std::atomic<std::uint64_t> journal_segments_deleted{0};
+  std::atomic<std::uint64_t> journal_records_carried{0};
+  std::atomic<std::uint64_t> journal_segments{0};  // on disk at the last retention pass
   std::atomic<std::uint64_t> credit_requests{0};  // lease requests sent to a home shard
   std::atomic<std::uint64_t> credit_recalls{0};   // leases recalled from this shard
   std::atomic<std::uint64_t> tls_handshakes{0};   // completed, full or resumed

@@ -314,6 +314,11 @@ struct journal_delta {
   std::vector<delivery> deliveries;
   std::vector<inbound> inbound_messages;
 
+  // Start-up's replay: its messages' delivery rows may have been folded by
+  // an earlier checkpoint (a delivering shard's delta can get there before
+  // the accepting shard's), so each message's state is folded again.
+  bool replayed = false;
+
   bool empty() const {
     return balance.empty() && accepted.empty() && deliveries.empty() && inbound_messages.empty();
   }
@@ -390,6 +395,23 @@ class checkpoint_store {
   // failure nothing is written.
   bool write(const std::vector<journal_delta>& deltas, std::string& error) { return write(deltas, {}, error); }
   bool write(const std::vector<journal_delta>& deltas, const std::vector<balance_row>& rows, std::string& error);
+  // Journal retention: each queue id's message in the index, as of the
+  // last write. absent: not folded (yet); open: not in a final state.
+  enum class indexed : std::uint8_t { absent, open, final };
+  bool message_states(const std::vector<std::string>& queue_ids, std::vector<indexed>& out, std::string& error);
+  // Start-up: every open message of the index with its segments' rows, so
+  // delivery's recovery knows what a deleted journal segment told.
+  struct delivery_row {
+    std::uint32_t recipient_index = 0;
+    std::uint32_t segment = 0;
+    message_state state = message_state::submitted;
+    std::string smsc;
+    std::string smsc_message_id;
+    std::uint64_t updated_ms = 0;
+  };
+  using open_messages = std::unordered_map<std::string, std::vector<delivery_row>>;
+  bool load_open_messages(open_messages& out, std::string& error);
+
   // The text retention sweep: clears the text of at most `max_rows`
   // messages accepted before `accepted_before_ms` (oldest first; states and
   // the rest of the row stay). `cleared` says how many; fewer than

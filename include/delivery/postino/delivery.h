@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "postino/account.h"
@@ -99,6 +100,13 @@ class recovery {
  public:
   recovery(const gateway_config& config);
   ~recovery();
+  // Before any visit: what the message index says of the messages the
+  // checkpoint covers (`covered`: per accepting shard, the position), which
+  // journal retention may have left without some of their records. Of
+  // those, a message not in `open` is final (its record is only there until
+  // its segment goes); an open one's segments start from the index's rows.
+  void use_index(credit::checkpoint_store::open_messages open, std::unordered_map<unsigned, std::uint64_t> covered,
+                 unsigned node);
   // Every record of every journal; `node` and `shard` are the journal's
   // (a message record's queue id parts). A message record's message is
   // moved out of `r`; the const form copies it.

@@ -30,7 +30,9 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "postino/account.h"
@@ -55,6 +57,10 @@ enum class record_type : std::uint8_t {
   submitted = 5,  // submit_sm_resp OK: the SMSC's message id for one segment
   delivery_final = 6,  // a segment's final state; a failure carries its refund
   inbound = 7,    // a non-receipt deliver_sm (a handset's reply)
+  // Retention: a message record copied forward from a segment about to be
+  // deleted, because its message is not final yet. Carries no debit and no
+  // index row (its original did both); only delivery's recovery reads it.
+  carried = 8,
 };
 
 // Which segment of which accepted message a delivery record is about: the
@@ -90,7 +96,17 @@ struct inbound_message {
   std::string text;             // converted to UTF-8 from data_coding (GSM, Latin-1, UCS-2)
 };
 
-// One record as recovery sees it. For `message`, tx (the message) is filled; for top_up and
+// Where a carried record's message was accepted: its queue id's parts and
+// the original record's time.
+struct record_origin {
+  std::uint8_t node = 0;
+  std::uint8_t shard = 0;
+  std::uint64_t sequence = 0;
+  std::uint64_t unix_ms = 0;
+};
+
+// One record as recovery sees it. For `message` and `carried`, tx (the message) is filled
+// (and origin for carried); for top_up and
 // refund, account and amount; for seal, sealed_segment and offset; for
 // submitted and delivery_final, delivery; for inbound, inbound.
 struct record {
@@ -108,6 +124,7 @@ struct record {
   std::uint64_t offset = 0;
   delivery_event delivery;
   inbound_message inbound;
+  record_origin origin;  // carried only
 };
 
 struct journal_options {
@@ -157,6 +174,10 @@ class journal {
   // `waiter` may be null (nobody waits: a submitted record's loss only means
   // that segment is submitted again after a restart).
   virtual void append_delivery(record_type type, const record& r, append_waiter* waiter) = 0;
+  // Queues a `carried` record with `payload` (from segment_reader::carried_payload,
+  // checked there); retention's, which deletes the old segment once every
+  // carried record of it is durable.
+  virtual void append_carried(std::string payload, append_waiter* waiter) = 0;
 
   // Records waiting or in flight; the shard waits for zero before exiting.
   virtual std::size_t pending() const = 0;
@@ -183,6 +204,46 @@ std::unique_ptr<core::service> attach_to_shard(journal& j, core::shard& shard);
 // False with `error` only when a file cannot be read or a checked record
 // does not decode.
 bool read_journal(const std::string& dir, const std::function<void(record&)>& visit, std::string& error);
+
+// Retention (DESIGN.md "Retention"), for the checkpoint thread: a
+// journal's segment names, oldest first (empty with `error` when the
+// directory cannot be listed; a missing directory has none), and a reader
+// of one of them. Read only and on any thread, while the journal's shard
+// goes on appending to its newest segment (a reader is only ever opened on
+// an older one, which nothing writes any more).
+std::vector<std::uint64_t> segment_names(const std::string& dir, std::string& error);
+std::string segment_path(const std::string& dir, std::uint64_t name);
+
+// A message or carried record in a segment: the message's queue id (as it
+// was accepted) and where the record lies.
+struct stored_message {
+  queue_id id;
+  std::uint64_t offset = 0;
+  std::uint64_t bytes = 0;  // header and payload
+};
+
+class segment_reader {
+ public:
+  // Maps segment `name` of `dir` and walks it up to `limit` (the offset a
+  // later segment's seal gives it; nothing: the whole file) or its first
+  // zero header. `node` and `shard` are the journal's, the queue id parts
+  // of its message records. Null with `error` when a record is damaged:
+  // judging that is start-up's, retention leaves such a segment alone.
+  static std::unique_ptr<segment_reader> open(const std::string& dir, std::uint64_t name,
+                                              std::optional<std::uint64_t> limit, unsigned node, unsigned shard,
+                                              std::string& error);
+  // The sealed segment and its offset when this segment's first record is a seal.
+  static std::optional<std::pair<std::uint64_t, std::uint64_t>> first_seal(const std::string& dir,
+                                                                            std::uint64_t name);
+  virtual ~segment_reader() = default;
+  virtual std::uint64_t used_bytes() const = 0;    // up to the last record
+  virtual std::uint64_t max_sequence() const = 0;  // 0 when it holds none
+  virtual const std::vector<stored_message>& messages() const = 0;
+  // The messages its submitted and delivery_final records are about.
+  virtual const std::vector<queue_id>& deliveries() const = 0;
+  // The payload of a `carried` record for `m` (journal::append_carried).
+  virtual std::string carried_payload(const stored_message& m) const = 0;
+};
 
 #ifdef POSTINO_TEST_HOOKS
 namespace test_hooks {
