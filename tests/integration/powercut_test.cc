@@ -22,7 +22,7 @@
 // A build without the journal's linked fdatasync, or without the directory
 // fsync at segment creation, fails in its first rounds (tests/powercut/README.md).
 // The first test checks the filesystem itself: what it keeps and drops.
-// Bounded: 20 rounds within kDeadline (about 30 s alone on 2 cores); the rig
+// Bounded: 20 rounds within kDeadline (about 40 s alone on 2 cores); the rig
 // kills the gateway and unmounts even when an assertion fails. Needs root and /dev/fuse: it skips (named in
 // tests/skip-allowlist.txt) when the machine cannot mount FUSE.
 #include <gtest/gtest.h>
@@ -361,17 +361,23 @@ std::string nonce_of(const std::string& body) {
 }
 
 // Nonce -> message, read without changing anything (spool::read_journal),
-// while the restarted gateway idles. `problem` names a duplicate or a read error.
+// while the restarted gateway idles. A `carried` record (retention moving an
+// open message out of a segment it deletes) stands for its original, under
+// the original's queue id. `problem` names a duplicate or a read error.
 std::map<std::string, journaled_message> journaled(const std::string& data_dir, std::string& problem) {
   std::map<std::string, journaled_message> out;
   for (unsigned shard = 0; shard < kShards; ++shard) {
     std::string error;
     const bool ok = spool::read_journal(data_dir + "/journal-" + std::to_string(shard), [&](spool::record& r) {
-      if (r.type != spool::record_type::message) return;
+      const bool carried = r.type == spool::record_type::carried;
+      if (r.type != spool::record_type::message && !carried) return;
       std::string nonce = nonce_of(r.tx.body);
       if (nonce.empty()) return;
-      const std::string id = queue_id{0, static_cast<std::uint8_t>(shard), r.sequence}.format();
-      if (!out.emplace(nonce, journaled_message{id, r.tx.account, r.tx.price}).second) problem = "twice: " + nonce;
+      const queue_id id = carried ? queue_id{r.origin.node, r.origin.shard, r.origin.sequence}
+                                  : queue_id{0, static_cast<std::uint8_t>(shard), r.sequence};
+      auto [it, fresh] = out.emplace(nonce, journaled_message{id.format(), r.tx.account, r.tx.price});
+      if (!fresh && it->second.queue_id != id.format())
+        problem = nonce + " twice: " + it->second.queue_id + " and " + id.format();
     }, error);
     if (!ok) problem = error;
   }
