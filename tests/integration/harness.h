@@ -89,6 +89,9 @@ class gateway {
   const std::string& data_dir() const { return dir_.path(); }
   std::string database() const { return dir_.path() + "/postino.db"; }
   std::string last_log() const;
+  // Where later starts append the gateway's output (default <data_dir>/postino.log):
+  // a test that puts the data dir on a filesystem of its own keeps the log off it.
+  void log_to(const std::string& path) { log_path_ = path; }
   // What the log gained after byte `from` (last_log().size() before a restart).
   std::string log_since(std::size_t from) const { return last_log().substr(std::min(from, last_log().size())); }
 
