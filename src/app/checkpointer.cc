@@ -100,7 +100,7 @@ void checkpointer::once() {
   sweep_texts();
   // Retention acts on what the last written checkpoint covers.
   if (!any) {
-    if (retention_) retention_->run(saved_sequence_, *store_);
+    if (retention_) retention_->run(saved_sequence_, finals_written_, *store_);
     return;
   }
   fill_parts();
@@ -113,6 +113,7 @@ void checkpointer::once() {
   if (failing_) std::fprintf(stderr, "postino: checkpoint: written again\n");
   failing_ = false;
   for (unsigned i = 0; i < shards; ++i) {
+    for (const auto& row : unsaved_[i].deliveries) finals_written_ += is_final(row.state) ? 1 : 0;
     std::uint64_t sequence = unsaved_[i].sequence;
     saved_sequence_[i] = sequence;
     unsaved_[i] = credit::journal_delta{};
@@ -120,7 +121,7 @@ void checkpointer::once() {
     unsaved_[i].sequence = sequence;
   }
   written_.fetch_add(1, std::memory_order_relaxed);
-  if (retention_) retention_->run(saved_sequence_, *store_);
+  if (retention_) retention_->run(saved_sequence_, finals_written_, *store_);
 }
 
 void checkpointer::fill_parts() {

@@ -77,6 +77,7 @@ class checkpointer {
   std::atomic<std::uint64_t> written_{0};
   bool failing_ = false;
   std::unique_ptr<journal_retention> retention_;  // null: segments are kept
+  std::uint64_t finals_written_ = 0;              // delivery_final rows folded, for retention
   std::thread thread_;
 };
 

@@ -47,7 +47,9 @@ std::string journal_retention::dir_of(unsigned shard) const {
   return data_dir_ + "/journal-" + std::to_string(shard);
 }
 
-void journal_retention::run(const std::vector<std::uint64_t>& positions, credit::checkpoint_store& index) {
+void journal_retention::run(const std::vector<std::uint64_t>& positions, std::uint64_t finals,
+                            credit::checkpoint_store& index) {
+  finals_ = finals;
   take_answers();
   for (unsigned shard = 0; shard < positions.size() && shard < rt_.shard_count(); ++shard)
     run_journal(shard, positions[shard], index);
@@ -62,7 +64,7 @@ void journal_retention::take_answers() {
   for (const carried_answer& a : list) {
     carrying_.erase({a.shard, a.segment});
     // Every carried record is durable: the old segment holds nothing needed.
-    if (!a.ok || !delete_segment(a.shard, a.segment)) postpone(a.shard, a.segment);
+    if (!a.ok || !delete_segment(a.shard, a.segment)) postpone(a.shard, a.segment, 0);
   }
 }
 
@@ -80,9 +82,10 @@ void journal_retention::run_journal(unsigned shard, std::uint64_t position, cred
     const std::pair<unsigned, std::uint64_t> key{shard, names[at]};
     if (carrying_.contains(key)) continue;
     const auto w = waits_.find(key);
-    if (w != waits_.end() && now < w->second.due_ms) continue;
-    switch (evaluate(shard, names, at, index)) {
-      case verdict::keep: postpone(shard, names[at]); break;
+    if (w != waits_.end() && (now < w->second.due_ms || finals_ < w->second.finals_due)) continue;
+    std::uint64_t finals_needed = 0;
+    switch (evaluate(shard, names, at, index, finals_needed)) {
+      case verdict::keep: postpone(shard, names[at], finals_needed); break;
       case verdict::carry: carrying_.emplace(key, true); break;
       case verdict::deleted: break;
     }
@@ -92,7 +95,8 @@ void journal_retention::run_journal(unsigned shard, std::uint64_t position, cred
 // Reads segment names[at] and deletes it, asks its shard to carry its open
 // messages forward, or keeps it (see retention.h for when).
 journal_retention::verdict journal_retention::evaluate(unsigned shard, const std::vector<std::uint64_t>& names,
-                                                       std::size_t at, credit::checkpoint_store& index) {
+                                                       std::size_t at, credit::checkpoint_store& index,
+                                                       std::uint64_t& finals_needed) {
   const std::string dir = dir_of(shard);
   const std::uint64_t name = names[at];
   // A segment opening with the seal of an older one still here bounds it.
@@ -119,12 +123,21 @@ journal_retention::verdict journal_retention::evaluate(unsigned shard, const std
   const std::size_t named = ids.size() - reader->messages().size();
   for (std::size_t i = 0; i < named; ++i)
     if (states[i] == indexed::absent) return verdict::keep;  // its message is not covered yet
-  std::vector<std::string> payloads;
+  std::vector<std::size_t> open;
   std::uint64_t open_bytes = 0;
   for (std::size_t i = 0; i < reader->messages().size(); ++i) {
     if (states[named + i] == indexed::final) continue;
+    open.push_back(i);
     open_bytes += reader->messages()[i].bytes;
-    if (open_bytes * 2 > reader->used_bytes()) return verdict::keep;
+  }
+  if (open_bytes * 2 > reader->used_bytes()) {
+    // Each final folded finishes at most one open message of the average size.
+    const std::uint64_t excess = open_bytes - reader->used_bytes() / 2;
+    finals_needed = (excess * open.size() + open_bytes - 1) / open_bytes;
+    return verdict::keep;
+  }
+  std::vector<std::string> payloads;
+  for (std::size_t i : open) {
     payloads.push_back(reader->carried_payload(reader->messages()[i]));
     if (payloads.back().empty()) return verdict::keep;
   }
@@ -160,10 +173,11 @@ bool journal_retention::delete_segment(unsigned shard, std::uint64_t name) {
   return true;
 }
 
-void journal_retention::postpone(unsigned shard, std::uint64_t name) {
+void journal_retention::postpone(unsigned shard, std::uint64_t name, std::uint64_t finals_needed) {
   wait& w = waits_[{shard, name}];
-  w.delay_ms = std::max(first_wait_ms_, w.delay_ms * 2);
+  w.delay_ms = std::min(longest_wait_ms, std::max(first_wait_ms_, w.delay_ms * 2));
   w.due_ms = core::unix_ms() + w.delay_ms;
+  w.finals_due = finals_ + finals_needed;
 }
 
 }  // namespace postino::app

@@ -516,9 +516,11 @@ bool write_delivered(checkpoint_statements& st, const journal_delta& d, std::uno
 std::unordered_set<std::string> late_messages(const std::vector<journal_delta>& deltas,
                                               const std::unordered_set<std::string>& orphans) {
   std::unordered_set<std::string> late;
-  for (const auto& d : deltas)
+  for (const auto& d : deltas) {
+    if (!d.replayed && orphans.empty()) continue;
     for (const auto& m : d.accepted)
       if (d.replayed || orphans.contains(m.queue_id)) late.insert(m.queue_id);
+  }
   return late;
 }
 

@@ -148,13 +148,8 @@ class journal_impl final : public journal {
   void attach(io_uring& ring) override { ring_ = &ring; }
 
   queue_id append_message(std::shared_ptr<const message> m, append_waiter* waiter) override {
-    pending_record p;
-    p.type = record_type::message;
-    p.sequence = next_sequence_++;
-    p.unix_ms = core::unix_ms();
+    pending_record p = numbered(record_type::message, waiter);
     p.msg = std::move(m);
-    p.waiter = waiter;
-    if (waiter != nullptr) waiter->sequence = p.sequence;
     const queue_id id{static_cast<std::uint8_t>(options_.node_id), static_cast<std::uint8_t>(options_.shard_id),
                       p.sequence};
     enqueue(std::move(p));
@@ -163,14 +158,9 @@ class journal_impl final : public journal {
 
   void append_credit(record_type type, account_id account, credit_units amount,
                      append_waiter* waiter) override {
-    pending_record p;
-    p.type = type;
-    p.sequence = next_sequence_++;
-    p.unix_ms = core::unix_ms();
+    pending_record p = numbered(type, waiter);
     p.account = account;
     p.amount = amount;
-    p.waiter = waiter;
-    if (waiter != nullptr) waiter->sequence = p.sequence;
     if (type != record_type::top_up && type != record_type::refund) {
       fail_later(std::move(p));
       return;
@@ -179,12 +169,7 @@ class journal_impl final : public journal {
   }
 
   void append_delivery(record_type type, const record& r, append_waiter* waiter) override {
-    pending_record p;
-    p.type = type;
-    p.sequence = next_sequence_++;
-    p.unix_ms = core::unix_ms();
-    p.waiter = waiter;
-    if (waiter != nullptr) waiter->sequence = p.sequence;
+    pending_record p = numbered(type, waiter);
     switch (type) {
       case record_type::submitted:
       case record_type::delivery_final:
@@ -206,13 +191,8 @@ class journal_impl final : public journal {
   }
 
   void append_carried(std::string payload, append_waiter* waiter) override {
-    pending_record p;
-    p.type = record_type::carried;
-    p.sequence = next_sequence_++;
-    p.unix_ms = core::unix_ms();
+    pending_record p = numbered(record_type::carried, waiter);
     p.carried = std::move(payload);
-    p.waiter = waiter;
-    if (waiter != nullptr) waiter->sequence = p.sequence;
     enqueue(std::move(p));
   }
 
@@ -238,6 +218,17 @@ class journal_impl final : public journal {
     std::vector<iovec> iov;
   };
 
+  // A record of `type` with the next sequence and the time now; its waiter
+  // learns the sequence.
+  pending_record numbered(record_type type, append_waiter* waiter) {
+    pending_record p;
+    p.type = type;
+    p.sequence = next_sequence_++;
+    p.unix_ms = core::unix_ms();
+    p.waiter = waiter;
+    if (waiter != nullptr) waiter->sequence = p.sequence;
+    return p;
+  }
   void enqueue(pending_record&& p);
   void fail_later(pending_record&& p);
   void notify_failures();

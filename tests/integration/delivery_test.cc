@@ -120,10 +120,6 @@ std::string query_text(const std::string& db_path, const std::string& sql) {
   return value;
 }
 
-std::int64_t query_number(const std::string& db_path, const std::string& sql) {
-  const std::string v = query_text(db_path, sql);
-  return v.empty() ? -1 : std::stoll(v);
-}
 
 
 class delivery_test : public ::testing::Test {

@@ -89,6 +89,9 @@ class gateway {
   const std::string& data_dir() const { return dir_.path(); }
   std::string database() const { return dir_.path() + "/postino.db"; }
   std::string last_log() const;
+  // Where later starts append the gateway's output (default <data_dir>/postino.log):
+  // a test that puts the data dir on a filesystem of its own keeps the log off it.
+  void log_to(const std::string& path) { log_path_ = path; }
   // What the log gained after byte `from` (last_log().size() before a restart).
   std::string log_since(std::size_t from) const { return last_log().substr(std::min(from, last_log().size())); }
 
@@ -164,6 +167,9 @@ std::int64_t credit_in(const std::string& line235);
 // Milliseconds since `t` (steady clock), and the p-quantile (0..1) of samples.
 double ms_since(std::chrono::steady_clock::time_point t);
 double percentile(std::vector<double> samples, double p);
+// The first column of a query's first row on a database (read only), as a
+// number; -1 when there is no row or the query fails.
+std::int64_t query_number(const std::string& db_path, const std::string& sql);
 // Stops `gw` cleanly and returns the one message its journals hold (an empty
 // record, and a test failure, when there is not exactly one).
 spool::record only_message(gateway& gw);

@@ -10,8 +10,6 @@
 // destructors; every wait is bounded.
 #include <gtest/gtest.h>
 
-#include <sqlite3.h>
-
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -33,7 +31,7 @@ constexpr std::uint64_t segment_bytes = 64 * 1024;
 std::string config(std::uint16_t smsc_port) {
   return "checkpoint_interval = 1\n[journal]\nsegment_bytes = " + std::to_string(segment_bytes) +
          "\n[[smsc]]\nname = \"sim\"\nhost = \"127.0.0.1\"\nport = " + std::to_string(smsc_port) +
-         "\nsystem_id = \"postino\"\nbinds = 2\nwindow = 50\nreconnect_min_ms = 100\nreconnect_max_ms = 1000\n"
+         "\nsystem_id = \"postino\"\nbinds = 2\nwindow = 50\nmax_submits_per_second = 0\nreconnect_min_ms = 100\nreconnect_max_ms = 1000\n"
          "[delivery]\nvalidity_s = 3600\nretry_min_ms = 100\nretry_max_ms = 1000\n";
 }
 
@@ -51,20 +49,6 @@ double metric(const gateway& gw, const std::string& name) {
   const auto m = gw.metrics();
   const auto it = m.find(name);
   return it == m.end() ? -1 : it->second;
-}
-
-std::int64_t count_rows(const std::string& db_path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  std::int64_t n = -1;
-  if (sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
-    sqlite3_busy_timeout(db, 5000);
-    sqlite3_stmt* st = nullptr;
-    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-      n = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-  }
-  sqlite3_close(db);
-  return n;
 }
 
 // Segment files in every journal of the data directory.
@@ -141,7 +125,7 @@ TEST(retention, final_segments_go_open_messages_are_carried_and_a_restart_resubm
   const std::int64_t to_submit = std::stoll(m[1]);
   const std::int64_t awaiting = std::stoll(m[2]);
   const std::int64_t unreceipted =
-      count_rows(gw.database(), "SELECT count(*) FROM checkpoint_message WHERE recipient_list LIKE '+39366%'");
+      query_number(gw.database(), "SELECT count(*) FROM checkpoint_message WHERE recipient_list LIKE '+39366%'");
   std::printf("[ retention ] restart took %.0f ms (%zu segment files): %lld to submit, %lld awaiting a receipt\n",
               restart_ms, segments_on_disk(gw.data_dir()), static_cast<long long>(to_submit),
               static_cast<long long>(awaiting));
@@ -153,7 +137,7 @@ TEST(retention, final_segments_go_open_messages_are_carried_and_a_restart_resubm
   // and charged once (1 credit each, nothing refunded).
   std::this_thread::sleep_for(3s);
   EXPECT_EQ(sim.stat("submits_total"), submits_before) << sim.stats();
-  EXPECT_EQ(count_rows(gw.database(), "SELECT count(*) FROM checkpoint_message"), static_cast<std::int64_t>(messages));
+  EXPECT_EQ(query_number(gw.database(), "SELECT count(*) FROM checkpoint_message"), static_cast<std::int64_t>(messages));
   const auto balance = json_number(gw.admin("GET", "/accounts/bulk").body, "balance");
   EXPECT_EQ(balance, static_cast<double>(credit - static_cast<std::int64_t>(messages)));
   EXPECT_EQ(gw.stop(), 0) << gw.last_log();
