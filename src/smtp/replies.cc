@@ -15,12 +15,14 @@ namespace {
 class decimal {
  public:
   template <class Integer>
-  explicit decimal(Integer v) : size_(static_cast<std::size_t>(std::to_chars(buf_.begin(), buf_.end(), v).ptr - buf_.begin())) {}
+  explicit decimal(Integer v) {
+    size_ = static_cast<std::size_t>(std::to_chars(buf_.begin(), buf_.end(), v).ptr - buf_.begin());
+  }
   std::string_view view() const { return {buf_.data(), size_}; }
 
  private:
   std::array<char, 24> buf_{};
-  std::size_t size_;
+  std::size_t size_ = 0;
 };
 
 void append_line(std::string& out, std::initializer_list<std::string_view> pieces) {
