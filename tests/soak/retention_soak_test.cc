@@ -1,6 +1,6 @@
 // Soak (label `soak`, run by scripts/soak, never in CI): journal retention
 // under a long run. postino-load pushes POSTINO_SOAK_MESSAGES (default
-// 20,000,000) messages at POSTINO_SOAK_RATE per second (default 5,000, a
+// 20,000,000) messages at POSTINO_SOAK_RATE per second (default 1,000, a
 // rate the test SMSC keeps up with) through the real gateway to the test
 // SMSC, which never sends a receipt for one prefix in six. Halfway through,
 // the gateway is SIGKILLed under load and restarted. Checked: every
@@ -35,7 +35,7 @@ std::uint64_t env_number(const char* name, std::uint64_t fallback) {
 }
 
 const std::uint64_t total_messages = env_number("POSTINO_SOAK_MESSAGES", 20'000'000);
-const std::uint64_t rate = env_number("POSTINO_SOAK_RATE", 5'000);
+const std::uint64_t rate = env_number("POSTINO_SOAK_RATE", 1'000);
 const std::uint64_t segment_bytes = env_number("POSTINO_SOAK_SEGMENT_BYTES", 16u << 20);
 constexpr unsigned shards = 2;
 constexpr std::int64_t credit = 1'000'000'000'000;
