@@ -86,7 +86,7 @@ void journal_retention::run_journal(unsigned shard, std::uint64_t position, cred
     std::uint64_t finals_needed = 0;
     switch (evaluate(shard, names, at, index, finals_needed)) {
       case verdict::keep: postpone(shard, names[at], finals_needed); break;
-      case verdict::carry: carrying_.emplace(key, true); break;
+      case verdict::carry: carrying_.insert(key); break;
       case verdict::deleted: break;
     }
   }

@@ -22,6 +22,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -77,7 +78,7 @@ class journal_retention {
   std::uint64_t first_wait_ms_;
   std::shared_ptr<answers> answers_ = std::make_shared<answers>();
   std::map<std::pair<unsigned, std::uint64_t>, wait> waits_;  // segments kept for now
-  std::map<std::pair<unsigned, std::uint64_t>, bool> carrying_;  // asked, not answered yet
+  std::set<std::pair<unsigned, std::uint64_t>> carrying_;  // asked, not answered yet
   std::uint64_t finals_ = 0;
   bool failing_ = false;
 };
